@@ -1,0 +1,1 @@
+"""Applying desired objects to the cluster: create or update, inventory, prune, health."""

@@ -1,0 +1,1 @@
+"""The cluster behind one protocol: `base.Backend`; implementations are wired by name."""

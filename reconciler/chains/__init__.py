@@ -1,0 +1,1 @@
+"""Supply chains and deliveries: selection, params, template rendering, outputs, health."""

@@ -1,0 +1,134 @@
+"""Typed views of blueprints (ClusterSupplyChain, ClusterDelivery) and the templates they use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.model.objects import Obj, name_of, spec_of
+
+CARTO_API = "carto.run/v1alpha1"
+
+SOURCE_TEMPLATE = "ClusterSourceTemplate"
+IMAGE_TEMPLATE = "ClusterImageTemplate"
+CONFIG_TEMPLATE = "ClusterConfigTemplate"
+DEPLOYMENT_TEMPLATE = "ClusterDeploymentTemplate"
+PLAIN_TEMPLATE = "ClusterTemplate"
+
+# Which outputs each template kind produces, and from which spec field their path comes.
+OUTPUT_PATHS: dict[str, tuple[tuple[str, str], ...]] = {
+    SOURCE_TEMPLATE: (("url", "urlPath"), ("revision", "revisionPath")),
+    DEPLOYMENT_TEMPLATE: (),
+    IMAGE_TEMPLATE: (("image", "imagePath"),),
+    CONFIG_TEMPLATE: (("config", "configPath"),),
+    PLAIN_TEMPLATE: (),
+}
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    resource: str
+    name: str
+
+
+@dataclass(frozen=True)
+class BlueprintResource:
+    name: str
+    template_kind: str
+    template_name: str
+    options: tuple[Mapping[str, Any], ...]
+    params: tuple[Mapping[str, Any], ...]
+    sources: tuple[ResourceRef, ...]
+    images: tuple[ResourceRef, ...]
+    configs: tuple[ResourceRef, ...]
+    deployment: ResourceRef | None
+
+    @property
+    def inputs(self) -> list[str]:
+        """Resource names this resource reads, in Cartographer's order for `status.inputs`."""
+        names = [r.resource for r in self.sources] + [r.resource for r in self.images]
+        if self.deployment is not None:
+            names.append(self.deployment.resource)
+        names += [r.resource for r in self.configs]
+        return names
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    kind: str
+    name: str
+    obj: Obj
+    resources: tuple[BlueprintResource, ...]
+    params: tuple[Mapping[str, Any], ...] = field(default=())
+
+    @classmethod
+    def of(cls, obj: Obj) -> Blueprint:
+        spec = spec_of(obj)
+        return cls(
+            kind=str(obj.get("kind")),
+            name=name_of(obj),
+            obj=obj,
+            resources=tuple(_resource(r) for r in spec.get("resources") or []),
+            params=tuple(spec.get("params") or []),
+        )
+
+
+def _refs(items: Any) -> tuple[ResourceRef, ...]:
+    return tuple(
+        ResourceRef(str(i.get("resource", "")), str(i.get("name") or i.get("resource", "")))
+        for i in items or []
+        if isinstance(i, Mapping)
+    )
+
+
+def _resource(raw: Mapping[str, Any]) -> BlueprintResource:
+    ref = raw.get("templateRef") or {}
+    deployment = raw.get("deployment")
+    return BlueprintResource(
+        name=str(raw.get("name", "")),
+        template_kind=str(ref.get("kind", "")),
+        template_name=str(ref.get("name") or ""),
+        options=tuple(ref.get("options") or []),
+        params=tuple(raw.get("params") or []),
+        sources=_refs(raw.get("sources")),
+        images=_refs(raw.get("images")),
+        configs=_refs(raw.get("configs")),
+        deployment=(
+            ResourceRef(str(deployment.get("resource", "")),
+                        str(deployment.get("name") or deployment.get("resource", "")))
+            if isinstance(deployment, Mapping) else None
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Template:
+    kind: str
+    name: str
+    obj: Obj
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return spec_of(self.obj)
+
+    @property
+    def output_paths(self) -> list[tuple[str, str]]:
+        """(output name, JSONPath) pairs this template's kind reads from the stamped object."""
+        return [(out, str(self.spec.get(field_)))
+                for out, field_ in OUTPUT_PATHS.get(self.kind, ()) if self.spec.get(field_)]
+
+    @property
+    def health_rule(self) -> Mapping[str, Any] | None:
+        rule = self.spec.get("healthRule")
+        if isinstance(rule, Mapping):
+            return rule
+        # A ClusterTemplate has no outputs to wait for: Cartographer treats it as always healthy.
+        if self.kind == PLAIN_TEMPLATE:
+            return {"alwaysHealthy": {}}
+        return None
+
+    @property
+    def default_params(self) -> dict[str, Any]:
+        return {str(p.get("name")): p.get("default") for p in self.spec.get("params") or []
+                if isinstance(p, Mapping)}

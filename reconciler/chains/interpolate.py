@@ -1,0 +1,269 @@
+"""Cartographer's ``$(path)$`` template interpolation over plain dict/list/str data.
+
+This module owns stamping a template against its context (``workload``, ``params``, ``sources``,
+``source``, ``images``, ``image``, ``configs``, ``config``, ``deliverable``, ``deployment``, ...)
+the way Cartographer's ``templates.Stamper`` does:
+
+* Mapping values and list items are walked recursively; mapping keys are never interpolated.
+* A string that is exactly one tag (starts with ``$(``, ends with ``)$`` and holds a single
+  ``$(``) becomes the value at the path with its type kept: mapping, list, number, bool or
+  ``None`` (an explicit null is a value, not an error).
+* Any other string with tags is rendered by ``fasttemplate`` rules: each ``$(path)$`` is
+  replaced by the string itself, or by Go's ``json.Marshal`` of a non-string value (sorted keys,
+  no spaces, ``<>&`` escaped, numbers as ``float64``); a tag pointing to null is an error; an
+  unterminated ``$(`` stays as text.
+* The result of interpolating a string is interpolated again until it stops changing, so a
+  context value that itself holds ``$(...)$`` is expanded too; a cycle fails with
+  "infinite tag loop detected: a -> b -> a", as in Cartographer.
+* A path must select exactly one value (``jsonpath.evaluate_single``).
+
+Whitespace inside a tag is allowed (``$( workload.metadata.name )$``); Cartographer itself would
+reject it. Values copied out of the context are fresh containers (Cartographer round-trips them
+through JSON), so the stamped object never aliases the workload.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from reconciler.chains import jsonpath
+from reconciler.chains.yamlenc import float_digits
+from reconciler.model.errors import ReconcilerError
+
+__all__ = ["InterpolationError", "find_tags", "interpolate"]
+
+OPEN_TAG: Final = "$("
+CLOSE_TAG: Final = ")$"
+
+
+class InterpolationError(ReconcilerError):
+    """A tag could not be interpolated.
+
+    ``path`` is the JSONPath inside the tag, ``location`` where the string sits in the template
+    (``spec.containers[0].image``), ``detail`` why it failed.
+    """
+
+    def __init__(self, path: str, detail: str, *, location: str = "", tag: str = "") -> None:
+        self.path = path
+        self.detail = detail
+        self.location = location
+        self.tag = tag
+        where = f" at path [{location}]" if location else ""
+        evaluating = f"evaluate tag {tag}: " if tag else ""
+        super().__init__(f"failed to interpolate template{where}: {evaluating}{detail}")
+
+
+def interpolate(template: Any, context: Mapping[str, Any]) -> Any:
+    """Return ``template`` with every ``$(path)$`` replaced from ``context``.
+
+    Containers and strings without tags are returned as the same objects, so a template without
+    tags costs one walk and no copies.
+    """
+    return _Stamper(context).walk(template, "", ())
+
+
+def find_tags(template: Any) -> list[str]:
+    """Return each path referenced by a tag in ``template``, in order of first appearance.
+
+    Paths are stripped of surrounding whitespace. Keys are not searched (they are never
+    interpolated), and tags that would only appear after expansion are not found.
+    """
+    seen: dict[str, None] = {}
+    for text in _strings(template):
+        if OPEN_TAG in text:
+            for path in _tag_paths(text):
+                seen.setdefault(path.strip(), None)
+    return list(seen)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def _is_single_tag(text: str) -> bool:
+    return text.startswith(OPEN_TAG) and text.endswith(CLOSE_TAG) and text.count(OPEN_TAG) == 1
+
+
+def _tag_paths(text: str) -> Iterator[str]:
+    if _is_single_tag(text):
+        yield text[len(OPEN_TAG) : -len(CLOSE_TAG)]
+        return
+    for piece, is_tag in _split(text):
+        if is_tag:
+            yield piece
+
+
+def _split(text: str) -> Iterator[tuple[str, bool]]:
+    """Split like ``fasttemplate``: (text, False) and (tag contents, True) pieces."""
+    pos = 0
+    while True:
+        start = text.find(OPEN_TAG, pos)
+        if start < 0:
+            break
+        end = text.find(CLOSE_TAG, start + len(OPEN_TAG))
+        if end < 0:
+            break
+        if start > pos:
+            yield text[pos:start], False
+        yield text[start + len(OPEN_TAG) : end], True
+        pos = end + len(CLOSE_TAG)
+    if pos < len(text):
+        yield text[pos:], False
+
+
+class _Stamper:
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self.context = context
+
+    def walk(self, value: Any, location: str, chain: tuple[str, ...]) -> Any:
+        if isinstance(value, str):
+            if OPEN_TAG not in value:
+                return value
+            return self.walk_string(value, location, chain)
+        if isinstance(value, Mapping):
+            changed: dict[Any, Any] | None = None
+            for key, item in value.items():
+                where = f"{location}.{key}" if location else str(key)
+                new = self.walk(item, where, chain)
+                if new is not item and changed is None:
+                    changed = dict(value)
+                if changed is not None:
+                    changed[key] = new
+            return value if changed is None else changed
+        if isinstance(value, list):
+            items: list[Any] | None = None
+            for index, item in enumerate(value):
+                new = self.walk(item, f"{location}[{index}]", chain)
+                if new is not item and items is None:
+                    items = list(value)
+                if items is not None:
+                    items[index] = new
+            return value if items is None else items
+        return value
+
+    def walk_string(self, text: str, location: str, chain: tuple[str, ...]) -> Any:
+        if text in chain:
+            loop = " -> ".join((*chain[chain.index(text) :], text))
+            raise InterpolationError(
+                chain[-1], f"infinite tag loop detected: {loop}", location=location
+            )
+        stamped = self.leaf(text, location)
+        if isinstance(stamped, str) and stamped == text:
+            return text
+        # Cartographer stamps the result again: context values may hold tags themselves.
+        return self.walk(stamped, location, (*chain, text))
+
+    def leaf(self, text: str, location: str) -> Any:
+        if _is_single_tag(text):
+            path = text[len(OPEN_TAG) : -len(CLOSE_TAG)]
+            return _json_clone(self.lookup(path, location, text))
+        parts: list[str] = []
+        for piece, is_tag in _split(text):
+            if not is_tag:
+                parts.append(piece)
+                continue
+            value = self.lookup(piece, location, f"{OPEN_TAG}{piece}{CLOSE_TAG}")
+            if value is None:
+                raise InterpolationError(
+                    piece,
+                    f"tag must not point to nil value: {piece}",
+                    location=location,
+                    tag=f"{OPEN_TAG}{piece}{CLOSE_TAG}",
+                )
+            if isinstance(value, str):
+                parts.append(value)
+                continue
+            try:
+                parts.append(go_json(value))
+            except ValueError as err:
+                raise InterpolationError(
+                    piece, f"json marshal: {err}", location=location, tag=f"$({piece})$"
+                ) from err
+        return "".join(parts)
+
+    def lookup(self, path: str, location: str, tag: str) -> Any:
+        try:
+            return jsonpath.evaluate_single(path.strip(), self.context)
+        except jsonpath.JSONPathError as err:
+            raise InterpolationError(path.strip(), str(err), location=location, tag=tag) from err
+
+
+def _json_clone(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _json_clone(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_clone(item) for item in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Go encoding/json, as Cartographer renders non-string values inside text
+
+_JSON_ESCAPES: Final = {
+    '"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+    "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029",
+}  # fmt: skip
+
+
+def go_json(value: Any) -> str:
+    """Return Go's ``json.Marshal`` of JSON-decoded ``value`` (every number a ``float64``).
+
+    Raises ``ValueError`` for NaN, infinities and types JSON cannot hold.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _json_number(float(value))
+    if isinstance(value, str):
+        return _json_string(value)
+    if isinstance(value, Mapping):
+        items = sorted((str(key), item) for key, item in value.items())
+        return "{" + ",".join(f"{_json_string(k)}:{go_json(v)}" for k, v in items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(go_json(item) for item in value) + "]"
+    raise ValueError(f"unsupported type: {type(value).__name__}")
+
+
+def _json_string(text: str) -> str:
+    out = ['"']
+    for ch in text:
+        escaped = _JSON_ESCAPES.get(ch)
+        if escaped is not None:
+            out.append(escaped)
+        elif ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _json_number(number: float) -> str:
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError(f"unsupported value: {number}")
+    sign, digits, point = float_digits(number)
+    if not digits:
+        return f"{sign}0"
+    magnitude = abs(number)
+    if magnitude < 1e-6 or magnitude >= 1e21:
+        exponent = point - 1
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        # Go writes e-07 then trims the exponent's leading zero: e-7 (but keeps e+21).
+        exp_text = f"-{abs(exponent)}" if exponent < 0 else f"+{exponent:02d}"
+        return f"{sign}{mantissa}e{exp_text}"
+    if point <= 0:
+        return f"{sign}0." + "0" * (-point) + digits
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return f"{sign}{digits[:point]}.{digits[point:]}"

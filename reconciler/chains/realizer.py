@@ -1,0 +1,261 @@
+"""Walking a blueprint's resources in order: choose template, render, stamp, apply, read outputs.
+
+Each resource is realized on its own; an error is recorded for that resource and the walk goes on
+(later resources that need its outputs fail to render), so the status shows every resource. The
+first error decides the owner's `ResourcesSubmitted` condition, as in Cartographer.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.apply.applier import Action, apply_object
+from reconciler.backends.base import Backend
+from reconciler.chains.blueprint import (
+    CARTO_API,
+    Blueprint,
+    BlueprintResource,
+    Template,
+)
+from reconciler.chains.errors import (
+    MissingValueAtPathError,
+    ResolveTemplateOptionsError,
+    ResourceError,
+    TemplateOptionsMatchError,
+    TemplateRejectedError,
+    TemplateRetrievalError,
+    TemplateStampError,
+)
+from reconciler.chains.interpolate import InterpolationError
+from reconciler.chains.jsonpath import JSONPathError, evaluate_single
+from reconciler.chains.params import resolve_params
+from reconciler.chains.render import RenderError, render
+from reconciler.chains.selection import Selector, SelectorError, best_matches
+from reconciler.model.errors import BackendError
+from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of
+
+
+@dataclass
+class Realized:
+    resource: BlueprintResource
+    template: Template | None = None
+    stamped: Obj | None = None
+    outputs: dict[str, Any] | None = None
+    error: ResourceError | None = None
+    action: Action | None = None
+    changed: tuple[str, ...] = ()
+    pass_through: bool = False
+
+
+@dataclass
+class Outputs:
+    """Outputs of the resources realized so far, by resource name."""
+
+    by_resource: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def get(self, resource: str) -> dict[str, Any] | None:
+        return self.by_resource.get(resource)
+
+
+@dataclass(frozen=True)
+class OwnerContext:
+    """What the realizer needs to know about the owner and how to label what it stamps."""
+
+    owner: Obj
+    owner_key: str  # "workload" or "deliverable"
+    blueprint_key: str  # "supply chain" or "delivery"
+    labels: Callable[[BlueprintResource, Template], dict[str, str]]
+    extra_context: Mapping[str, Any] = field(default_factory=dict)
+
+
+TemplateLookup = Callable[[str, str], Obj | None]
+
+
+class Realizer:
+    def __init__(self, backend: Backend, templates: TemplateLookup) -> None:
+        self.backend = backend
+        self.templates = templates
+
+    def realize(self, ctx: OwnerContext, blueprint: Blueprint) -> list[Realized]:
+        outputs = Outputs()
+        results = []
+        for resource in blueprint.resources:
+            result = self._realize_one(ctx, blueprint, resource, outputs)
+            if result.outputs is not None:
+                outputs.by_resource[resource.name] = result.outputs
+            results.append(result)
+        return results
+
+    # --- one resource --------------------------------------------------------------------
+
+    def _realize_one(
+        self, ctx: OwnerContext, blueprint: Blueprint, resource: BlueprintResource, outputs: Outputs
+    ) -> Realized:
+        result = Realized(resource)
+        where = f"resource [{resource.name}] in {ctx.blueprint_key} [{blueprint.name}]"
+        try:
+            template_name, pass_through = self._choose_template(ctx, blueprint, resource)
+            if pass_through is not None:
+                result.pass_through = True
+                result.outputs = self._pass_through(resource, pass_through, outputs, where)
+                return result
+            raw = self.templates(resource.template_kind, template_name)
+            if raw is None:
+                raise TemplateRetrievalError(
+                    f"unable to get template [{template_name}] for {where}: "
+                    f"{resource.template_kind}.carto.run \"{template_name}\" not found")
+            template = Template(resource.template_kind, template_name, raw)
+            result.template = template
+            desired = self._stamp(ctx, blueprint, resource, template, outputs, where)
+            try:
+                applied = apply_object(self.backend, desired)
+            except BackendError as exc:
+                raise TemplateRejectedError(
+                    f"unable to apply object [{namespace_of(desired)}/{name_of(desired)}] for "
+                    f"{where}: {exc}") from exc
+            result.stamped, result.action, result.changed = (
+                applied.live, applied.action, applied.changed)
+            result.outputs = self._read_outputs(template, applied.live)
+        except ResourceError as exc:
+            result.error = exc
+        return result
+
+    def _choose_template(
+        self, ctx: OwnerContext, blueprint: Blueprint, resource: BlueprintResource
+    ) -> tuple[str, str | None]:
+        if not resource.options:
+            return resource.template_name, None
+        selectors = [Selector.of_option(opt.get("selector") or {}) for opt in resource.options]
+        try:
+            best = best_matches(selectors, ctx.owner)
+        except SelectorError as exc:
+            option = resource.options[exc.index]
+            raise ResolveTemplateOptionsError(
+                f"error matching against template option [{option.get('name')}] for resource "
+                f"[{resource.name}] in {ctx.blueprint_key} [{blueprint.name}]: {exc}") from exc
+        if len(best) != 1:
+            names = [str(resource.options[i].get("name") or resource.options[i].get("passThrough"))
+                     for i in best]
+            if not names:
+                raise TemplateOptionsMatchError(
+                    f"no matching templates for resource [{resource.name}] in "
+                    f"{ctx.blueprint_key} [{blueprint.name}]")
+            raise TemplateOptionsMatchError(
+                f"expected exactly 1 option to match, found [{len(names)}] matching options "
+                f"[{', '.join(names)}] for resource [{resource.name}] in {ctx.blueprint_key} "
+                f"[{blueprint.name}]")
+        option = resource.options[best[0]]
+        if option.get("passThrough"):
+            return "", str(option["passThrough"])
+        return str(option.get("name")), None
+
+    def _pass_through(
+        self, resource: BlueprintResource, input_name: str, outputs: Outputs, where: str
+    ) -> dict[str, Any]:
+        for ref in (*resource.sources, *resource.images, *resource.configs):
+            if ref.name == input_name:
+                found = outputs.get(ref.resource)
+                if found is None:
+                    raise MissingValueAtPathError(
+                        f"waiting for output of [{ref.resource}] to pass through {where}")
+                return dict(found)
+        if resource.deployment is not None and resource.deployment.name == input_name:
+            found = outputs.get(resource.deployment.resource)
+            if found is not None:
+                return dict(found)
+        raise TemplateStampError(f"passThrough input [{input_name}] not found for {where}")
+
+    def context(
+        self, ctx: OwnerContext, blueprint: Blueprint, resource: BlueprintResource,
+        template: Template, outputs: Outputs,
+    ) -> dict[str, Any]:
+        owner = copy.deepcopy(ctx.owner)
+        meta(owner).pop("managedFields", None)
+        params = resolve_params(template.default_params, blueprint.params, resource.params,
+                                spec_of(ctx.owner).get("params") or [])
+        context: dict[str, Any] = {ctx.owner_key: owner, "params": params, **ctx.extra_context}
+        sources: dict[str, Any] = {}
+        for ref in resource.sources:
+            out = outputs.get(ref.resource)
+            if out is not None:
+                sources[ref.name] = {"url": out.get("url"), "revision": out.get("revision"),
+                                     "name": ref.name}
+        images: dict[str, Any] = {}
+        for ref in resource.images:
+            out = outputs.get(ref.resource)
+            if out is not None:
+                images[ref.name] = {"image": out.get("image"), "name": ref.name}
+        configs: dict[str, Any] = {}
+        for ref in resource.configs:
+            out = outputs.get(ref.resource)
+            if out is not None:
+                configs[ref.name] = {"config": out.get("config"), "name": ref.name}
+        context.update(sources=sources, images=images, configs=configs)
+        if len(sources) == 1:
+            only = next(iter(sources.values()))
+            context["source"] = {"url": only["url"], "revision": only["revision"]}
+        if len(images) == 1:
+            context["image"] = next(iter(images.values()))["image"]
+        if len(configs) == 1:
+            context["config"] = next(iter(configs.values()))["config"]
+        if resource.deployment is not None:
+            out = outputs.get(resource.deployment.resource)
+            if out is not None:
+                context["deployment"] = {"url": out.get("url"), "revision": out.get("revision")}
+        return context
+
+    def _stamp(
+        self, ctx: OwnerContext, blueprint: Blueprint, resource: BlueprintResource,
+        template: Template, outputs: Outputs, where: str,
+    ) -> Obj:
+        context = self.context(ctx, blueprint, resource, template, outputs)
+        prefix = (f"unable to stamp object for {where}: template "
+                  f"[{template.kind}/{template.name}]")
+        try:
+            stamped = render(template, context)
+        except (InterpolationError, RenderError, JSONPathError) as exc:
+            raise TemplateStampError(f"{prefix}: {exc}") from exc
+        if not (isinstance(stamped, dict) and stamped.get("apiVersion") and stamped.get("kind")):
+            raise TemplateStampError(f"{prefix}: the rendered template is not a Kubernetes object "
+                                     "(apiVersion and kind are required)")
+        return stamp_metadata(stamped, ctx.owner, ctx.labels(resource, template))
+
+    def _read_outputs(self, template: Template, live: Obj) -> dict[str, Any]:
+        outputs: dict[str, Any] = {}
+        for name, path in template.output_paths:
+            try:
+                outputs[name] = evaluate_single(path, live)
+            except JSONPathError as exc:
+                info = self.backend.kind_info(str(live["apiVersion"]), str(live["kind"]))
+                ns = namespace_of(live)
+                in_ns = f" in namespace [{ns}]" if ns else ""
+                raise MissingValueAtPathError(
+                    f"waiting to read value [{path}] from resource "
+                    f"[{info.qualified_resource}/{name_of(live)}]{in_ns}") from exc
+        return outputs
+
+
+def stamp_metadata(stamped: Obj, owner: Obj, labels: Mapping[str, str]) -> Obj:
+    """Force the owner's namespace, add the carto.run labels and the controller ownerReference."""
+    metadata = stamped.setdefault("metadata", {})
+    if not isinstance(metadata, dict):
+        metadata = stamped["metadata"] = {}
+    owner_meta = meta(owner)
+    metadata["namespace"] = owner_meta.get("namespace")
+    merged = dict(metadata.get("labels") or {})
+    merged.update(labels)
+    metadata["labels"] = merged
+    metadata["ownerReferences"] = [{
+        "apiVersion": owner.get("apiVersion", CARTO_API),
+        "kind": owner.get("kind"),
+        "name": owner_meta.get("name"),
+        "uid": owner_meta.get("uid"),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }]
+    return stamped
+
+

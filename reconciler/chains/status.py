@@ -1,0 +1,153 @@
+"""Owner status as Cartographer writes it: `status.resources[]` and the owner's conditions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.chains.blueprint import CARTO_API, Template
+from reconciler.chains.health import health_condition
+from reconciler.chains.realizer import Realized
+from reconciler.chains.yamlenc import digest, preview
+from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, merge_conditions
+from reconciler.model.kinds import KindInfo
+from reconciler.model.objects import Obj, name_of, namespace_of
+
+READY = "Ready"
+RESOURCES_SUBMITTED = "ResourcesSubmitted"
+RESOURCES_HEALTHY = "ResourcesHealthy"
+RESOURCE_SUBMITTED = "ResourceSubmitted"
+
+
+@dataclass(frozen=True)
+class ResourceStatus:
+    entry: dict[str, Any]
+    healthy: Condition
+    submitted: Condition
+
+
+def resource_status(
+    realized: Realized,
+    previous: Mapping[str, Any] | None,
+    kind_info: KindInfo | None,
+    now: str,
+) -> ResourceStatus:
+    """One `status.resources[]` entry; keeps the previous entry when nothing was stamped."""
+    res = realized.resource
+    if realized.error is not None:
+        submitted = Condition(RESOURCE_SUBMITTED, realized.error.status, realized.error.reason,
+                              str(realized.error))
+    elif realized.pass_through:
+        submitted = Condition(RESOURCE_SUBMITTED, TRUE, "PassThrough")
+    else:
+        submitted = Condition(RESOURCE_SUBMITTED, TRUE, "ResourceSubmissionComplete")
+
+    keep_previous = (realized.stamped is None or realized.template is None) and previous
+    if keep_previous and previous is not None and not realized.pass_through:
+        entry = {k: v for k, v in previous.items() if k != "conditions"}
+        old_healthy = next((c for c in previous.get("conditions") or []
+                            if c.get("type") == "Healthy"), None)
+        healthy = (Condition("Healthy", str(old_healthy.get("status")),
+                             str(old_healthy.get("reason") or ""),
+                             str(old_healthy.get("message") or ""))
+                   if old_healthy else Condition("Healthy", UNKNOWN, "NoResource"))
+    else:
+        entry = {"name": res.name}
+        if realized.stamped is not None:
+            ref = {
+                "apiVersion": realized.stamped.get("apiVersion"),
+                "kind": realized.stamped.get("kind"),
+                "name": name_of(realized.stamped),
+            }
+            if namespace_of(realized.stamped):
+                ref["namespace"] = namespace_of(realized.stamped)
+            if kind_info is not None:
+                ref["resource"] = kind_info.qualified_resource
+            entry["stampedRef"] = ref
+        if realized.template is not None:
+            entry["templateRef"] = {"apiVersion": CARTO_API, "kind": realized.template.kind,
+                                    "name": realized.template.name}
+        if res.inputs:
+            entry["inputs"] = [{"name": n} for n in res.inputs]
+        outputs = _outputs(realized, previous, now)
+        if outputs:
+            entry["outputs"] = outputs
+        if realized.pass_through:
+            healthy = Condition("Healthy", TRUE, "PassThrough")
+        elif realized.template is not None:
+            healthy = health_condition(_rule(realized.template), realized.stamped,
+                                       bool(realized.outputs))
+        else:
+            healthy = Condition("Healthy", UNKNOWN, "NoResource")
+    ready = _summarize("Ready", [submitted, healthy], true_reason="Ready")
+    previous_conditions = (previous or {}).get("conditions")
+    entry["conditions"] = merge_conditions(previous_conditions, [submitted, healthy, ready], now)
+    return ResourceStatus(entry, healthy, submitted)
+
+
+def _rule(template: Template) -> Mapping[str, Any] | None:
+    return template.health_rule
+
+
+def _outputs(realized: Realized, previous: Mapping[str, Any] | None, now: str) -> list[Obj]:
+    if realized.outputs is None:
+        return list((previous or {}).get("outputs") or [])
+    before = {o.get("name"): o for o in (previous or {}).get("outputs") or []}
+    out = []
+    for name, value in realized.outputs.items():
+        entry = {"name": name, "preview": preview(value), "digest": digest(value),
+                 "lastTransitionTime": now}
+        old = before.get(name)
+        if old is not None and old.get("digest") == entry["digest"]:
+            entry["lastTransitionTime"] = old.get("lastTransitionTime", now)
+        out.append(entry)
+    return out
+
+
+def _summarize(type_: str, conditions: Sequence[Condition], true_reason: str) -> Condition:
+    """False if any is False, else Unknown if any is Unknown, else True: reason of the first."""
+    for wanted in (FALSE, UNKNOWN):
+        for cond in conditions:
+            if cond.status == wanted:
+                return Condition(type_, wanted, cond.reason, cond.message)
+    return Condition(type_, TRUE, true_reason)
+
+
+def owner_conditions(
+    blueprint_ready: Condition,
+    first_error: Realized | None,
+    healths: Sequence[Condition],
+    blueprint_condition_type: str,
+) -> list[Condition]:
+    """The owner's top-level conditions: <blueprint>Ready, ResourcesSubmitted, ResourcesHealthy,
+    Ready."""
+    conditions = [blueprint_ready]
+    if blueprint_ready.status != TRUE:
+        submitted = None
+    elif first_error is not None and first_error.error is not None:
+        err = first_error.error
+        submitted = Condition(RESOURCES_SUBMITTED, err.status, err.reason, str(err))
+    else:
+        submitted = Condition(RESOURCES_SUBMITTED, TRUE, "ResourceSubmissionComplete")
+    if submitted is not None:
+        conditions.append(submitted)
+        conditions.append(resources_healthy(healths))
+    conditions.append(_summarize(READY, conditions, true_reason="Ready"))
+    return conditions
+
+
+def resources_healthy(healths: Sequence[Condition]) -> Condition:
+    if any(h.status == FALSE for h in healths):
+        bad = next(h for h in healths if h.status == FALSE)
+        return Condition(RESOURCES_HEALTHY, FALSE, "HealthyConditionRule", bad.message)
+    if any(h.status == UNKNOWN for h in healths):
+        return Condition(RESOURCES_HEALTHY, UNKNOWN, "HealthyConditionRule")
+    return Condition(RESOURCES_HEALTHY, TRUE, "HealthyConditionRule")
+
+
+def render_conditions(
+    previous: Sequence[Mapping[str, Any]] | None, conditions: Sequence[Condition], now: str,
+    generation: int | None = None,
+) -> list[dict[str, Any]]:
+    return merge_conditions(previous, conditions, now, generation)

@@ -1,0 +1,1 @@
+"""Desired versus live: normalize, compare (fast equality path), report the differences."""

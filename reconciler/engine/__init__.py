@@ -1,0 +1,1 @@
+"""The reconcile loop: ordered steps, context, scheduling."""

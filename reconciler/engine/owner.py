@@ -1,0 +1,246 @@
+"""Reconciling a blueprint owner (Workload, Deliverable) as an ordered list of small steps.
+
+Steps share one signature; the status, conditions and events are written in one place at the end
+(`_finish`, run from a `finally`), never scattered across steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from reconciler.apply.applier import Action
+from reconciler.backends.base import Backend
+from reconciler.chains.blueprint import CARTO_API, Blueprint, BlueprintResource, Template
+from reconciler.chains.realizer import OwnerContext, Realized, Realizer
+from reconciler.chains.selection import Selector, SelectorError, best_matches
+from reconciler.chains.status import owner_conditions, render_conditions, resource_status
+from reconciler.engine.clock import Clock, rfc3339
+from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
+from reconciler.model.errors import ReconcilerError
+from reconciler.model.objects import Obj, labels_of, meta, name_of, namespace_of, status_of
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class OwnerKind:
+    """What differs between the Workload and the Deliverable reconcilers."""
+
+    kind: str  # Workload
+    context_key: str  # workload
+    blueprint_kind: str  # ClusterSupplyChain
+    blueprint_words: str  # supply chain
+    blueprint_condition: str  # SupplyChainReady
+    blueprint_ref_field: str  # supplyChainRef
+    labels_missing_reason: str  # WorkloadLabelsMissing
+    not_found_reason: str  # SupplyChainNotFound
+    multiple_reason: str  # MultipleSupplyChainMatches
+    label_prefix: str  # workload
+    blueprint_label: str  # carto.run/supply-chain-name
+
+
+WORKLOAD = OwnerKind(
+    kind="Workload", context_key="workload", blueprint_kind="ClusterSupplyChain",
+    blueprint_words="supply chain", blueprint_condition="SupplyChainReady",
+    blueprint_ref_field="supplyChainRef", labels_missing_reason="WorkloadLabelsMissing",
+    not_found_reason="SupplyChainNotFound", multiple_reason="MultipleSupplyChainMatches",
+    label_prefix="workload", blueprint_label="carto.run/supply-chain-name",
+)
+
+DELIVERABLE = OwnerKind(
+    kind="Deliverable", context_key="deliverable", blueprint_kind="ClusterDelivery",
+    blueprint_words="delivery", blueprint_condition="DeliveryReady",
+    blueprint_ref_field="deliveryRef", labels_missing_reason="DeliverableLabelsMissing",
+    not_found_reason="DeliveryNotFound", multiple_reason="MultipleDeliveryMatches",
+    label_prefix="deliverable", blueprint_label="carto.run/delivery-name",
+)
+
+
+class StepStop(ReconcilerError):
+    """A step decided the reconcile cannot go further; its condition is already recorded."""
+
+
+@dataclass
+class Run:
+    """The state one reconcile builds up, step by step."""
+
+    owner: Obj
+    blueprint: Blueprint | None = None
+    blueprint_ready: Condition | None = None
+    realized: list[Realized] = field(default_factory=list)
+
+
+Step = Callable[[Run], None]
+
+
+class OwnerController:
+    def __init__(self, backend: Backend, clock: Clock, kind: OwnerKind = WORKLOAD) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.kind = kind
+        self.name = f"{kind.kind.lower()}-controller"
+        self.realizer = Realizer(backend, self._template)
+        self.steps: Sequence[Step] = (self.select_blueprint, self.check_blueprint, self.realize)
+
+    def watches(self) -> Sequence[tuple[str, str]]:
+        return [(CARTO_API, self.kind.kind)]
+
+    def reconcile(self, obj: Obj) -> float | None:
+        run = Run(obj)
+        structlog.contextvars.bind_contextvars(
+            owner=f"{namespace_of(obj)}/{name_of(obj)}", kind=self.kind.kind)
+        try:
+            for step in self.steps:
+                step(run)
+        except StepStop:
+            pass
+        finally:
+            self._finish(run)
+            structlog.contextvars.unbind_contextvars("owner", "kind")
+        return None
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def select_blueprint(self, run: Run) -> None:
+        k = self.kind
+        labels = labels_of(run.owner)
+        if not labels:
+            run.blueprint_ready = Condition(
+                k.blueprint_condition, FALSE, k.labels_missing_reason,
+                f"{k.kind.lower()} has no labels to match to {k.blueprint_words}")
+            raise StepStop()
+        candidates = self.backend.list(CARTO_API, k.blueprint_kind)
+        selectors = [Selector.of_blueprint(c.get("spec") or {}) for c in candidates]
+        try:
+            best = best_matches(selectors, run.owner)
+        except SelectorError as exc:
+            run.blueprint_ready = Condition(k.blueprint_condition, FALSE, k.not_found_reason,
+                                            str(exc))
+            raise StepStop() from exc
+        if not best:
+            shown = "map[" + " ".join(f"{key}:{v}" for key, v in sorted(labels.items())) + "]"
+            run.blueprint_ready = Condition(
+                k.blueprint_condition, FALSE, k.not_found_reason,
+                f"no {k.blueprint_words} found where full selector is satisfied by labels: "
+                f"{shown}")
+            raise StepStop()
+        if len(best) > 1:
+            names = ", ".join(name_of(candidates[i]) for i in best)
+            run.blueprint_ready = Condition(
+                k.blueprint_condition, FALSE, k.multiple_reason,
+                f"{k.kind.lower()} may only match a single {k.blueprint_words}'s selector "
+                f"(matches: {names})")
+            raise StepStop()
+        run.blueprint = Blueprint.of(candidates[best[0]])
+
+    def check_blueprint(self, run: Run) -> None:
+        assert run.blueprint is not None
+        missing = [r for r in run.blueprint.resources
+                   if not r.options and self._template(r.template_kind, r.template_name) is None]
+        if missing:
+            names = ", ".join(f"{r.template_kind}/{r.template_name}" for r in missing)
+            run.blueprint_ready = Condition(
+                self.kind.blueprint_condition, FALSE, "TemplatesNotFound",
+                f"did not find the templates: [{names}] referenced by {self.kind.blueprint_words} "
+                f"[{run.blueprint.name}]")
+            raise StepStop()
+        run.blueprint_ready = Condition(self.kind.blueprint_condition, TRUE, "Ready")
+
+    def realize(self, run: Run) -> None:
+        assert run.blueprint is not None
+        blueprint = run.blueprint
+        ctx = OwnerContext(
+            owner=run.owner,
+            owner_key=self.kind.context_key,
+            blueprint_key=self.kind.blueprint_words,
+            labels=lambda res, tpl: self._labels(run.owner, blueprint, res, tpl),
+        )
+        run.realized = self.realizer.realize(ctx, blueprint)
+
+    # --- the one place status is written --------------------------------------------------
+
+    def _finish(self, run: Run) -> None:
+        now = rfc3339(self.clock.now())
+        owner = run.owner
+        previous = status_of(owner)
+        before_resources = {r.get("name"): r for r in previous.get("resources") or []}
+        status: dict[str, Any] = {"observedGeneration": meta(owner).get("generation", 1)}
+        healths: list[Condition] = []
+        if run.blueprint is not None:
+            status[self.kind.blueprint_ref_field] = {"kind": self.kind.blueprint_kind,
+                                                     "name": run.blueprint.name}
+        elif previous.get(self.kind.blueprint_ref_field):
+            status[self.kind.blueprint_ref_field] = previous[self.kind.blueprint_ref_field]
+        if run.realized:
+            resources = []
+            for realized in run.realized:
+                info = None
+                if realized.stamped is not None:
+                    info = self.backend.kind_info(str(realized.stamped["apiVersion"]),
+                                                  str(realized.stamped["kind"]))
+                old = before_resources.get(realized.resource.name)
+                rs = resource_status(realized, old, info, now)
+                resources.append(rs.entry)
+                healths.append(rs.healthy)
+                self._events(owner, realized, old, rs.entry)
+            status["resources"] = resources
+        elif previous.get("resources"):
+            status["resources"] = previous["resources"]
+        first_error = next((r for r in run.realized if r.error is not None), None)
+        ready = run.blueprint_ready or Condition(self.kind.blueprint_condition, UNKNOWN, "")
+        conditions = owner_conditions(ready, first_error, healths, self.kind.blueprint_condition)
+        status["conditions"] = render_conditions(previous.get("conditions"), conditions, now)
+        if status != previous:
+            self.backend.update_status({**owner, "status": status})
+            ready_cond = find_condition(status["conditions"], "Ready")
+            log.info("owner status written", ready=ready_cond and ready_cond.get("status"),
+                     reason=ready_cond and ready_cond.get("reason"))
+
+    def _events(self, owner: Obj, realized: Realized, old: Obj | None, entry: Obj) -> None:
+        if realized.stamped is not None and realized.action in (Action.CREATED,
+                                                                Action.CONFIGURED):
+            info = self.backend.kind_info(str(realized.stamped["apiVersion"]),
+                                          str(realized.stamped["kind"]))
+            verb = "Created" if realized.action is Action.CREATED else "Configured"
+            self.backend.emit_event(
+                owner, "Normal", "StampedObjectApplied",
+                f"{verb} object [{info.qualified_resource}/{name_of(realized.stamped)}]")
+        old_outputs = {o.get("name"): o.get("digest") for o in (old or {}).get("outputs") or []}
+        for out in entry.get("outputs") or []:
+            if old_outputs.get(out["name"]) != out["digest"] and realized.stamped is not None:
+                self.backend.emit_event(
+                    owner, "Normal", "ResourceOutputChanged",
+                    f"[{realized.resource.name}] found a new output in field [{out['name']}]: "
+                    f"{out['preview'].strip()[:120]}")
+        old_healthy = find_condition((old or {}).get("conditions"), "Healthy")
+        new_healthy = find_condition(entry.get("conditions"), "Healthy")
+        if new_healthy is not None and (old_healthy or {}).get("status") != new_healthy.get(
+                "status"):
+            self.backend.emit_event(
+                owner, "Normal", "ResourceHealthyStatusChanged",
+                f"[{realized.resource.name}] found healthy status in [{new_healthy.get('reason')}]"
+                f" changed to [{new_healthy.get('status')}]")
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _template(self, kind: str, name: str) -> Obj | None:
+        try:
+            return self.backend.get(CARTO_API, kind, "", name)
+        except ReconcilerError:
+            return None
+
+    def _labels(self, owner: Obj, blueprint: Blueprint, resource: BlueprintResource,
+                template: Template) -> dict[str, str]:
+        p = self.kind.label_prefix
+        return {
+            f"carto.run/{p}-name": name_of(owner),
+            f"carto.run/{p}-namespace": namespace_of(owner),
+            self.kind.blueprint_label: blueprint.name,
+            "carto.run/resource-name": resource.name,
+            "carto.run/template-kind": template.kind,
+            "carto.run/cluster-template-name": template.name,
+        }

@@ -1,0 +1,31 @@
+"""The source controller as the engine runs it: GitRepository objects in, status and events out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reconciler.backends.base import Backend
+from reconciler.model.objects import Obj, status_of
+from reconciler.sources.git import GitRepositoryController
+
+GIT_API = "source.toolkit.fluxcd.io/v1"
+
+
+class GitRepositoryReconciler:
+    name = "source-controller"
+
+    def __init__(self, backend: Backend, git: GitRepositoryController) -> None:
+        self.backend = backend
+        self.git = git
+
+    def watches(self) -> Sequence[tuple[str, str]]:
+        return [(GIT_API, "GitRepository")]
+
+    def reconcile(self, obj: Obj) -> float | None:
+        result = self.git.reconcile(obj)
+        if result.status != status_of(obj):
+            self.backend.update_status({**obj, "status": result.status})
+        for event in result.events:
+            self.backend.emit_event(obj, event.type, event.reason, event.message,
+                                    source="source-controller")
+        return result.requeue_after

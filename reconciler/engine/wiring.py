@@ -1,0 +1,43 @@
+"""Building the product's controllers for a backend, and loading an environment by name.
+
+`reconciler` never imports `simulator`: environments are found through the
+`reconciler.environments` entry point group, so the CLI wires them by name.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import cast
+
+from reconciler.backends.base import Backend
+from reconciler.engine.clock import Clock
+from reconciler.engine.controller import Controller
+from reconciler.engine.owner import WORKLOAD, OwnerController
+from reconciler.engine.runner import Environment
+from reconciler.engine.sources import GitRepositoryReconciler
+from reconciler.model.errors import ReconcilerError
+from reconciler.settings import SourceSettings
+from reconciler.sources.artifacts import ArtifactStore
+from reconciler.sources.git import GitRepositoryController
+
+ENTRY_POINT_GROUP = "reconciler.environments"
+
+
+def product_controllers(
+    backend: Backend, clock: Clock, sources: SourceSettings
+) -> list[Controller]:
+    store = ArtifactStore(sources.artifact_root, sources.artifact_base_url)
+    git = GitRepositoryController(store, clock, sources.workdir)
+    return [
+        GitRepositoryReconciler(backend, git),
+        OwnerController(backend, clock, WORKLOAD),
+    ]
+
+
+def load_environment(name: str) -> Environment:
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not found:
+        known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+        raise ReconcilerError(f"no environment named {name!r} is installed (known: {known})")
+    factory = found[0].load()
+    return cast(Environment, factory())

@@ -1,0 +1,68 @@
+"""Kubernetes-style conditions (metav1.Condition) and helpers to set and read them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+TRUE = "True"
+FALSE = "False"
+UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str
+    reason: str
+    message: str = ""
+
+    def to_dict(
+        self, transition_time: str, observed_generation: int | None = None
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": self.type,
+            "status": self.status,
+            "reason": self.reason,
+            "message": self.message,
+            "lastTransitionTime": transition_time,
+        }
+        if observed_generation is not None:
+            out["observedGeneration"] = observed_generation
+        return out
+
+
+def merge_conditions(
+    previous: Iterable[Mapping[str, Any]] | None,
+    current: Iterable[Condition],
+    now: str,
+    observed_generation: int | None = None,
+) -> list[dict[str, Any]]:
+    """Render `current`, keeping each condition's lastTransitionTime unless its status changed."""
+    before = {str(c.get("type")): c for c in (previous or []) if isinstance(c, Mapping)}
+    out = []
+    for cond in current:
+        old = before.get(cond.type)
+        when = now
+        if old is not None and old.get("status") == cond.status and old.get("lastTransitionTime"):
+            when = str(old["lastTransitionTime"])
+        out.append(cond.to_dict(when, observed_generation))
+    return out
+
+
+def find_condition(
+    conditions: Iterable[Mapping[str, Any]] | None, type_: str
+) -> Mapping[str, Any] | None:
+    for cond in conditions or []:
+        if isinstance(cond, Mapping) and cond.get("type") == type_:
+            return cond
+    return None
+
+
+def condition_status(obj: Mapping[str, Any], type_: str) -> str | None:
+    status = obj.get("status")
+    if not isinstance(status, Mapping):
+        return None
+    cond = find_condition(status.get("conditions"), type_)
+    return str(cond.get("status")) if cond is not None else None

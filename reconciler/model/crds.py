@@ -1,0 +1,40 @@
+"""CustomResourceDefinitions for every kind the product serves, generated from `schema.py`."""
+
+from __future__ import annotations
+
+from reconciler.model.objects import Obj
+from reconciler.model.schema import ALL_KINDS, KindSchema
+
+
+def crd_for(kind: KindSchema) -> Obj:
+    names: dict[str, object] = {
+        "kind": kind.kind,
+        "listKind": f"{kind.kind}List",
+        "plural": kind.plural,
+        "singular": kind.kind.lower(),
+    }
+    if kind.short_names:
+        names["shortNames"] = list(kind.short_names)
+    if kind.categories:
+        names["categories"] = list(kind.categories)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{kind.plural}.{kind.group}"},
+        "spec": {
+            "group": kind.group,
+            "names": names,
+            "scope": "Namespaced" if kind.namespaced else "Cluster",
+            "versions": [{
+                "name": kind.version,
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": kind.openapi},
+                "subresources": {"status": {}},
+            }],
+        },
+    }
+
+
+def product_crds() -> list[Obj]:
+    return [crd_for(kind) for kind in ALL_KINDS]

@@ -1,0 +1,96 @@
+"""Kubernetes objects as plain dicts, the keys that name them, and safe accessors."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True, order=True)
+class GroupVersionKind:
+    group: str
+    version: str
+    kind: str
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> GroupVersionKind:
+        return cls.parse(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+
+    @classmethod
+    def parse(cls, api_version: str, kind: str) -> GroupVersionKind:
+        group, _, version = api_version.rpartition("/")
+        return cls(group, version, kind)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_kind(self) -> tuple[str, str]:
+        return (self.group, self.kind)
+
+
+@dataclass(frozen=True, order=True)
+class ObjectKey:
+    """Names one object: group and kind (version-independent), namespace and name."""
+
+    group: str
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> ObjectKey:
+        gvk = GroupVersionKind.of(obj)
+        meta = obj.get("metadata") or {}
+        return cls(gvk.group, gvk.kind, str(meta.get("namespace") or ""), str(meta.get("name", "")))
+
+    def __str__(self) -> str:
+        kind = f"{self.kind}.{self.group}" if self.group else self.kind
+        if self.namespace:
+            return f"{kind}/{self.namespace}/{self.name}"
+        return f"{kind}/{self.name}"
+
+
+def meta(obj: Mapping[str, Any]) -> dict[str, Any]:
+    m = obj.get("metadata")
+    return m if isinstance(m, dict) else {}
+
+
+def name_of(obj: Mapping[str, Any]) -> str:
+    return str(meta(obj).get("name", ""))
+
+
+def namespace_of(obj: Mapping[str, Any]) -> str:
+    return str(meta(obj).get("namespace") or "")
+
+
+def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
+    labels = meta(obj).get("labels")
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+
+def spec_of(obj: Mapping[str, Any]) -> dict[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def status_of(obj: Mapping[str, Any]) -> dict[str, Any]:
+    status = obj.get("status")
+    return status if isinstance(status, dict) else {}
+
+
+def describe(obj: Mapping[str, Any]) -> str:
+    """A human name for an object in messages: `Kind/namespace/name`."""
+    kind = obj.get("kind", "<no kind>")
+    name = name_of(obj) or "<no name>"
+    ns = namespace_of(obj)
+    return f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}"
+
+
+def deep_copy(obj: Obj) -> Obj:
+    return copy.deepcopy(obj)

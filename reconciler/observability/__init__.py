@@ -1,0 +1,1 @@
+"""Logs, metrics, status/events and health endpoints."""

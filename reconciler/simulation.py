@@ -1,0 +1,110 @@
+"""One `simulate` run: apply input objects to an environment and drive controllers to settle."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.backends.base import Backend
+from reconciler.chains.blueprint import CARTO_API
+from reconciler.engine.runner import Environment, RunReport, run_until_settled
+from reconciler.engine.wiring import load_environment, product_controllers
+from reconciler.loader import LoadedObject
+from reconciler.model.errors import BackendError, InputError
+from reconciler.model.objects import Obj, describe, status_of
+from reconciler.report import owner_ready
+from reconciler.settings import SimulateSettings, SourceSettings
+
+# Kinds an API server needs before the objects that use them: namespaces, then CRDs.
+_FIRST = {"Namespace": 0, "CustomResourceDefinition": 1}
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    report: RunReport
+    workloads: list[Obj]
+    objects: list[Obj]
+    events: list[Obj]
+
+    @property
+    def ready(self) -> bool:
+        return all(owner_ready(w)[0] == "True" for w in self.workloads)
+
+    @property
+    def summary(self) -> str:
+        ready = sum(owner_ready(w)[0] == "True" for w in self.workloads)
+        return (f"{ready}/{len(self.workloads)} workloads Ready after "
+                f"{self.report.virtual_seconds:g}s of virtual time "
+                f"({self.report.rounds} rounds; {self.report.reason})")
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "workloads": self.workloads,
+            "objects": self.objects,
+            "events": self.events,
+            "summary": {"ready": self.ready, "rounds": self.report.rounds,
+                        "virtualSeconds": self.report.virtual_seconds,
+                        "reason": self.report.reason},
+        }
+
+
+def simulate(
+    objects: Sequence[LoadedObject],
+    state: Path | None = None,
+    settings: SimulateSettings | None = None,
+    environment: str = "simulator",
+) -> SimulationResult:
+    """Raises `InputError` for input the simulated cluster refuses; nothing is applied after."""
+    settings = settings or SimulateSettings()
+    env = load_environment(environment)
+    if state is not None and state.exists():
+        env.load_state(state)
+    apply_inputs(env.backend, objects)
+    with tempfile.TemporaryDirectory(prefix="reconciler-") as scratch:
+        data_dir = state.with_name(state.name + ".d") if state is not None else Path(scratch)
+        sources = SourceSettings(artifact_root=data_dir / "artifacts", workdir=data_dir / "git")
+        controllers = [*product_controllers(env.backend, env.clock, sources), *env.controllers]
+        report = run_until_settled(env, controllers, lambda: all_settled(env.backend),
+                                   budget_seconds=settings.budget_seconds,
+                                   max_rounds=settings.max_rounds)
+        if state is not None:
+            env.save_state(state)
+    return SimulationResult(
+        report=report,
+        workloads=env.backend.list(CARTO_API, "Workload"),
+        objects=_all_objects(env),
+        events=list(env.backend.events()),
+    )
+
+
+def apply_inputs(backend: Backend, objects: Sequence[LoadedObject]) -> None:
+    ordered = sorted(objects, key=lambda o: _FIRST.get(str(o.obj.get("kind")), 2))
+    for loaded in ordered:
+        obj = loaded.obj
+        try:
+            info = backend.kind_info(str(obj["apiVersion"]), str(obj["kind"]))
+            if info.namespaced:
+                obj.setdefault("metadata", {}).setdefault("namespace", "default")
+            backend.apply(obj)
+        except BackendError as exc:
+            raise InputError(
+                f"{loaded.source}: {describe(obj)}: rejected by the cluster: {exc}") from exc
+
+
+def all_settled(backend: Backend) -> bool:
+    """Every workload has seen its latest generation and is Ready or failed with a reason."""
+    for wl in backend.list(CARTO_API, "Workload"):
+        status = status_of(wl)
+        if status.get("observedGeneration") != (wl.get("metadata") or {}).get("generation"):
+            return False
+        if owner_ready(wl)[0] not in ("True", "False"):
+            return False
+    return True
+
+
+def _all_objects(env: Environment) -> list[Obj]:
+    listing = getattr(env.backend, "all_objects", None)
+    return list(listing()) if callable(listing) else []

@@ -1,0 +1,320 @@
+"""The artifact store: deterministic tar.gz archives of source trees, named by their digest.
+
+The store owns one directory tree, `<root>/<kind>/<namespace>/<name>/<sha256>.tar.gz`, and is the
+only code that writes into it. Archives are reproducible (sorted entries, zeroed times and owners)
+so that the same tree always yields the same digest, which makes the file name a content address:
+a file, once written, never changes, and readers (the HTTP server, consumers of an artifact URL)
+can never observe a half-written or replaced archive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import os
+import re
+import stat
+import tarfile
+import tempfile
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+import structlog
+
+from reconciler.model.errors import ReconcilerError
+
+log = structlog.get_logger(__name__)
+
+ARCHIVE_SUFFIX = ".tar.gz"
+
+# Kubernetes names and namespaces are DNS labels/subdomains; refusing anything else here keeps a
+# hostile object name from ever becoming a path component like `..`.
+_SEGMENT = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+class ArtifactError(ReconcilerError):
+    """Base of the artifact store's errors."""
+
+
+class ArtifactPathError(ArtifactError):
+    """A path or name that would resolve outside the store; never carries the store's root."""
+
+
+class ArtifactNotFoundError(ArtifactError):
+    """The artifact is not (or no longer) in the store."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One stored archive, as `status.artifact` of a Flux source reports it."""
+
+    url: str
+    path: str
+    revision: str
+    digest: str
+    size: int
+    last_update_time: str
+
+    def to_status(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "url": self.url,
+            "revision": self.revision,
+            "digest": self.digest,
+            "lastUpdateTime": self.last_update_time,
+            "size": self.size,
+        }
+
+    @classmethod
+    def from_status(cls, status: object) -> Artifact | None:
+        """Read `status.artifact` back; None when it is absent or not the shape we write."""
+        if not isinstance(status, dict):
+            return None
+        try:
+            return cls(
+                url=str(status["url"]),
+                path=str(status["path"]),
+                revision=str(status["revision"]),
+                digest=str(status["digest"]),
+                size=int(status["size"]),
+                last_update_time=str(status["lastUpdateTime"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+class _HashingWriter(io.RawIOBase):
+    """Counts and hashes bytes on their way to the file, so the archive is read only once."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._out.write(view)
+        self.sha256.update(view)
+        self.size += len(view)
+        return len(view)
+
+
+class ArtifactStore:
+    """Writes, finds, serves paths for, and garbage-collects archives under `root`."""
+
+    def __init__(self, root: Path, base_url: str) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._resolved_root = self.root.resolve()
+        self.base_url = base_url.rstrip("/")
+
+    def url_for(self, path: str) -> str:
+        return f"{self.base_url}/{path}"
+
+    def store_directory(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        revision: str,
+        directory: Path,
+        exclude: Callable[[str], bool] | None = None,
+        *,
+        now: str,
+    ) -> Artifact:
+        """Archive `directory` (never its `.git`) and return the stored artifact.
+
+        `exclude` gets each path relative to `directory` in POSIX form, directories with a
+        trailing `/`; returning True leaves the file (or the whole directory) out.
+        """
+        object_dir = self._object_dir(kind, namespace, name)
+        object_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", suffix=ARCHIVE_SUFFIX, dir=object_dir)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as raw:
+                sink = _HashingWriter(raw)
+                _write_archive(sink, Path(directory), exclude)
+            digest_hex = sink.sha256.hexdigest()
+            final = object_dir / f"{digest_hex}{ARCHIVE_SUFFIX}"
+            # Same digest means same bytes: keep the file readers may already be streaming and
+            # only bump its mtime, which gc uses to tell the latest artifact.
+            if final.exists():
+                tmp.unlink()
+                final.touch()
+            else:
+                os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        rel = final.relative_to(self.root).as_posix()
+        artifact = Artifact(
+            url=self.url_for(rel),
+            path=rel,
+            revision=revision,
+            digest=f"sha256:{digest_hex}",
+            size=sink.size,
+            last_update_time=now,
+        )
+        log.info(
+            "artifact stored",
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            revision=revision,
+            digest=artifact.digest,
+            size=artifact.size,
+        )
+        return artifact
+
+    def open(self, path: str) -> Path:
+        """Resolve a store-relative path to an existing archive file inside the store."""
+        pure = PurePosixPath(path)
+        if not path or pure.is_absolute() or "\\" in path or "\x00" in path:
+            raise ArtifactPathError(f"artifact path {path!r} is not a relative store path")
+        # Checked on the raw text: PurePosixPath would quietly fold "./" and "//" away.
+        if any(part in ("..", ".", "") for part in path.split("/")):
+            raise ArtifactPathError(f"artifact path {path!r} must not contain '.' or '..'")
+        candidate = self.root.joinpath(*pure.parts)
+        try:
+            resolved = candidate.resolve(strict=True)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ArtifactNotFoundError(f"artifact {path!r} is not in the store") from None
+        except (OSError, RuntimeError):
+            raise ArtifactPathError(f"artifact path {path!r} cannot be resolved") from None
+        # A symlink planted inside the store must not lead a reader out of it.
+        if not resolved.is_relative_to(self._resolved_root):
+            raise ArtifactPathError(f"artifact path {path!r} leads outside the store")
+        if not resolved.is_file():
+            raise ArtifactNotFoundError(f"artifact {path!r} is not a file in the store")
+        return resolved
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.open(path)
+        except ArtifactError:
+            return False
+        return True
+
+    def gc(
+        self, kind: str, namespace: str, name: str, keep: int = 2, protect: Collection[str] = ()
+    ) -> list[str]:
+        """Remove all but the `keep` newest archives of one object; return the removed paths.
+
+        The newest archive always survives (even with `keep` < 1), as do the store-relative
+        paths in `protect`, such as the artifact the object's status currently points at.
+        """
+        object_dir = self._object_dir(kind, namespace, name)
+        if not object_dir.is_dir():
+            return []
+        archives = sorted(
+            (p for p in object_dir.iterdir() if _is_archive(p)),
+            key=lambda p: (p.stat().st_mtime_ns, p.name),
+            reverse=True,
+        )
+        protected = set(protect)
+        removed: list[str] = []
+        for archive in archives[max(keep, 1) :]:
+            rel = archive.relative_to(self.root).as_posix()
+            if rel in protected:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                archive.unlink()
+            removed.append(rel)
+        if removed:
+            log.info("artifacts garbage-collected", kind=kind, namespace=namespace, name=name,
+                     removed=len(removed))
+        return removed
+
+    def _object_dir(self, kind: str, namespace: str, name: str) -> Path:
+        check_object_key(kind, namespace, name)
+        return self.root.joinpath(kind.lower(), namespace, name)
+
+
+def check_object_key(kind: str, namespace: str, name: str) -> None:
+    """Refuse a kind, namespace or name that could not safely be a path segment."""
+    for segment in (kind.lower(), namespace, name):
+        if not _SEGMENT.match(segment):
+            raise ArtifactPathError(
+                f"{kind}/{namespace}/{name}: {segment!r} is not a valid name for the store "
+                "(lowercase letters, digits, '-' and '.', starting and ending alphanumeric)"
+            )
+
+
+def _is_archive(path: Path) -> bool:
+    return (
+        path.name.endswith(ARCHIVE_SUFFIX)
+        and not path.name.startswith(".")
+        and path.is_file()
+        and not path.is_symlink()
+    )
+
+
+def _walk(
+    directory: Path, exclude: Callable[[str], bool] | None, prefix: str = ""
+) -> Iterator[tuple[str, Path]]:
+    """Yield (relative POSIX path, absolute path) depth-first in name order, pruning excluded
+    directories; the order is what makes the archive reproducible."""
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        rel = f"{prefix}{entry.name}"
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if is_dir and entry.name == ".git":
+            continue
+        if exclude is not None and exclude(f"{rel}/" if is_dir else rel):
+            continue
+        yield rel, Path(entry.path)
+        if is_dir:
+            yield from _walk(Path(entry.path), exclude, f"{rel}/")
+
+
+def _tar_info(rel: str, path: Path) -> tarfile.TarInfo | None:
+    st = path.lstat()
+    info = tarfile.TarInfo(rel)
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+    elif stat.S_ISLNK(st.st_mode):
+        info.type = tarfile.SYMTYPE
+        info.linkname = os.readlink(path)
+        info.mode = 0o777
+    elif stat.S_ISREG(st.st_mode):
+        info.type = tarfile.REGTYPE
+        info.size = st.st_size
+        # Git tracks only the executable bit, so that is all the archive keeps.
+        info.mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
+    else:
+        return None
+    return info
+
+
+def _write_archive(
+    sink: io.RawIOBase, directory: Path, exclude: Callable[[str], bool] | None
+) -> None:
+    buffered = io.BufferedWriter(sink, buffer_size=1 << 16)
+    # filename="" and mtime=0 keep the gzip header free of anything that varies between runs.
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=buffered, mtime=0, compresslevel=6) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for rel, path in _walk(directory, exclude):
+            info = _tar_info(rel, path)
+            if info is None:
+                continue
+            if info.type == tarfile.REGTYPE:
+                with path.open("rb") as fh:
+                    tar.addfile(info, fh)
+            else:
+                tar.addfile(info)
+    buffered.flush()
+    buffered.detach()

@@ -1,0 +1,1 @@
+"""The simulated world: an in-memory cluster, ecosystem controllers and a virtual clock."""

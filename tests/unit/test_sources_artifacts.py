@@ -1,0 +1,160 @@
+"""ArtifactStore: reproducible archives, content-addressed names, path safety, gc."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from reconciler.sources.artifacts import (
+    Artifact,
+    ArtifactNotFoundError,
+    ArtifactPathError,
+    ArtifactStore,
+)
+
+NOW = "2024-01-01T00:00:00Z"
+
+
+def make_tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return root
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ArtifactStore:
+    return ArtifactStore(tmp_path / "store", "http://artifacts.test/")
+
+
+def members(store: ArtifactStore, artifact: Artifact) -> list[tarfile.TarInfo]:
+    data = store.open(artifact.path).read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return tar.getmembers()
+
+
+def test_same_tree_gives_same_digest_regardless_of_mtimes_and_order(
+    tmp_path: Path, store: ArtifactStore
+) -> None:
+    files = {"b.yaml": "b: 1\n", "a/x.yaml": "x: 1\n", "a/y.yaml": "y: 2\n"}
+    one = make_tree(tmp_path / "one", files)
+    two = make_tree(tmp_path / "two", dict(reversed(list(files.items()))))
+    os.utime(two / "b.yaml", (1_000_000, 1_000_000))
+    (one / ".git").mkdir()
+    (one / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+
+    first = store.store_directory("GitRepository", "default", "app", "main@sha1:1", one, now=NOW)
+    second = store.store_directory("GitRepository", "default", "app", "main@sha1:1", two, now=NOW)
+
+    assert first.digest == second.digest
+    assert first.path == second.path
+    assert first.path == f"gitrepository/default/app/{first.digest.removeprefix('sha256:')}.tar.gz"
+    assert first.url == f"http://artifacts.test/{first.path}"
+    assert first.size == store.open(first.path).stat().st_size
+
+
+def test_archive_entries_are_sorted_and_carry_no_owner_or_time(
+    tmp_path: Path, store: ArtifactStore
+) -> None:
+    tree = make_tree(tmp_path / "t", {"z.txt": "z", "a/b.txt": "b", "run.sh": "#!/bin/sh\n"})
+    (tree / "run.sh").chmod(0o755)
+    artifact = store.store_directory("GitRepository", "ns", "n", "r", tree, now=NOW)
+
+    infos = members(store, artifact)
+    assert [m.name for m in infos] == ["a", "a/b.txt", "run.sh", "z.txt"]
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in infos} == {(0, 0, 0, "", "")}
+    assert {m.name: m.mode for m in infos}["run.sh"] == 0o755
+    assert {m.name: m.mode for m in infos}["z.txt"] == 0o644
+
+
+def test_exclude_drops_files_and_whole_directories(tmp_path: Path, store: ArtifactStore) -> None:
+    tree = make_tree(tmp_path / "t", {"keep.yaml": "k", "ci/x.yml": "x", "logo.png": "p"})
+    seen: list[str] = []
+
+    def exclude(path: str) -> bool:
+        seen.append(path)
+        return path == "ci/" or path.endswith(".png")
+
+    artifact = store.store_directory("GitRepository", "ns", "n", "r", tree, exclude, now=NOW)
+    assert [m.name for m in members(store, artifact)] == ["keep.yaml"]
+    assert "ci/" in seen and "ci/x.yml" not in seen
+
+
+def test_to_status_has_flux_shape(tmp_path: Path, store: ArtifactStore) -> None:
+    tree = make_tree(tmp_path / "t", {"a": "1"})
+    artifact = store.store_directory("GitRepository", "ns", "n", "main@sha1:abc", tree, now=NOW)
+    status = artifact.to_status()
+    assert set(status) == {"path", "url", "revision", "digest", "lastUpdateTime", "size"}
+    assert status["lastUpdateTime"] == NOW
+    assert Artifact.from_status(status) == artifact
+    assert Artifact.from_status({"path": "x"}) is None
+
+
+@pytest.mark.parametrize(
+    "path", ["../outside", "gitrepository/../../outside", "/etc/passwd", "./x", "a\\..\\b", ""]
+)
+def test_open_refuses_paths_outside_the_store(store: ArtifactStore, path: str) -> None:
+    with pytest.raises(ArtifactPathError) as info:
+        store.open(path)
+    assert str(store.root) not in str(info.value)
+
+
+def test_open_refuses_symlinks_leading_out(tmp_path: Path, store: ArtifactStore) -> None:
+    secret = tmp_path / "secret.tar.gz"
+    secret.write_text("secret")
+    (store.root / "gitrepository").mkdir()
+    (store.root / "gitrepository" / "evil.tar.gz").symlink_to(secret)
+    with pytest.raises(ArtifactPathError):
+        store.open("gitrepository/evil.tar.gz")
+
+
+def test_open_missing_is_not_found(store: ArtifactStore) -> None:
+    with pytest.raises(ArtifactNotFoundError):
+        store.open("gitrepository/ns/n/nope.tar.gz")
+    assert not store.exists("gitrepository/ns/n/nope.tar.gz")
+
+
+@pytest.mark.parametrize("name", ["..", "a/b", "", "UPPER", "-x"])
+def test_object_names_that_are_not_dns_names_are_refused(
+    tmp_path: Path, store: ArtifactStore, name: str
+) -> None:
+    tree = make_tree(tmp_path / "t", {"a": "1"})
+    with pytest.raises(ArtifactPathError):
+        store.store_directory("GitRepository", "ns", name, "r", tree, now=NOW)
+
+
+def test_gc_keeps_the_newest_and_protected(tmp_path: Path, store: ArtifactStore) -> None:
+    paths = []
+    for i in range(4):
+        tree = make_tree(tmp_path / f"t{i}", {"v": str(i)})
+        artifact = store.store_directory("GitRepository", "ns", "n", f"r{i}", tree, now=NOW)
+        full = store.open(artifact.path)
+        os.utime(full, ns=(i * 10**9, i * 10**9))
+        paths.append(artifact.path)
+
+    removed = store.gc("GitRepository", "ns", "n", keep=0, protect=[paths[0]])
+    assert sorted(removed) == sorted([paths[1], paths[2]])
+    assert store.exists(paths[3]) and store.exists(paths[0])
+    assert store.gc("GitRepository", "ns", "other") == []
+
+
+def test_restoring_same_content_refreshes_it_as_latest(
+    tmp_path: Path, store: ArtifactStore
+) -> None:
+    old_tree = make_tree(tmp_path / "old", {"v": "old"})
+    new_tree = make_tree(tmp_path / "new", {"v": "new"})
+    old = store.store_directory("GitRepository", "ns", "n", "r1", old_tree, now=NOW)
+    os.utime(store.open(old.path), ns=(0, 0))
+    new = store.store_directory("GitRepository", "ns", "n", "r2", new_tree, now=NOW)
+    os.utime(store.open(new.path), ns=(10**9, 10**9))
+    # A revert to the old tree must make the old archive the latest one again.
+    again = store.store_directory("GitRepository", "ns", "n", "r3", old_tree, now=NOW)
+    assert again.path == old.path
+    assert store.gc("GitRepository", "ns", "n", keep=1) == [new.path]
+    assert store.exists(again.path)
+    assert not list((store.root / "gitrepository" / "ns" / "n").glob(".incoming-*"))
