@@ -19,6 +19,7 @@ import tracemalloc
 from pathlib import Path
 
 from reconciler.loader import load_paths, load_text
+from reconciler.observability.logging import configure_logging
 from reconciler.simulation import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +69,7 @@ def run(n: int, url: str) -> tuple[float, int, float, int, bool]:
 
 
 def main(argv: list[str]) -> None:
+    configure_logging("warning")
     sizes = [int(a) for a in argv] or [10, 100, 1000]
     with tempfile.TemporaryDirectory() as tmp:
         url = make_repo(Path(tmp) / "app")

@@ -17,10 +17,28 @@ from reconciler.report import render_json, render_table, render_yaml
 from reconciler.settings import SimulateSettings
 from reconciler.simulation import simulate as run_simulation
 
-EXIT_OK, EXIT_NOT_READY, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_NOT_READY, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Turns an unexpected exception into one readable line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ReconcilerError as exc:
+            _fail(exc)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if ctx.params.get("verbose", 0) >= 2:
+                raise
+            click.echo(f"internal error: {type(exc).__name__}: {exc} "
+                       "(run with -vv for the traceback, and please report it)", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="reconciler")
 @click.option("-v", "--verbose", count=True, help="More logs on stderr (-v info, -vv debug).")
 def main(verbose: int) -> None:
@@ -69,6 +87,54 @@ def simulate(paths: Sequence[str], output: str, state: Path | None, budget: floa
     else:
         click.echo(render_yaml(result.document()))
     sys.exit(EXIT_OK if result.ready else EXIT_NOT_READY)
+
+
+@main.command(name="test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("-k", "keyword", help="Run only the tests whose name contains SUBSTRING.",
+              metavar="SUBSTRING")
+@click.option("--timeout", type=float,
+              help="Virtual seconds a step's assertions may take (overrides the suite's).")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the results as JUnit XML to FILE.")
+@click.option("--crd-dir", "--manifest-dir", "setup_dirs", multiple=True,
+              type=click.Path(exists=True, file_okay=False),
+              help="A folder of CRDs or manifests to apply before each test (repeatable).")
+def kuttl_test(paths: Sequence[str], keyword: str | None, timeout: float | None,
+               junit: Path | None, setup_dirs: Sequence[str]) -> None:
+    """Run kuttl tests (a kuttl-test.yaml, test folders, or folders of them) in the simulator.
+
+    Exit 0 when every test passes, 1 when any fails, 2 on unusable input.
+    """
+    # Imported here so the other commands do not pay for the test runner.
+    import time
+
+    from reconciler.kuttl import discover, run_tests
+    from reconciler.kuttl.junit import write_junit
+    from reconciler.kuttl.report import failure_details, result_line, summary_line
+    from reconciler.kuttl.runner import TestResult
+
+    try:
+        cases = discover(paths, timeout=timeout, extra_setup_dirs=setup_dirs)
+    except InputError as exc:
+        _fail(exc)
+    if keyword:
+        cases = [c for c in cases if keyword in c.name]
+        if not cases:
+            _fail(InputError(f"no test name contains {keyword!r} (-k filters by substring)"))
+
+    def show(result: TestResult) -> None:
+        click.echo(result_line(result))
+        if result.failure is not None:
+            click.echo(failure_details(result.failure))
+
+    started = time.perf_counter()
+    results = run_tests(cases, on_result=show)
+    click.echo(f"ran {len(results)} test(s) in {time.perf_counter() - started:.2f}s")
+    click.echo(summary_line(results))
+    if junit is not None:
+        write_junit(results, junit)
+    sys.exit(EXIT_OK if all(r.passed for r in results) else EXIT_NOT_READY)
 
 
 def _fail(exc: ReconcilerError) -> NoReturn:

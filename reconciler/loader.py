@@ -97,28 +97,33 @@ def load_file(file: Path, env: Mapping[str, str]) -> list[LoadedObject]:
 
 
 def load_text(text: str, path: str) -> list[LoadedObject]:
-    try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise LoadError(path, f"invalid YAML: {problem}", line) from exc
     out: list[LoadedObject] = []
-    for node in nodes:
-        if node is None:
-            continue
+    for node, data in _documents(text, path):
         line = node.start_mark.line + 1
-        try:
-            data = yaml.load(yaml.serialize(node), Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            raise LoadError(path, f"invalid YAML: {exc}", line) from exc
         if data is None:
             continue
         for obj in _flatten_lists(data, path, line):
             _check_object(obj, path, line, node)
             out.append(LoadedObject(obj, path, line))
     return out
+
+
+def _documents(text: str, path: str) -> Iterator[tuple[yaml.Node, Any]]:
+    """Each YAML document as its node (for line numbers) and its plain value."""
+    loader = yaml.SafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            yield node, loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise LoadError(path, f"invalid YAML: {problem}", line) from exc
+    finally:
+        loader.dispose()
 
 
 def _flatten_lists(data: Any, path: str, line: int) -> list[Obj]:

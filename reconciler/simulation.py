@@ -10,7 +10,9 @@ from typing import Any
 
 from reconciler.backends.base import Backend
 from reconciler.chains.blueprint import CARTO_API
+from reconciler.engine.runnable import runnable_settled
 from reconciler.engine.runner import Environment, RunReport, run_until_settled
+from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.loader import LoadedObject
 from reconciler.model.errors import BackendError, InputError
@@ -66,10 +68,13 @@ def simulate(
     with tempfile.TemporaryDirectory(prefix="reconciler-") as scratch:
         data_dir = state.with_name(state.name + ".d") if state is not None else Path(scratch)
         sources = SourceSettings(artifact_root=data_dir / "artifacts", workdir=data_dir / "git")
-        controllers = [*product_controllers(env.backend, env.clock, sources), *env.controllers]
-        report = run_until_settled(env, controllers, lambda: all_settled(env.backend),
+        tracker = TrackingBackend(env.backend)
+        product = product_controllers(tracker, env.clock, sources)
+        report = run_until_settled(env, [*product, *env.controllers],
+                                   lambda: all_settled(env.backend),
                                    budget_seconds=settings.budget_seconds,
-                                   max_rounds=settings.max_rounds)
+                                   max_rounds=settings.max_rounds,
+                                   tracker=tracker, tracked=product)
         if state is not None:
             env.save_state(state)
     return SimulationResult(
@@ -95,14 +100,15 @@ def apply_inputs(backend: Backend, objects: Sequence[LoadedObject]) -> None:
 
 
 def all_settled(backend: Backend) -> bool:
-    """Every workload has seen its latest generation and is Ready or failed with a reason."""
+    """Every workload has seen its latest generation and is Ready or failed with a reason;
+    every Runnable has seen its latest generation and its current run is finished."""
     for wl in backend.list(CARTO_API, "Workload"):
         status = status_of(wl)
         if status.get("observedGeneration") != (wl.get("metadata") or {}).get("generation"):
             return False
         if owner_ready(wl)[0] not in ("True", "False"):
             return False
-    return True
+    return all(runnable_settled(r) for r in backend.list(CARTO_API, "Runnable"))
 
 
 def _all_objects(env: Environment) -> list[Obj]:

@@ -5,6 +5,12 @@ on anything a cluster would not give it: uid, resourceVersion, generation (bumpe
 only), creationTimestamp, namespaces that must exist, kinds that must be served (CRDs register
 new ones), status written only through the status subresource, label selectors, ownerReference
 garbage collection, and events.
+
+Writes follow server-side apply: `managedFields` records, per manager, the fields it set
+(`fieldsV1`). An apply that would change a field another manager owns fails with `ApplyConflict`
+listing each field, unless forced (then ownership moves); a field a manager dropped from its
+next apply is removed unless another manager still owns it. `edit` is the non-apply update a
+person makes with `kubectl edit`: it takes ownership of what it changes without conflicts.
 """
 
 from __future__ import annotations
@@ -12,14 +18,28 @@ from __future__ import annotations
 import builtins
 import copy
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from reconciler.apply.conflicts import ApplyConflict, FieldConflict
 from reconciler.backends.base import FIELD_MANAGER
+from reconciler.diff.fieldsets import (
+    ITEM,
+    FieldPath,
+    FieldSet,
+    covers,
+    fields_of,
+    find_item,
+    from_tree,
+    get_path,
+    merge_key,
+    to_tree,
+)
+from reconciler.diff.normalize import fold_string_data
 from reconciler.engine.clock import Clock, rfc3339
 from reconciler.model.errors import NotFound, Rejected
 from reconciler.model.kinds import BUILTIN_KINDS, KindInfo, KindRegistry, kind_info_from_crd
-from reconciler.model.objects import GroupVersionKind, Obj, describe
+from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe
 from reconciler.model.schema import validate
 
 Key = tuple[str, str, str, str]  # group, kind, namespace, name
@@ -34,7 +54,11 @@ class InMemoryCluster:
         self._schemas: dict[tuple[str, str], Mapping[str, Any]] = {}
         self._objects: dict[Key, Obj] = {}
         self._events: list[Obj] = []
+        self._event_index: dict[tuple[str, str, str], int] = {}
         self._revision = 0
+        # The change feed: when each object, and each kind (per namespace), last changed.
+        self._key_changes: dict[Key, int] = {}
+        self._kind_changes: dict[tuple[str, str, str], int] = {}
         for ns in ("default", "kube-system", "kube-public"):
             self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
@@ -79,6 +103,8 @@ class InMemoryCluster:
         info = self.kind_info(api_version, kind)
         desired = copy.deepcopy(obj)
         desired.pop("status", None)
+        if kind == "Secret" and api_version == "v1" and "stringData" in desired:
+            desired = fold_string_data(desired)
         metadata = desired.setdefault("metadata", {})
         name = str(metadata.get("name") or "")
         if not name:
@@ -105,7 +131,7 @@ class InMemoryCluster:
         if live is None:
             live = self._create(desired, info, api_version, field_manager)
         else:
-            self._update(live, desired)
+            self._server_side_apply(live, desired, api_version, field_manager, force)
         if info.kind == "CustomResourceDefinition":
             self._register_crd(live)
         return self._out(live, api_version)
@@ -134,23 +160,27 @@ class InMemoryCluster:
         if obj is None:
             raise NotFound(f"{kind}/{namespace}/{name} not found")
         self._revision += 1
+        self._changed(key)
         self._collect_garbage(str(obj["metadata"]["uid"]))
         if info.kind == "Namespace":
             for other in [k for k in self._objects if k[2] == name]:
                 self._objects.pop(other, None)
+                self._revision += 1
+                self._changed(other)
 
     def emit_event(
         self, involved: Obj, type_: str, reason: str, message: str, source: str = FIELD_MANAGER
     ) -> None:
         meta = involved.get("metadata") or {}
         now = rfc3339(self.clock.now())
-        for event in reversed(self._events):
-            ref = event["involvedObject"]
-            if (ref.get("uid") == meta.get("uid") and event["reason"] == reason
-                    and event["message"] == message):
-                event["count"] += 1
-                event["lastTimestamp"] = now
-                return
+        # The same event again only counts up, as the API server's event aggregation does.
+        same = (str(meta.get("uid")), reason, message)
+        index = self._event_index.get(same)
+        if index is not None:
+            self._events[index]["count"] += 1
+            self._events[index]["lastTimestamp"] = now
+            return
+        self._event_index[same] = len(self._events)
         self._events.append({
             "apiVersion": "v1",
             "kind": "Event",
@@ -185,6 +215,47 @@ class InMemoryCluster:
     def all_objects(self) -> builtins.list[Obj]:
         return [copy.deepcopy(o) for _, o in sorted(self._objects.items())]
 
+    def edit(self, api_version: str, kind: str, namespace: str, name: str,
+             change: Callable[[Obj], None], field_manager: str = "kubectl-edit") -> Obj:
+        """Change an object as a person would with `kubectl edit` (an Update, not an Apply).
+
+        The editing manager takes ownership of every field it changed or added, without
+        conflicts; fields it removed lose their owners.
+        """
+        info = self.kind_info(api_version, kind)
+        live = self._objects.get(self._key(info, namespace, name))
+        if live is None:
+            raise NotFound(f"{kind}/{namespace}/{name} not found")
+        before = copy.deepcopy(live)
+        after = copy.deepcopy(live)
+        change(after)
+        after["metadata"] = {**after.get("metadata", {}),
+                             **{k: before["metadata"][k] for k in _SERVER_META
+                                if k in before["metadata"]}}
+        if "status" in before:
+            after["status"] = before["status"]
+        old, new = fields_of(before), fields_of(after)
+        changed = {p for p in new if get_path(after, p) != get_path(before, p)}
+        gone = old - new
+        entries = []
+        mine: set[FieldPath] = set(changed)
+        for entry in before["metadata"].get("managedFields") or []:
+            fields = from_tree(entry.get("fieldsV1"))
+            if entry.get("manager") == field_manager and entry.get("operation") == "Update":
+                mine |= fields - gone
+                continue
+            rest = fields - changed - gone
+            if rest:
+                entries.append({**entry, "fieldsV1": to_tree(rest)} if rest != fields else entry)
+        if mine:
+            entries.append(self._managed_entry(field_manager, "Update", api_version,
+                                               frozenset(mine)))
+        after["metadata"]["managedFields"] = entries
+        live.clear()
+        live.update(after)
+        self._commit(before, live)
+        return self._out(live, api_version)
+
     def register_schema(self, group: str, kind: str, schema: Mapping[str, Any]) -> None:
         self._schemas[(group, kind)] = schema
 
@@ -208,6 +279,10 @@ class InMemoryCluster:
                 copy.deepcopy(obj)
             )
         self._events = [copy.deepcopy(e) for e in snapshot.get("events") or []]
+        self._event_index = {
+            (str(e["involvedObject"].get("uid")), str(e["reason"]), str(e["message"])): i
+            for i, e in enumerate(self._events)
+        }
         self._revision = max(self._revision, int(snapshot.get("revision") or 0))
 
     # --- internals -----------------------------------------------------------------------
@@ -217,13 +292,33 @@ class InMemoryCluster:
         return (info.group, info.kind, namespace if info.namespaced else "", name)
 
     def _out(self, obj: Obj, api_version: str) -> Obj:
-        out = copy.deepcopy(obj)
+        out = deep_copy(obj)
         out["apiVersion"] = api_version
         return out
 
     def _bump(self, obj: Obj) -> None:
         self._revision += 1
         obj["metadata"]["resourceVersion"] = str(self._revision)
+        info = self.registry.lookup(GroupVersionKind.of(obj))
+        if info is not None:
+            meta = obj["metadata"]
+            self._changed(self._key(info, str(meta.get("namespace") or ""), str(meta["name"])))
+
+    def _changed(self, key: Key) -> None:
+        self._key_changes[key] = self._revision
+        group, kind, namespace, _ = key
+        self._kind_changes[(group, kind, namespace)] = self._revision
+        self._kind_changes[(group, kind, "*")] = self._revision
+
+    # --- change feed (reconciler.engine.tracking.ChangeFeed) -----------------------------
+
+    def last_change(self, group: str, kind: str, namespace: str, name: str) -> int:
+        info = self.registry.lookup_group_kind(group, kind)
+        ns = namespace if info is None or info.namespaced else ""
+        return self._key_changes.get((group, kind, ns, name), 0)
+
+    def last_kind_change(self, group: str, kind: str, namespace: str | None) -> int:
+        return self._kind_changes.get((group, kind, "*" if namespace is None else namespace), 0)
 
     def _create(self, desired: Obj, info: KindInfo, api_version: str, manager: str) -> Obj:
         meta = desired["metadata"]
@@ -233,32 +328,71 @@ class InMemoryCluster:
         meta["uid"] = str(uuid.uuid5(_UID_NAMESPACE, f"{key}/{self._revision}"))
         meta["generation"] = 1
         meta["creationTimestamp"] = rfc3339(self.clock.now())
-        meta["managedFields"] = [{"manager": manager, "operation": "Apply",
-                                  "apiVersion": api_version,
-                                  "time": rfc3339(self.clock.now())}]
+        meta["managedFields"] = [self._managed_entry(manager, "Apply", api_version,
+                                                     fields_of(desired))]
         self._objects[key] = desired
         self._bump(desired)
         return desired
 
-    def _update(self, live: Obj, desired: Obj) -> None:
-        before = copy.deepcopy(live)
-        meta, live_meta = desired["metadata"], live["metadata"]
-        for field in ("labels", "annotations"):
-            if field in meta:
-                merged = dict(live_meta.get(field) or {})
-                merged.update(meta[field] or {})
-                live_meta[field] = merged
-        if "ownerReferences" in meta:
-            live_meta["ownerReferences"] = meta["ownerReferences"]
-        spec_changed = False
-        for field, value in desired.items():
-            if field in ("metadata", "status", "apiVersion", "kind"):
+    def _managed_entry(self, manager: str, operation: str, api_version: str,
+                       fields: FieldSet) -> Obj:
+        return {"manager": manager, "operation": operation, "apiVersion": api_version,
+                "time": rfc3339(self.clock.now()), "fieldsType": "FieldsV1",
+                "fieldsV1": to_tree(fields)}
+
+    def _server_side_apply(self, live: Obj, config: Obj, api_version: str, manager: str,
+                           force: bool) -> None:
+        for field in _SERVER_META:
+            config["metadata"].pop(field, None)
+        entries = list(live["metadata"].get("managedFields") or [])
+        mine_at = next((i for i, e in enumerate(entries)
+                        if e.get("manager") == manager and e.get("operation") == "Apply"), None)
+        mine = from_tree(entries[mine_at].get("fieldsV1")) if mine_at is not None else frozenset()
+        others = {i: from_tree(e.get("fieldsV1")) for i, e in enumerate(entries) if i != mine_at}
+        new = fields_of(config)
+        taken: set[FieldPath] = set()
+        taken_from: set[int] = set()
+        conflicts: list[FieldConflict] = []
+        for path in sorted(new):
+            if path[-1] == ITEM:
                 continue
-            if live.get(field) != value:
-                live[field] = copy.deepcopy(value)
-                spec_changed = True
-        if spec_changed:
-            live_meta["generation"] = int(live_meta.get("generation", 1)) + 1
+            present, value = get_path(live, path)
+            if not present or value == get_path(config, path)[1]:
+                continue
+            for i, fields in others.items():
+                if path in fields:
+                    conflicts.append(FieldConflict(_dotted(path), str(entries[i].get("manager"))))
+                    taken.add(path)
+                    taken_from.add(i)
+        if conflicts and not force:
+            raise ApplyConflict(describe(live), manager, conflicts)
+        others = {i: fields - taken for i, fields in others.items()}
+        still_owned: FieldSet = frozenset().union(*others.values()) if others else frozenset()
+        dropped = [p for p in mine - new
+                   if not covers(p[:-1] if p[-1] == ITEM else p, still_owned)]
+        before = copy.deepcopy(live)
+        for path in sorted(dropped, key=len, reverse=True):
+            _remove_path(live, path)
+        _merge(live, {k: v for k, v in config.items() if k not in ("apiVersion", "kind")})
+        mine_entry = self._managed_entry(manager, "Apply", api_version, new)
+        if mine_at is not None and entries[mine_at].get("fieldsV1") == mine_entry["fieldsV1"]:
+            mine_entry = entries[mine_at]  # unchanged ownership keeps its timestamp
+        managed = [] if mine_at is not None else [mine_entry]
+        for i, entry in enumerate(entries):
+            if i == mine_at:
+                managed.append(mine_entry)
+            elif i in taken_from:
+                if others[i]:
+                    managed.append({**entry, "fieldsV1": to_tree(others[i])})
+            else:
+                managed.append(entry)
+        live["metadata"]["managedFields"] = managed
+        self._commit(before, live)
+
+    def _commit(self, before: Obj, live: Obj) -> None:
+        """Bump generation on a spec change and resourceVersion on any change."""
+        if _body(live) != _body(before):
+            live["metadata"]["generation"] = int(live["metadata"].get("generation", 1)) + 1
         if live != before:
             self._bump(live)
 
@@ -282,6 +416,7 @@ class InMemoryCluster:
         for key in dependents:
             obj = self._objects.pop(key)
             self._revision += 1
+            self._changed(key)
             self._collect_garbage(str(obj["metadata"]["uid"]))
 
 
@@ -298,3 +433,51 @@ def _without_status(schema: Mapping[str, Any]) -> Mapping[str, Any]:
 def _matches(obj: Obj, labels: Mapping[str, str]) -> bool:
     have = (obj.get("metadata") or {}).get("labels") or {}
     return all(have.get(k) == v for k, v in labels.items())
+
+
+def _body(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+def _dotted(path: FieldPath) -> str:
+    out = ""
+    for step in path:
+        if step.startswith("f:"):
+            out += "." + step[2:]
+        elif step.startswith("k:"):
+            out += "[" + step[2:] + "]"
+    return out
+
+
+def _remove_path(obj: Obj, path: FieldPath) -> None:
+    """Remove one owned field (or, for an item path, the list item) from `obj`."""
+    target = path[:-1] if path[-1] == ITEM else path
+    present, parent = get_path(obj, target[:-1])
+    if not present:
+        return
+    last = target[-1]
+    if last.startswith("f:") and isinstance(parent, dict):
+        parent.pop(last[2:], None)
+    elif last.startswith("k:") and path[-1] == ITEM:
+        index = find_item(parent, last)
+        if index is not None:
+            del parent[index]
+
+
+def _merge(live: dict[str, Any], config: Mapping[str, Any]) -> None:
+    """Merge an applied configuration into the live object: maps field by field, associative
+    lists item by item (by merge key), everything else replaced."""
+    for key, value in config.items():
+        have = live.get(key)
+        if isinstance(value, Mapping) and value and isinstance(have, dict):
+            _merge(have, value)
+        elif isinstance(value, list) and isinstance(have, list) and (mk := merge_key(value)) \
+                and all(isinstance(i, dict) and mk in i for i in have):
+            for item in value:
+                match = next((h for h in have if h.get(mk) == item[mk]), None)
+                if match is None:
+                    have.append(copy.deepcopy(item))
+                else:
+                    _merge(match, item)
+        else:
+            live[key] = copy.deepcopy(value)

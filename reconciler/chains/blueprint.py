@@ -119,10 +119,17 @@ class Template:
                 for out, field_ in OUTPUT_PATHS.get(self.kind, ()) if self.spec.get(field_)]
 
     @property
+    def lifecycle(self) -> str:
+        return str(self.spec.get("lifecycle") or "mutable")
+
+    @property
     def health_rule(self) -> Mapping[str, Any] | None:
         rule = self.spec.get("healthRule")
         if isinstance(rule, Mapping):
             return rule
+        # A tekton template's runs report success in their `Succeeded` condition.
+        if self.lifecycle == "tekton":
+            return {"singleConditionType": "Succeeded"}
         # A ClusterTemplate has no outputs to wait for: Cartographer treats it as always healthy.
         if self.kind == PLAIN_TEMPLATE:
             return {"alwaysHealthy": {}}

@@ -37,3 +37,18 @@ class ResolveTemplateOptionsError(ResourceError):
 
 class TemplateOptionsMatchError(ResourceError):
     reason = "TemplateOptionsMatchError"
+
+
+class UnknownResourceError(ResourceError):
+    reason = "UnknownError"
+
+
+class DeploymentConditionNotMetError(ResourceError):
+    """The deployment has not finished yet (observedMatches/observedCompletion not satisfied)."""
+
+    reason = "ConditionNotMet"
+    status = UNKNOWN
+
+
+class DeploymentFailedConditionMetError(ResourceError):
+    reason = "FailedConditionMet"

@@ -16,10 +16,12 @@ from reconciler.apply.applier import Action, apply_object
 from reconciler.backends.base import Backend
 from reconciler.chains.blueprint import (
     CARTO_API,
+    DEPLOYMENT_TEMPLATE,
     Blueprint,
     BlueprintResource,
     Template,
 )
+from reconciler.chains.deployment import deployment_outputs
 from reconciler.chains.errors import (
     MissingValueAtPathError,
     ResolveTemplateOptionsError,
@@ -31,6 +33,13 @@ from reconciler.chains.errors import (
 )
 from reconciler.chains.interpolate import InterpolationError
 from reconciler.chains.jsonpath import JSONPathError, evaluate_single
+from reconciler.chains.lifecycle import (
+    LIFECYCLE_LABEL,
+    ImmutableStamper,
+    RetentionPolicy,
+    is_immutable,
+    lifecycle_of,
+)
 from reconciler.chains.params import resolve_params
 from reconciler.chains.render import RenderError, render
 from reconciler.chains.selection import Selector, SelectorError, best_matches
@@ -48,6 +57,11 @@ class Realized:
     action: Action | None = None
     changed: tuple[str, ...] = ()
     pass_through: bool = False
+    # Older immutable objects the retention policy pruned during this reconcile.
+    removed: list[Obj] = field(default_factory=list)
+    # The object outputs are read from: the stamped one, or for immutable lifecycles the newest
+    # healthy one.
+    outputs_from: Obj | None = None
 
 
 @dataclass
@@ -78,6 +92,7 @@ class Realizer:
     def __init__(self, backend: Backend, templates: TemplateLookup) -> None:
         self.backend = backend
         self.templates = templates
+        self.immutables = ImmutableStamper(backend, lambda _obj: None)
 
     def realize(self, ctx: OwnerContext, blueprint: Blueprint) -> list[Realized]:
         outputs = Outputs()
@@ -109,19 +124,55 @@ class Realizer:
                     f"{resource.template_kind}.carto.run \"{template_name}\" not found")
             template = Template(resource.template_kind, template_name, raw)
             result.template = template
-            desired = self._stamp(ctx, blueprint, resource, template, outputs, where)
-            try:
-                applied = apply_object(self.backend, desired)
-            except BackendError as exc:
-                raise TemplateRejectedError(
-                    f"unable to apply object [{namespace_of(desired)}/{name_of(desired)}] for "
-                    f"{where}: {exc}") from exc
-            result.stamped, result.action, result.changed = (
-                applied.live, applied.action, applied.changed)
-            result.outputs = self._read_outputs(template, applied.live)
+            lifecycle = lifecycle_of(template.spec)
+            owner_labels = ctx.labels(resource, template)
+            desired = self._stamp(ctx, blueprint, resource, template, outputs, where,
+                                  {**owner_labels, LIFECYCLE_LABEL: lifecycle})
+            if is_immutable(lifecycle):
+                self._realize_immutable(result, template, desired, owner_labels, where)
+            else:
+                self._realize_mutable(result, desired, where)
+            source = result.outputs_from or result.stamped
+            assert source is not None
+            result.outputs = self._read_outputs(resource, template, source, outputs)
         except ResourceError as exc:
             result.error = exc
         return result
+
+    def _realize_mutable(self, result: Realized, desired: Obj, where: str) -> None:
+        try:
+            applied = apply_object(self.backend, desired)
+        except BackendError as exc:
+            raise TemplateRejectedError(
+                f"unable to apply object [{namespace_of(desired)}/{name_of(desired)}] for "
+                f"{where}: {exc}") from exc
+        result.stamped, result.action, result.changed = (
+            applied.live, applied.action, applied.changed)
+
+    def _realize_immutable(
+        self, result: Realized, template: Template, desired: Obj, owner_labels: Mapping[str, str],
+        where: str,
+    ) -> None:
+        """A new object per distinct content; outputs come from the newest healthy object."""
+        try:
+            ensured = self.immutables.ensure(desired, owner_labels, template.health_rule,
+                                             RetentionPolicy.of(template.spec.get("retentionPolicy")))
+        except BackendError as exc:
+            shown = name_of(desired) or meta(desired).get("generateName") or ""
+            raise TemplateRejectedError(
+                f"unable to apply object [{namespace_of(desired)}/{shown}] for {where}: "
+                f"{exc}") from exc
+        result.stamped = ensured.current
+        result.action = Action.CREATED if ensured.created else Action.UNCHANGED
+        result.removed = ensured.removed
+        healthy = ensured.latest_healthy
+        if template.output_paths and healthy is None:
+            info = self.backend.kind_info(str(desired["apiVersion"]), str(desired["kind"]))
+            raise MissingValueAtPathError(
+                f"waiting for a healthy object among the immutable [{info.qualified_resource}] "
+                f"objects stamped for {where} (newest: [{name_of(ensured.current)}] in "
+                f"namespace [{namespace_of(ensured.current)}])")
+        result.outputs_from = healthy or ensured.current
 
     def _choose_template(
         self, ctx: OwnerContext, blueprint: Blueprint, resource: BlueprintResource
@@ -209,7 +260,7 @@ class Realizer:
 
     def _stamp(
         self, ctx: OwnerContext, blueprint: Blueprint, resource: BlueprintResource,
-        template: Template, outputs: Outputs, where: str,
+        template: Template, outputs: Outputs, where: str, labels: Mapping[str, str],
     ) -> Obj:
         context = self.context(ctx, blueprint, resource, template, outputs)
         prefix = (f"unable to stamp object for {where}: template "
@@ -221,9 +272,15 @@ class Realizer:
         if not (isinstance(stamped, dict) and stamped.get("apiVersion") and stamped.get("kind")):
             raise TemplateStampError(f"{prefix}: the rendered template is not a Kubernetes object "
                                      "(apiVersion and kind are required)")
-        return stamp_metadata(stamped, ctx.owner, ctx.labels(resource, template))
+        return stamp_metadata(stamped, ctx.owner, labels)
 
-    def _read_outputs(self, template: Template, live: Obj) -> dict[str, Any]:
+    def _read_outputs(
+        self, resource: BlueprintResource, template: Template, live: Obj, inputs: Outputs
+    ) -> dict[str, Any]:
+        if template.kind == DEPLOYMENT_TEMPLATE:
+            deployment = (inputs.get(resource.deployment.resource)
+                          if resource.deployment is not None else None)
+            return deployment_outputs(resource.name, template.spec, live, deployment)
         outputs: dict[str, Any] = {}
         for name, path in template.output_paths:
             try:

@@ -50,6 +50,10 @@ def _render_jinja(source: str, context: Mapping[str, Any]) -> Any:
         text = _JINJA.from_string(source).render(**context)
     except TemplateError as exc:
         raise RenderError(f"jinja2 template failed: {exc}") from exc
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        # User template code raises plain Python errors too ({% include %} without a loader,
+        # 1/0, a bad int()): they are the template's fault and must become a condition.
+        raise RenderError(f"jinja2 template failed: {type(exc).__name__}: {exc}") from exc
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -15,9 +15,11 @@ import structlog
 from reconciler.apply.applier import Action
 from reconciler.backends.base import Backend
 from reconciler.chains.blueprint import CARTO_API, Blueprint, BlueprintResource, Template
+from reconciler.chains.lifecycle import LIFECYCLE_LABEL, MUTABLE
 from reconciler.chains.realizer import OwnerContext, Realized, Realizer
 from reconciler.chains.selection import Selector, SelectorError, best_matches
 from reconciler.chains.status import owner_conditions, render_conditions, resource_status
+from reconciler.engine.blueprints import blueprint_ready, templates_ready
 from reconciler.engine.clock import Clock, rfc3339
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
 from reconciler.model.errors import ReconcilerError
@@ -129,24 +131,21 @@ class OwnerController:
                 f"{shown}")
             raise StepStop()
         if len(best) > 1:
-            names = ", ".join(name_of(candidates[i]) for i in best)
+            log.info("owner matches more than one blueprint",
+                     blueprints=[name_of(candidates[i]) for i in best])
             run.blueprint_ready = Condition(
                 k.blueprint_condition, FALSE, k.multiple_reason,
-                f"{k.kind.lower()} may only match a single {k.blueprint_words}'s selector "
-                f"(matches: {names})")
+                f"{k.kind.lower()} may only match a single {k.blueprint_words}'s selector")
             raise StepStop()
         run.blueprint = Blueprint.of(candidates[best[0]])
 
     def check_blueprint(self, run: Run) -> None:
+        """Mirror the blueprint's readiness (the same test its own controller writes)."""
         assert run.blueprint is not None
-        missing = [r for r in run.blueprint.resources
-                   if not r.options and self._template(r.template_kind, r.template_name) is None]
-        if missing:
-            names = ", ".join(f"{r.template_kind}/{r.template_name}" for r in missing)
-            run.blueprint_ready = Condition(
-                self.kind.blueprint_condition, FALSE, "TemplatesNotFound",
-                f"did not find the templates: [{names}] referenced by {self.kind.blueprint_words} "
-                f"[{run.blueprint.name}]")
+        ready = blueprint_ready(templates_ready(run.blueprint.obj, self._template_exists))
+        if ready.status != TRUE:
+            run.blueprint_ready = Condition(self.kind.blueprint_condition, FALSE, ready.reason,
+                                            ready.message)
             raise StepStop()
         run.blueprint_ready = Condition(self.kind.blueprint_condition, TRUE, "Ready")
 
@@ -188,6 +187,7 @@ class OwnerController:
                 healths.append(rs.healthy)
                 self._events(owner, realized, old, rs.entry)
             status["resources"] = resources
+            self._remove_orphans(owner, previous.get("resources") or [], resources)
         elif previous.get("resources"):
             status["resources"] = previous["resources"]
         first_error = next((r for r in run.realized if r.error is not None), None)
@@ -205,10 +205,12 @@ class OwnerController:
                                                                 Action.CONFIGURED):
             info = self.backend.kind_info(str(realized.stamped["apiVersion"]),
                                           str(realized.stamped["kind"]))
-            verb = "Created" if realized.action is Action.CREATED else "Configured"
+            verb = "Created" if realized.action is Action.CREATED else "Patched"
             self.backend.emit_event(
                 owner, "Normal", "StampedObjectApplied",
                 f"{verb} object [{info.qualified_resource}/{name_of(realized.stamped)}]")
+        for removed in realized.removed:
+            self._removed_event(owner, removed)
         old_outputs = {o.get("name"): o.get("digest") for o in (old or {}).get("outputs") or []}
         for out in entry.get("outputs") or []:
             if old_outputs.get(out["name"]) != out["digest"] and realized.stamped is not None:
@@ -225,7 +227,44 @@ class OwnerController:
                 f"[{realized.resource.name}] found healthy status in [{new_healthy.get('reason')}]"
                 f" changed to [{new_healthy.get('status')}]")
 
+    def _removed_event(self, owner: Obj, obj: Obj) -> None:
+        info = self.backend.kind_info(str(obj["apiVersion"]), str(obj["kind"]))
+        self.backend.emit_event(owner, "Normal", "StampedObjectRemoved",
+                                f"Deleted object [{info.qualified_resource}/{name_of(obj)}]")
+
+    def _remove_orphans(self, owner: Obj, before: Sequence[Obj], after: Sequence[Obj]) -> None:
+        """Delete what this owner stamped for a resource that no longer produces that object.
+
+        Only objects this owner controls (its ownerReference) are touched, and never immutable
+        ones: their retention policy, not the current status, decides how long they live.
+        """
+        current = {_ref_key(r["stampedRef"]) for r in after if r.get("stampedRef")}
+        uid = meta(owner).get("uid")
+        for entry in before:
+            ref = entry.get("stampedRef")
+            if not ref or _ref_key(ref) in current:
+                continue
+            api_version, kind, namespace, name = _ref_key(ref)
+            try:
+                live = self.backend.get(api_version, kind, namespace, name)
+            except ReconcilerError:
+                continue
+            if live is None or not _controlled_by(live, uid):
+                continue
+            if labels_of(live).get(LIFECYCLE_LABEL, MUTABLE) != MUTABLE:
+                continue
+            try:
+                self.backend.delete(api_version, kind, namespace, name)
+            except ReconcilerError as exc:
+                log.warning("could not delete orphaned stamped object", object=name,
+                            error=str(exc))
+                continue
+            self._removed_event(owner, live)
+
     # --- helpers -------------------------------------------------------------------------
+
+    def _template_exists(self, kind: str, name: str) -> bool:
+        return self._template(kind, name) is not None
 
     def _template(self, kind: str, name: str) -> Obj | None:
         try:
@@ -244,3 +283,13 @@ class OwnerController:
             "carto.run/template-kind": template.kind,
             "carto.run/cluster-template-name": template.name,
         }
+
+
+def _ref_key(ref: Obj) -> tuple[str, str, str, str]:
+    return (str(ref.get("apiVersion")), str(ref.get("kind")), str(ref.get("namespace") or ""),
+            str(ref.get("name")))
+
+
+def _controlled_by(obj: Obj, uid: Any) -> bool:
+    return any(r.get("uid") == uid and r.get("controller")
+               for r in meta(obj).get("ownerReferences") or [])

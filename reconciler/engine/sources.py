@@ -1,4 +1,8 @@
-"""The source controller as the engine runs it: GitRepository objects in, status and events out."""
+"""The source controller as the engine runs it: GitRepository objects in, status and events out.
+
+It hands the controller the Backend's `get`, through which Secrets (`spec.secretRef`,
+`spec.verify.secretRef`) and included GitRepositories are read; the controller never writes.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ class GitRepositoryReconciler:
         return [(GIT_API, "GitRepository")]
 
     def reconcile(self, obj: Obj) -> float | None:
-        result = self.git.reconcile(obj)
+        result = self.git.reconcile(obj, self.backend.get)
         if result.status != status_of(obj):
             self.backend.update_status({**obj, "status": result.status})
         for event in result.events:

@@ -10,9 +10,12 @@ from importlib.metadata import entry_points
 from typing import cast
 
 from reconciler.backends.base import Backend
+from reconciler.engine.blueprints import BlueprintController
 from reconciler.engine.clock import Clock
 from reconciler.engine.controller import Controller
-from reconciler.engine.owner import WORKLOAD, OwnerController
+from reconciler.engine.kustomization import KustomizationReconciler
+from reconciler.engine.owner import DELIVERABLE, WORKLOAD, OwnerController
+from reconciler.engine.runnable import RunnableController
 from reconciler.engine.runner import Environment
 from reconciler.engine.sources import GitRepositoryReconciler
 from reconciler.model.errors import ReconcilerError
@@ -30,7 +33,12 @@ def product_controllers(
     git = GitRepositoryController(store, clock, sources.workdir)
     return [
         GitRepositoryReconciler(backend, git),
+        # Blueprints before owners, so an owner reads a blueprint status from this same round.
+        BlueprintController(backend, clock, WORKLOAD.blueprint_kind),
+        BlueprintController(backend, clock, DELIVERABLE.blueprint_kind),
         OwnerController(backend, clock, WORKLOAD),
+        OwnerController(backend, clock, DELIVERABLE),
+        RunnableController(backend, clock),
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import yaml
+
 from reconciler.model.objects import Obj
 from reconciler.model.schema import ALL_KINDS, KindSchema
 
@@ -38,3 +40,16 @@ def crd_for(kind: KindSchema) -> Obj:
 
 def product_crds() -> list[Obj]:
     return [crd_for(kind) for kind in ALL_KINDS]
+
+
+_HEADER = ("# Generated from reconciler/model/schema.py by scripts/generate-crds.py; do not edit.\n"
+           "---\n")
+
+
+def crd_files() -> dict[str, str]:
+    """File name (`<group>_<plural>.yaml`, as controller-gen names them) to YAML text."""
+    return {
+        f"{kind.group}_{kind.plural}.yaml":
+            _HEADER + yaml.safe_dump(crd_for(kind), sort_keys=False, width=100)
+        for kind in ALL_KINDS
+    }

@@ -102,6 +102,9 @@ class KindRegistry:
     def register(self, info: KindInfo) -> None:
         self._by_gk[(info.group, info.kind)] = info
 
+    def lookup_group_kind(self, group: str, kind: str) -> KindInfo | None:
+        return self._by_gk.get((group, kind))
+
     def lookup(self, gvk: GroupVersionKind) -> KindInfo | None:
         info = self._by_gk.get(gvk.group_kind)
         if info is None or gvk.version not in info.versions:

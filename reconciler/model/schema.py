@@ -313,8 +313,9 @@ CLUSTER_DELIVERY = KindSchema(CARTO, V1A1, "ClusterDelivery", "clusterdeliveries
     "params": array(BLUEPRINT_PARAM),
     "serviceAccountRef": SERVICE_ACCOUNT_REF,
     "resources": array(blueprint_resource(
-        ["ClusterSourceTemplate", "ClusterDeploymentTemplate", "ClusterTemplate"],
-        ["sources"],
+        ["ClusterSourceTemplate", "ClusterDeploymentTemplate", "ClusterTemplate",
+         "ClusterConfigTemplate"],
+        ["sources", "configs"],
         single_inputs=("deployment",),
     )),
 }, required=["resources"]))
@@ -369,10 +370,42 @@ GIT_REPOSITORY = KindSchema("source.toolkit.fluxcd.io", "v1", "GitRepository", "
     "provider": string(),
 }, required=["url", "interval"]), short_names=("gitrepo",))
 
+KUSTOMIZATION = KindSchema("kustomize.toolkit.fluxcd.io", "v1", "Kustomization", "kustomizations", True, obj({
+    "sourceRef": obj({"apiVersion": string(), "kind": string(enum=["GitRepository", "OCIRepository", "Bucket"]),
+                      "name": string(), "namespace": string()}, required=["kind", "name"]),
+    "path": string("Folder inside the source artifact (default: its root)."),
+    "prune": boolean("Delete objects this Kustomization applied before and no longer renders."),
+    "interval": string("How often to reconcile, as a Go duration (5m0s)."),
+    "retryInterval": string("How soon to retry after a failure (default: interval)."),
+    "timeout": string("How long to wait for health (default: interval)."),
+    "wait": boolean("Wait for every applied object to be healthy."),
+    "healthChecks": array(obj({"apiVersion": string(), "kind": string(), "name": string(),
+                               "namespace": string()}, required=["kind", "name"])),
+    "targetNamespace": string("Namespace set on every namespaced object."),
+    "dependsOn": array(obj({"name": string(), "namespace": string()}, required=["name"])),
+    "suspend": boolean(),
+    "force": boolean("Take over fields other field managers own (server-side apply force)."),
+    "postBuild": obj({
+        "substitute": string_map(),
+        "substituteFrom": array(obj({"kind": string(enum=["ConfigMap", "Secret"]), "name": string(),
+                                     "optional": boolean()}, required=["kind", "name"])),
+    }),
+    "serviceAccountName": string(),
+    "ignoreDifferences": array(obj({
+        "group": string(), "kind": string(), "name": string(), "namespace": string(),
+        "jsonPointers": array(string()), "jqPathExpressions": array(string()),
+        "managedFieldsManagers": array(string()),
+    }), "reconciler extension: fields diff and apply leave alone (Argo CD's ignoreDifferences)."),
+    "patches": array(free_object()), "images": array(free_object()),
+    "components": array(string()), "commonMetadata": free_object(), "namePrefix": string(),
+    "nameSuffix": string(), "decryption": free_object(), "kubeConfig": free_object(),
+}, required=["sourceRef", "interval", "prune"]), short_names=("ks",))
+
 ALL_KINDS: tuple[KindSchema, ...] = (
     WORKLOAD, CLUSTER_SUPPLY_CHAIN, CLUSTER_SOURCE_TEMPLATE, CLUSTER_IMAGE_TEMPLATE,
     CLUSTER_CONFIG_TEMPLATE, CLUSTER_TEMPLATE, DELIVERABLE, CLUSTER_DELIVERY,
     CLUSTER_DEPLOYMENT_TEMPLATE, CLUSTER_RUN_TEMPLATE, RUNNABLE, GIT_REPOSITORY,
+    KUSTOMIZATION,
 )
 
 _BY_GVK = {(k.group, k.version, k.kind): k for k in ALL_KINDS}

@@ -1,32 +1,37 @@
 """The built-in source controller for Flux `source.toolkit.fluxcd.io/v1` `GitRepository` objects.
 
-It owns: reading a GitRepository's spec, resolving its ref on the remote (`git ls-remote`, the
-cheap common path), fetching into a per-object cache under `workdir` only when the remote
-revision differs from the stored artifact, archiving the checkout into the ArtifactStore, and
-computing the `status` (artifact and conditions) exactly as Flux's source-controller writes it.
+It owns one reconcile of one object, as ordered steps: parse the spec, honour suspend and the
+interval gate, load credentials from the referenced Secret, resolve the ref against the remote's
+refs (one shared `git ls-remote` per URL, credentials and interval), and only when the commit or
+the content configuration moved: fetch into a per-object cache under `workdir`, check out (sparse,
+with submodules), verify the signature, copy included artifacts in, archive into the
+ArtifactStore and garbage-collect old archives. The status (artifact, observed content config,
+conditions) is summarized in one place from the outcome, as Flux's source-controller writes it.
 It does not write status anywhere: the caller gets a SourceResult and persists it.
 
-A reconcile is a short sequence of steps (parse spec, interval gate, resolve remote revision,
-fetch and archive), and the status is summarized in one place from the outcome.
+Helpers live next door: `gitspec` (spec and errors), `gitexec` (running git), `credentials`
+(Secrets to files), `remoterefs` (the shared ls-remote cache), `ignore` (exclusions),
+`signatures` (GPG), `artifacts` (the store).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import tarfile
+import tempfile
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
-import git
 import structlog
 
 from reconciler.engine.clock import Clock, rfc3339
-from reconciler.model.conditions import FALSE, TRUE, Condition, merge_conditions
-from reconciler.model.errors import Stalled, Transient
-from reconciler.model.objects import Obj, deep_copy, meta, name_of, namespace_of, spec_of, status_of
+from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition, merge_conditions
+from reconciler.model.objects import Obj, deep_copy, meta, name_of, namespace_of, status_of
 from reconciler.sources.artifacts import (
     Artifact,
     ArtifactError,
@@ -34,7 +39,57 @@ from reconciler.sources.artifacts import (
     ArtifactStore,
     check_object_key,
 )
+from reconciler.sources.credentials import (
+    CredentialsError,
+    GitCredentials,
+    ObjectLookup,
+    describe_method,
+    git_auth_env,
+    redact,
+    secret_data,
+)
+from reconciler.sources.gitexec import GitCommandFailed, GitTimedOut, format_seconds, run_git
+from reconciler.sources.gitspec import (
+    ARTIFACT_IN_STORAGE,
+    DEFAULT_BRANCH,
+    FETCH_FAILED,
+    INCLUDE_UNAVAILABLE,
+    INVALID_SPEC,
+    NEW_ARTIFACT,
+    PROGRESSING_WITH_RETRY,
+    READY,
+    RECONCILING,
+    SOURCE_VERIFIED,
+    STALLED,
+    STATUS_CONTENT_FIELDS,
+    SUCCEEDED,
+    ContentConfig,
+    GitAuthenticationError,
+    GitIncludeError,
+    GitRef,
+    GitRepositorySpec,
+    GitSourceError,
+    GitSpecError,
+    GitStorageError,
+    GitVerificationError,
+    Include,
+    RemoteRevision,
+    SourceEvent,
+    SourceResult,
+    parse_duration,
+    sanitize_url,
+    scrub_userinfo,
+)
+from reconciler.sources.ignore import IgnoreRules
+from reconciler.sources.remoterefs import RemoteRefCache, parse_ls_remote
 from reconciler.sources.semver import Constraint, SemverError, highest
+from reconciler.sources.signatures import SignatureError, verify_commit
+
+__all__ = [
+    "API_VERSION", "DEFAULT_BRANCH", "KIND", "GitAuthenticationError", "GitRef",
+    "GitRepositoryController", "GitRepositorySpec", "GitSourceError", "GitSpecError",
+    "SourceEvent", "SourceResult", "parse_duration", "sanitize_url",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -42,273 +97,21 @@ KIND = "GitRepository"
 API_VERSION = "source.toolkit.fluxcd.io/v1"
 REQUESTED_AT_ANNOTATION = "reconcile.fluxcd.io/requestedAt"
 
-# Condition types and reasons, named as Flux's source-controller names them.
-READY = "Ready"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
-FETCH_FAILED = "FetchFailed"
-ARTIFACT_IN_STORAGE = "ArtifactInStorage"
-SUCCEEDED = "Succeeded"
-PROGRESSING_WITH_RETRY = "ProgressingWithRetry"
-GIT_OPERATION_FAILED = "GitOperationFailed"
-AUTHENTICATION_FAILED = "AuthenticationFailed"
-STORAGE_OPERATION_FAILED = "StorageOperationFailed"
-INVALID_URL = "InvalidURL"
-INVALID_SPEC = "InvalidSpec"
-NEW_ARTIFACT = "NewArtifact"
-
-_OWNED_CONDITIONS = (RECONCILING, STALLED, READY, FETCH_FAILED, ARTIFACT_IN_STORAGE)
-
-DEFAULT_BRANCH = "master"  # Flux: "If not specified, it defaults to a `master` branch reference."
-DEFAULT_INTERVAL = 60.0
-DEFAULT_TIMEOUT = 60.0
-
-# Never let git wait for a human: a prompt for credentials would hang the reconcile until the
-# timeout instead of failing with a clear authentication error.
-_GIT_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_ASKPASS": "",
-    "SSH_ASKPASS": "",
-    "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
-    # Transports like ext:: run arbitrary commands; only the schemes spec.url may name are allowed.
-    "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
-}
+_OWNED_CONDITIONS = (RECONCILING, STALLED, READY, FETCH_FAILED, ARTIFACT_IN_STORAGE,
+                     SOURCE_VERIFIED, INCLUDE_UNAVAILABLE)
 
 _AUTH_HINTS = re.compile(
     r"authentication failed|could not read (username|password)|terminal prompts disabled"
     r"|permission denied \(publickey|http (basic: )?access denied|\b(401|403)\b"
-    r"|invalid username or password",
+    r"|invalid username or password|host key verification failed",
     re.IGNORECASE,
 )
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
 # git's generic advice after a failed connection; it says nothing about this failure.
 _GIT_BOILERPLATE = re.compile(
     r"^(please make sure you have the correct access rights|and the repository exists)",
     re.IGNORECASE,
 )
-_HEX = re.compile(r"^[0-9a-fA-F]{7,64}$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-}
-
-
-# --- errors -----------------------------------------------------------------------------------
-
-
-class GitSourceError(Transient):
-    """A git operation failed; `reason` is the Flux reason written to FetchFailed and Ready."""
-
-    def __init__(self, message: str, reason: str = GIT_OPERATION_FAILED) -> None:
-        super().__init__(reason, message)
-
-
-class GitAuthenticationError(GitSourceError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, AUTHENTICATION_FAILED)
-
-
-class GitStorageError(GitSourceError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, STORAGE_OPERATION_FAILED)
-
-
-class GitSpecError(Stalled):
-    """The spec cannot work as written; retrying will not help until it changes."""
-
-    def __init__(self, message: str, reason: str = INVALID_SPEC) -> None:
-        super().__init__(reason, message)
-
-
-# --- results ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SourceEvent:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
-@dataclass
-class SourceResult:
-    """What one reconcile decided: the full new `status`, when to come back, events to record."""
-
-    status: dict[str, Any]
-    requeue_after: float
-    events: list[SourceEvent] = field(default_factory=list)
-
-
-# --- spec -------------------------------------------------------------------------------------
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go duration string (`1m0s`, `30s`, `1.5h`, `0`)."""
-    value = text.strip()
-    if value in ("0", ""):
-        if value == "":
-            raise ValueError("empty duration")
-        return 0.0
-    sign = -1.0 if value.startswith("-") else 1.0
-    body = value.lstrip("+-")
-    total, pos = 0.0, 0
-    for m in _DURATION_PART.finditer(body):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(body) or pos == 0:
-        raise ValueError(f"{text!r} is not a Go duration (e.g. '30s', '1m0s', '1h')")
-    return sign * total
-
-
-def sanitize_url(url: str) -> str:
-    """The URL without user info, so credentials never reach a message, event or log."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _USERINFO.sub(r"\g<scheme>", url)
-    if parts.scheme and "@" in parts.netloc:
-        host = parts.netloc.rsplit("@", 1)[1]
-        return urlunsplit(parts._replace(netloc=host))
-    return url
-
-
-def _scrub(text: str) -> str:
-    return _USERINFO.sub(r"\g<scheme>", text)
-
-
-@dataclass(frozen=True)
-class GitRef:
-    """The reference `spec.ref` selects, after Flux's precedence: commit > name > semver > tag >
-    branch, and `master` when nothing is set. `branch` rides along with a commit (Flux uses it
-    as the revision's name and the branch to fetch)."""
-
-    kind: Literal["branch", "tag", "semver", "name", "commit"]
-    value: str
-    branch: str = ""
-
-    @classmethod
-    def from_spec(cls, ref: object) -> GitRef:
-        fields = ref if isinstance(ref, Mapping) else {}
-
-        def get(key: str) -> str:
-            value = fields.get(key)
-            return str(value).strip() if value not in (None, "") else ""
-
-        if commit := get("commit"):
-            if not _HEX.match(commit):
-                raise GitSpecError(
-                    f"spec.ref.commit: {commit!r} is not a commit SHA (7 to 64 hex digits)"
-                )
-            return cls("commit", commit.lower(), get("branch"))
-        if name := get("name"):
-            if not name.startswith("refs/"):
-                raise GitSpecError(
-                    f"spec.ref.name: {name!r} must be a full reference such as 'refs/heads/main'"
-                )
-            return cls("name", name)
-        if semver := get("semver"):
-            return cls("semver", semver)
-        if tag := get("tag"):
-            return cls("tag", tag)
-        return cls("branch", get("branch") or DEFAULT_BRANCH)
-
-    def describe(self) -> str:
-        if self.kind == "commit" and self.branch:
-            return f"commit '{self.value}' on branch '{self.branch}'"
-        return f"{self.kind} '{self.value}'"
-
-
-@dataclass(frozen=True)
-class GitRepositorySpec:
-    url: str
-    ref: GitRef
-    interval: float
-    timeout: float
-    suspend: bool
-    ignore: str | None
-
-    @classmethod
-    def parse(cls, obj: Obj) -> GitRepositorySpec:
-        spec = spec_of(obj)
-        url = str(spec.get("url") or "").strip()
-        if not url:
-            raise GitSpecError("spec.url is required (e.g. https://github.com/org/repo)",
-                               INVALID_URL)
-        scheme = urlsplit(url).scheme.lower() if "://" in url else ""
-        if scheme and scheme not in ("file", "git", "http", "https", "ssh"):
-            raise GitSpecError(
-                f"spec.url: scheme {scheme!r} of {sanitize_url(url)!r} is not supported "
-                "(use a local path, file://, git://, http(s):// or ssh://)",
-                INVALID_URL,
-            )
-        return cls(
-            url=url,
-            ref=GitRef.from_spec(spec.get("ref")),
-            interval=_duration_field(spec, "interval", DEFAULT_INTERVAL),
-            timeout=_duration_field(spec, "timeout", DEFAULT_TIMEOUT),
-            suspend=bool(spec.get("suspend", False)),
-            ignore=str(spec["ignore"]) if spec.get("ignore") is not None else None,
-        )
-
-
-def _duration_field(spec: Mapping[str, Any], key: str, default: float) -> float:
-    raw = spec.get(key)
-    if raw in (None, ""):
-        return default
-    try:
-        seconds = parse_duration(str(raw))
-    except ValueError as exc:
-        raise GitSpecError(f"spec.{key}: {exc}") from None
-    if seconds <= 0:
-        raise GitSpecError(f"spec.{key}: {raw!r} must be positive")
-    return seconds
-
-
-@dataclass(frozen=True)
-class RemoteRevision:
-    """A ref resolved to a commit: `label` names it in the revision (empty for a bare commit);
-    `pinned` marks a commit taken from spec.ref.commit rather than read from the remote."""
-
-    label: str
-    commit: str
-    fetch_ref: str
-    pinned: bool = False
-
-    @property
-    def revision(self) -> str:
-        algo = "sha256" if len(self.commit) == 64 else "sha1"
-        return f"{self.label}@{algo}:{self.commit}" if self.label else f"{algo}:{self.commit}"
-
-    def matches(self, stored: str) -> bool:
-        if not self.pinned or len(self.commit) in (40, 64):
-            return stored == self.revision
-        # An abbreviated pinned commit matches the full SHA a previous fetch recorded.
-        label, _, digest = stored.rpartition("@")
-        return label == self.label and digest.partition(":")[2].startswith(self.commit)
-
-
-# --- Flux's default exclusions ------------------------------------------------------------------
-
-_EXCLUDED_DIRS = frozenset({".git", ".github", ".circleci"})
-_EXCLUDED_FILES = frozenset({
-    ".gitignore", ".gitmodules", ".gitattributes", ".travis.yml", ".gitlab-ci.yml",
-    "appveyor.yml", ".drone.yml", "cloudbuild.yaml", "codeship-services.yml",
-    "codeship-steps.yml", ".goreleaser.yml", ".sops.yaml", ".flux.yaml",
-})
-_EXCLUDED_SUFFIXES = (".jpg", ".jpeg", ".gif", ".png", ".wmv", ".flv", ".tar.gz", ".zip")
-
-
-def flux_default_exclude(path: str) -> bool:
-    """Flux's default archive exclusions (git files, media, CI configs) at any depth."""
-    if path.endswith("/"):
-        return path.rstrip("/").rsplit("/", 1)[-1] in _EXCLUDED_DIRS
-    base = path.rsplit("/", 1)[-1]
-    return base in _EXCLUDED_FILES or base.lower().endswith(_EXCLUDED_SUFFIXES)
-
-
-# --- the controller ---------------------------------------------------------------------------
+_CHECKOUT_STATE = "reconciler-checkout.json"
 
 
 @dataclass
@@ -329,11 +132,35 @@ class _Fetched:
     summary: str
 
 
+@dataclass(frozen=True)
+class _Included:
+    include: Include
+    artifact: Artifact
+
+
+@dataclass
+class _Attempt:
+    """One reconcile's inputs after the cheap steps: the spec, credentials, included artifacts."""
+
+    spec: GitRepositorySpec
+    namespace: str
+    name: str
+    credentials: GitCredentials | None
+    includes: list[_Included]
+    verify_keys: dict[str, bytes] | None
+    refresh_remote: bool
+    bound: Any
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.credentials)
+
+
 class GitRepositoryController:
     """Reconciles GitRepository objects into artifacts; safe to call from several threads.
 
     `ls_remote_calls` and `fetch_calls` count network operations, so tests and benchmarks can
-    check that an unchanged remote costs one ls-remote and no fetch.
+    check that an unchanged remote costs one ls-remote per interval (shared by every object on
+    the same URL) and no fetch.
     """
 
     def __init__(
@@ -345,7 +172,7 @@ class GitRepositoryController:
         backoff_base: float = 5.0,
         backoff_max: float = 300.0,
         keep_artifacts: int = 2,
-        exclude: Callable[[str], bool] | None = flux_default_exclude,
+        remote_refs: RemoteRefCache | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -353,7 +180,7 @@ class GitRepositoryController:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.keep_artifacts = keep_artifacts
-        self.exclude = exclude
+        self.remote_refs = remote_refs or RemoteRefCache(clock)
         self.ls_remote_calls = 0
         self.fetch_calls = 0
         self._polls: dict[tuple[str, str], _PollRecord] = {}
@@ -366,16 +193,20 @@ class GitRepositoryController:
             self._polls.pop((namespace, name), None)
             self._locks.pop((namespace, name), None)
 
-    def reconcile(self, obj: Obj) -> SourceResult:
+    def reconcile(self, obj: Obj, get_object: ObjectLookup | None = None) -> SourceResult:
+        """One reconcile; `get_object(api_version, kind, namespace, name)` reads Secrets and
+        included GitRepositories (the engine passes its Backend's `get`)."""
         key = (namespace_of(obj), name_of(obj))
         with self._lock_for(key):
-            return self._reconcile(obj, key)
+            return self._reconcile(obj, key, get_object)
 
     def _lock_for(self, key: tuple[str, str]) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def _reconcile(self, obj: Obj, key: tuple[str, str]) -> SourceResult:
+    def _reconcile(
+        self, obj: Obj, key: tuple[str, str], get_object: ObjectLookup | None
+    ) -> SourceResult:
         namespace, name = key
         m = meta(obj)
         generation = int(m.get("generation") or 0)
@@ -407,25 +238,42 @@ class GitRepositoryController:
             return SourceResult(previous, spec.interval)
 
         poll = self._polls.get(key)
-        if poll is not None and self._may_skip(poll, uid, generation, requested_at, previous, now):
+        if poll is not None and self._may_skip(
+            poll, uid, generation, requested_at, previous, now, spec, namespace, get_object
+        ):
             return SourceResult(previous, poll.next_due - now)
 
         bound = bound.bind(url=sanitize_url(spec.url), ref=spec.ref.describe())
-        if spec.ignore is not None:
-            bound.warning("spec.ignore is not supported yet; using Flux's default exclusions")
         prior = Artifact.from_status(previous.get("artifact"))
+        credentials: GitCredentials | None = None
         try:
-            artifact, events = self._sync(spec, namespace, name, prior, now, bound)
+            credentials = self._credentials(spec, namespace, get_object)
+            attempt = _Attempt(
+                spec, namespace, name, credentials,
+                self._includes(spec, namespace, get_object),
+                self._verify_keys(spec, namespace, get_object),
+                # The shared listing is for routine polls: a retry, a new generation or an
+                # explicit request deserves the remote's current word.
+                refresh_remote=poll is not None and (
+                    poll.failures > 0 or poll.generation != generation
+                    or poll.requested_at != requested_at
+                ),
+                bound=bound.bind(auth=describe_method(spec.scheme, credentials)),
+            )
+            artifact, events, verified = self._sync(attempt, prior, previous, now)
         except GitSourceError as exc:
             failures = (poll.failures if poll is not None and poll.uid == uid else 0) + 1
             delay = min(self.backoff_base * 2 ** (failures - 1), self.backoff_max)
             self._polls[key] = _PollRecord(uid, generation, requested_at, now + delay, failures)
-            bound.warning("fetch failed", reason=exc.reason, error=str(exc), retry_in=delay)
-            status = self._failed_status(previous, prior, exc, generation, requested_at, now)
-            return SourceResult(status, delay, [SourceEvent("Warning", exc.reason, str(exc))])
+            message = redact(str(exc), credentials)
+            bound.warning("reconcile failed", reason=exc.reason, error=message, retry_in=delay)
+            status = self._failed_status(previous, prior, exc, message, generation,
+                                         requested_at, now)
+            return SourceResult(status, delay, [SourceEvent("Warning", exc.reason, message)])
 
         self._polls[key] = _PollRecord(uid, generation, requested_at, now + spec.interval, 0)
-        status = self._ready_status(previous, artifact, generation, requested_at, now)
+        status = self._ready_status(previous, attempt, artifact, verified, generation,
+                                    requested_at, now)
         return SourceResult(status, spec.interval, events)
 
     def _may_skip(
@@ -436,6 +284,9 @@ class GitRepositoryController:
         requested_at: str,
         previous: Mapping[str, Any],
         now: float,
+        spec: GitRepositorySpec,
+        namespace: str,
+        get_object: ObjectLookup | None,
     ) -> bool:
         if now >= poll.next_due or (poll.uid, poll.generation, poll.requested_at) != (
             uid, generation, requested_at
@@ -443,36 +294,97 @@ class GitRepositoryController:
             return False
         if poll.failures:
             return True
-        # A success is only worth repeating while its artifact is still in storage.
+        # A success is only worth repeating while its artifact is still in storage and the
+        # artifacts it includes have not moved on.
         prior = Artifact.from_status(previous.get("artifact"))
-        return prior is not None and self.store.exists(prior.path)
+        if prior is None or not self.store.exists(prior.path):
+            return False
+        if spec.content.include:
+            try:
+                current = self._includes(spec, namespace, get_object)
+            except GitSourceError:
+                return False
+            return _included_status(current) == previous.get("includedArtifacts")
+        return True
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def _credentials(
+        self, spec: GitRepositorySpec, namespace: str, get_object: ObjectLookup | None
+    ) -> GitCredentials | None:
+        if not spec.secret_ref:
+            return None
+        try:
+            data = secret_data(get_object, namespace, spec.secret_ref, "spec.secretRef")
+        except CredentialsError as exc:
+            raise GitAuthenticationError(str(exc)) from None
+        return GitCredentials.from_secret(f"{namespace}/{spec.secret_ref}", data)
+
+    def _verify_keys(
+        self, spec: GitRepositorySpec, namespace: str, get_object: ObjectLookup | None
+    ) -> dict[str, bytes] | None:
+        if not spec.verify_secret_ref:
+            return None
+        try:
+            return secret_data(get_object, namespace, spec.verify_secret_ref,
+                               "spec.verify.secretRef")
+        except CredentialsError as exc:
+            raise GitVerificationError(f"PGP public keys {exc}") from None
+
+    def _includes(
+        self, spec: GitRepositorySpec, namespace: str, get_object: ObjectLookup | None
+    ) -> list[_Included]:
+        out = []
+        for inc in spec.content.include:
+            other = get_object(API_VERSION, KIND, namespace, inc.repository) if get_object else None
+            if other is None:
+                raise GitIncludeError(
+                    f"could not get resource for include '{inc.repository}': GitRepository "
+                    f"'{namespace}/{inc.repository}' not found", "NotFound",
+                )
+            artifact = Artifact.from_status(status_of(other).get("artifact"))
+            if artifact is None or not self.store.exists(artifact.path):
+                raise GitIncludeError(
+                    f"no artifact available for include '{inc.repository}': GitRepository "
+                    f"'{namespace}/{inc.repository}' is not ready yet"
+                )
+            out.append(_Included(inc, artifact))
+        return out
 
     # --- steps ----------------------------------------------------------------------------
 
     def _sync(
         self,
-        spec: GitRepositorySpec,
-        namespace: str,
-        name: str,
+        attempt: _Attempt,
         prior: Artifact | None,
+        previous: Mapping[str, Any],
         now: float,
-        bound: Any,
-    ) -> tuple[Artifact, list[SourceEvent]]:
-        remote = self._resolve(spec)
-        if prior is not None and remote.matches(prior.revision) and self.store.exists(prior.path):
+    ) -> tuple[Artifact, list[SourceEvent], Condition | None]:
+        spec, bound = attempt.spec, attempt.bound
+        remote = self._resolve(attempt)
+        if (
+            prior is not None
+            and remote.matches(prior.revision)
+            and self.store.exists(prior.path)
+            and ContentConfig.from_status(previous) == spec.content
+            and _included_status(attempt.includes) == previous.get("includedArtifacts")
+        ):
             bound.debug("artifact up-to-date with remote revision", revision=prior.revision)
-            return prior, []
+            return prior, [], None
 
-        fetched = self._fetch(spec, namespace, name, remote)
+        fetched = self._checkout(attempt, remote)
         actual = RemoteRevision(remote.label, fetched.commit, remote.fetch_ref, remote.pinned)
         if actual.commit != remote.commit and not remote.pinned:
             bound.info("remote moved between ls-remote and fetch", revision=actual.revision)
+        verified = self._verify(attempt, fetched)
+        self._copy_includes(attempt, fetched.directory)
         try:
             artifact = self.store.store_directory(
-                KIND, namespace, name, actual.revision, fetched.directory,
-                exclude=self.exclude, now=rfc3339(now),
+                KIND, attempt.namespace, attempt.name, actual.revision, fetched.directory,
+                exclude=IgnoreRules.for_checkout(fetched.directory, spec.content.ignore),
+                now=rfc3339(now),
             )
-            self.store.gc(KIND, namespace, name, keep=self.keep_artifacts,
+            self.store.gc(KIND, attempt.namespace, attempt.name, keep=self.keep_artifacts,
                           protect=[artifact.path])
         except (ArtifactError, OSError) as exc:
             # strerror, not str(exc): the latter names files under the store's root.
@@ -483,42 +395,33 @@ class GitRepositoryController:
         if prior is not None and prior.digest == artifact.digest and prior.revision == (
             artifact.revision
         ):
-            return artifact, []
+            return artifact, [], verified
         bound.info("new artifact", revision=artifact.revision, digest=artifact.digest)
         return artifact, [
             SourceEvent("Normal", NEW_ARTIFACT, f"stored artifact for commit '{fetched.summary}'")
-        ]
+        ], verified
 
-    def _resolve(self, spec: GitRepositorySpec) -> RemoteRevision:
+    def _resolve(self, attempt: _Attempt) -> RemoteRevision:
+        spec = attempt.spec
         ref = spec.ref
         if ref.kind == "commit":
             # The commit is the answer already: no network round trip is needed to know it.
             return RemoteRevision(ref.branch, ref.value, ref.branch and f"refs/heads/{ref.branch}",
-                             pinned=True)
-        if ref.kind == "branch":
-            wanted = f"refs/heads/{ref.value}"
-            refs = self._ls_remote(spec, [wanted])
+                                  pinned=True)
+        refs = self._remote_refs(attempt)
+        if ref.kind in ("branch", "tag", "name"):
+            wanted = {"branch": f"refs/heads/{ref.value}", "tag": f"refs/tags/{ref.value}",
+                      "name": ref.value}[ref.kind]
             if wanted not in refs:
                 raise self._missing(spec, wanted)
-            return RemoteRevision(ref.value, refs[wanted], wanted)
-        if ref.kind == "tag":
-            wanted = f"refs/tags/{ref.value}"
-            refs = self._ls_remote(spec, [wanted, f"{wanted}^{{}}"])
-            if wanted not in refs:
-                raise self._missing(spec, wanted)
+            # Annotated tags resolve to the commit they point at, as ls-remote's `^{}` line says.
             return RemoteRevision(ref.value, refs.get(f"{wanted}^{{}}", refs[wanted]), wanted)
-        if ref.kind == "name":
-            refs = self._ls_remote(spec, [ref.value, f"{ref.value}^{{}}"])
-            if ref.value not in refs:
-                raise self._missing(spec, ref.value)
-            peeled = refs.get(f"{ref.value}^{{}}", refs[ref.value])
-            return RemoteRevision(ref.value, peeled, ref.value)
         try:
             constraint = Constraint.parse(ref.value)
         except SemverError as exc:
             raise GitSourceError(f"spec.ref.semver: {exc}", INVALID_SPEC) from None
-        refs = self._ls_remote(spec, [], options=("--tags",))
-        tags = {r.removeprefix("refs/tags/") for r in refs if not r.endswith("^{}")}
+        tags = {r.removeprefix("refs/tags/") for r in refs
+                if r.startswith("refs/tags/") and not r.endswith("^{}")}
         tag = highest(constraint, tags)
         if tag is None:
             raise GitSourceError(
@@ -535,109 +438,220 @@ class GitRepositoryController:
             f'couldn\'t find remote ref "{ref_name}"'
         )
 
-    def _ls_remote(
-        self, spec: GitRepositorySpec, patterns: list[str], options: tuple[str, ...] = ()
-    ) -> dict[str, str]:
-        with self._guard:
-            self.ls_remote_calls += 1
-        try:
-            # "--" keeps a URL that starts with "-" from being read as an option.
-            out = git.cmd.Git().ls_remote(
-                *options, "--", spec.url, *patterns, kill_after_timeout=spec.timeout, env=_GIT_ENV
-            )
-        except git.GitCommandError as exc:
-            raise _git_failure(spec, "unable to list remote refs", exc) from None
-        refs: dict[str, str] = {}
-        for line in str(out).splitlines():
-            sha, _, ref_name = line.partition("\t")
-            if ref_name:
-                refs[ref_name.strip()] = sha.strip()
-        return refs
+    def _remote_refs(self, attempt: _Attempt) -> dict[str, str]:
+        spec = attempt.spec
 
-    def _fetch(
-        self, spec: GitRepositorySpec, namespace: str, name: str, remote: RemoteRevision
-    ) -> _Fetched:
-        directory = self.workdir / "gitrepository" / namespace / name
-        with self._guard:
-            self.fetch_calls += 1
+        def list_refs() -> dict[str, str]:
+            with self._guard:
+                self.ls_remote_calls += 1
+            # "--" keeps a URL that starts with "-" from being read as an option.
+            out = self._git(attempt, ["ls-remote", "--", spec.url], "unable to list remote refs")
+            return parse_ls_remote(out)
+
+        identity = attempt.credentials.fingerprint() if attempt.credentials else ""
+        return self.remote_refs.get(
+            (spec.url, identity), spec.interval, list_refs, refresh=attempt.refresh_remote
+        ).refs
+
+    def _git(
+        self, attempt: _Attempt, args: list[str], action: str, cwd: Path | None = None
+    ) -> str:
+        """Run git with the attempt's credentials; failures become GitSourceErrors."""
+        spec = attempt.spec
         try:
-            repo = _open_cache(directory)
-            try:
-                g = repo.git
-                opts: dict[str, Any] = {"kill_after_timeout": spec.timeout, "env": _GIT_ENV}
+            with git_auth_env(spec.scheme, attempt.credentials, self.workdir / "tmp") as env:
+                return run_git(args, timeout=spec.timeout, env=env, cwd=cwd)
+        except CredentialsError as exc:
+            raise GitAuthenticationError(str(exc)) from None
+        except GitTimedOut:
+            raise GitSourceError(
+                f"failed to checkout and determine revision: {action} of "
+                f"'{sanitize_url(spec.url)}' for {spec.ref.describe()}: timed out after "
+                f"{format_seconds(spec.timeout)} (spec.timeout)"
+            ) from None
+        except GitCommandFailed as exc:
+            raise _git_failure(attempt, action, exc) from None
+
+    def _checkout(self, attempt: _Attempt, remote: RemoteRevision) -> _Fetched:
+        """The commit checked out in the object's cache: fetched over the network unless the
+        cache already holds it with the same checkout options (a content-config-only change)."""
+        spec = attempt.spec
+        directory = self.workdir / "gitrepository" / attempt.namespace / attempt.name
+        wanted_state = {
+            "commit": remote.commit, "sparse": list(spec.content.sparse_checkout),
+            "submodules": spec.content.recurse_submodules,
+        }
+        try:
+            _init_cache(directory, spec)
+            state_file = directory / ".git" / _CHECKOUT_STATE
+            state = json.loads(state_file.read_text()) if state_file.exists() else None
+
+            def local(*args: str) -> str:
+                return self._git(attempt, list(args), "unable to check out", directory)
+
+            if state == wanted_state or (
+                remote.pinned and state is not None and str(state["commit"]).startswith(
+                    remote.commit) and state["sparse"] == wanted_state["sparse"]
+                and state["submodules"] == wanted_state["submodules"]
+            ):
+                commit = str(state["commit"])
+                local("reset", "--hard", "--quiet", commit)
+            else:
+                with self._guard:
+                    self.fetch_calls += 1
                 if remote.pinned:
-                    commit = self._fetch_commit(g, spec, remote, opts)
+                    commit = self._fetch_commit(attempt, directory, remote)
                 else:
-                    g.fetch("--depth=1", "--no-tags", "--force", "--", spec.url,
-                            remote.fetch_ref, **opts)
-                    commit = str(g.rev_parse("FETCH_HEAD^{commit}")).strip()
-                g.checkout("--force", "--detach", commit)
-                g.clean("-ffdxq")
-                summary = str(repo.commit(commit).summary)
-            finally:
-                repo.close()
-        except git.GitCommandError as exc:
-            raise _git_failure(spec, "unable to fetch", exc) from None
-        except (OSError, ValueError, git.GitError) as exc:
+                    self._git(attempt, ["fetch", "--depth=1", "--no-tags", "--force", "--",
+                                        spec.url, remote.fetch_ref], "unable to fetch", directory)
+                    commit = local("rev-parse", "FETCH_HEAD^{commit}").strip()
+                self._apply_sparse(attempt, directory)
+                local("checkout", "--force", "--detach", "--quiet", commit)
+                if spec.content.recurse_submodules:
+                    self._git(attempt, ["submodule", "update", "--init", "--recursive",
+                                        "--depth=1", "--force"],
+                              "unable to update submodules", directory)
+                state_file.write_text(json.dumps({**wanted_state, "commit": commit}))
+            local("clean", "-ffdxq")
+            for sparse_dir in spec.content.sparse_checkout:
+                if not (directory / sparse_dir).is_dir():
+                    raise GitSourceError(
+                        f"failed to checkout and determine revision: sparse checkout dir "
+                        f"'{sparse_dir}' does not exist in repository "
+                        f"'{sanitize_url(spec.url)}' at commit '{commit}'"
+                    )
+            summary = local("log", "-1", "--format=%s", commit).strip()
+        except (OSError, ValueError, KeyError) as exc:
             raise GitSourceError(
                 f"failed to checkout and determine revision: unable to prepare the local copy of "
-                f"'{sanitize_url(spec.url)}': {_scrub(str(exc))}"
+                f"'{sanitize_url(spec.url)}': {scrub_userinfo(str(exc))}"
             ) from None
         return _Fetched(directory, commit, summary)
 
-    def _fetch_commit(
-        self, g: git.cmd.Git, spec: GitRepositorySpec, remote: RemoteRevision, opts: dict[str, Any]
-    ) -> str:
-        wanted = remote.commit
-        if len(wanted) in (40, 64):
+    def _apply_sparse(self, attempt: _Attempt, directory: Path) -> None:
+        dirs = list(attempt.spec.content.sparse_checkout)
+        if dirs:
+            self._git(attempt, ["sparse-checkout", "set", "--cone", "--", *dirs],
+                      "unable to configure sparse checkout", directory)
+        elif (directory / ".git" / "info" / "sparse-checkout").exists():
+            self._git(attempt, ["sparse-checkout", "disable"],
+                      "unable to disable sparse checkout", directory)
+
+    def _fetch_commit(self, attempt: _Attempt, directory: Path, remote: RemoteRevision) -> str:
+        spec, wanted = attempt.spec, remote.commit
+        if len(wanted) in (40, 64) and not remote.fetch_ref:
             try:
                 # Servers speaking protocol v2 hand out any reachable commit by SHA: one shallow
                 # round trip instead of the whole history.
-                g.fetch("--depth=1", "--no-tags", "--", spec.url, wanted, **opts)
-                return str(g.rev_parse("FETCH_HEAD^{commit}")).strip()
-            except git.GitCommandError:
-                log.debug("fetch by SHA refused; fetching full history", url=sanitize_url(spec.url))
+                self._git(attempt, ["fetch", "--depth=1", "--no-tags", "--", spec.url, wanted],
+                          "unable to fetch", directory)
+                return self._git(attempt, ["rev-parse", "FETCH_HEAD^{commit}"],
+                                 "unable to fetch", directory).strip()
+            except GitSourceError:
+                log.debug("fetch by SHA refused; fetching full history",
+                          url=sanitize_url(spec.url))
+        tracking = f"refs/remotes/source/{remote.label}"
         refspecs = (
-            [f"+{remote.fetch_ref}:refs/remotes/source/{remote.label}"]
+            [f"+{remote.fetch_ref}:{tracking}"]
             if remote.fetch_ref
             else ["+refs/heads/*:refs/remotes/source/*", "+refs/tags/*:refs/tags/*"]
         )
         # A shallow cache from earlier fetches must be deepened, or older commits stay invisible.
-        shallow = Path(str(g.working_dir), ".git", "shallow").exists()
-        unshallow = ["--unshallow"] if shallow else []
-        g.fetch(*unshallow, "--no-tags", "--force", "--", spec.url, *refspecs, **opts)
+        unshallow = ["--unshallow"] if (directory / ".git" / "shallow").exists() else []
+        self._git(attempt, ["fetch", *unshallow, "--no-tags", "--force", "--", spec.url,
+                            *refspecs], "unable to fetch", directory)
+        where = f"branch '{remote.label}' of " if remote.label else ""
+        not_found = GitSourceError(
+            f"failed to checkout and determine revision: commit '{wanted}' not found in "
+            f"{where}'{sanitize_url(spec.url)}'"
+        )
         try:
-            return str(g.rev_parse("--verify", "--quiet", f"{wanted}^{{commit}}")).strip()
-        except git.GitCommandError:
-            where = f"branch '{remote.label}' of " if remote.label else ""
-            raise GitSourceError(
-                f"failed to checkout and determine revision: commit '{wanted}' not found in "
-                f"{where}'{sanitize_url(spec.url)}'"
-            ) from None
+            commit = self._git(attempt, ["rev-parse", "--verify", "--quiet",
+                                         f"{wanted}^{{commit}}"], "", directory).strip()
+        except GitSourceError:
+            raise not_found from None
+        if remote.fetch_ref:
+            # Flux: the commit "must exist" in the branch it is combined with.
+            try:
+                self._git(attempt, ["merge-base", "--is-ancestor", commit, tracking], "",
+                          directory)
+            except GitSourceError:
+                raise not_found from None
+        return commit
+
+    def _verify(self, attempt: _Attempt, fetched: _Fetched) -> Condition | None:
+        if attempt.verify_keys is None:
+            return None
+        spec = attempt.spec
+        try:
+            key_id = verify_commit(
+                fetched.directory, fetched.commit, attempt.verify_keys,
+                source=f"{attempt.namespace}/{spec.verify_secret_ref}", timeout=spec.timeout,
+                workdir=self.workdir / "tmp",
+            )
+        except SignatureError as exc:
+            raise GitVerificationError(str(exc)) from None
+        except OSError as exc:
+            raise GitVerificationError(f"unable to run gpg: {exc.strerror}") from None
+        attempt.bound.info("commit signature verified", commit=fetched.commit, key=key_id)
+        return Condition(SOURCE_VERIFIED, TRUE, SUCCEEDED,
+                         f"verified signature of commit '{fetched.commit}' with key '{key_id}'")
+
+    def _copy_includes(self, attempt: _Attempt, checkout: Path) -> None:
+        for included in attempt.includes:
+            inc, artifact = included.include, included.artifact
+            target = checkout / inc.to_path
+            try:
+                archive = self.store.open(artifact.path)
+                with tempfile.TemporaryDirectory(prefix="include-", dir=self.workdir) as tmp:
+                    with tarfile.open(archive, "r:gz") as tar:
+                        # "data" refuses absolute paths, `..` and links leading out of `tmp`.
+                        tar.extractall(tmp, filter="data")
+                    source = Path(tmp, inc.from_path) if inc.from_path else Path(tmp)
+                    if not source.is_dir():
+                        raise GitIncludeError(
+                            f"include '{inc.repository}': fromPath '{inc.from_path}' does not "
+                            f"exist in artifact revision '{artifact.revision}'", "NotFound",
+                        )
+                    if target.exists() and not target.is_dir():
+                        target.unlink()
+                    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+            except (ArtifactError, OSError, tarfile.TarError) as exc:
+                detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise GitIncludeError(
+                    f"failed to copy include '{inc.repository}' (revision "
+                    f"'{artifact.revision}') to '{inc.to_path}': {detail}"
+                ) from None
 
     # --- status summary -------------------------------------------------------------------
 
     def _ready_status(
         self,
         previous: dict[str, Any],
+        attempt: _Attempt,
         artifact: Artifact,
+        verified: Condition | None,
         generation: int,
         requested_at: str,
         now: float,
     ) -> dict[str, Any]:
         message = f"stored artifact for revision '{artifact.revision}'"
         status = _base_status(previous, requested_at)
+        for stale in (*STATUS_CONTENT_FIELDS, "includedArtifacts"):
+            status.pop(stale, None)
+        status.update(attempt.spec.content.to_status())
+        if attempt.includes:
+            status["includedArtifacts"] = _included_status(attempt.includes)
         status["observedGeneration"] = generation
         status["artifact"] = artifact.to_status()
-        status["conditions"] = _conditions(
-            previous,
-            [
-                Condition(READY, TRUE, SUCCEEDED, message),
-                Condition(ARTIFACT_IN_STORAGE, TRUE, SUCCEEDED, message),
-            ],
-            now,
-            generation,
-        )
+        current = [
+            Condition(READY, TRUE, SUCCEEDED, message),
+            Condition(ARTIFACT_IN_STORAGE, TRUE, SUCCEEDED, message),
+        ]
+        if attempt.spec.content.verification_mode:
+            # An up-to-date artifact was verified when it was built: keep saying so.
+            current.append(verified or _carried(previous, SOURCE_VERIFIED))
+        status["conditions"] = _conditions(previous, current, now, generation)
         return status
 
     def _failed_status(
@@ -645,6 +659,7 @@ class GitRepositoryController:
         previous: dict[str, Any],
         prior: Artifact | None,
         exc: GitSourceError,
+        message: str,
         generation: int,
         requested_at: str,
         now: float,
@@ -656,12 +671,14 @@ class GitRepositoryController:
         progress = (
             f"processing object: new generation {old_generation} -> {generation}"
             if old_generation is not None and old_generation != generation
-            else "retrying after a failed fetch"
+            else "retrying after a failed reconcile"
         )
         current = [
             Condition(RECONCILING, TRUE, PROGRESSING_WITH_RETRY, progress),
-            Condition(READY, FALSE, exc.reason, str(exc)),
-            Condition(FETCH_FAILED, TRUE, exc.reason, str(exc)),
+            Condition(READY, FALSE, exc.reason, message),
+            # SourceVerified has positive polarity (False when failing); the others negative.
+            Condition(exc.condition_type, FALSE if exc.condition_type == SOURCE_VERIFIED else TRUE,
+                      exc.reason, message),
         ]
         if prior is not None and self.store.exists(prior.path):
             current.append(
@@ -695,15 +712,30 @@ class GitRepositoryController:
         return status
 
 
-def _open_cache(directory: Path) -> git.Repo:
-    if (directory / ".git").is_dir():
-        return git.Repo(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    return git.Repo.init(directory)
+def _init_cache(directory: Path, spec: GitRepositorySpec) -> None:
+    if not (directory / ".git").is_dir():
+        directory.mkdir(parents=True, exist_ok=True)
+        run_git(["init", "--quiet"], timeout=spec.timeout, cwd=directory)
+    # Submodules with relative URLs resolve against origin; the URL holds no credentials.
+    run_git(["config", "remote.origin.url", spec.url], timeout=spec.timeout, cwd=directory)
 
 
-def _git_failure(spec: GitRepositorySpec, action: str, exc: git.GitCommandError) -> GitSourceError:
-    detail = _stderr_of(exc)
+def _included_status(includes: list[_Included]) -> list[dict[str, Any]] | None:
+    if not includes:
+        return None
+    return [{"revision": i.artifact.revision, "digest": i.artifact.digest,
+             "path": i.artifact.path, "url": i.artifact.url} for i in includes]
+
+
+def _carried(previous: Mapping[str, Any], type_: str) -> Condition:
+    found = find_condition(previous.get("conditions"), type_) or {}
+    return Condition(type_, str(found.get("status") or TRUE), str(found.get("reason") or SUCCEEDED),
+                     str(found.get("message") or "verified signature of the stored revision"))
+
+
+def _git_failure(attempt: _Attempt, action: str, exc: GitCommandFailed) -> GitSourceError:
+    spec = attempt.spec
+    detail = attempt.redact(_stderr_of(exc))
     message = (
         f"failed to checkout and determine revision: {action} of '{sanitize_url(spec.url)}' "
         f"for {spec.ref.describe()}: {detail}"
@@ -713,20 +745,14 @@ def _git_failure(spec: GitRepositorySpec, action: str, exc: git.GitCommandError)
     return GitSourceError(message)
 
 
-def _stderr_of(exc: git.GitCommandError) -> str:
-    raw = exc.stderr if isinstance(exc.stderr, str) else str(exc)
-    text = raw.strip()
-    # GitPython wraps stderr as "stderr: '...'"; unwrap it for a message people can read.
-    if text.startswith("stderr:"):
-        text = text[len("stderr:") :].strip()
-    text = text.strip("'").strip()
+def _stderr_of(exc: GitCommandFailed) -> str:
     lines = [
         line.strip()
-        for line in text.splitlines()
+        for line in exc.stderr.splitlines()
         if line.strip() and not _GIT_BOILERPLATE.match(line.strip())
     ]
     chosen = "; ".join(lines[:3]) or f"git exited with status {exc.status}"
-    return _scrub(chosen)
+    return scrub_userinfo(chosen)
 
 
 def _base_status(previous: dict[str, Any], requested_at: str) -> dict[str, Any]:

@@ -101,7 +101,8 @@ def test_unknown_template_is_a_condition(tmp_path: Path, cli: Callable[..., CliR
     assert result.code == 1
     ready = _ready(result)
     assert ready["reason"] == "TemplatesNotFound"
-    assert "ClusterTemplate/knative-deploy" in ready["message"]
+    # Cartographer's wording: the resources whose template is missing.
+    assert ready["message"] == "did not find the template of the resource(s) [deployer]"
 
 
 def test_missing_path_at_stamp_time_is_a_condition(

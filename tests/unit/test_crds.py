@@ -1,0 +1,35 @@
+"""The committed CRDs in config/crds/ are exactly what scripts/generate-crds.py writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reconciler.model.crds import crd_files
+from reconciler.model.schema import ALL_KINDS
+
+CRD_DIR = Path(__file__).resolve().parents[2] / "config" / "crds"
+REGENERATE = "run `.venv/bin/python scripts/generate-crds.py` and commit config/crds/"
+
+
+def test_committed_crds_equal_generated() -> None:
+    wanted = crd_files()
+    committed = {p.name: p.read_text() for p in CRD_DIR.glob("*.yaml")}
+    assert sorted(committed) == sorted(wanted), REGENERATE
+    stale = [name for name, text in wanted.items() if committed[name] != text]
+    assert not stale, f"stale CRDs {stale}: {REGENERATE}"
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS, ids=lambda k: k.kind)
+def test_crd_names_scope_and_schema(kind: object) -> None:
+    from reconciler.model.schema import KindSchema
+
+    assert isinstance(kind, KindSchema)
+    crd = yaml.safe_load(crd_files()[f"{kind.group}_{kind.plural}.yaml"])
+    assert crd["metadata"]["name"] == f"{kind.plural}.{kind.group}"
+    assert crd["spec"]["scope"] == ("Namespaced" if kind.namespaced else "Cluster")
+    version = crd["spec"]["versions"][0]
+    assert version["schema"]["openAPIV3Schema"]["properties"]["spec"] == kind.spec
+    assert version["subresources"] == {"status": {}}
