@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -235,7 +236,9 @@ class InMemoryCluster:
         if "status" in before:
             after["status"] = before["status"]
         old, new = fields_of(before), fields_of(after)
-        changed = {p for p in new if get_path(after, p) != get_path(before, p)}
+        # A list item belongs to whoever added it; changing a field inside it is not adding it.
+        changed = {p for p in new if (get_path(after, p) != get_path(before, p)) if p[-1] != ITEM
+                   or not get_path(before, p)[0]}
         gone = old - new
         entries = []
         mine: set[FieldPath] = set(changed)
@@ -371,7 +374,8 @@ class InMemoryCluster:
         dropped = [p for p in mine - new
                    if not covers(p[:-1] if p[-1] == ITEM else p, still_owned)]
         before = copy.deepcopy(live)
-        for path in sorted(dropped, key=len, reverse=True):
+        # Whole list items first; then leaves (a leaf under a removed item is already gone).
+        for path in sorted(dropped, key=lambda p: (p[-1] != ITEM, -len(p))):
             _remove_path(live, path)
         _merge(live, {k: v for k, v in config.items() if k not in ("apiVersion", "kind")})
         mine_entry = self._managed_entry(manager, "Apply", api_version, new)
@@ -452,6 +456,9 @@ def _dotted(path: FieldPath) -> str:
 def _remove_path(obj: Obj, path: FieldPath) -> None:
     """Remove one owned field (or, for an item path, the list item) from `obj`."""
     target = path[:-1] if path[-1] == ITEM else path
+    if len(target) >= 2 and target[-2].startswith("k:") and target[-1][2:] in json.loads(
+            target[-2][2:]):
+        return  # an item's merge key goes only with the item itself
     present, parent = get_path(obj, target[:-1])
     if not present:
         return

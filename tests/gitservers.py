@@ -9,8 +9,10 @@ is for a server's port to accept connections.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -124,14 +126,16 @@ class GitDaemon:
         self._proc = subprocess.Popen(
             ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={self.root}",
              "--listen=127.0.0.1", f"--port={self.port}", str(self.root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         )
         wait_for_port(self.port, self._proc)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._proc is not None:
-            self._proc.kill()
+            # `git daemon` execs helpers that hold our stderr pipe: stop its whole group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.communicate()
 
 
@@ -354,6 +358,7 @@ class GpgKey:
 
 
 def make_gpg_key(home: Path, email: str = "signer@example.com") -> GpgKey:
+    """A signing key in `home`; keep the path short (gpg-agent's socket lives there)."""
     home.mkdir(parents=True, mode=0o700)
     env = {"GNUPGHOME": str(home)}
     run("gpg", "--batch", "--passphrase", "", "--quick-gen-key", f"Signer <{email}>",

@@ -117,6 +117,7 @@ class Realizer:
                 result.pass_through = True
                 result.outputs = self._pass_through(resource, pass_through, outputs, where)
                 return result
+            self._require_inputs(resource, outputs, where)
             raw = self.templates(resource.template_kind, template_name)
             if raw is None:
                 raise TemplateRetrievalError(
@@ -202,6 +203,18 @@ class Realizer:
         if option.get("passThrough"):
             return "", str(option["passThrough"])
         return str(option.get("name")), None
+
+    def _require_inputs(self, resource: BlueprintResource, outputs: Outputs, where: str) -> None:
+        """Stamp nothing until every resource this one consumes has produced its outputs.
+
+        Stamping early would create an object from a partial context (a template need not
+        interpolate its inputs to depend on them), which Cartographer's early-stamp regression
+        tests forbid; the resource waits instead, like one waiting to read an output.
+        """
+        for producer in resource.inputs:
+            if outputs.get(producer) is None:
+                raise MissingValueAtPathError(
+                    f"waiting for the outputs of resource [{producer}] before stamping {where}")
 
     def _pass_through(
         self, resource: BlueprintResource, input_name: str, outputs: Outputs, where: str

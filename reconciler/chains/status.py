@@ -23,7 +23,9 @@ RESOURCE_SUBMITTED = "ResourceSubmitted"
 @dataclass(frozen=True)
 class ResourceStatus:
     entry: dict[str, Any]
-    healthy: Condition
+    # None for a pass-through: Cartographer evaluates health only for a resource with a template,
+    # so a pass-through carries ResourceSubmitted and Ready and takes no part in ResourcesHealthy.
+    healthy: Condition | None
     submitted: Condition
 
 
@@ -74,15 +76,16 @@ def resource_status(
         if outputs:
             entry["outputs"] = outputs
         if realized.pass_through:
-            healthy = Condition("Healthy", TRUE, "PassThrough")
+            healthy = None
         elif realized.template is not None:
             healthy = health_condition(_rule(realized.template), realized.stamped,
                                        bool(realized.outputs))
         else:
             healthy = Condition("Healthy", UNKNOWN, "NoResource")
-    ready = _summarize("Ready", [submitted, healthy], true_reason="Ready")
+    own = [submitted] if healthy is None else [submitted, healthy]
+    ready = _summarize("Ready", own, true_reason="Ready")
     previous_conditions = (previous or {}).get("conditions")
-    entry["conditions"] = merge_conditions(previous_conditions, [submitted, healthy, ready], now)
+    entry["conditions"] = merge_conditions(previous_conditions, [*own, ready], now)
     return ResourceStatus(entry, healthy, submitted)
 
 

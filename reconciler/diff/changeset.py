@@ -16,7 +16,15 @@ from typing import Any
 
 import yaml
 
-from reconciler.diff.compare import MISSING, Difference, comparable, differences, is_subset
+from reconciler.diff.compare import (
+    MISSING,
+    Difference,
+    comparable,
+    differences,
+    is_subset,
+    scalar_equal,
+    scoped_live,
+)
 from reconciler.diff.ignore import IgnoreRule, ignored_paths, strip
 from reconciler.diff.mask import is_secret, mask_pair, mask_value
 from reconciler.model.objects import Obj, ObjectKey
@@ -124,10 +132,20 @@ def plan_deletion(live: Obj) -> ObjectChange:
 
 
 def _scoped(want: Mapping[str, Any] | None, live: Obj) -> Obj:
-    from reconciler.diff.compare import scoped_live
-
-    scoped = scoped_live(want or {}, live)
+    """`live` cut to what `want` declares, with values equal to desired ones (1 vs 1000m)
+    written as desired, so the report shows only what the comparison found different."""
+    scoped = _aligned(want or {}, scoped_live(want or {}, live), None, None)
     return dict(scoped) if isinstance(scoped, Mapping) else {}
+
+
+def _aligned(want: Any, have: Any, parent: str | None, key: str | None) -> Any:
+    if isinstance(want, Mapping) and isinstance(have, Mapping):
+        return {k: (_aligned(want[k], v, key, k) if k in want else v) for k, v in have.items()}
+    if isinstance(want, list) and isinstance(have, list) and len(want) == len(have):
+        return [_aligned(w, h, parent, key) for w, h in zip(want, have, strict=True)]
+    if not isinstance(want, Mapping | list) and scalar_equal(want, have, parent, key):
+        return want
+    return have
 
 
 def _yaml(obj: Mapping[str, Any] | None) -> str:

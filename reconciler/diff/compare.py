@@ -53,7 +53,7 @@ def comparable(desired: Mapping[str, Any]) -> dict[str, Any]:
     return norm
 
 
-def _scalar_equal(desired: Any, live: Any, parent: str | None, key: str | None) -> bool:
+def scalar_equal(desired: Any, live: Any, parent: str | None, key: str | None) -> bool:
     if isinstance(desired, bool) or isinstance(live, bool):
         return desired is live
     if desired == live:
@@ -63,8 +63,15 @@ def _scalar_equal(desired: Any, live: Any, parent: str | None, key: str | None) 
 
 def is_subset(desired: Any, live: Any, parent: str | None = None, key: str | None = None) -> bool:
     """True when every field `desired` declares has the same value in `live`."""
-    if isinstance(desired, Mapping):
-        if not isinstance(live, Mapping):
+    # Exact types, not the Mapping ABC: objects are plain dicts, and an ABC isinstance check
+    # costs several times more on this, the hottest path of every no-op reconcile.
+    kind = type(desired)
+    if kind is str or kind is int or kind is float:
+        if desired == live and type(live) is not bool:
+            return True
+        return scalar_equal(desired, live, parent, key)
+    if kind is dict:
+        if type(live) is not dict:
             return False
         for k, value in desired.items():
             if k not in live:
@@ -74,11 +81,14 @@ def is_subset(desired: Any, live: Any, parent: str | None = None, key: str | Non
             if not is_subset(value, live[k], key, k):
                 return False
         return True
-    if isinstance(desired, list):
-        if not isinstance(live, list) or len(desired) != len(live):
+    if kind is list:
+        if type(live) is not list or len(desired) != len(live):
             return False
         return all(is_subset(d, v, parent, key) for d, v in zip(desired, live, strict=True))
-    return _scalar_equal(desired, live, parent, key)
+    if isinstance(desired, Mapping):  # a read-only view or other mapping: compare as a dict
+        return is_subset(dict(desired), dict(live) if isinstance(live, Mapping) else live,
+                         parent, key)
+    return scalar_equal(desired, live, parent, key)
 
 
 def in_sync(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
@@ -111,7 +121,7 @@ def _walk(want: Any, have: Any, path: str, parent: str | None, key: str | None,
         if not is_subset(want, have, parent, key):
             out.append(Difference(path, have, want))
         return
-    if not _scalar_equal(want, have, parent, key):
+    if not scalar_equal(want, have, parent, key):
         out.append(Difference(path, have, want))
 
 

@@ -184,7 +184,8 @@ class OwnerController:
                 old = before_resources.get(realized.resource.name)
                 rs = resource_status(realized, old, info, now)
                 resources.append(rs.entry)
-                healths.append(rs.healthy)
+                if rs.healthy is not None:
+                    healths.append(rs.healthy)
                 self._events(owner, realized, old, rs.entry)
             status["resources"] = resources
             self._remove_orphans(owner, previous.get("resources") or [], resources)

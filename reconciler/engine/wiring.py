@@ -39,6 +39,7 @@ def product_controllers(
         OwnerController(backend, clock, WORKLOAD),
         OwnerController(backend, clock, DELIVERABLE),
         RunnableController(backend, clock),
+        KustomizationReconciler(backend, clock, store),
     ]
 
 

@@ -125,7 +125,8 @@ def _read(file: Path) -> str:
 
 
 def _documents(text: str, path: str) -> list[tuple[Any, int, int]]:
-    """(data, first line, end line) of every non-empty YAML document, lines 0-based."""
+    """(data, first line, end line) of every non-empty YAML document: lines 0-based, the end
+    exclusive."""
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
         out = []
@@ -134,7 +135,9 @@ def _documents(text: str, path: str) -> list[tuple[Any, int, int]]:
                 continue
             data = yaml.load(yaml.serialize(node), Loader=yaml.SafeLoader)
             if data is not None:
-                out.append((data, node.start_mark.line, node.end_mark.line))
+                # A node ends where the next token starts: at column 0, that line is not its own.
+                end = node.end_mark.line + (1 if node.end_mark.column else 0)
+                out.append((data, node.start_mark.line, end))
         return out
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -153,9 +156,8 @@ def _split_kuttl(text: str, path: str) -> tuple[str, list[tuple[Obj, str]]]:
     for data, first, end in _documents(text, path):
         if _is_kuttl(data):
             kuttl.append((data, f"{path}:{first + 1}"))
-            for number in range(first, min(end + 1, len(lines))):
-                if not lines[number].startswith("---"):
-                    lines[number] = "\n"
+            for number in range(first, min(end, len(lines))):
+                lines[number] = "\n"
     return "".join(lines), kuttl
 
 

@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import stat
 import tarfile
 import tempfile
@@ -174,6 +175,33 @@ class ArtifactStore:
             size=artifact.size,
         )
         return artifact
+
+    def store_copy(
+        self, kind: str, namespace: str, name: str, revision: str, source: Artifact, *, now: str
+    ) -> Artifact:
+        """Store an archive already in the store (built for another object) under this object.
+
+        Content addressing makes this a hard link: the bytes, digest and size are the source's.
+        """
+        object_dir = self._object_dir(kind, namespace, name)
+        object_dir.mkdir(parents=True, exist_ok=True)
+        origin = self.open(source.path)
+        final = object_dir / origin.name
+        if final.exists():
+            final.touch()
+        else:
+            tmp = object_dir / f".incoming-{origin.name}"
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            try:
+                os.link(origin, tmp)
+            except OSError:
+                shutil.copyfile(origin, tmp)
+            os.replace(tmp, final)
+            final.touch()
+        rel = final.relative_to(self.root).as_posix()
+        return Artifact(url=self.url_for(rel), path=rel, revision=revision, digest=source.digest,
+                        size=source.size, last_update_time=now)
 
     def open(self, path: str) -> Path:
         """Resolve a store-relative path to an existing archive file inside the store."""

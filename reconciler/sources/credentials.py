@@ -171,7 +171,11 @@ def _http_env(credentials: GitCredentials, tmp: Path) -> dict[str, str]:
         ca = _write(tmp / "ca.crt", credentials.ca)
         lines.append(f"\tsslCAInfo = {_config_value(str(ca))}")
     config = _write(tmp / "gitconfig", "\n".join(lines) + "\n")
-    return {"GIT_CONFIG_GLOBAL": str(config)}
+    env = {"GIT_CONFIG_GLOBAL": str(config)}
+    if credentials.ca:
+        # GIT_SSL_CAINFO in the daemon's own environment would beat the config file.
+        env["GIT_SSL_CAINFO"] = str(tmp / "ca.crt")
+    return env
 
 
 def _ssh_env(credentials: GitCredentials, tmp: Path) -> dict[str, str]:

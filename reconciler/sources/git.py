@@ -111,6 +111,7 @@ _GIT_BOILERPLATE = re.compile(
     r"^(please make sure you have the correct access rights|and the repository exists)",
     re.IGNORECASE,
 )
+_TELLING = re.compile(r"fatal:|error:|denied|failed|refused|not found|could not", re.IGNORECASE)
 _CHECKOUT_STATE = "reconciler-checkout.json"
 
 
@@ -186,6 +187,9 @@ class GitRepositoryController:
         self._polls: dict[tuple[str, str], _PollRecord] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
+        # Archives already built, by (url, commit, content config): many objects tracking the
+        # same repository and ref share one fetch and one archive instead of one each.
+        self._built: dict[tuple[str, str, ContentConfig], tuple[Artifact, str]] = {}
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop what the controller remembers about a deleted object."""
@@ -372,6 +376,15 @@ class GitRepositoryController:
             bound.debug("artifact up-to-date with remote revision", revision=prior.revision)
             return prior, [], None
 
+        shared = self._shared_build(attempt, remote, now)
+        if shared is not None:
+            artifact, summary = shared
+            if prior is not None and prior.digest == artifact.digest and (
+                    prior.revision == artifact.revision):
+                return artifact, [], None
+            return artifact, [SourceEvent("Normal", NEW_ARTIFACT,
+                                          f"stored artifact for commit '{summary}'")], None
+
         fetched = self._checkout(attempt, remote)
         actual = RemoteRevision(remote.label, fetched.commit, remote.fetch_ref, remote.pinned)
         if actual.commit != remote.commit and not remote.pinned:
@@ -392,6 +405,9 @@ class GitRepositoryController:
             raise GitStorageError(
                 f"failed to store artifact for revision '{actual.revision}': {detail}"
             ) from exc
+        if not attempt.includes and attempt.verify_keys is None:
+            with self._guard:
+                self._built[(spec.url, actual.commit, spec.content)] = (artifact, fetched.summary)
         if prior is not None and prior.digest == artifact.digest and prior.revision == (
             artifact.revision
         ):
@@ -400,6 +416,30 @@ class GitRepositoryController:
         return artifact, [
             SourceEvent("Normal", NEW_ARTIFACT, f"stored artifact for commit '{fetched.summary}'")
         ], verified
+
+    def _shared_build(
+        self, attempt: _Attempt, remote: RemoteRevision, now: float
+    ) -> tuple[Artifact, str] | None:
+        """The archive another object already built for this url, commit and content config,
+        stored again under this object's name; None when there is none to share."""
+        spec = attempt.spec
+        if attempt.includes or attempt.verify_keys is not None or remote.pinned:
+            return None
+        with self._guard:
+            built = self._built.get((spec.url, remote.commit, spec.content))
+        if built is None or not self.store.exists(built[0].path):
+            return None
+        source, summary = built
+        revision = RemoteRevision(remote.label, remote.commit, remote.fetch_ref).revision
+        try:
+            artifact = self.store.store_copy(KIND, attempt.namespace, attempt.name, revision,
+                                             source, now=rfc3339(now))
+            self.store.gc(KIND, attempt.namespace, attempt.name, keep=self.keep_artifacts,
+                          protect=[artifact.path])
+        except (ArtifactError, OSError):
+            return None  # build it the ordinary way
+        attempt.bound.debug("artifact shared", revision=revision, digest=artifact.digest)
+        return artifact, summary
 
     def _resolve(self, attempt: _Attempt) -> RemoteRevision:
         spec = attempt.spec
@@ -587,7 +627,6 @@ class GitRepositoryController:
             key_id = verify_commit(
                 fetched.directory, fetched.commit, attempt.verify_keys,
                 source=f"{attempt.namespace}/{spec.verify_secret_ref}", timeout=spec.timeout,
-                workdir=self.workdir / "tmp",
             )
         except SignatureError as exc:
             raise GitVerificationError(str(exc)) from None
@@ -749,9 +788,11 @@ def _stderr_of(exc: GitCommandFailed) -> str:
     lines = [
         line.strip()
         for line in exc.stderr.splitlines()
-        if line.strip() and not _GIT_BOILERPLATE.match(line.strip())
+        if line.strip().strip("@") and not _GIT_BOILERPLATE.match(line.strip())
     ]
-    chosen = "; ".join(lines[:3]) or f"git exited with status {exc.status}"
+    # ssh prints banners before the verdict; the lines that say what failed come first.
+    telling = [line for line in lines if _TELLING.search(line)]
+    chosen = "; ".join((telling or lines)[:3]) or f"git exited with status {exc.status}"
     return scrub_userinfo(chosen)
 
 

@@ -32,7 +32,9 @@ BASE_ENV = {
 
 # Variables from our own environment that would redirect or reconfigure git behind our back.
 _DROPPED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-            "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT")
+            "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
+            # TLS verification is never skipped because of the environment we happen to run in.
+            "GIT_SSL_NO_VERIFY")
 
 
 @dataclass

@@ -26,33 +26,45 @@ class SignatureError(Exception):
 
 def verify_commit(
     checkout: Path, commit: str, keys: Mapping[str, bytes], *, source: str, timeout: float,
-    workdir: Path,
 ) -> str:
     """Verify `commit` in the repository at `checkout`; return the signing key's id."""
     if not keys:
         raise SignatureError(f"secret '{source}' holds no public keys")
-    workdir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="gnupg-", dir=workdir) as home:
+    # Not under `workdir`: gpg puts its agent sockets in GNUPGHOME, and a deep path exceeds
+    # the 108-byte limit of a Unix socket path.
+    with tempfile.TemporaryDirectory(prefix="gnupg-") as home:
         os.chmod(home, 0o700)
         env = {**os.environ, "GNUPGHOME": home}
-        for name, key in sorted(keys.items()):
-            done = subprocess.run(
-                ["gpg", "--batch", "--quiet", "--import"], input=key, env=env,
-                capture_output=True, timeout=timeout, check=False,
-            )
-            if done.returncode != 0:
-                raise SignatureError(
-                    f"secret '{source}': key '{name}' is not an OpenPGP public key gpg can import"
-                )
         try:
-            _, status = run_git_streams(["verify-commit", "--raw", commit], timeout=timeout,
-                                        cwd=checkout, env={"GNUPGHOME": home})
-        except GitCommandFailed:
+            return _verify_in(home, env, checkout, commit, keys, source, timeout)
+        finally:
+            # gpg may have started an agent for this home; it must not outlive the check.
+            subprocess.run(["gpgconf", "--kill", "all"], env=env, capture_output=True,
+                           timeout=timeout, check=False)
+
+
+def _verify_in(
+    home: str, env: dict[str, str], checkout: Path, commit: str, keys: Mapping[str, bytes],
+    source: str, timeout: float,
+) -> str:
+    for name, key in sorted(keys.items()):
+        done = subprocess.run(
+            ["gpg", "--batch", "--quiet", "--import"], input=key, env=env,
+            capture_output=True, timeout=timeout, check=False,
+        )
+        if done.returncode != 0:
             raise SignatureError(
-                f"signature verification of commit '{commit}' failed: unable to verify commit "
-                "with any of the given key rings"
-            ) from None
-        except GitTimedOut as exc:
-            raise SignatureError(str(exc)) from None
-        found = _GOODSIG.search(status) or _VALIDSIG.search(status)
-        return found.group("key") if found else "unknown"
+                f"secret '{source}': key '{name}' is not an OpenPGP public key gpg can import"
+            )
+    try:
+        _, status = run_git_streams(["verify-commit", "--raw", commit], timeout=timeout,
+                                    cwd=checkout, env={"GNUPGHOME": home})
+    except GitCommandFailed:
+        raise SignatureError(
+            f"signature verification of commit '{commit}' failed: unable to verify commit "
+            "with any of the given key rings"
+        ) from None
+    except GitTimedOut as exc:
+        raise SignatureError(str(exc)) from None
+    found = _GOODSIG.search(status) or _VALIDSIG.search(status)
+    return found.group("key") if found else "unknown"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import socket
 import tarfile
-from typing import Any
 
 import pytest
 
@@ -280,7 +279,8 @@ def test_recurse_submodules(
 ) -> None:
     child = BareRepo(repo.root, "child")
     child.commit({"child.yaml": "child: true\n"}, "child")
-    repo.git("-c", "protocol.allow=always", "submodule", "add", "-q", daemon.url(child), "libs/child")
+    repo.git("-c", "protocol.allow=always", "submodule", "add", "-q", daemon.url(child),
+             "libs/child")
     repo.commit({}, "add submodule")
     with_modules = controller.reconcile(
         gitrepository(daemon.url(repo), {"branch": "main"}, recurseSubmodules=True))
