@@ -16,6 +16,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
@@ -118,25 +119,30 @@ class GitDaemon:
         self.root = root
         self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes]
 
     def url(self, repo: BareRepo) -> str:
         return f"git://127.0.0.1:{self.port}/{repo.path.name}"
 
     def __enter__(self) -> GitDaemon:
+        # A log file, not a pipe: nobody reads a pipe while tests run, and a daemon blocked on
+        # a full stderr pipe stops answering, which hangs the test talking to it.
+        self._log = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
             ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={self.root}",
              "--listen=127.0.0.1", f"--port={self.port}", str(self.root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=self._log, start_new_session=True,
         )
         wait_for_port(self.port, self._proc)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._proc is not None:
-            # `git daemon` execs helpers that hold our stderr pipe: stop its whole group.
+            # `git daemon` forks a process per connection: stop its whole group.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._proc.pid, signal.SIGKILL)
-            self._proc.communicate()
+            self._proc.wait()
+            self._log.close()
 
 
 # --- smart HTTP -----------------------------------------------------------------------------

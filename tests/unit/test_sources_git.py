@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import tarfile
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +23,7 @@ from reconciler.sources.git import (
     parse_duration,
     sanitize_url,
 )
+from tests.gitservers import GitDaemon
 
 START = 1_700_000_000.0
 BASE_URL = "http://artifacts.test"
@@ -278,6 +277,27 @@ def test_unchanged_remote_costs_one_ls_remote_and_no_fetch(
     assert (controller.ls_remote_calls, controller.fetch_calls) == (2, 1)
 
 
+def test_objects_on_the_same_url_and_commit_share_one_fetch_and_archive(
+    controller: GitRepositoryController, upstream: Upstream, store: ArtifactStore
+) -> None:
+    results = []
+    for name in ("one", "two", "three"):
+        obj = gitrepository(upstream.url, {"branch": "main"})
+        obj["metadata"].update(name=name, uid=f"uid-{name}")
+        results.append(controller.reconcile(obj))
+    artifacts = [r.status["artifact"] for r in results]
+    assert controller.fetch_calls == 1
+    assert len({a["digest"] for a in artifacts}) == 1
+    assert len({a["path"] for a in artifacts}) == 3
+    assert all(r.events and r.events[0].reason == "NewArtifact" for r in results)
+    assert archive_files(store, results[2]) == archive_files(store, results[0])
+    # A different content configuration is a different archive: no sharing across it.
+    other = gitrepository(upstream.url, {"branch": "main"}, ignore="deploy/\n")
+    other["metadata"].update(name="four", uid="uid-four")
+    controller.reconcile(other)
+    assert controller.fetch_calls == 2
+
+
 def test_interval_gate_skips_polling_until_due_or_asked(
     controller: GitRepositoryController, upstream: Upstream, clock: FakeClock
 ) -> None:
@@ -468,29 +488,8 @@ def test_names_that_are_not_safe_paths_stall(
 @pytest.fixture
 def git_daemon(tmp_path: Path, upstream: Upstream) -> Iterator[str]:
     """Serve the upstream's parent folder over git:// on a free local port."""
-    base = upstream.path.parent
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        ["git", "daemon", "--export-all", f"--base-path={base}", "--listen=127.0.0.1",
-         f"--port={port}", "--reuseaddr", str(base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("git daemon did not start")
-                time.sleep(0.02)
-        yield f"git://127.0.0.1:{port}/{upstream.path.name}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
+    with GitDaemon(upstream.path.parent) as daemon:
+        yield f"git://127.0.0.1:{daemon.port}/{upstream.path.name}"
 
 
 def test_git_protocol_via_git_daemon(
