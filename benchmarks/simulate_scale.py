@@ -2,8 +2,9 @@
 
 Each workload has its own GitRepository, Image and Knative Service; all point at one real Git
 repository created for the run. Prints, per N: wall time, rounds, virtual time, workloads per
-second, peak memory of the run (tracemalloc), and the per-workload cost relative to N=10
-measured in the same run (1.0 means linear scaling).
+second, reconciles run and skipped (read tracking: an object none of whose reads changed is not
+reconciled), peak memory of the run (tracemalloc), and the per-workload cost relative to the
+first N measured in the same run (1.0 means linear scaling).
 
     .venv/bin/python benchmarks/simulate_scale.py [N ...]     (default: 10 100 1000)
 """
@@ -56,7 +57,7 @@ def make_repo(path: Path) -> str:
     return path.as_uri()
 
 
-def run(n: int, url: str) -> tuple[float, int, float, int, bool]:
+def run(n: int, url: str) -> tuple[float, int, float, int, bool, int, int]:
     platform = load_paths([PLATFORM])
     workloads = load_text("".join(WORKLOAD.format(i=i, url=url) for i in range(n)), "<generated>")
     tracemalloc.start()
@@ -65,7 +66,9 @@ def run(n: int, url: str) -> tuple[float, int, float, int, bool]:
     elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return elapsed, result.report.rounds, result.report.virtual_seconds, peak, result.ready
+    report = result.report
+    return (elapsed, report.rounds, report.virtual_seconds, peak, result.ready,
+            report.reconciles, report.skipped)
 
 
 def main(argv: list[str]) -> None:
@@ -74,14 +77,15 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = make_repo(Path(tmp) / "app")
         print(f"{'N':>6} {'wall s':>8} {'rounds':>7} {'virtual s':>10} {'wl/s':>8} "
-              f"{'peak MiB':>9} {'cost/wl vs first':>17} ready")
+              f"{'reconciles':>10} {'skipped':>8} {'peak MiB':>9} {'cost/wl vs first':>17} ready")
         baseline: float | None = None
         for n in sizes:
-            elapsed, rounds, virtual, peak, ready = run(n, url)
+            elapsed, rounds, virtual, peak, ready, reconciles, skipped = run(n, url)
             per = elapsed / n
             baseline = baseline or per
             print(f"{n:>6} {elapsed:>8.2f} {rounds:>7} {virtual:>10.0f} {n / elapsed:>8.1f} "
-                  f"{peak / 2**20:>9.1f} {per / baseline:>17.2f} {ready}")
+                  f"{reconciles:>10} {skipped:>8} {peak / 2**20:>9.1f} {per / baseline:>17.2f} "
+                  f"{ready}")
 
 
 if __name__ == "__main__":

@@ -108,6 +108,56 @@ def diff(paths: Sequence[str], output: str, state: Path | None) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--environment", default="simulator", show_default=True,
+              help="The environment to run in, by name (today only `simulator`).")
+@click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
+              help="Load the environment from FILE at start and save it at shutdown.")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
+              help="Serve /metrics, /healthz, /readyz and /debug/objects here (port 0: any).")
+@click.option("--artifacts-listen", default="127.0.0.1:9090", show_default=True,
+              metavar="HOST:PORT", help="Serve artifacts here (port 0: any).")
+@click.option("--artifacts-url", metavar="URL",
+              help="Base URL written into status.artifact.url [default: the artifact server's].")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Artifacts and Git caches [default: STATE.d, else a temporary directory].")
+@click.option("--tick", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Real seconds between reconcile ticks.")
+@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True,
+              help="Simulator seconds per real second (simulated builds finish sooner above 1).")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
+              show_default=True)
+@click.pass_context
+def run(ctx: click.Context, paths: Sequence[str], environment: str, state: Path | None,
+        listen: str, artifacts_listen: str, artifacts_url: str | None, data_dir: Path | None,
+        tick: float, time_scale: float, log_format: str) -> None:
+    """Run the reconciler as a daemon over PATHS until SIGTERM or SIGINT.
+
+    Applies PATHS, then reconciles every TICK seconds of real time, serving artifacts over HTTP
+    and Prometheus metrics on --listen. Exit 0 after a graceful shutdown, 2 when it cannot
+    start (invalid input, an address in use).
+    """
+    # Imported here so the other commands do not pay for APScheduler and the HTTP servers.
+    from reconciler.daemon import run_daemon
+    from reconciler.settings import DaemonSettings, ListenAddress
+
+    verbose = ctx.parent.params.get("verbose", 0) if ctx.parent is not None else 0
+    # A daemon's log is its record of what it did: info by default, -vv for debug.
+    configure_logging("debug" if verbose >= 2 else "info", json_output=log_format == "json")
+    try:
+        settings = DaemonSettings(
+            environment=environment, listen=ListenAddress.parse(listen),
+            artifacts_listen=ListenAddress.parse(artifacts_listen), artifacts_url=artifacts_url,
+            state=state, data_dir=data_dir, tick_seconds=tick, time_scale=time_scale)
+        objects = load_paths(paths)
+    except InputError as exc:
+        _fail(exc)
+    run_daemon(objects, settings)
+    sys.exit(EXIT_OK)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table",
               show_default=True)
 @click.option("--state", type=click.Path(dir_okay=False, path_type=Path),

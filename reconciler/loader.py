@@ -13,11 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 import yaml
 
 from reconciler.model.errors import EnvExpansionError, LoadError, ValidationError
 from reconciler.model.objects import Obj, describe
 from reconciler.model.schema import schema_for, validate
+from reconciler.model.validation import admission_problems, admission_warnings
+
+log = structlog.get_logger(__name__)
 
 _ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -174,13 +178,21 @@ def _check_object(obj: Obj, path: str, line: int, node: yaml.Node) -> None:
         field, message = problems[0]
         raise ValidationError(_line_of(path, node, field.split("."), line), describe(obj),
                               field, message)
-    spec = obj.get("spec") or {}
-    if kind_schema.kind.startswith("Cluster") and kind_schema.kind.endswith("Template"):
-        given = [k for k in ("template", "ytt", "jinja2") if k in spec]
-        if kind_schema.kind != "ClusterRunTemplate" and len(given) != 1:
-            raise ValidationError(where, describe(obj), "spec.template",
-                                  "exactly one of spec.template, spec.ytt or spec.jinja2 must "
-                                  f"be set, found {given or 'none'}")
+    # What Cartographer's validating webhooks refuse, refused here too, before anything runs.
+    admission = admission_problems(obj)
+    if admission:
+        problem = admission[0]
+        raise ValidationError(_line_of(path, node, _field_steps(problem.field), line),
+                              describe(obj), problem.field, problem.message)
+    for warning in admission_warnings(obj):
+        log.warning("cartographer webhook rule not enforced",
+                    source=_line_of(path, node, _field_steps(warning.field), line),
+                    object=describe(obj), field=warning.field, problem=warning.message)
+
+
+def _field_steps(field: str) -> list[str]:
+    """`spec.resources[1].sources[0]` as the steps `_line_of` walks: `resources[1]`, ..."""
+    return [step for step in re.split(r"\.(?![^\[]*\])", field) if step]
 
 
 def _line_of(path: str, node: yaml.Node, fields: list[str], default: int) -> str:

@@ -42,6 +42,7 @@ from reconciler.model.errors import NotFound, Rejected
 from reconciler.model.kinds import BUILTIN_KINDS, KindInfo, KindRegistry, kind_info_from_crd
 from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe
 from reconciler.model.schema import validate
+from reconciler.model.validation import admission_problems, webhook_for
 
 Key = tuple[str, str, str, str]  # group, kind, namespace, name
 _SERVER_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
@@ -53,7 +54,7 @@ class InMemoryCluster:
         self.clock = clock
         self.registry = KindRegistry(kinds)
         self._schemas: dict[tuple[str, str], Mapping[str, Any]] = {}
-        self._objects: dict[Key, Obj] = {}
+        self._objects = _ObjectTable()
         self._events: list[Obj] = []
         self._event_index: dict[tuple[str, str, str], int] = {}
         self._revision = 0
@@ -89,9 +90,9 @@ class InMemoryCluster:
     ) -> list[Obj]:
         info = self.kind_info(api_version, kind)
         out = []
-        for (group, k, ns, _), obj in sorted(self._objects.items()):
-            if group != info.group or k != info.kind:
-                continue
+        for key in self._objects.keys_of_kind(info.group, info.kind):
+            obj = self._objects[key]
+            ns = key[2]
             if namespace is not None and info.namespaced and ns != namespace:
                 continue
             if labels and not _matches(obj, labels):
@@ -102,7 +103,7 @@ class InMemoryCluster:
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
         api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
         info = self.kind_info(api_version, kind)
-        desired = copy.deepcopy(obj)
+        desired = deep_copy(obj)
         desired.pop("status", None)
         if kind == "Secret" and api_version == "v1" and "stringData" in desired:
             desired = fold_string_data(desired)
@@ -127,6 +128,12 @@ class InMemoryCluster:
                 field, message = problems[0]
                 raise Rejected(f"{info.kind}.{info.group} \"{name}\" is invalid: {field}: "
                                f"{message}", field=field)
+        # Cartographer's validating webhooks, as a cluster running Cartographer has them.
+        admission = admission_problems(desired)
+        if admission:
+            webhook = webhook_for(info.kind)
+            raise Rejected(f"admission webhook \"{webhook}\" denied the request: "
+                           f"{admission[0].message}", field=admission[0].field)
         key = self._key(info, namespace, name)
         live = self._objects.get(key)
         if live is None:
@@ -145,7 +152,8 @@ class InMemoryCluster:
         live = self._objects.get(key)
         if live is None:
             raise NotFound(f"{describe(obj)} not found")
-        status = copy.deepcopy(obj.get("status"))
+        status = deep_copy(obj["status"]) if isinstance(obj.get("status"), dict) else (
+            copy.deepcopy(obj.get("status")))
         if live.get("status") != status:
             if status is None:
                 live.pop("status", None)
@@ -204,7 +212,7 @@ class InMemoryCluster:
         })
 
     def events(self) -> Sequence[Obj]:
-        return [copy.deepcopy(e) for e in self._events]
+        return [deep_copy(e) for e in self._events]
 
     # --- simulator extras ----------------------------------------------------------------
 
@@ -214,7 +222,7 @@ class InMemoryCluster:
         return self._revision
 
     def all_objects(self) -> builtins.list[Obj]:
-        return [copy.deepcopy(o) for _, o in sorted(self._objects.items())]
+        return [deep_copy(o) for _, o in sorted(self._objects.items())]
 
     def edit(self, api_version: str, kind: str, namespace: str, name: str,
              change: Callable[[Obj], None], field_manager: str = "kubectl-edit") -> Obj:
@@ -227,8 +235,8 @@ class InMemoryCluster:
         live = self._objects.get(self._key(info, namespace, name))
         if live is None:
             raise NotFound(f"{kind}/{namespace}/{name} not found")
-        before = copy.deepcopy(live)
-        after = copy.deepcopy(live)
+        before = deep_copy(live)
+        after = deep_copy(live)
         change(after)
         after["metadata"] = {**after.get("metadata", {}),
                              **{k: before["metadata"][k] for k in _SERVER_META
@@ -320,6 +328,11 @@ class InMemoryCluster:
         ns = namespace if info is None or info.namespaced else ""
         return self._key_changes.get((group, kind, ns, name), 0)
 
+    def names(self, api_version: str, kind: str) -> builtins.list[tuple[str, str]]:
+        """(namespace, name) of every object of a kind, without copying any of them."""
+        info = self.kind_info(api_version, kind)
+        return [(key[2], key[3]) for key in self._objects.keys_of_kind(info.group, info.kind)]
+
     def last_kind_change(self, group: str, kind: str, namespace: str | None) -> int:
         return self._kind_changes.get((group, kind, "*" if namespace is None else namespace), 0)
 
@@ -373,7 +386,7 @@ class InMemoryCluster:
         still_owned: FieldSet = frozenset().union(*others.values()) if others else frozenset()
         dropped = [p for p in mine - new
                    if not covers(p[:-1] if p[-1] == ITEM else p, still_owned)]
-        before = copy.deepcopy(live)
+        before = deep_copy(live)
         # Whole list items first; then leaves (a leaf under a removed item is already gone).
         for path in sorted(dropped, key=lambda p: (p[-1] != ITEM, -len(p))):
             _remove_path(live, path)
@@ -422,6 +435,30 @@ class InMemoryCluster:
             self._revision += 1
             self._changed(key)
             self._collect_garbage(str(obj["metadata"]["uid"]))
+
+
+class _ObjectTable(dict[Key, Obj]):
+    """Objects by key, with an index by kind so a list does not scan (and sort) every object."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_kind: dict[tuple[str, str], set[Key]] = {}
+
+    def __setitem__(self, key: Key, value: Obj) -> None:
+        super().__setitem__(key, value)
+        self._by_kind.setdefault((key[0], key[1]), set()).add(key)
+
+    def __delitem__(self, key: Key) -> None:
+        super().__delitem__(key)
+        self._by_kind.get((key[0], key[1]), set()).discard(key)
+
+    def pop(self, key: Key, *default: Any) -> Any:
+        if key in self:
+            self._by_kind.get((key[0], key[1]), set()).discard(key)
+        return super().pop(key, *default)
+
+    def keys_of_kind(self, group: str, kind: str) -> builtins.list[Key]:
+        return sorted(self._by_kind.get((group, kind), ()))
 
 
 def _without_status(schema: Mapping[str, Any]) -> Mapping[str, Any]:

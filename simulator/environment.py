@@ -13,6 +13,7 @@ from reconciler.model.kinds import BUILTIN_KINDS
 from simulator.clock import VirtualClock
 from simulator.cluster import InMemoryCluster
 from simulator.ecosystem import ECOSYSTEM_KINDS, ImageBuilder, KnativeServing, Timing
+from simulator.kube_controllers import kube_controllers
 from simulator.tekton import TektonRuns
 
 STATE_VERSION = 1
@@ -30,6 +31,7 @@ class SimulatedEnvironment:
             ImageBuilder(self.cluster, self.clock, timing),
             KnativeServing(self.cluster, self.clock, timing),
             TektonRuns(self.cluster, self.clock),
+            *kube_controllers(self.cluster, self.clock),
         )
 
     def advance(self, seconds: float) -> None:

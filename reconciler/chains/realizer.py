@@ -7,7 +7,6 @@ first error decides the owner's `ResourcesSubmitted` condition, as in Cartograph
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,11 +235,16 @@ class Realizer:
         self, ctx: OwnerContext, blueprint: Blueprint, resource: BlueprintResource,
         template: Template, outputs: Outputs,
     ) -> dict[str, Any]:
-        owner = copy.deepcopy(ctx.owner)
-        meta(owner).pop("managedFields", None)
+        # No deep copy: interpolation copies every value it takes from the context, and the
+        # sandboxed Jinja2 environment cannot mutate it. Only managedFields is left out.
+        owner = {**ctx.owner, "metadata": {k: v for k, v in meta(ctx.owner).items()
+                                           if k != "managedFields"}}
         params = resolve_params(template.default_params, blueprint.params, resource.params,
                                 spec_of(ctx.owner).get("params") or [])
-        context: dict[str, Any] = {ctx.owner_key: owner, "params": params, **ctx.extra_context}
+        # Cartographer offers the owner under its kind's name and, for templates shared by
+        # supply chains and deliveries, as `owner` (kuttl: templates-refer-to-owner).
+        context: dict[str, Any] = {ctx.owner_key: owner, "owner": owner, "params": params,
+                                   **ctx.extra_context}
         sources: dict[str, Any] = {}
         for ref in resource.sources:
             out = outputs.get(ref.resource)

@@ -9,7 +9,7 @@ from typing import Any
 from reconciler.chains.blueprint import CARTO_API, Template
 from reconciler.chains.health import health_condition
 from reconciler.chains.realizer import Realized
-from reconciler.chains.yamlenc import digest, preview
+from reconciler.chains.yamlenc import summarize
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, merge_conditions
 from reconciler.model.kinds import KindInfo
 from reconciler.model.objects import Obj, name_of, namespace_of
@@ -99,7 +99,8 @@ def _outputs(realized: Realized, previous: Mapping[str, Any] | None, now: str) -
     before = {o.get("name"): o for o in (previous or {}).get("outputs") or []}
     out = []
     for name, value in realized.outputs.items():
-        entry = {"name": name, "preview": preview(value), "digest": digest(value),
+        shown, digest = summarize(value)
+        entry = {"name": name, "preview": shown, "digest": digest,
                  "lastTransitionTime": now}
         old = before.get(name)
         if old is not None and old.get("digest") == entry["digest"]:

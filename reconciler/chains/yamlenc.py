@@ -76,13 +76,35 @@ def encode(value: Any, *, json_numbers: bool = False) -> str:
 
 def digest(value: Any) -> str:
     """Return Cartographer's output digest: ``sha256:`` and the hex SHA-256 of the YAML bytes."""
-    data = encode(value, json_numbers=True).encode("utf-8")
-    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+    return summarize(value)[1]
 
 
 def preview(value: Any) -> str:
     """Return Cartographer's output preview: the YAML text cut to the first 1024 bytes."""
-    data = encode(value, json_numbers=True).encode("utf-8")
+    return summarize(value)[0]
+
+
+def summarize(value: Any) -> tuple[str, str]:
+    """(preview, digest) of an output value, encoding it once.
+
+    Outputs are re-read on every reconcile and are nearly always the same strings (a URL, a
+    revision, an image), so those are remembered.
+    """
+    if isinstance(value, str):
+        return _summarize_text(value)
+    return _summarize(encode(value, json_numbers=True).encode("utf-8"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _summarize_text(value: str) -> tuple[str, str]:
+    return _summarize(encode(value, json_numbers=True).encode("utf-8"))
+
+
+def _summarize(data: bytes) -> tuple[str, str]:
+    return _cut_preview(data), f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def _cut_preview(data: bytes) -> str:
     if len(data) <= PREVIEW_CHARACTER_LIMIT:
         return data.decode("utf-8")
     head = data[:PREVIEW_CHARACTER_LIMIT]

@@ -77,16 +77,38 @@ class _Scheduler:
     reconciles: int = 0
     skipped: int = 0
 
-    @property
-    def feed(self) -> ChangeFeed | None:
-        return self.backend if isinstance(self.backend, ChangeFeed) else None
+    feed: ChangeFeed | None = None
+
+    def __post_init__(self) -> None:
+        # Checked once: isinstance against a runtime protocol inspects every member each time.
+        self.feed = self.backend if isinstance(self.backend, ChangeFeed) else None
 
     def run_round(self, controllers: Sequence[Controller]) -> None:
+        feed = self.feed
         for controller in controllers:
             tracked = self.tracker is not None and controller.name in self.tracked
             for api_version, kind in controller.watches():
-                for obj in self.backend.list(api_version, kind):
-                    self._offer(controller, tracked, api_version, obj)
+                if not (tracked and feed is not None):
+                    for obj in self.backend.list(api_version, kind):
+                        self._offer(controller, tracked, api_version, obj)
+                    continue
+                # Decide from names and the change feed first: an object none of whose reads
+                # changed is not even read (a read is a copy).
+                group = GroupVersionKind.parse(api_version, kind).group
+                for namespace, name in feed.names(api_version, kind):
+                    if not self._dirty(controller, ("key", group, kind, namespace, name)):
+                        self.skipped += 1
+                        continue
+                    found = self.backend.get(api_version, kind, namespace, name)
+                    if found is not None:
+                        self._offer(controller, tracked, api_version, found)
+
+    def _dirty(self, controller: Controller, own: Dependency) -> bool:
+        record = self.records.get((controller.name, *own[1:]))
+        feed = self.feed
+        if record is None or feed is None or self._due(record):
+            return True
+        return changed_after(feed, record.dependencies | {own}, record.revision)
 
     def next_wakeup(self) -> float | None:
         dues = [r.due for r in self.records.values() if r.due is not None]
@@ -96,13 +118,7 @@ class _Scheduler:
         group = GroupVersionKind.parse(api_version, str(obj.get("kind"))).group
         own: Dependency = ("key", group, str(obj.get("kind")), namespace_of(obj), name_of(obj))
         key = (controller.name, *own[1:])
-        record = self.records.get(key)
         feed = self.feed
-        if tracked and record is not None and feed is not None and not self._due(record):
-            deps = record.dependencies | {own}
-            if not changed_after(feed, deps, record.revision):
-                self.skipped += 1
-                return
         if tracked and self.tracker is not None:
             self.tracker.begin()
         try:
@@ -128,6 +144,55 @@ class _Scheduler:
 
     def _due(self, record: _Record) -> bool:
         return record.due is not None and record.due <= self.clock.now()
+
+
+@dataclass(frozen=True)
+class RoundsReport:
+    rounds: int
+    fixed_point: bool
+    """False when the round cap was hit while the cluster was still changing."""
+
+
+class RoundDriver:
+    """Rounds at the current time for a driver that owns the clock (the daemon).
+
+    The same choice of what to reconcile as `run_until_settled` (tracked controllers skip
+    objects whose reads did not change and whose wake-up is not due), but time is never moved:
+    the caller advances it between calls.
+    """
+
+    def __init__(
+        self,
+        env: Environment,
+        controllers: Sequence[Controller],
+        tracker: TrackingBackend | None = None,
+        tracked: Sequence[Controller] = (),
+    ) -> None:
+        self._env = env
+        self._controllers = list(controllers)
+        self._scheduler = _Scheduler(env.backend, tracker, env.clock,
+                                     frozenset(c.name for c in tracked))
+
+    @property
+    def reconciles(self) -> int:
+        return self._scheduler.reconciles
+
+    @property
+    def skipped(self) -> int:
+        return self._scheduler.skipped
+
+    def run_to_fixed_point(self, max_rounds: int) -> RoundsReport:
+        """Run rounds until one changes nothing, at most `max_rounds` of them."""
+        for rounds in range(1, max_rounds + 1):
+            before = self._env.revision()
+            self._scheduler.run_round(self._controllers)
+            if self._env.revision() == before:
+                return RoundsReport(rounds, True)
+        return RoundsReport(max_rounds, False)
+
+    def next_wakeup(self) -> float | None:
+        """Seconds until the earliest wake-up a controller asked for (0 when one is overdue)."""
+        return self._scheduler.next_wakeup()
 
 
 def run_until_settled(

@@ -31,6 +31,10 @@ class ChangeFeed(Protocol):
         """The revision at which any object of this kind (in this namespace) last changed."""
         ...
 
+    def names(self, api_version: str, kind: str) -> list[tuple[str, str]]:
+        """(namespace, name) of every object of a kind, cheaply (no copies)."""
+        ...
+
     @property
     def revision(self) -> int: ...
 

@@ -151,14 +151,16 @@ def test_next_wave_waits_for_the_previous_to_be_healthy(make_repo: Callable[...,
     wave = "  annotations:\n    reconciler.dev/sync-wave: \"{}\"\n"
     repo = make_repo("config", {
         "deploy/db.yaml": ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: db\n"
-                           + wave.format(0) + "spec:\n  replicas: 1\n"),
+                           + wave.format(0)
+                           + "    simulator.reconciler.dev/manual-status: \"true\"\n"
+                           + "spec:\n  replicas: 1\n"),
         "deploy/app.yaml": _cm("after-db", extra=wave.format(1)),
     })
     world = World(repo, tmp_path)
     ks = world.run(30)
     assert world.names() == []
     assert "Deployment/apps/db is Progressing" in _ready(ks)["message"]
-    # The simulated cluster has no Deployment controller: play its part.
+    # manual-status keeps the simulated Deployment controller away: play its part by hand.
     db = world.backend.get("apps/v1", "Deployment", "apps", "db")
     assert db is not None
     world.backend.update_status({**db, "status": {

@@ -90,8 +90,11 @@ def test_a_resource_waits_for_the_outputs_it_consumes(
 def test_a_pass_through_has_no_healthy_condition() -> None:
     passing = {"name": "tester", "sources": [{"resource": "first", "name": "my-source"}],
                "templateRef": {"kind": "ClusterSourceTemplate",
+                               # Cartographer's webhook wants at least two options.
                                "options": [{"passThrough": "my-source",
-                                            "selector": {"matchLabels": {"app": "x"}}}]}}
+                                            "selector": {"matchLabels": {"app": "x"}}},
+                                           {"name": "first",
+                                            "selector": {"matchLabels": {"app": "y"}}}]}}
     _, live = _run([_source_template("first", {"url": "u", "revision": "r"})],
                    [SOURCE, passing])
     conditions = [(c["type"], c["status"], c["reason"])
@@ -101,3 +104,13 @@ def test_a_pass_through_has_no_healthy_condition() -> None:
     owner = {c["type"]: (c["status"], c["reason"]) for c in live["status"]["conditions"]}
     assert owner["ResourcesHealthy"] == ("True", "HealthyConditionRule")
     assert owner["Ready"] == ("True", "Ready")
+
+
+@pytest.mark.parametrize("reference", ["owner", "workload"])
+def test_templates_reach_the_owner_as_owner_and_by_kind(reference: str) -> None:
+    template = _config_map_template("named", f"$({reference}.metadata.name)$")
+    cluster, _ = _run([template], [{"name": "named",
+                                    "templateRef": {"kind": "ClusterTemplate",
+                                                    "name": "named"}}])
+    stamped = cluster.get("v1", "ConfigMap", "default", "named")
+    assert stamped is not None and stamped["data"] == {"value": "app"}

@@ -1,0 +1,140 @@
+"""The operations HTTP server: `/metrics`, `/healthz`, `/readyz` and `/debug/objects`.
+
+It owns the listening socket and its serving thread; what it serves comes from outside: a
+Prometheus registry, a `HealthState`, and a callable that returns the debug document. Only GET
+and HEAD are answered, and nothing here changes the daemon's state.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import structlog
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from reconciler.model.errors import ReconcilerError
+from reconciler.observability.health import HealthState, Verdict
+
+log = structlog.get_logger(__name__)
+
+DebugObjects = Callable[[Mapping[str, str]], Any]
+"""Gets the query parameters (first value of each) and returns a JSON-serializable document."""
+
+
+class EndpointsError(ReconcilerError):
+    """The server could not start (the address is taken, or not ours to bind)."""
+
+
+class _OperationsHandler(BaseHTTPRequestHandler):
+    # Set on the per-server subclass made in OperationsServer.start.
+    registry: CollectorRegistry
+    health: HealthState
+    debug_objects: DebugObjects | None
+    server_version = "reconciler"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._route(with_body=True)
+
+    def do_HEAD(self) -> None:
+        self._route(with_body=False)
+
+    def _route(self, with_body: bool) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/metrics":
+            # Prometheus asks for OpenMetrics in its Accept header; anything else gets text.
+            encode, content_type = choose_encoder(self.headers.get("Accept") or "")
+            self._send(HTTPStatus.OK, content_type, encode(self.registry), with_body)
+        elif url.path == "/healthz":
+            self._verdict(self.health.liveness(), with_body)
+        elif url.path == "/readyz":
+            self._verdict(self.health.readiness(), with_body)
+        elif url.path == "/debug/objects" and self.debug_objects is not None:
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            body = json.dumps(self.debug_objects(query), indent=1).encode()
+            self._send(HTTPStatus.OK, "application/json", body, with_body)
+        else:
+            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8",
+                       b"404 Not Found: try /metrics, /healthz, /readyz or /debug/objects\n",
+                       with_body)
+
+    def _verdict(self, verdict: Verdict, with_body: bool) -> None:
+        status = HTTPStatus.OK if verdict.ok else HTTPStatus.SERVICE_UNAVAILABLE
+        self._send(status, "text/plain; charset=utf-8", f"{verdict.reason}\n".encode(),
+                   with_body)
+
+    def _send(self, status: HTTPStatus, content_type: str, body: bytes, with_body: bool) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if with_body:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Prometheus scrapes every few seconds: access lines are debug, through structlog.
+        log.debug("operations request", client=self.client_address[0], line=format % args)
+
+
+class OperationsServer:
+    """Serves the operations endpoints from a background thread."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        health: HealthState,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        debug_objects: DebugObjects | None = None,
+    ) -> None:
+        self._handler = type("OperationsHandler", (_OperationsHandler,), {
+            "registry": registry, "health": health,
+            # staticmethod: a plain function stored on a class would be bound to the handler.
+            "debug_objects": staticmethod(debug_objects) if debug_objects else None,
+        })
+        self.host, self.port = host, port
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise EndpointsError("operations server is not started; call start() first")
+        host, port = self._httpd.server_address[:2]
+        host_str = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://[{host_str}]:{port}" if ":" in host_str else f"http://{host_str}:{port}"
+
+    def start(self) -> None:
+        if self._httpd is not None:
+            return
+        try:
+            httpd = ThreadingHTTPServer((self.host, self.port), self._handler)
+        except OSError as exc:
+            raise EndpointsError(
+                f"cannot serve metrics and health on {self.host}:{self.port}: {exc.strerror} "
+                "(choose another address with --listen)") from exc
+        httpd.daemon_threads = True
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="operations-server", daemon=True)
+        self._thread.start()
+        log.info("operations server started", url=self.url)
+
+    def stop(self) -> None:
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._httpd = self._thread = None
+        log.info("operations server stopped")

@@ -1,0 +1,168 @@
+"""The daemon's Prometheus metrics: their names, labels and help texts, and how they are fed.
+
+Everything lives in one `CollectorRegistry` owned by `ReconcilerMetrics` (never the process-wide
+default), so two daemons in one test process do not share counters. Three ways in:
+- `InstrumentedController` wraps a controller and records each reconcile's result and duration;
+- `record_cluster` sets the object and readiness gauges from the cluster, once per tick, on the
+  thread that reconciles (a scrape never reads the cluster while a round changes it);
+- `CallbackCounters` exposes counters other components already keep (Git network calls,
+  skipped reconciles) by reading them at scrape time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from reconciler import __version__
+from reconciler.backends.base import Backend
+from reconciler.chains.blueprint import CARTO_API
+from reconciler.engine.controller import Controller
+from reconciler.model.errors import BackendError, ReconcilerError
+from reconciler.model.objects import GroupVersionKind, Obj
+from reconciler.report import owner_ready
+
+# Reconcile results, as controller-runtime names them where it has a name for them.
+SUCCESS, REQUEUE, ERROR, CRASH = "success", "requeue", "error", "crash"
+READY_STATES = ("True", "False", "Unknown")
+# Git fetches and image builds take seconds; most reconciles take milliseconds.
+_DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ReconcilerMetrics:
+    """Every metric the daemon exports, registered in its own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.reconcile_total = Counter(
+            "reconciler_reconcile_total",
+            "Reconciles by controller and result (success, requeue, error, crash).",
+            ["controller", "result"], registry=r)
+        self.reconcile_duration = Histogram(
+            "reconciler_reconcile_duration_seconds", "Time one reconcile took, by controller.",
+            ["controller"], buckets=_DURATION_BUCKETS, registry=r)
+        self.ticks_total = Counter(
+            "reconciler_ticks_total", "Reconcile ticks by result (ok, failed).", ["result"],
+            registry=r)
+        self.rounds_total = Counter(
+            "reconciler_rounds_total", "Reconcile rounds run (a tick runs rounds until one "
+            "changes nothing).", registry=r)
+        self.tick_duration = Histogram(
+            "reconciler_tick_duration_seconds", "Time one tick took (all its rounds).",
+            buckets=_DURATION_BUCKETS, registry=r)
+        self.objects = Gauge(
+            "reconciler_objects", "Objects in the cluster, by the kinds the controllers watch.",
+            ["group", "kind"], registry=r)
+        self.workloads = Gauge(
+            "reconciler_workloads", "Workloads by their Ready condition (True, False, Unknown).",
+            ["ready"], registry=r)
+        self.deliverables = Gauge(
+            "reconciler_deliverables",
+            "Deliverables by their Ready condition (True, False, Unknown).", ["ready"],
+            registry=r)
+        self.artifact_requests = Counter(
+            "reconciler_artifact_requests_total",
+            "Artifact server lookups by outcome (served, forbidden, not_found).", ["outcome"],
+            registry=r)
+        self.build_info = Gauge(
+            "reconciler_build_info", "Always 1; the version in a label.", ["version"],
+            registry=r)
+        self.build_info.labels(version=__version__).set(1)
+        for state in READY_STATES:
+            # Present from the first scrape, so a query for a state never comes back empty.
+            self.workloads.labels(ready=state).set(0)
+            self.deliverables.labels(ready=state).set(0)
+
+    def observe_reconcile(self, controller: str, result: str, seconds: float) -> None:
+        self.reconcile_total.labels(controller=controller, result=result).inc()
+        self.reconcile_duration.labels(controller=controller).observe(seconds)
+
+
+class InstrumentedController:
+    """A controller that records the result and duration of each reconcile of the one it wraps.
+
+    It keeps the wrapped controller's `name`, so the runner's read tracking (keyed by name)
+    treats it as the same controller; exceptions pass through untouched for the runner to handle.
+    """
+
+    def __init__(self, inner: Controller, metrics: ReconcilerMetrics) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._metrics = metrics
+
+    def watches(self) -> Sequence[tuple[str, str]]:
+        return self.inner.watches()
+
+    def reconcile(self, obj: Obj) -> float | None:
+        started = time.perf_counter()
+        result = CRASH
+        try:
+            after = self.inner.reconcile(obj)
+            result = SUCCESS if after is None else REQUEUE
+            return after
+        except ReconcilerError:
+            result = ERROR
+            raise
+        finally:
+            self._metrics.observe_reconcile(self.name, result, time.perf_counter() - started)
+
+
+def watched_kinds(controllers: Iterable[Controller]) -> list[tuple[str, str]]:
+    """One (apiVersion, kind) per group and kind the controllers watch, in a stable order."""
+    seen: dict[tuple[str, str], str] = {}
+    for controller in controllers:
+        for api_version, kind in controller.watches():
+            group = GroupVersionKind.parse(api_version, kind).group
+            seen.setdefault((group, kind), api_version)
+    return [(api_version, kind) for (_, kind), api_version in sorted(seen.items())]
+
+
+def record_cluster(
+    metrics: ReconcilerMetrics, backend: Backend, kinds: Sequence[tuple[str, str]]
+) -> None:
+    """Set the object and readiness gauges from the cluster as it is now."""
+    for api_version, kind in kinds:
+        try:
+            count = len(backend.list(api_version, kind))
+        except BackendError:
+            continue  # a kind whose CRD is not installed (yet): no objects to count
+        group = GroupVersionKind.parse(api_version, kind).group
+        metrics.objects.labels(group=group, kind=kind).set(count)
+    for kind, gauge in (("Workload", metrics.workloads), ("Deliverable", metrics.deliverables)):
+        counts = dict.fromkeys(READY_STATES, 0)
+        for owner in backend.list(CARTO_API, kind):
+            state = owner_ready(owner)[0]
+            counts[state if state in counts else "Unknown"] += 1
+        for state, count in counts.items():
+            gauge.labels(ready=state).set(count)
+
+
+@dataclass(frozen=True)
+class CallbackCounter:
+    name: str
+    """Without `_total`: the exposition adds it."""
+    documentation: str
+    read: Callable[[], float]
+
+
+class CallbackCounters(Collector):
+    """Counters whose values another component keeps; read when Prometheus scrapes."""
+
+    def __init__(self, counters: Sequence[CallbackCounter]) -> None:
+        self._counters = list(counters)
+
+    def collect(self) -> Iterator[Metric]:
+        for counter in self._counters:
+            yield CounterMetricFamily(counter.name, counter.documentation, value=counter.read())
+
+    def describe(self) -> Iterator[Metric]:
+        # Describing without reading lets the registry check names at registration.
+        for counter in self._counters:
+            yield CounterMetricFamily(counter.name, counter.documentation)

@@ -1,0 +1,190 @@
+"""What the simulated built-in controllers share: their timing, the simulation annotations, when a
+simulated process started, and Kubernetes-style generated names.
+
+Annotations under `simulator.reconciler.dev/` (the prefix the simulated Tekton uses too) steer
+the simulation of one object:
+
+- `simulator.reconciler.dev/outcome: Failed`: the rollout, Job or Pod fails (what failing means is
+  kind-specific and said in each controller's docstring).
+- `simulator.reconciler.dev/duration: "30"`: the virtual seconds the rollout or run takes.
+- `simulator.reconciler.dev/manual-status: "true"`: the simulator leaves the object's status
+  alone, so a test can write it by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from reconciler.backends.base import Backend
+from reconciler.engine.clock import Clock
+from reconciler.model.conditions import Condition
+from reconciler.model.objects import Obj, meta, status_of
+
+ANNOTATION_PREFIX: Final = "simulator.reconciler.dev/"
+OUTCOME_ANNOTATION: Final = ANNOTATION_PREFIX + "outcome"
+DURATION_ANNOTATION: Final = ANNOTATION_PREFIX + "duration"
+MANUAL_STATUS_ANNOTATION: Final = ANNOTATION_PREFIX + "manual-status"
+
+# The alphabet Kubernetes uses for generated name suffixes (no vowels, no look-alikes), so
+# simulated ReplicaSet, revision and Pod names look like real ones.
+_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+@dataclass
+class KubeTiming:
+    """Virtual seconds the simulated built-in controllers take, so waiting is exercised."""
+
+    rollout: float = 5.0  # one generation of a Deployment, StatefulSet, DaemonSet, ReplicaSet
+    pod_start: float = 2.0  # a Pod from Pending to Running
+    run: float = 10.0  # a Job, or a Pod that runs to completion (restartPolicy Never/OnFailure)
+    load_balancer: float = 3.0  # a LoadBalancer Service until its ingress IP is assigned
+    volume_binding: float = 1.0  # a PersistentVolumeClaim until it is Bound
+    nodes: int = 3  # the simulated cluster's nodes: a DaemonSet runs one Pod on each
+
+
+def annotations_of(obj: Obj) -> dict[str, Any]:
+    found = meta(obj).get("annotations")
+    return found if isinstance(found, dict) else {}
+
+
+def manual_status(obj: Obj) -> bool:
+    """True when a test owns the object's status and the simulator must not write it."""
+    return str(annotations_of(obj).get(MANUAL_STATUS_ANNOTATION, "")).lower() == "true"
+
+
+def fails(obj: Obj) -> bool:
+    return str(annotations_of(obj).get(OUTCOME_ANNOTATION, "")).lower() == "failed"
+
+
+def duration(obj: Obj, default: float) -> float:
+    """The duration annotation in seconds, else `default` (also for an unreadable value)."""
+    given = annotations_of(obj).get(DURATION_ANNOTATION)
+    if given is None:
+        return default
+    try:
+        value = float(given)
+    except (TypeError, ValueError):
+        return default
+    return max(0.0, value) if math.isfinite(value) else default
+
+
+def generation(obj: Obj) -> int:
+    try:
+        return int(meta(obj).get("generation", 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def parse_time(value: Any) -> float | None:
+    """Seconds since the epoch of an RFC 3339 timestamp as the cluster writes them, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def name_hash(content: Any, length: int = 10) -> str:
+    """A stable suffix from `content`, spelled like Kubernetes' pod-template-hash."""
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).digest()
+    number = int.from_bytes(digest, "big")
+    out = []
+    for _ in range(length):
+        number, index = divmod(number, len(_SAFE_ALPHABET))
+        out.append(_SAFE_ALPHABET[index])
+    return "".join(out)
+
+
+def stable_number(seed: str, modulo: int) -> int:
+    """A number in [0, modulo) that depends only on `seed`: simulated IPs and node choices."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % max(1, modulo)
+
+
+def positive_int(value: Any, default: int) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return default
+
+
+class Stopwatch:
+    """When each object's current simulated process (a generation's rollout, a load balancer
+    being provisioned) started, keyed by uid and generation.
+
+    Kept in memory, as the simulated kpack and Knative do: after a state file is loaded, a
+    process still in flight starts over, which only makes it take longer. Finished processes are
+    recognised from the status they wrote, never from here.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._started: dict[tuple[str, int], float] = {}
+
+    def remaining(self, obj: Obj, seconds: float) -> float:
+        """Seconds left of a `seconds`-long process for this generation of `obj` (<= 0: done)."""
+        key = (str(meta(obj).get("uid") or ""), generation(obj))
+        started = self._started.setdefault(key, self.clock.now())
+        return started + seconds - self.clock.now()
+
+    def forget(self, obj: Obj) -> None:
+        self._started.pop((str(meta(obj).get("uid") or ""), generation(obj)), None)
+
+
+def set_conditions(previous: Any, wanted: Sequence[Condition], now: str,
+                   stamps: tuple[str, ...] = ("lastUpdateTime", "lastTransitionTime"),
+                   ) -> list[dict[str, Any]]:
+    """`previous` conditions with `wanted` set, in the shape built-in kinds use (`stamps` names
+    their timestamps: Deployments have lastUpdateTime, Jobs lastProbeTime).
+
+    A condition's lastTransitionTime moves only when its status changes and its other stamps
+    only when status, reason or message change, so writing the same state twice is no change:
+    the simulated controllers run every round and must reach a fixed point.
+    """
+    by_type = {c.type: c for c in wanted}
+    old = [c for c in previous or [] if isinstance(c, Mapping)]
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for cond in old:
+        kind = str(cond.get("type"))
+        if kind in by_type:
+            out.append(_condition(by_type[kind], cond, now, stamps))
+            seen.add(kind)
+        else:
+            out.append(dict(cond))
+    out += [_condition(c, None, now, stamps) for c in wanted if c.type not in seen]
+    return out
+
+
+def _condition(cond: Condition, old: Mapping[str, Any] | None, now: str,
+               stamps: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": cond.type, "status": cond.status}
+    same_status = old is not None and old.get("status") == cond.status
+    same = same_status and old is not None and (
+        old.get("reason") or "", old.get("message") or "") == (cond.reason, cond.message)
+    for stamp in stamps:
+        keep = same_status if stamp == "lastTransitionTime" else same
+        out[stamp] = str(old.get(stamp) or now) if keep and old is not None else now
+    if cond.reason:
+        out["reason"] = cond.reason
+    if cond.message:
+        out["message"] = cond.message
+    return out
+
+
+def write_status(backend: Backend, obj: Obj, status: dict[str, Any]) -> None:
+    """Write `status` unless it is what the object already has (a write is a cluster change)."""
+    if status != status_of(obj):
+        backend.update_status({**obj, "status": status})
+
+
+def without_zeros(counts: Mapping[str, int]) -> dict[str, int]:
+    """Counts as the API server serialises them: `omitempty` drops zeros."""
+    return {k: v for k, v in counts.items() if v}

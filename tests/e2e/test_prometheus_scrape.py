@@ -1,0 +1,100 @@
+"""A real Prometheus server scrapes `reconciler run`'s /metrics and answers queries about it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+
+from tests.conftest import EXAMPLES, GitRepo
+from tests.e2e.daemon_harness import http_get, paved_path_copy, running_daemon, wait_for
+
+pytestmark = pytest.mark.e2e
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+def _free_port() -> int:
+    # Prometheus cannot report a port it chose itself; a just-freed one is good enough here.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def app_repo(make_repo: Callable[..., GitRepo]) -> GitRepo:
+    app = EXAMPLES / "paved-path" / "developer" / "app"
+    return make_repo("band-service", {p.name: p.read_text() for p in app.iterdir()})
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """Starts Prometheus scraping one target every second; yields `start(target) -> api url`."""
+    if PROMETHEUS is None:
+        pytest.skip("the prometheus binary is not installed (Debian package `prometheus`; "
+                    ".ci/run installs it)")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(target: str) -> str:
+        config = tmp_path / "prometheus.yml"
+        config.write_text(json.dumps({  # JSON is YAML, and needs no quoting care
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "reconciler",
+                                "static_configs": [{"targets": [target]}]}],
+        }))
+        port = _free_port()
+        log = (tmp_path / "prometheus.log").open("wb")
+        procs.append(subprocess.Popen(
+            [str(PROMETHEUS), f"--config.file={config}",
+             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT))
+        log.close()
+        api = f"http://127.0.0.1:{port}"
+        wait_for("Prometheus to be ready", lambda: http_get(f"{api}/-/ready")[0] == 200 or None)
+        return api
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _query(api: str, promql: str) -> list[dict[str, Any]]:
+    status, body = http_get(f"{api}/api/v1/query?query={quote(promql)}")
+    assert status == 200, body
+    doc = json.loads(body)
+    assert doc["status"] == "success", doc
+    return list(doc["data"]["result"])
+
+
+def test_prometheus_scrapes_the_daemon(
+    app_repo: GitRepo, tmp_path: Path, prometheus: Callable[[str], str]
+) -> None:
+    inputs = paved_path_copy(tmp_path / "paved-path", poll_interval="2s")
+    args = [str(inputs), "--listen", "127.0.0.1:0", "--artifacts-listen", "127.0.0.1:0",
+            "--tick", "0.2", "--time-scale", "20"]
+    with running_daemon(args, tmp_path / "daemon.log", {"APP_REPO_URL": app_repo.url}) as daemon:
+        api = prometheus(urlsplit(daemon.ops_url).netloc)
+
+        ready = wait_for("Prometheus to see the Ready workload", lambda: [
+            r for r in _query(api, 'reconciler_workloads{ready="True"}')
+            if r["value"][1] == "1"] or None)
+        assert ready[0]["metric"]["job"] == "reconciler"
+        assert ready[0]["metric"]["__name__"] == "reconciler_workloads"
+
+        targets = _query(api, "up")
+        assert [t["value"][1] for t in targets] == ["1"]
+        assert _query(api, 'reconciler_reconcile_total{controller="workload-controller"}')
+        assert daemon.stop() == 0, daemon.stderr_tail()
