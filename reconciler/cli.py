@@ -74,29 +74,16 @@ def validate(paths: Sequence[str]) -> None:
 @click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
               help="Compare against the simulated cluster saved in FILE (else an empty one).")
 def diff(paths: Sequence[str], output: str, state: Path | None) -> None:
-    """Show what applying PATHS would change: a unified diff per object, Secrets masked.
+    """Show what a reconcile of PATHS would change: a unified diff per object, Secrets masked.
 
+    The reconcile runs on the simulated cluster loaded from --state (left unchanged), so the
+    objects supply chains would stamp, update or prune are shown too.
     Exit 0 when nothing would change, 1 when something would, 2 on invalid input.
     """
-    from reconciler.apply.staged import plan_set
-    from reconciler.engine.wiring import load_environment
-    from reconciler.model.errors import BackendError
+    from reconciler.simulation import plan
 
     try:
-        loaded = load_paths(paths)
-        env = load_environment("simulator")
-        if state is not None and state.exists():
-            env.load_state(state)
-        desired = []
-        for item in loaded:
-            obj = item.obj
-            try:
-                if env.backend.kind_info(str(obj["apiVersion"]), str(obj["kind"])).namespaced:
-                    obj.setdefault("metadata", {}).setdefault("namespace", "default")
-            except BackendError:
-                pass  # a kind a CRD in the same input defines: shown as created
-            desired.append(obj)
-        changes = plan_set(env.backend, desired)
+        changes = plan(load_paths(paths), state)
     except ReconcilerError as exc:
         _fail(exc)
     if output == "json":

@@ -10,13 +10,21 @@ from typing import Any
 
 from reconciler.backends.base import Backend
 from reconciler.chains.blueprint import CARTO_API
+from reconciler.diff.changeset import (
+    ChangeAction,
+    ChangeSet,
+    ObjectChange,
+    plan_deletion,
+    plan_object,
+)
+from reconciler.diff.compare import comparable, is_subset
 from reconciler.engine.runnable import runnable_settled
 from reconciler.engine.runner import Environment, RunReport, run_until_settled
 from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.loader import LoadedObject
 from reconciler.model.errors import BackendError, InputError
-from reconciler.model.objects import Obj, describe, status_of
+from reconciler.model.objects import Obj, ObjectKey, describe, status_of
 from reconciler.report import owner_ready
 from reconciler.settings import SimulateSettings, SourceSettings
 
@@ -60,29 +68,73 @@ def simulate(
     environment: str = "simulator",
 ) -> SimulationResult:
     """Raises `InputError` for input the simulated cluster refuses; nothing is applied after."""
-    settings = settings or SimulateSettings()
     env = load_environment(environment)
     if state is not None and state.exists():
         env.load_state(state)
-    apply_inputs(env.backend, objects)
-    with tempfile.TemporaryDirectory(prefix="reconciler-") as scratch:
-        data_dir = state.with_name(state.name + ".d") if state is not None else Path(scratch)
-        sources = SourceSettings(artifact_root=data_dir / "artifacts", workdir=data_dir / "git")
-        tracker = TrackingBackend(env.backend)
-        product = product_controllers(tracker, env.clock, sources)
-        report = run_until_settled(env, [*product, *env.controllers],
-                                   lambda: all_settled(env.backend),
-                                   budget_seconds=settings.budget_seconds,
-                                   max_rounds=settings.max_rounds,
-                                   tracker=tracker, tracked=product)
-        if state is not None:
-            env.save_state(state)
+    data_dir = state.with_name(state.name + ".d") if state is not None else None
+    report = _reconcile(env, objects, settings or SimulateSettings(), data_dir)
+    if state is not None:
+        env.save_state(state)
     return SimulationResult(
         report=report,
         workloads=env.backend.list(CARTO_API, "Workload"),
         objects=_all_objects(env),
         events=list(env.backend.events()),
     )
+
+
+def plan(
+    objects: Sequence[LoadedObject],
+    state: Path | None = None,
+    settings: SimulateSettings | None = None,
+    environment: str = "simulator",
+) -> ChangeSet:
+    """What a reconcile of `objects` would change in the cluster saved in `state`.
+
+    The whole reconcile runs (inputs applied, supply chains stamped, orphans and inventories
+    pruned) on a copy loaded from `state`, which is left as it was; the change set compares every
+    object before and after, so stamped objects and deletions show too.
+    """
+    env = load_environment(environment)
+    if state is not None and state.exists():
+        env.load_state(state)
+    before = {ObjectKey.of(o): o for o in _all_objects(env)}
+    _reconcile(env, objects, settings or SimulateSettings(), None)
+    inputs = {ObjectKey.of(o.obj) for o in objects}  # namespaces defaulted by now
+    after = {ObjectKey.of(o): o for o in _all_objects(env)}
+    changes = ChangeSet()
+    for key in sorted(before.keys() | after.keys()):
+        old, new = before.get(key), after.get(key)
+        if new is None and old is not None:
+            changes.changes.append(plan_deletion(old))
+        elif new is not None:
+            change = plan_object(new, old)
+            if (change.action is ChangeAction.UNCHANGED and old is not None
+                    and not is_subset(comparable(old), new)):
+                # Left-scoped: a field the reconcile removed is a change too.
+                change = plan_object(new, {k: v for k, v in old.items() if k not in new})
+                change = ObjectChange(change.key, change.api_version, ChangeAction.CONFIGURED,
+                                      new, old, change.differences)
+            if change.action is not ChangeAction.UNCHANGED or key in inputs:
+                changes.changes.append(change)
+    return changes
+
+
+def _reconcile(
+    env: Environment, objects: Sequence[LoadedObject], settings: SimulateSettings,
+    data_dir: Path | None,
+) -> RunReport:
+    apply_inputs(env.backend, objects)
+    with tempfile.TemporaryDirectory(prefix="reconciler-") as scratch:
+        root = data_dir or Path(scratch)
+        sources = SourceSettings(artifact_root=root / "artifacts", workdir=root / "git")
+        tracker = TrackingBackend(env.backend)
+        product = product_controllers(tracker, env.clock, sources)
+        return run_until_settled(env, [*product, *env.controllers],
+                                 lambda: all_settled(env.backend),
+                                 budget_seconds=settings.budget_seconds,
+                                 max_rounds=settings.max_rounds,
+                                 tracker=tracker, tracked=product)
 
 
 def apply_inputs(backend: Backend, objects: Sequence[LoadedObject]) -> None:

@@ -63,7 +63,6 @@ class _Rollout:
     the rolling status until the generation's time is up, then the settled one."""
 
     backend: Backend
-    clock: Clock
     stopwatch: Stopwatch
 
     def run(self, obj: Obj, seconds: float, settled_phase: _Phase,
@@ -106,7 +105,7 @@ class DeploymentRollouts:
 
     def __init__(self, backend: Backend, clock: Clock, timing: KubeTiming) -> None:
         self.backend, self.clock, self.timing = backend, clock, timing
-        self._rollout = _Rollout(backend, clock, Stopwatch(clock))
+        self._rollout = _Rollout(backend, Stopwatch(clock))
 
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(APPS_API, "Deployment")]
@@ -182,7 +181,7 @@ class StatefulSetRollouts:
 
     def __init__(self, backend: Backend, clock: Clock, timing: KubeTiming) -> None:
         self.backend, self.clock, self.timing = backend, clock, timing
-        self._rollout = _Rollout(backend, clock, Stopwatch(clock))
+        self._rollout = _Rollout(backend, Stopwatch(clock))
 
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(APPS_API, "StatefulSet")]
@@ -233,7 +232,7 @@ class DaemonSetRollouts:
 
     def __init__(self, backend: Backend, clock: Clock, timing: KubeTiming) -> None:
         self.backend, self.clock, self.timing = backend, clock, timing
-        self._rollout = _Rollout(backend, clock, Stopwatch(clock))
+        self._rollout = _Rollout(backend, Stopwatch(clock))
 
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(APPS_API, "DaemonSet")]
@@ -270,7 +269,7 @@ class ReplicaSetRollouts:
 
     def __init__(self, backend: Backend, clock: Clock, timing: KubeTiming) -> None:
         self.backend, self.clock, self.timing = backend, clock, timing
-        self._rollout = _Rollout(backend, clock, Stopwatch(clock))
+        self._rollout = _Rollout(backend, Stopwatch(clock))
 
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(APPS_API, "ReplicaSet")]

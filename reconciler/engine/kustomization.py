@@ -236,6 +236,14 @@ class KustomizationReconciler:
             return
         timeout = self._duration(run.owner, "timeout", self._duration(run.owner, "interval", 300))
         ready = find_condition(status_of(run.owner).get("conditions"), "Ready")
+        if ready and ready.get("reason") == HEALTH_FAILED:
+            # A failed health check stands until retryInterval has passed, as in Flux; only then
+            # does a new wait (and a new timeout) begin.
+            failed_at = _seconds(str(ready.get("lastTransitionTime") or ""))
+            retry = self._duration(run.owner, "retryInterval",
+                                   self._duration(run.owner, "interval", 300))
+            if self.clock.now() - failed_at < retry:
+                self._stop(run, HEALTH_FAILED, str(ready.get("message") or ""), retry=True)
         started = _seconds(str((ready or {}).get("lastTransitionTime") or "")) if (
             ready and ready.get("reason") == PROGRESSING) else self.clock.now()
         if self.clock.now() - started >= timeout:

@@ -65,3 +65,29 @@ def test_invalid_input_exits_2(cli: Callable[..., CliResult], tmp_path: Path) ->
     result = cli("diff", str(bad))
     assert result.code == 2
     assert "bad.yaml" in result.stderr
+
+
+def test_diff_shows_what_the_supply_chain_would_stamp_and_prune(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    from tests.e2e.test_supply_chain_prune import CHAIN
+
+    state = tmp_path / "state.json"
+    inputs = tmp_path / "inputs.yaml"
+    inputs.write_text(CHAIN.format(settings_name="$(workload.metadata.name)$-settings",
+                                   value='"1"'))
+    assert cli("simulate", str(inputs), "--state", str(state), "--budget", "60").code == 0
+    saved = state.read_text()
+
+    inputs.write_text(CHAIN.format(settings_name="$(workload.metadata.name)$-config",
+                                   value='"2"'))
+    result = cli("diff", str(inputs), "--state", str(state))
+    assert result.code == 1, result.stderr
+    assert "► ConfigMap/default/app-settings deleted" in result.stdout
+    assert "► ConfigMap/default/app-config created" in result.stdout
+    assert "► ClusterTemplate/settings configured" in result.stdout
+    assert "app-extra" not in result.stdout  # unchanged stamped objects are not listed
+    assert state.read_text() == saved  # a diff changes nothing
+    doc = cli("diff", str(inputs), "--state", str(state), "-o", "json").json()
+    actions = {c["object"]: c["action"] for c in doc["changes"]}
+    assert actions["ConfigMap/default/app-settings"] == "deleted"

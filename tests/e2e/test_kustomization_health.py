@@ -175,3 +175,21 @@ def test_health_checks_name_a_workload_outside_the_wait(make_repo: Callable[...,
     world = World(repo, tmp_path, healthChecks=[check], timeout="2m")
     assert _condition(world.run(10), "Ready")["status"] == "Unknown"
     assert _condition(world.run(60), "Ready")["status"] == "True"
+
+
+def test_health_check_failed_stands_until_retry_interval(make_repo: Callable[..., GitRepo],
+                                                        tmp_path: Path) -> None:
+    # The untracked World reconciles the Kustomization every round: the failure must still hold
+    # until retryInterval, and only then does a new wait begin.
+    repo = make_repo("config", {"deploy/web.yaml": _deployment(
+        {"simulator.reconciler.dev/outcome": "Failed"}, "  progressDeadlineSeconds: 20\n")})
+    world = World(repo, tmp_path, wait=True, timeout="1m", retryInterval="5m")
+    ks = world.run(90)
+    failed = _condition(ks, "Ready")
+    assert (failed["status"], failed["reason"]) == ("False", "HealthCheckFailed"), failed
+    ks = world.run(120)
+    still = _condition(ks, "Ready")
+    assert (still["reason"], still["lastTransitionTime"]) == (
+        "HealthCheckFailed", failed["lastTransitionTime"])
+    ks = world.run(240)
+    assert _condition(ks, "Ready")["lastTransitionTime"] != failed["lastTransitionTime"]

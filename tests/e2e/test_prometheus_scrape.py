@@ -49,17 +49,28 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[str], str]]:
             "scrape_configs": [{"job_name": "reconciler",
                                 "static_configs": [{"targets": [target]}]}],
         }))
-        port = _free_port()
-        log = (tmp_path / "prometheus.log").open("wb")
-        procs.append(subprocess.Popen(
-            [str(PROMETHEUS), f"--config.file={config}",
-             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=log, stderr=subprocess.STDOUT))
-        log.close()
-        api = f"http://127.0.0.1:{port}"
-        wait_for("Prometheus to be ready", lambda: http_get(f"{api}/-/ready")[0] == 200 or None)
-        return api
+        # The free port can be taken by someone else before Prometheus binds it; then
+        # Prometheus exits, and another port is tried.
+        for _attempt in range(3):
+            port = _free_port()
+            log_path = tmp_path / f"prometheus-{port}.log"
+            with log_path.open("wb") as log:
+                proc = subprocess.Popen(
+                    [str(PROMETHEUS), f"--config.file={config}",
+                     f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                     f"--web.listen-address=127.0.0.1:{port}"],
+                    stdout=log, stderr=subprocess.STDOUT)
+            procs.append(proc)
+            api = f"http://127.0.0.1:{port}"
+
+            def ready(proc: subprocess.Popen[bytes] = proc, api: str = api) -> str | None:
+                if proc.poll() is not None:
+                    return "exited"
+                return "ready" if http_get(f"{api}/-/ready")[0] == 200 else None
+
+            if wait_for("Prometheus to be ready", ready) == "ready":
+                return api
+        raise AssertionError(f"Prometheus did not start:\n{log_path.read_text()[-2000:]}")
 
     yield start
     for proc in procs:
@@ -88,9 +99,14 @@ def test_prometheus_scrapes_the_daemon(
     with running_daemon(args, tmp_path / "daemon.log", {"APP_REPO_URL": app_repo.url}) as daemon:
         api = prometheus(urlsplit(daemon.ops_url).netloc)
 
-        ready = wait_for("Prometheus to see the Ready workload", lambda: [
-            r for r in _query(api, 'reconciler_workloads{ready="True"}')
-            if r["value"][1] == "1"] or None)
+        try:
+            ready = wait_for("Prometheus to see the Ready workload", lambda: [
+                r for r in _query(api, 'reconciler_workloads{ready="True"}')
+                if r["value"][1] == "1"] or None)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nworkloads: {_query(api, 'reconciler_workloads')}\n"
+                                 f"targets up: {_query(api, 'up')}\n"
+                                 f"daemon log:\n{daemon.stderr_tail()}") from None
         assert ready[0]["metric"]["job"] == "reconciler"
         assert ready[0]["metric"]["__name__"] == "reconciler_workloads"
 
