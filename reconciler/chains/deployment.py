@@ -19,15 +19,8 @@ from reconciler.chains.errors import (
     UnknownResourceError,
 )
 from reconciler.chains.jsonpath import JSONPathError, PathNotFoundError, evaluate_single
+from reconciler.chains.selection import display
 from reconciler.model.objects import Obj
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def deployment_outputs(
@@ -69,7 +62,7 @@ def _observed_matches(resource_name: str, matches: Any, stamped: Obj) -> None:
         if got_in != got_out:
             raise _not_met(resource_name,
                            f"input [{in_path}] and output [{out_path}] do not match: "
-                           f"{_text(got_in)} != {_text(got_out)}")
+                           f"{display(got_in)} != {display(got_out)}")
 
 
 def _observed_completion(resource_name: str, completion: Mapping[str, Any], stamped: Obj) -> None:
@@ -80,10 +73,10 @@ def _observed_completion(resource_name: str, completion: Mapping[str, Any], stam
         raise TemplateStampError(
             f"resource [{resource_name}] cannot satisfy observedCompletion without "
             "observedGeneration in object status") from exc
-    if _text(observed) != _text(generation):
+    if display(observed) != display(generation):
         raise _not_met(resource_name,
                        f"status.observedGeneration does not equal metadata.generation: "
-                       f"{_text(observed)} != {_text(generation)}")
+                       f"{display(observed)} != {display(generation)}")
     failed = completion.get("failed")
     if isinstance(failed, Mapping):
         key = str(failed.get("key"))
@@ -93,10 +86,10 @@ def _observed_completion(resource_name: str, completion: Mapping[str, Any], stam
             value = None
         except JSONPathError as exc:
             raise _not_met(resource_name, f"failed to evaluate {key}: {exc}") from exc
-        if value is not None and _text(value) == _text(failed.get("value")):
+        if value is not None and display(value) == display(failed.get("value")):
             raise DeploymentFailedConditionMetError(
                 f"resource [{resource_name}] failed condition met: deployment failure "
-                f"condition [{key}] was: {_text(value)}")
+                f"condition [{key}] was: {display(value)}")
     succeeded = completion.get("succeeded") or {}
     key = str(succeeded.get("key"))
     try:
@@ -104,7 +97,7 @@ def _observed_completion(resource_name: str, completion: Mapping[str, Any], stam
     except JSONPathError as exc:
         raise _not_met(resource_name,
                        f"failed to evaluate succeededCondition.Key [{key}]: {exc}") from exc
-    if _text(value) != _text(succeeded.get("value")):
+    if display(value) != display(succeeded.get("value")):
         raise _not_met(resource_name,
-                       f"deployment success condition [{key}] was: {_text(value)}, "
-                       f"expected: {_text(succeeded.get('value'))}")
+                       f"deployment success condition [{key}] was: {display(value)}, "
+                       f"expected: {display(succeeded.get('value'))}")

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.chains.jsonpath import JSONPathError, evaluate
+from reconciler.chains.selection import display, requirement_holds
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
 from reconciler.model.objects import Obj
 
@@ -59,27 +60,16 @@ def _lookup(path: str, obj: Obj) -> tuple[bool, Any]:
 
 def _field_holds(matcher: Mapping[str, Any], stamped: Obj) -> tuple[bool, str]:
     present, value = _lookup(str(matcher.get("key", "")), stamped)
-    operator = matcher.get("operator")
-    values = [str(v) for v in matcher.get("values") or []]
-    if operator == "Exists":
-        ok = present
-    elif operator == "DoesNotExist":
-        ok = not present
-    elif operator == "In":
-        ok = present and str(value) in values
-    elif operator == "NotIn":
-        ok = not present or str(value) not in values
-    else:
-        ok = False
+    ok = requirement_holds(present, value, matcher)
     message = ""
     if ok:
         message_path = matcher.get("messagePath")
         shown = value if present else ""
         if message_path:
             _, extra = _lookup(str(message_path), stamped)
-            message = f"field value: {_text(shown)}, message: {_text(extra)}"
+            message = f"field value: {display(shown)}, message: {display(extra)}"
         else:
-            message = f"field value: {_text(shown)}"
+            message = f"field value: {display(shown)}"
     return ok, message
 
 
@@ -91,12 +81,6 @@ def _condition_holds(matcher: Mapping[str, Any], stamped: Obj) -> tuple[bool, st
     return True, f"condition status: {cond.get('status')}, message: {cond.get('message') or ''}"
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _matchers(block: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:

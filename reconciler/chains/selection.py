@@ -51,7 +51,8 @@ class Selector:
         )
 
 
-def _requirement_holds(value_present: bool, value: Any, req: Mapping[str, Any]) -> bool:
+def requirement_holds(value_present: bool, value: Any, req: Mapping[str, Any]) -> bool:
+    """One In / NotIn / Exists / DoesNotExist requirement, on a label or a field's value."""
     operator = req.get("operator")
     values = [str(v) for v in req.get("values") or []]
     if operator == "Exists":
@@ -59,13 +60,16 @@ def _requirement_holds(value_present: bool, value: Any, req: Mapping[str, Any]) 
     if operator == "DoesNotExist":
         return not value_present
     if operator == "In":
-        return value_present and _as_str(value) in values
+        return value_present and display(value) in values
     if operator == "NotIn":
-        return not value_present or _as_str(value) not in values
+        return not value_present or display(value) not in values
     return False
 
 
-def _as_str(value: Any) -> str:
+def display(value: Any) -> str:
+    """A value as Cartographer prints it in matches and messages (Go's %v for scalars)."""
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -77,7 +81,7 @@ def matches(selector: Selector, owner: Mapping[str, Any], index: int = 0) -> boo
         return False
     for req in selector.expressions:
         key = str(req.get("key"))
-        if not _requirement_holds(key in labels, labels.get(key), req):
+        if not requirement_holds(key in labels, labels.get(key), req):
             return False
     for req in selector.fields:
         key = str(req.get("key"))
@@ -91,7 +95,7 @@ def matches(selector: Selector, owner: Mapping[str, Any], index: int = 0) -> boo
                                        f"match field requirement with key [{key}] operator "
                                        f"[{req.get('operator')}] values {req.get('values')}: "
                                        f"{exc}") from exc
-        if not _requirement_holds(present, value, req):
+        if not requirement_holds(present, value, req):
             return False
     return True
 
