@@ -85,23 +85,31 @@ class _Scheduler:
 
     def run_round(self, controllers: Sequence[Controller]) -> None:
         feed = self.feed
+        present: set[tuple[str, str, str, str, str]] = set()
         for controller in controllers:
             tracked = self.tracker is not None and controller.name in self.tracked
             for api_version, kind in controller.watches():
+                group = GroupVersionKind.parse(api_version, kind).group
                 if not (tracked and feed is not None):
                     for obj in self.backend.list(api_version, kind):
+                        present.add((controller.name, group, kind, namespace_of(obj),
+                                     name_of(obj)))
                         self._offer(controller, tracked, api_version, obj)
                     continue
                 # Decide from names and the change feed first: an object none of whose reads
                 # changed is not even read (a read is a copy).
-                group = GroupVersionKind.parse(api_version, kind).group
                 for namespace, name in feed.names(api_version, kind):
+                    present.add((controller.name, group, kind, namespace, name))
                     if not self._dirty(controller, ("key", group, kind, namespace, name)):
                         self.skipped += 1
                         continue
                     found = self.backend.get(api_version, kind, namespace, name)
                     if found is not None:
                         self._offer(controller, tracked, api_version, found)
+        # Forget objects that are gone, so a long-running daemon does not grow with every
+        # object it has ever seen (and a deleted object's wake-up does not move the clock).
+        for key in [k for k in self.records if k not in present]:
+            del self.records[key]
 
     def _dirty(self, controller: Controller, own: Dependency) -> bool:
         record = self.records.get((controller.name, *own[1:]))

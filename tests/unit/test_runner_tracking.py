@@ -127,3 +127,17 @@ def test_a_due_wakeup_reconciles_without_any_change(env: SimulatedEnvironment) -
     # wake-up it asked for is due: at 30 s and at 60 s of virtual time.
     assert copier.seen == ["one", "one", "one"]
     assert env.clock.now() - start == 60.0
+
+
+def test_records_of_deleted_objects_are_forgotten(env: SimulatedEnvironment) -> None:
+    tracker = TrackingBackend(env.cluster)
+    copier = CopyConfig(tracker, requeue=30.0)
+    sched = scheduler(env, tracker, copier)
+    env.cluster.apply(configmap("source", {"a": "1"}))
+    env.cluster.apply(configmap("one", copy=True))
+    rounds_to_fixed_point(env, sched, copier)
+    assert any(key[-1] == "one" for key in sched.records)
+    env.cluster.delete("v1", "ConfigMap", "default", "one")
+    sched.run_round([copier])
+    assert not any(key[-1] == "one" for key in sched.records)
+    assert sched.next_wakeup() is None
