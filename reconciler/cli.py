@@ -96,7 +96,7 @@ def diff(paths: Sequence[str], output: str, state: Path | None) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--environment", default="simulator", show_default=True,
-              help="The environment to run in, by name (today only `simulator`).")
+              help="The environment to run in, by name: `simulator` or `kubernetes`.")
 @click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
               help="Load the environment from FILE at start and save it at shutdown.")
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",

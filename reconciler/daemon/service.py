@@ -92,6 +92,11 @@ class Daemon:
     def _start(self) -> None:
         settings = self.settings
         env = self.env = load_environment(settings.environment)
+        if settings.state is not None and not env.stateful:
+            # Refuse now, not at shutdown when the state could not be saved.
+            raise DaemonStartError(
+                f"--state {settings.state}: the {settings.environment} environment keeps its "
+                "state in the cluster, not in a file; run without --state")
         if settings.state is not None and settings.state.exists():
             env.load_state(settings.state)
         apply_inputs(env.backend, self.objects)

@@ -34,6 +34,8 @@ class Environment(Protocol):
     backend: Backend
     clock: Clock
     controllers: Sequence[Controller]
+    stateful: bool
+    """Whether `save_state`/`load_state` work (a simulated cluster) or not (a real one)."""
 
     def advance(self, seconds: float) -> None: ...
 

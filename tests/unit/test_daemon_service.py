@@ -165,3 +165,21 @@ def test_debug_document_masks_secret_values() -> None:
     assert "aHVudGVyMg" not in json.dumps(doc)
     only = debug_document(env.cluster, kinds, {"kind": "ConfigMap", "namespace": "default"})
     assert only["objects"] == []
+
+
+class _RealClusterLike(SimulatedEnvironment):
+    """An environment that, like a real cluster, keeps no state files."""
+
+    stateful = False
+
+
+def test_state_file_refused_at_start_for_an_environment_without_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reconciler.daemon.service as service
+
+    monkeypatch.setattr(service, "load_environment", lambda name: _RealClusterLike())
+    daemon = Daemon(greeter(), settings(tmp_path, state=tmp_path / "state.json"))
+    with pytest.raises(DaemonStartError, match="run without --state"), daemon:
+        pass
+    assert not (tmp_path / "state.json").exists()
