@@ -27,13 +27,19 @@ from reconciler.apply.inventory import Inventory, ObjectRef
 from reconciler.apply.ordering import kind_rank
 from reconciler.backends.base import Backend
 from reconciler.model.errors import BackendError, NotFound, Rejected
-from reconciler.model.objects import labels_of, meta
+from reconciler.model.objects import Obj, labels_of, meta
 
 log = structlog.get_logger(__name__)
 
 PRUNE_ANNOTATION = "reconciler.dev/prune"
 FLUX_PRUNE_ANNOTATION = "kustomize.toolkit.fluxcd.io/prune"
 DISABLED = "disabled"
+
+
+def prune_disabled(live: Obj) -> bool:
+    """The object opted out of pruning (ours, or Flux's annotation for users moving over)."""
+    annotations = meta(live).get("annotations") or {}
+    return DISABLED in (annotations.get(PRUNE_ANNOTATION), annotations.get(FLUX_PRUNE_ANNOTATION))
 
 
 @dataclass
@@ -83,8 +89,7 @@ def prune(
         if missing:
             result.skipped.append((ref, f"it no longer carries the owner labels {missing}"))
             continue
-        annotations = meta(live).get("annotations") or {}
-        if DISABLED in (annotations.get(PRUNE_ANNOTATION), annotations.get(FLUX_PRUNE_ANNOTATION)):
+        if prune_disabled(live):
             result.skipped.append((ref, f"annotated {PRUNE_ANNOTATION}: {DISABLED}"))
             continue
         try:

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from reconciler.apply.applier import Action
+from reconciler.apply.prune import prune_disabled
 from reconciler.backends.base import Backend
 from reconciler.chains.blueprint import CARTO_API, Blueprint, BlueprintResource, Template
 from reconciler.chains.lifecycle import LIFECYCLE_LABEL, MUTABLE
@@ -236,8 +237,9 @@ class OwnerController:
     def _remove_orphans(self, owner: Obj, before: Sequence[Obj], after: Sequence[Obj]) -> None:
         """Delete what this owner stamped for a resource that no longer produces that object.
 
-        Only objects this owner controls (its ownerReference) are touched, and never immutable
-        ones: their retention policy, not the current status, decides how long they live.
+        Only objects this owner controls (its ownerReference) are touched, never immutable
+        ones (their retention policy, not the current status, decides how long they live) and
+        never ones annotated `reconciler.dev/prune: disabled`.
         """
         current = {_ref_key(r["stampedRef"]) for r in after if r.get("stampedRef")}
         uid = meta(owner).get("uid")
@@ -253,6 +255,10 @@ class OwnerController:
             if live is None or not _controlled_by(live, uid):
                 continue
             if labels_of(live).get(LIFECYCLE_LABEL, MUTABLE) != MUTABLE:
+                continue
+            if prune_disabled(live):
+                log.info("orphaned stamped object kept: pruning disabled by annotation",
+                         object=name)
                 continue
             try:
                 self.backend.delete(api_version, kind, namespace, name)

@@ -101,3 +101,18 @@ def test_rename_prunes_old_object_and_broken_template_prunes_nothing(
     configmaps = _configmaps(broken)
     assert set(configmaps) == {"app-config", "app-extra"}
     assert configmaps["app-config"]["data"] == {"owner": "app", "value": "1"}
+
+
+def test_prune_opt_out_keeps_the_orphan(cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    kept = CHAIN.replace("    data:\n      owner:",
+                         "      annotations:\n        reconciler.dev/prune: disabled\n"
+                         "    data:\n      owner:", 1)
+    inputs = tmp_path / "inputs.yaml"
+    inputs.write_text(kept.format(settings_name="$(workload.metadata.name)$-settings",
+                                  value='"1"'))
+    assert cli("simulate", str(inputs), "-o", "json", "--state", str(state)).code == 0
+    inputs.write_text(kept.format(settings_name="$(workload.metadata.name)$-config", value='"1"'))
+    renamed = cli("simulate", str(inputs), "-o", "json", "--state", str(state))
+    assert renamed.code == 0, renamed.stderr
+    assert set(_configmaps(renamed)) == {"app-settings", "app-config", "app-extra"}
