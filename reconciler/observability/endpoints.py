@@ -8,10 +8,9 @@ and HEAD are answered, and nothing here changes the daemon's state.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +20,7 @@ from prometheus_client.exposition import choose_encoder
 
 from reconciler.model.errors import ReconcilerError
 from reconciler.observability.health import HealthState, Verdict
+from reconciler.serving import BackgroundHTTPServer
 
 log = structlog.get_logger(__name__)
 
@@ -95,46 +95,33 @@ class OperationsServer:
         port: int = 0,
         debug_objects: DebugObjects | None = None,
     ) -> None:
-        self._handler = type("OperationsHandler", (_OperationsHandler,), {
+        handler = type("OperationsHandler", (_OperationsHandler,), {
             "registry": registry, "health": health,
             # staticmethod: a plain function stored on a class would be bound to the handler.
             "debug_objects": staticmethod(debug_objects) if debug_objects else None,
         })
-        self.host, self.port = host, port
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server = BackgroundHTTPServer(handler, host, port, name="operations-server")
 
     @property
     def url(self) -> str:
-        if self._httpd is None:
+        url = self._server.url
+        if url is None:
             raise EndpointsError("operations server is not started; call start() first")
-        host, port = self._httpd.server_address[:2]
-        host_str = host.decode() if isinstance(host, bytes) else str(host)
-        return f"http://[{host_str}]:{port}" if ":" in host_str else f"http://{host_str}:{port}"
+        return url
 
     def start(self) -> None:
-        if self._httpd is not None:
+        if self._server.started:
             return
         try:
-            httpd = ThreadingHTTPServer((self.host, self.port), self._handler)
+            self._server.start()
         except OSError as exc:
             raise EndpointsError(
-                f"cannot serve metrics and health on {self.host}:{self.port}: {exc.strerror} "
-                "(choose another address with --listen)") from exc
-        httpd.daemon_threads = True
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="operations-server", daemon=True)
-        self._thread.start()
+                f"cannot serve metrics and health on {self._server.host}:{self._server.port}: "
+                f"{exc.strerror} (choose another address with --listen)") from exc
         log.info("operations server started", url=self.url)
 
     def stop(self) -> None:
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
+        if not self._server.started:
             return
-        httpd.shutdown()
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = self._thread = None
+        self._server.stop()
         log.info("operations server stopped")

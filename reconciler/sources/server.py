@@ -8,15 +8,15 @@ system path, only the generic status text.
 from __future__ import annotations
 
 import shutil
-import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
 import structlog
 
+from reconciler.serving import BackgroundHTTPServer
 from reconciler.sources.artifacts import ArtifactNotFoundError, ArtifactPathError, ArtifactStore
 
 log = structlog.get_logger(__name__)
@@ -91,48 +91,27 @@ class ArtifactServer:
         poll_interval: float = 0.1,
     ) -> None:
         self.store = store
-        self.host = host
-        self.port = port
-        # How often serve_forever looks for a shutdown request: stop() waits up to this long.
-        self.poll_interval = poll_interval
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        handler = type("ArtifactHandler", (_ArtifactHandler,), {"store": store})
+        self._server = BackgroundHTTPServer(handler, host, port, name="artifact-server",
+                                            poll_interval=poll_interval)
 
     @property
     def base_url(self) -> str:
-        if self._httpd is None:
+        url = self._server.url
+        if url is None:
             raise ArtifactServerError("artifact server is not started; call start() first")
-        host, port = self._httpd.server_address[:2]
-        host_str = host.decode() if isinstance(host, bytes) else str(host)
-        if ":" in host_str:
-            host_str = f"[{host_str}]"
-        return f"http://{host_str}:{port}"
+        return url
 
     def start(self) -> None:
-        if self._httpd is not None:
+        if self._server.started:
             return
-        handler = type("ArtifactHandler", (_ArtifactHandler,), {"store": self.store})
-        httpd = ThreadingHTTPServer((self.host, self.port), handler)
-        httpd.daemon_threads = True
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": self.poll_interval},
-            name="artifact-server",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server.start()
         log.info("artifact server started", url=self.base_url)
 
     def stop(self) -> None:
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
+        if not self._server.started:
             return
-        httpd.shutdown()
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = self._thread = None
+        self._server.stop()
         log.info("artifact server stopped")
 
     def __enter__(self) -> ArtifactServer:
