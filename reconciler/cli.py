@@ -61,7 +61,7 @@ def version() -> None:
 def validate(paths: Sequence[str]) -> None:
     """Check input files as an API server would, without running anything."""
     try:
-        objects = load_paths(paths)
+        objects = load_paths(paths, allow_empty=False)
     except InputError as exc:
         _fail(exc)
     click.echo(f"{len(objects)} objects valid")
@@ -83,7 +83,7 @@ def diff(paths: Sequence[str], output: str, state: Path | None) -> None:
     from reconciler.simulation import plan
 
     try:
-        changes = plan(load_paths(paths), state)
+        changes = plan(load_paths(paths, allow_empty=False), state)
     except ReconcilerError as exc:
         _fail(exc)
     if output == "json":
@@ -136,7 +136,7 @@ def run(ctx: click.Context, paths: Sequence[str], environment: str, state: Path 
             environment=environment, listen=ListenAddress.parse(listen),
             artifacts_listen=ListenAddress.parse(artifacts_listen), artifacts_url=artifacts_url,
             state=state, data_dir=data_dir, tick_seconds=tick, time_scale=time_scale)
-        objects = load_paths(paths)
+        objects = load_paths(paths, allow_empty=False)
     except InputError as exc:
         _fail(exc)
     run_daemon(objects, settings)
@@ -157,7 +157,7 @@ def simulate(paths: Sequence[str], output: str, state: Path | None, budget: floa
     Exit 0 when every workload is Ready, 1 when any is not, 2 on invalid input.
     """
     try:
-        result = run_simulation(load_paths(paths), state, SimulateSettings(budget_seconds=budget))
+        result = run_simulation(load_paths(paths, allow_empty=False), state, SimulateSettings(budget_seconds=budget))
     except InputError as exc:
         _fail(exc)
     if output == "table":

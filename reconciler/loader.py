@@ -83,12 +83,23 @@ def iter_yaml_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_paths(
-    paths: Iterable[str | Path], env: Mapping[str, str] | None = None
+    paths: Iterable[str | Path],
+    env: Mapping[str, str] | None = None,
+    *,
+    allow_empty: bool = True,
 ) -> list[LoadedObject]:
+    """Every object in `paths`; with `allow_empty=False`, finding none is an error (a user who
+    points at the wrong folder should hear so, not see a run over nothing succeed)."""
     environment = dict(os.environ) if env is None else dict(env)
+    wanted = [str(p) for p in paths]
+    files = iter_yaml_files(wanted)
     objects: list[LoadedObject] = []
-    for file in iter_yaml_files(paths):
+    for file in files:
         objects.extend(load_file(file, environment))
+    if not objects and not allow_empty:
+        where = ", ".join(wanted)
+        found = f"{len(files)} YAML file(s) but no objects" if files else "no *.yaml or *.yml files"
+        raise LoadError(where, f"no Kubernetes objects to load: found {found}")
     return objects
 
 

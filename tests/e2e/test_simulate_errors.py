@@ -122,3 +122,14 @@ def test_missing_path_at_stamp_time_is_a_condition(
     assert "image-builder" in submitted["message"]
     result_table = cli("simulate", str(root), "--budget", "120")
     assert "TemplateStampFailure" in result_table.stdout
+
+
+@pytest.mark.parametrize("command", ["simulate", "diff", "validate"])
+def test_a_folder_without_objects_is_an_error(
+    tmp_path: Path, cli: Callable[..., CliResult], command: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("not yaml")
+    result = cli(command, str(tmp_path))
+    assert result.code == 2, result.stdout
+    assert "no Kubernetes objects to load" in result.stderr
+    assert "no *.yaml or *.yml files" in result.stderr
