@@ -94,3 +94,37 @@ def test_table_output_names_every_stage(app_repo: GitRepo, cli: Callable[..., Cl
         assert stage in result.stdout
     assert "Ready=True" in result.stdout
     assert "1/1 workloads Ready" in result.stdout
+
+
+def test_lost_branch_is_reported_and_nothing_deployed_is_deleted(
+    app_repo: GitRepo, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    env = {"APP_REPO_URL": app_repo.url}
+    first = cli("simulate", str(PAVED), "-o", "json", "--state", str(state), env=env)
+    assert first.code == 0, first.stderr
+    image = _outputs(first.json()["workloads"][0], "image-builder")["image"]
+
+    # As after a `git push --force` that left no `main`: the Workload's ref is gone.
+    app_repo.git("branch", "-m", "main", "rewritten")
+    second = cli("simulate", str(PAVED), "-o", "json", "--state", str(state), "--budget", "300",
+                 env=env)
+    assert second.code == 1, second.stderr
+    doc = second.json()
+    ready = _condition(doc["workloads"][0], "Ready")
+    assert ready["status"] == "False"
+    assert "refs/heads/main" in ready["message"]
+    service = _find(doc["objects"], "Service", "band-service")
+    assert service["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    assert _find(doc["objects"], "Image", "band-service")["status"]["latestImage"] == image
+
+
+def test_unreachable_source_is_reported(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    result = cli("simulate", str(PAVED), "-o", "json", "--budget", "120",
+                 env={"APP_REPO_URL": (tmp_path / "nowhere").as_uri()})
+    assert result.code == 1, result.stderr
+    ready = _condition(result.json()["workloads"][0], "Ready")
+    assert ready["status"] == "False"
+    assert "nowhere" in ready["message"]
