@@ -69,6 +69,15 @@ def test_paved_path_first_and_second_commit(
     app_repo.commit({"VERSION": "1.1.0\n"}, "release 1.1.0")
     sha2 = app_repo.git("rev-parse", "HEAD")
 
+    # What the next reconcile would change: for the Service, only the image.
+    planned = cli("diff", str(PAVED), "-o", "json", "--state", str(state), env=env)
+    assert planned.code == 1, planned.stderr
+    service_change = next(c for c in planned.json()["changes"]
+                          if c["object"] == "Service/default/band-service")
+    assert service_change["action"] == "configured"
+    assert [c["path"] for c in service_change["changes"]] == [
+        "spec.template.spec.containers[0].image"]
+
     second = cli("simulate", str(PAVED), "-o", "json", "--state", str(state), env=env)
     assert second.code == 0, second.stderr + second.stdout
     doc2 = second.json()
