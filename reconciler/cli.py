@@ -157,7 +157,8 @@ def simulate(paths: Sequence[str], output: str, state: Path | None, budget: floa
     Exit 0 when every workload is Ready, 1 when any is not, 2 on invalid input.
     """
     try:
-        result = run_simulation(load_paths(paths, allow_empty=False), state, SimulateSettings(budget_seconds=budget))
+        result = run_simulation(load_paths(paths, allow_empty=False), state,
+                                SimulateSettings(budget_seconds=budget))
     except InputError as exc:
         _fail(exc)
     if output == "table":
@@ -215,6 +216,43 @@ def kuttl_test(paths: Sequence[str], keyword: str | None, timeout: float | None,
     if junit is not None:
         write_junit(results, junit)
     sys.exit(EXIT_OK if all(r.passed for r in results) else EXIT_NOT_READY)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
+              help="The simulated cluster to show (and to reconcile PATHS in, then save).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--budget", type=float, default=SimulateSettings.budget_seconds,
+              show_default=True, help="Virtual seconds to wait for workloads to settle.")
+def tree(paths: Sequence[str], state: Path | None, output: str, budget: float) -> None:
+    """Show what each Workload, Deliverable, Runnable and Kustomization made, as a tree.
+
+    With PATHS, reconcile them first (as `simulate` does); without, show the cluster saved in
+    --state as it is.
+    """
+    from reconciler import tree as trees
+    from reconciler.engine.wiring import load_environment
+
+    try:
+        if paths:
+            objects = run_simulation(load_paths(paths, allow_empty=False), state,
+                                     SimulateSettings(budget_seconds=budget)).objects
+        elif state is not None:
+            env = load_environment("simulator")
+            env.load_state(state)
+            listing = getattr(env.backend, "all_objects", None)
+            objects = list(listing()) if callable(listing) else []
+        else:
+            raise InputError("give PATHS to reconcile, or --state FILE to show a saved cluster")
+    except ReconcilerError as exc:
+        _fail(exc)
+    roots = trees.build(objects)
+    if output == "json":
+        click.echo(render_json({"owners": trees.to_json(roots)}))
+    else:
+        click.echo(trees.render(roots), nl=False)
 
 
 def _fail(exc: ReconcilerError) -> NoReturn:
