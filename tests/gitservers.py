@@ -1,6 +1,7 @@
 """Real Git servers on 127.0.0.1 for tests: `git daemon`, smart HTTP (git-http-backend as CGI
-behind Basic/Bearer auth, optionally TLS with a CA the test makes) and `sshd`; plus bare
-repositories to serve and an OpenPGP key to sign commits with.
+behind Basic/Bearer auth, optionally TLS with a CA the test makes) and `sshd`; an HTTP proxy
+(forwarding and CONNECT, optional Basic auth) to put in front of them; plus bare repositories to
+serve and an OpenPGP key to sign commits and tags with.
 
 Every server is a context manager that starts on a free port and stops on exit. The only waiting
 is for a server's port to accept connections.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import select
 import shutil
 import signal
 import socket
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
@@ -103,6 +106,21 @@ class BareRepo:
         self.push(f"HEAD:refs/heads/{branch}")
         return sha
 
+    def tag(self, name: str, target: str = "HEAD", sign_with: GpgKey | None = None,
+            annotated: bool = True) -> str:
+        """Create (or move) tag `name` on `target` and push it; returns what the tag ref names
+        (the tag object of an annotated tag, the commit of a lightweight one)."""
+        env = {"GNUPGHOME": str(sign_with.home)} if sign_with is not None else None
+        if sign_with is not None:
+            self.git("-c", "gpg.program=gpg", "-c", f"user.signingkey={sign_with.key_id}",
+                     "tag", "-f", "-s", "-m", f"release {name}", name, target, env=env)
+        elif annotated:
+            self.git("tag", "-f", "-a", "-m", f"release {name}", name, target)
+        else:
+            self.git("tag", "-f", name, target)
+        self.push(f"refs/tags/{name}:refs/tags/{name}")
+        return self.git("rev-parse", f"refs/tags/{name}")
+
     def push(self, *refspecs: str) -> None:
         self.git("push", "-q", "--force", str(self.path), *refspecs)
 
@@ -180,7 +198,7 @@ class _CgiHandler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().strip().split(b";")[0], 16)
                 if size == 0:
@@ -268,6 +286,123 @@ class SmartHttpServer:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+
+
+# --- HTTP proxy -----------------------------------------------------------------------------
+
+
+class HttpProxy:
+    """A real HTTP proxy on 127.0.0.1: absolute-URI forwarding for http:// targets and CONNECT
+    tunnels for https:// ones, with optional Basic auth (407 otherwise). `seen` records each
+    request line it accepted or refused as (method, target, authorized)."""
+
+    def __init__(self, users: dict[str, str] | None = None) -> None:
+        self.users = users or {}
+        self.seen: list[tuple[str, str, bool]] = []
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
+        self._stopped = threading.Event()
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> HttpProxy:
+        self._sock.listen(32)
+        self._sock.settimeout(0.05)
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        if not self.users:
+            return True
+        kind, _, value = headers.get("proxy-authorization", "").partition(" ")
+        if kind.lower() != "basic":
+            return False
+        user, _, password = base64.b64decode(value).decode().partition(":")
+        return self.users.get(user) == password
+
+    def _serve(self, client: socket.socket) -> None:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(client)
+            client.settimeout(10)
+            head, rest = _read_head(client)
+            if not head:
+                return
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, version = lines[0].split(" ", 2)
+            headers = {k.strip().lower(): v.strip()
+                       for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+            allowed = self._authorized(headers)
+            self.seen.append((method, target, allowed))
+            if not allowed:
+                client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                               b'Proxy-Authenticate: Basic realm="proxy"\r\n'
+                               b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+                return
+            if method == "CONNECT":
+                host, _, port = target.rpartition(":")
+                upstream = stack.enter_context(socket.create_connection((host, int(port))))
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            else:
+                parts = urlsplit(target)
+                upstream = stack.enter_context(
+                    socket.create_connection((parts.hostname, parts.port or 80)))
+                path = parts.path + (f"?{parts.query}" if parts.query else "")
+                kept = [line for line in lines[1:] if line and line.split(":")[0].lower() not in
+                        ("proxy-authorization", "proxy-connection", "connection")]
+                # One request per upstream connection: the origin closes after answering.
+                request = "\r\n".join([f"{method} {path} {version}", *kept,
+                                        "Connection: close", "", ""])
+                upstream.sendall(request.encode("latin-1") + rest)
+                rest = b""
+            if rest:
+                upstream.sendall(rest)
+            _relay(client, upstream)
+
+
+def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"", b""
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def _relay(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    peers = {a: b, b: a}
+    while True:
+        readable, _, _ = select.select(list(peers), [], [], 10)
+        if not readable:
+            return
+        for sock in readable:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            peers[sock].sendall(data)
 
 
 @dataclass

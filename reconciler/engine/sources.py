@@ -1,7 +1,8 @@
 """The source controller as the engine runs it: GitRepository objects in, status and events out.
 
 It hands the controller the Backend's `get`, through which Secrets (`spec.secretRef`,
-`spec.verify.secretRef`) and included GitRepositories are read; the controller never writes.
+`spec.verify.secretRef`, `spec.proxySecretRef`) and included GitRepositories are read; the
+controller never writes.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 It owns: decoding a Secret (`data` is base64, `stringData` wins, as the API server merges them),
 choosing the auth method Flux documents for the URL's scheme (HTTPS basic, bearer token, custom
-CA; SSH identity with known_hosts and optional key password), and materializing it into a private
-temporary directory for exactly one git invocation.
+CA; SSH identity with known_hosts and optional key password), and materializing it, with the
+proxy of `spec.proxySecretRef` for http(s) URLs, into a private temporary directory for exactly
+one git invocation.
 
 Secrets never travel in a URL, in process arguments or in environment values: git reads them from
 0600 files in a 0700 directory (a git config with a credential helper and extra header, an SSH key,
@@ -23,8 +24,10 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from reconciler.model.objects import Obj
+from reconciler.sources.proxy import GitProxy
 
 # get(api_version, kind, namespace, name): the Backend's `get`, injected by the engine.
 ObjectLookup = Callable[[str, str, str, str], Obj | None]
@@ -108,10 +111,14 @@ class GitCredentials:
         return [v for v in values if v]
 
 
-def redact(text: str, credentials: GitCredentials | None) -> str:
-    if credentials is None:
-        return text
-    for value in sorted(credentials.secret_values(), key=len, reverse=True):
+class HoldsSecrets(Protocol):
+    def secret_values(self) -> list[str]: ...
+
+
+def redact(text: str, *holders: HoldsSecrets | None) -> str:
+    """`text` with every secret value of the given credentials (or proxy) replaced by ***."""
+    values = [v for h in holders if h is not None for v in h.secret_values()]
+    for value in sorted(values, key=len, reverse=True):
         text = text.replace(value, "***")
     return text
 
@@ -131,48 +138,60 @@ def _config_value(value: str) -> str:
 
 @contextlib.contextmanager
 def git_auth_env(
-    scheme: str, credentials: GitCredentials | None, workdir: Path
+    scheme: str, credentials: GitCredentials | None, workdir: Path,
+    proxy: GitProxy | None = None,
 ) -> Iterator[dict[str, str]]:
-    """Environment for one git command against a URL of `scheme`, with the credentials' files
-    alive for the duration of the `with` block."""
+    """Environment for one git command against a URL of `scheme`, with the credentials' (and
+    the proxy's) files alive for the duration of the `with` block."""
     if scheme == "ssh" and (credentials is None or not credentials.identity):
         what = "spec.secretRef" if credentials is None else f"secret '{credentials.source}'"
         raise CredentialsError(
             f"{what}: an ssh:// URL needs a Secret with 'identity' (a private key) and "
             "'known_hosts' (the server's host keys, e.g. from ssh-keyscan)"
         )
-    if credentials is None or scheme not in ("http", "https", "ssh"):
+    http = scheme in ("http", "https")
+    if (credentials is None and (proxy is None or not http)) or scheme not in (
+            "http", "https", "ssh"):
         yield {}
         return
     workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="auth-", dir=workdir) as tmp_name:
         tmp = Path(tmp_name)
         os.chmod(tmp, 0o700)
-        if scheme == "ssh":
+        if scheme == "ssh" and credentials is not None:
             yield _ssh_env(credentials, tmp)
         else:
-            yield _http_env(credentials, tmp)
+            yield _http_env(credentials, proxy if http else None, tmp)
 
 
-def _http_env(credentials: GitCredentials, tmp: Path) -> dict[str, str]:
+def _http_env(credentials: GitCredentials | None, proxy: GitProxy | None,
+              tmp: Path) -> dict[str, str]:
     # Reset any helper list, then ours: it only answers `get`, so git cannot ask it to store.
     lines = ["[credential]", "\thelper = "]
-    if credentials.username or credentials.password:
+    if credentials is not None and (credentials.username or credentials.password):
         cred = _write(tmp / "credential",
                       f"username={credentials.username}\npassword={credentials.password}\n")
         helper = f"!f() {{ test \"$1\" = get && cat {shlex.quote(str(cred))}; }}; f"
         lines.append(f"\thelper = {_config_value(helper)}")
     lines.append("[http]")
-    if credentials.bearer_token:
+    if credentials is not None and credentials.bearer_token:
         lines.append(
             f"\textraHeader = {_config_value('Authorization: Bearer ' + credentials.bearer_token)}"
         )
-    if credentials.ca:
+    if credentials is not None and credentials.ca:
         ca = _write(tmp / "ca.crt", credentials.ca)
         lines.append(f"\tsslCAInfo = {_config_value(str(ca))}")
+    env: dict[str, str] = {}
+    if proxy is not None:
+        # The proxy URL, credentials included, lives only in this 0600 file. http.proxy beats
+        # the *_proxy variables; emptied NO_PROXY makes it beat the exclusion list too, as
+        # Flux's proxySecretRef "takes precedence over all environment variables".
+        lines.append(f"\tproxy = {_config_value(proxy.git_config_url())}")
+        lines.append("\tproxyAuthMethod = basic")
+        env.update({"NO_PROXY": "", "no_proxy": ""})
     config = _write(tmp / "gitconfig", "\n".join(lines) + "\n")
-    env = {"GIT_CONFIG_GLOBAL": str(config)}
-    if credentials.ca:
+    env["GIT_CONFIG_GLOBAL"] = str(config)
+    if credentials is not None and credentials.ca:
         # GIT_SSL_CAINFO in the daemon's own environment would beat the config file.
         env["GIT_SSL_CAINFO"] = str(tmp / "ca.crt")
     return env

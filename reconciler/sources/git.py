@@ -1,17 +1,19 @@
 """The built-in source controller for Flux `source.toolkit.fluxcd.io/v1` `GitRepository` objects.
 
 It owns one reconcile of one object, as ordered steps: parse the spec, honour suspend and the
-interval gate, load credentials from the referenced Secret, resolve the ref against the remote's
-refs (one shared `git ls-remote` per URL, credentials and interval), and only when the commit or
-the content configuration moved: fetch into a per-object cache under `workdir`, check out (sparse,
-with submodules), verify the signature, copy included artifacts in, archive into the
-ArtifactStore and garbage-collect old archives. The status (artifact, observed content config,
-conditions) is summarized in one place from the outcome, as Flux's source-controller writes it.
+interval gate, load credentials and the proxy from the referenced Secrets, resolve the ref against
+the remote's refs (one shared `git ls-remote` per URL, credentials, proxy and interval), and only
+when the commit or the content configuration moved: fetch into a per-object cache under
+`workdir`, check out (sparse, with submodules), verify the tag and/or commit signature, copy
+included artifacts in, archive into the ArtifactStore and garbage-collect old archives. The
+status (artifact, observed content config, conditions, ArtifactOutdated while a new revision's
+artifact is not stored) is summarized in one place from the outcome, as Flux's
+source-controller writes it.
 It does not write status anywhere: the caller gets a SourceResult and persists it.
 
 Helpers live next door: `gitspec` (spec and errors), `gitexec` (running git), `credentials`
-(Secrets to files), `remoterefs` (the shared ls-remote cache), `ignore` (exclusions),
-`signatures` (GPG), `artifacts` (the store).
+(Secrets to files), `proxy` (spec.proxySecretRef), `remoterefs` (the shared ls-remote cache),
+`ignore` (exclusions), `signatures` (GPG, commits and tags), `artifacts` (the store).
 """
 
 from __future__ import annotations
@@ -51,11 +53,14 @@ from reconciler.sources.credentials import (
 from reconciler.sources.gitexec import GitCommandFailed, GitTimedOut, format_seconds, run_git
 from reconciler.sources.gitspec import (
     ARTIFACT_IN_STORAGE,
+    ARTIFACT_OUTDATED,
     DEFAULT_BRANCH,
     FETCH_FAILED,
     INCLUDE_UNAVAILABLE,
     INVALID_SPEC,
+    INVALID_VERIFICATION_MODE,
     NEW_ARTIFACT,
+    NEW_REVISION,
     PROGRESSING_WITH_RETRY,
     READY,
     RECONCILING,
@@ -81,9 +86,10 @@ from reconciler.sources.gitspec import (
     scrub_userinfo,
 )
 from reconciler.sources.ignore import IgnoreRules
+from reconciler.sources.proxy import GitProxy, ProxyError
 from reconciler.sources.remoterefs import RemoteRefCache, parse_ls_remote
 from reconciler.sources.semver import Constraint, SemverError, highest
-from reconciler.sources.signatures import SignatureError, verify_commit
+from reconciler.sources.signatures import SignatureError, TagObject, read_tag, verify_checkout
 
 __all__ = [
     "API_VERSION", "DEFAULT_BRANCH", "KIND", "GitAuthenticationError", "GitRef",
@@ -98,12 +104,12 @@ API_VERSION = "source.toolkit.fluxcd.io/v1"
 REQUESTED_AT_ANNOTATION = "reconcile.fluxcd.io/requestedAt"
 
 _OWNED_CONDITIONS = (RECONCILING, STALLED, READY, FETCH_FAILED, ARTIFACT_IN_STORAGE,
-                     SOURCE_VERIFIED, INCLUDE_UNAVAILABLE)
+                     ARTIFACT_OUTDATED, SOURCE_VERIFIED, INCLUDE_UNAVAILABLE)
 
 _AUTH_HINTS = re.compile(
     r"authentication failed|could not read (username|password)|terminal prompts disabled"
     r"|permission denied \(publickey|http (basic: )?access denied|\b(401|403)\b"
-    r"|invalid username or password|host key verification failed",
+    r"|invalid username or password|host key verification failed|\b407\b",
     re.IGNORECASE,
 )
 # git's generic advice after a failed connection; it says nothing about this failure.
@@ -131,6 +137,7 @@ class _Fetched:
     directory: Path
     commit: str
     summary: str
+    tag: TagObject | None = None
 
 
 @dataclass(frozen=True)
@@ -147,13 +154,17 @@ class _Attempt:
     namespace: str
     name: str
     credentials: GitCredentials | None
+    proxy: GitProxy | None
     includes: list[_Included]
     verify_keys: dict[str, bytes] | None
     refresh_remote: bool
     bound: Any
+    # The revision being built while the stored artifact is of an older one (Flux's
+    # ArtifactOutdated=True/NewRevision); empty until the new commit is checked out and verified.
+    outdated: str = ""
 
     def redact(self, text: str) -> str:
-        return redact(text, self.credentials)
+        return redact(text, self.credentials, self.proxy)
 
 
 class GitRepositoryController:
@@ -250,10 +261,13 @@ class GitRepositoryController:
         bound = bound.bind(url=sanitize_url(spec.url), ref=spec.ref.describe())
         prior = Artifact.from_status(previous.get("artifact"))
         credentials: GitCredentials | None = None
+        proxy: GitProxy | None = None
+        attempt: _Attempt | None = None
         try:
             credentials = self._credentials(spec, namespace, get_object)
+            proxy = self._proxy(spec, namespace, get_object)
             attempt = _Attempt(
-                spec, namespace, name, credentials,
+                spec, namespace, name, credentials, proxy,
                 self._includes(spec, namespace, get_object),
                 self._verify_keys(spec, namespace, get_object),
                 # The shared listing is for routine polls: a retry, a new generation or an
@@ -269,10 +283,10 @@ class GitRepositoryController:
             failures = (poll.failures if poll is not None and poll.uid == uid else 0) + 1
             delay = min(self.backoff_base * 2 ** (failures - 1), self.backoff_max)
             self._polls[key] = _PollRecord(uid, generation, requested_at, now + delay, failures)
-            message = redact(str(exc), credentials)
+            message = redact(str(exc), credentials, proxy)
             bound.warning("reconcile failed", reason=exc.reason, error=message, retry_in=delay)
             status = self._failed_status(previous, prior, exc, message, generation,
-                                         requested_at, now)
+                                         requested_at, now, attempt.outdated if attempt else "")
             return SourceResult(status, delay, [SourceEvent("Warning", exc.reason, message)])
 
         self._polls[key] = _PollRecord(uid, generation, requested_at, now + spec.interval, 0)
@@ -323,6 +337,19 @@ class GitRepositoryController:
         except CredentialsError as exc:
             raise GitAuthenticationError(str(exc)) from None
         return GitCredentials.from_secret(f"{namespace}/{spec.secret_ref}", data)
+
+    def _proxy(
+        self, spec: GitRepositorySpec, namespace: str, get_object: ObjectLookup | None
+    ) -> GitProxy | None:
+        if not spec.proxy_secret_ref:
+            return None
+        try:
+            data = secret_data(get_object, namespace, spec.proxy_secret_ref,
+                               "spec.proxySecretRef")
+            return GitProxy.from_secret(f"{namespace}/{spec.proxy_secret_ref}", data)
+        except (CredentialsError, ProxyError) as exc:
+            # Flux: FetchFailed, reason AuthenticationFailed.
+            raise GitAuthenticationError(f"failed to configure proxy options: {exc}") from None
 
     def _verify_keys(
         self, spec: GitRepositorySpec, namespace: str, get_object: ObjectLookup | None
@@ -390,6 +417,11 @@ class GitRepositoryController:
         if actual.commit != remote.commit and not remote.pinned:
             bound.info("remote moved between ls-remote and fetch", revision=actual.revision)
         verified = self._verify(attempt, fetched)
+        if prior is not None and self.store.exists(prior.path) and (
+                prior.revision != actual.revision):
+            # Flux marks it once the new commit is checked out and verified; a failure from here
+            # on (includes, storage) leaves it standing next to the old artifact.
+            attempt.outdated = actual.revision
         self._copy_includes(attempt, fetched.directory)
         try:
             artifact = self.store.store_directory(
@@ -455,7 +487,9 @@ class GitRepositoryController:
             if wanted not in refs:
                 raise self._missing(spec, wanted)
             # Annotated tags resolve to the commit they point at, as ls-remote's `^{}` line says.
-            return RemoteRevision(ref.value, refs.get(f"{wanted}^{{}}", refs[wanted]), wanted)
+            return RemoteRevision(ref.value, refs.get(f"{wanted}^{{}}", refs[wanted]), wanted,
+                                  tag_object=refs[wanted] if wanted.startswith("refs/tags/")
+                                  else "")
         try:
             constraint = Constraint.parse(ref.value)
         except SemverError as exc:
@@ -469,7 +503,8 @@ class GitRepositoryController:
                 f"'{sanitize_url(spec.url)}' matches semver range '{ref.value}'"
             )
         wanted = f"refs/tags/{tag}"
-        return RemoteRevision(tag, refs.get(f"{wanted}^{{}}", refs[wanted]), wanted)
+        return RemoteRevision(tag, refs.get(f"{wanted}^{{}}", refs[wanted]), wanted,
+                              tag_object=refs[wanted])
 
     def _missing(self, spec: GitRepositorySpec, ref_name: str) -> GitSourceError:
         return GitSourceError(
@@ -489,6 +524,8 @@ class GitRepositoryController:
             return parse_ls_remote(out)
 
         identity = attempt.credentials.fingerprint() if attempt.credentials else ""
+        if attempt.proxy is not None:
+            identity += "+proxy:" + attempt.proxy.fingerprint()
         return self.remote_refs.get(
             (spec.url, identity), spec.interval, list_refs, refresh=attempt.refresh_remote
         ).refs
@@ -499,7 +536,8 @@ class GitRepositoryController:
         """Run git with the attempt's credentials; failures become GitSourceErrors."""
         spec = attempt.spec
         try:
-            with git_auth_env(spec.scheme, attempt.credentials, self.workdir / "tmp") as env:
+            with git_auth_env(spec.scheme, attempt.credentials, self.workdir / "tmp",
+                              attempt.proxy) as env:
                 return run_git(args, timeout=spec.timeout, env=env, cwd=cwd)
         except CredentialsError as exc:
             raise GitAuthenticationError(str(exc)) from None
@@ -519,7 +557,7 @@ class GitRepositoryController:
         directory = self.workdir / "gitrepository" / attempt.namespace / attempt.name
         wanted_state = {
             "commit": remote.commit, "sparse": list(spec.content.sparse_checkout),
-            "submodules": spec.content.recurse_submodules,
+            "submodules": spec.content.recurse_submodules, "tag": remote.tag_object,
         }
         try:
             _init_cache(directory, spec)
@@ -542,8 +580,11 @@ class GitRepositoryController:
                 if remote.pinned:
                     commit = self._fetch_commit(attempt, directory, remote)
                 else:
+                    # A tag is kept as a local ref: its object is what Tag verification reads.
+                    refspec = (f"+{remote.fetch_ref}:{remote.fetch_ref}" if remote.tag_name
+                               else remote.fetch_ref)
                     self._git(attempt, ["fetch", "--depth=1", "--no-tags", "--force", "--",
-                                        spec.url, remote.fetch_ref], "unable to fetch", directory)
+                                        spec.url, refspec], "unable to fetch", directory)
                     commit = local("rev-parse", "FETCH_HEAD^{commit}").strip()
                 self._apply_sparse(attempt, directory)
                 local("checkout", "--force", "--detach", "--quiet", commit)
@@ -561,12 +602,16 @@ class GitRepositoryController:
                         f"'{sanitize_url(spec.url)}' at commit '{commit}'"
                     )
             summary = local("log", "-1", "--format=%s", commit).strip()
+            tag = (read_tag(directory, remote.tag_name, remote.fetch_ref, timeout=spec.timeout)
+                   if remote.tag_name and spec.content.verification_mode else None)
+        except SignatureError as exc:
+            raise GitVerificationError(str(exc), exc.reason) from None
         except (OSError, ValueError, KeyError) as exc:
             raise GitSourceError(
                 f"failed to checkout and determine revision: unable to prepare the local copy of "
                 f"'{sanitize_url(spec.url)}': {scrub_userinfo(str(exc))}"
             ) from None
-        return _Fetched(directory, commit, summary)
+        return _Fetched(directory, commit, summary, tag)
 
     def _apply_sparse(self, attempt: _Attempt, directory: Path) -> None:
         dirs = list(attempt.spec.content.sparse_checkout)
@@ -624,17 +669,19 @@ class GitRepositoryController:
             return None
         spec = attempt.spec
         try:
-            key_id = verify_commit(
-                fetched.directory, fetched.commit, attempt.verify_keys,
-                source=f"{attempt.namespace}/{spec.verify_secret_ref}", timeout=spec.timeout,
+            message = verify_checkout(
+                fetched.directory, fetched.commit, fetched.tag, spec.content.verification_mode,
+                attempt.verify_keys, source=f"{attempt.namespace}/{spec.verify_secret_ref}",
+                timeout=spec.timeout,
             )
         except SignatureError as exc:
-            raise GitVerificationError(str(exc)) from None
+            raise GitVerificationError(str(exc), exc.reason) from None
         except OSError as exc:
             raise GitVerificationError(f"unable to run gpg: {exc.strerror}") from None
-        attempt.bound.info("commit signature verified", commit=fetched.commit, key=key_id)
-        return Condition(SOURCE_VERIFIED, TRUE, SUCCEEDED,
-                         f"verified signature of commit '{fetched.commit}' with key '{key_id}'")
+        attempt.bound.info("signature verified", commit=fetched.commit,
+                           mode=spec.content.verification_mode,
+                           tag=fetched.tag.describe() if fetched.tag else None)
+        return Condition(SOURCE_VERIFIED, TRUE, SUCCEEDED, message)
 
     def _copy_includes(self, attempt: _Attempt, checkout: Path) -> None:
         for included in attempt.includes:
@@ -702,6 +749,7 @@ class GitRepositoryController:
         generation: int,
         requested_at: str,
         now: float,
+        outdated: str = "",
     ) -> dict[str, Any]:
         # observedGeneration and artifact stay as they were: they describe the last success,
         # which is still what consumers download.
@@ -712,6 +760,9 @@ class GitRepositoryController:
             if old_generation is not None and old_generation != generation
             else "retrying after a failed reconcile"
         )
+        if outdated:
+            # Flux's later progress message wins over the generation one.
+            progress = f"building artifact: new upstream revision '{outdated}'"
         current = [
             Condition(RECONCILING, TRUE, PROGRESSING_WITH_RETRY, progress),
             Condition(READY, FALSE, exc.reason, message),
@@ -719,6 +770,9 @@ class GitRepositoryController:
             Condition(exc.condition_type, FALSE if exc.condition_type == SOURCE_VERIFIED else TRUE,
                       exc.reason, message),
         ]
+        if outdated:
+            current.append(Condition(ARTIFACT_OUTDATED, TRUE, NEW_REVISION,
+                                     f"new upstream revision '{outdated}'"))
         if prior is not None and self.store.exists(prior.path):
             current.append(
                 Condition(ARTIFACT_IN_STORAGE, TRUE, SUCCEEDED,
@@ -741,6 +795,8 @@ class GitRepositoryController:
             Condition(STALLED, TRUE, exc.reason, str(exc)),
             Condition(READY, FALSE, exc.reason, str(exc)),
         ]
+        if exc.reason == INVALID_VERIFICATION_MODE:
+            current.append(Condition(SOURCE_VERIFIED, FALSE, exc.reason, str(exc)))
         prior = Artifact.from_status(previous.get("artifact"))
         if prior is not None and self.store.exists(prior.path):
             current.append(
@@ -779,6 +835,10 @@ def _git_failure(attempt: _Attempt, action: str, exc: GitCommandFailed) -> GitSo
         f"failed to checkout and determine revision: {action} of '{sanitize_url(spec.url)}' "
         f"for {spec.ref.describe()}: {detail}"
     )
+    if attempt.proxy is not None and re.search(r"\b407\b", detail):
+        what = ("refused its 'username' and 'password'" if attempt.proxy.username
+                else "requires a 'username' and 'password' in it")
+        message += f" (the proxy of spec.proxySecretRef, secret '{attempt.proxy.source}', {what})"
     if _AUTH_HINTS.search(detail):
         return GitAuthenticationError(message)
     return GitSourceError(message)

@@ -34,7 +34,10 @@ BASE_ENV = {
 _DROPPED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
             "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
             # TLS verification is never skipped because of the environment we happen to run in.
-            "GIT_SSL_NO_VERIFY")
+            "GIT_SSL_NO_VERIFY",
+            # A trace (GIT_TRACE_CURL, GIT_CURL_VERBOSE) keeps Authorization and
+            # Proxy-Authorization headers redacted.
+            "GIT_TRACE_REDACT")
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The GitRepository spec as the source controller reads it, and the errors it can raise.
 
 It owns parsing `spec` (url, ref with Flux's precedence, interval, timeout, suspend, secretRef,
-ignore, include, sparseCheckout, recurseSubmodules, verify) into frozen values, the content
+proxySecretRef, ignore, include, sparseCheckout, recurseSubmodules, verify and which verify
+modes fit which refs) into frozen values, the content
 configuration that decides whether a stored artifact is still current, and the Flux condition
 reasons the controller writes.
 """
@@ -31,11 +32,21 @@ GIT_OPERATION_FAILED = "GitOperationFailed"
 AUTHENTICATION_FAILED = "AuthenticationFailed"
 STORAGE_OPERATION_FAILED = "StorageOperationFailed"
 INVALID_COMMIT_SIGNATURE = "InvalidCommitSignature"
+INVALID_TAG_SIGNATURE = "InvalidTagSignature"
+INVALID_GIT_OBJECT = "InvalidGitObject"
 INVALID_VERIFICATION_MODE = "InvalidVerificationMode"
+ARTIFACT_OUTDATED = "ArtifactOutdated"
+NEW_REVISION = "NewRevision"
 ARTIFACT_UNAVAILABLE = "ArtifactUnavailable"
 INVALID_URL = "InvalidURL"
 INVALID_SPEC = "InvalidSpec"
 NEW_ARTIFACT = "NewArtifact"
+
+# spec.verify.mode values (Flux's GitVerificationMode); "head" is accepted as "HEAD".
+MODE_HEAD = "HEAD"
+MODE_TAG = "Tag"
+MODE_TAG_AND_HEAD = "TagAndHEAD"
+VERIFICATION_MODES = (MODE_HEAD, MODE_TAG, MODE_TAG_AND_HEAD)
 
 DEFAULT_BRANCH = "master"  # Flux: "If not specified, it defaults to a `master` branch reference."
 DEFAULT_INTERVAL = 60.0
@@ -72,12 +83,14 @@ class GitIncludeError(GitSourceError):
 
 
 class GitVerificationError(GitSourceError):
-    """The commit's signature does not verify; written as SourceVerified=False, as Flux does."""
+    """A commit or tag signature does not verify, or the object is not signed; written as
+    SourceVerified=False, as Flux does. `reason` is InvalidCommitSignature, InvalidTagSignature
+    or InvalidGitObject (an unsigned tag)."""
 
     condition_type = SOURCE_VERIFIED
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, INVALID_COMMIT_SIGNATURE)
+    def __init__(self, message: str, reason: str = INVALID_COMMIT_SIGNATURE) -> None:
+        super().__init__(message, reason)
 
 
 class GitAuthenticationError(GitSourceError):
@@ -191,6 +204,12 @@ class GitRef:
             return cls("tag", tag)
         return cls("branch", get("branch") or DEFAULT_BRANCH)
 
+    @property
+    def names_a_tag(self) -> bool:
+        """Whether the checkout goes through a tag (Flux: the commit has a referencing tag)."""
+        return self.kind in ("tag", "semver") or (
+            self.kind == "name" and self.value.startswith("refs/tags/"))
+
     def describe(self) -> str:
         if self.kind == "commit" and self.branch:
             return f"commit '{self.value}' on branch '{self.branch}'"
@@ -269,6 +288,7 @@ class GitRepositorySpec:
     suspend: bool
     secret_ref: str = ""
     verify_secret_ref: str = ""
+    proxy_secret_ref: str = ""
     content: ContentConfig = field(default_factory=ContentConfig)
 
     @property
@@ -301,21 +321,14 @@ class GitRepositorySpec:
                 "Secret named by spec.secretRef instead",
                 INVALID_URL,
             )
-        verify = spec.get("verify")
-        mode, verify_secret = "", ""
-        if isinstance(verify, Mapping):
-            mode = str(verify.get("mode") or "HEAD")
-            if mode == "head":
-                mode = "HEAD"  # Flux accepts the lowercase spelling for backwards compatibility.
-            if mode != "HEAD":
-                raise GitSpecError(
-                    f"spec.verify.mode: {mode!r} is not supported; use 'HEAD' (commit signature)",
-                    INVALID_VERIFICATION_MODE,
-                )
-            verify_secret = _ref_name(verify.get("secretRef"), "spec.verify.secretRef")
-            if not verify_secret:
-                raise GitSpecError("spec.verify.secretRef.name is required (a Secret of "
-                                   "armored public keys)")
+        ref = GitRef.from_spec(spec.get("ref"))
+        mode, verify_secret = _verification(spec.get("verify"), ref)
+        proxy_secret = _ref_name(spec.get("proxySecretRef"), "spec.proxySecretRef")
+        if proxy_secret and scheme not in ("http", "https"):
+            raise GitSpecError(
+                f"spec.proxySecretRef: a proxy is used for http(s):// URLs only; "
+                f"{sanitize_url(url)!r} would not go through it"
+            )
         ignore = spec.get("ignore")
         content = ContentConfig(
             ignore=str(ignore) if ignore is not None else None,
@@ -326,14 +339,44 @@ class GitRepositorySpec:
         )
         return cls(
             url=url,
-            ref=GitRef.from_spec(spec.get("ref")),
+            ref=ref,
             interval=_duration_field(spec, "interval", DEFAULT_INTERVAL),
             timeout=_duration_field(spec, "timeout", DEFAULT_TIMEOUT),
             suspend=bool(spec.get("suspend", False)),
             secret_ref=_ref_name(spec.get("secretRef"), "spec.secretRef"),
             verify_secret_ref=verify_secret,
+            proxy_secret_ref=proxy_secret,
             content=content,
         )
+
+
+def _verification(raw: object, ref: GitRef) -> tuple[str, str]:
+    """(mode, secret name) of `spec.verify`; ("", "") when verification is off."""
+    if not isinstance(raw, Mapping):
+        return "", ""
+    mode = str(raw.get("mode") or MODE_HEAD)
+    if mode == "head":
+        mode = MODE_HEAD  # Flux accepts the lowercase spelling for backwards compatibility.
+    if mode not in VERIFICATION_MODES:
+        raise GitSpecError(
+            f"spec.verify.mode: {mode!r} is not supported; use 'HEAD' (the checked-out "
+            "commit), 'Tag' (the tag object) or 'TagAndHEAD' (both)",
+            INVALID_VERIFICATION_MODE,
+        )
+    if mode != MODE_HEAD and not ref.names_a_tag:
+        # Flux stalls with this message once it finds the checkout has no referencing tag;
+        # the spec alone tells us, so say it before any network call.
+        raise GitSpecError(
+            f"spec.verify.mode {mode!r}: cannot verify tag object's signature if a tag "
+            "reference is not specified (set spec.ref.tag, spec.ref.semver or a spec.ref.name "
+            f"under refs/tags/; {ref.describe()} is not one)",
+            INVALID_VERIFICATION_MODE,
+        )
+    secret = _ref_name(raw.get("secretRef"), "spec.verify.secretRef")
+    if not secret:
+        raise GitSpecError("spec.verify.secretRef.name is required (a Secret of "
+                           "armored public keys)")
+    return mode, secret
 
 
 def _ref_name(raw: object, where: str) -> str:
@@ -406,6 +449,14 @@ class RemoteRevision:
     commit: str
     fetch_ref: str
     pinned: bool = False
+    # The object `refs/tags/<tag>` names on the remote (an annotated tag's own id, or the
+    # commit for a lightweight tag); empty when the ref is not a tag.
+    tag_object: str = ""
+
+    @property
+    def tag_name(self) -> str:
+        return self.fetch_ref.removeprefix("refs/tags/") if self.fetch_ref.startswith(
+            "refs/tags/") else ""
 
     @property
     def revision(self) -> str:
