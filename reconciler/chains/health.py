@@ -29,14 +29,13 @@ def health_condition(
         return Condition(HEALTHY, UNKNOWN, "OutputNotAvailable")
     if "alwaysHealthy" in rule:
         return Condition(HEALTHY, TRUE, "AlwaysHealthy")
-    if stamped is None:
-        return Condition(HEALTHY, UNKNOWN, "NoResource")
-    if rule.get("singleConditionType"):
+    if stamped is not None and rule.get("singleConditionType"):
         return _single_condition(str(rule["singleConditionType"]), stamped)
     multi = rule.get("multiMatch")
-    if isinstance(multi, Mapping):
+    if stamped is not None and isinstance(multi, Mapping):
         return _multi_match(multi, stamped)
-    return Condition(HEALTHY, UNKNOWN, "")
+    # Nothing to read the rule from (no stamped object yet): Cartographer's catch-all.
+    return Condition(HEALTHY, UNKNOWN, "Unknown")
 
 
 def _single_condition(type_: str, stamped: Obj) -> Condition:

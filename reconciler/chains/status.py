@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.chains.blueprint import CARTO_API, Template
+from reconciler.chains.blueprint import CARTO_API, PLAIN_TEMPLATE, Template
 from reconciler.chains.health import health_condition
 from reconciler.chains.realizer import Realized
 from reconciler.chains.yamlenc import summarize
@@ -77,6 +77,11 @@ def resource_status(
             entry["outputs"] = outputs
         if realized.pass_through:
             healthy = None
+        elif realized.template is not None and realized.stamped is None and (
+                realized.template.kind == PLAIN_TEMPLATE
+                and "healthRule" not in realized.template.spec):
+            # A ClusterTemplate is always healthy once it stamped something; before, it is not.
+            healthy = Condition("Healthy", UNKNOWN, "NoStampedObject")
         elif realized.template is not None:
             healthy = health_condition(_rule(realized.template), realized.stamped,
                                        bool(realized.outputs))

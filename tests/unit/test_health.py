@@ -45,6 +45,9 @@ MULTI = {"multiMatch": {
         (MULTI, obj([{"type": "Failed", "status": "True"}], ok="y"), False, "False",
          "MatchedCondition"),
         (MULTI, obj(), False, "Unknown", "NoMatchesFulfilled"),
+        ({"singleConditionType": "Ready"}, None, False, "Unknown", "Unknown"),
+        (MULTI, None, False, "Unknown", "Unknown"),
+        ({"alwaysHealthy": {}}, None, False, "True", "AlwaysHealthy"),
     ],
 )
 def test_health_condition(rule: dict[str, Any] | None, stamped: dict[str, Any] | None,

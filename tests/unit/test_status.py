@@ -130,3 +130,18 @@ def test_resource_removed_from_chain_deletes_its_object_with_an_event() -> None:
     assert removed == ["Deleted object [configmaps/cm-two]"]
     applied = [e["message"] for e in cluster.events() if e["reason"] == "StampedObjectApplied"]
     assert applied == ["Created object [configmaps/cm-one]", "Created object [configmaps/cm-two]"]
+
+
+def test_cluster_template_that_stamped_nothing_is_not_healthy_yet() -> None:
+    cluster, clock = _cluster()
+    broken = _template("broken", "$(workload.spec.missing)$")
+    cluster.apply(broken)
+    cluster.apply(_chain("chain", {"a": "1"}, "broken"))
+    cluster.apply(_owner({"a": "1"}))
+    live = _reconcile(cluster, clock, WORKLOAD)
+    resource = live["status"]["resources"][0]
+    healthy = find_condition(resource["conditions"], "Healthy")
+    assert healthy is not None
+    assert (healthy["status"], healthy["reason"]) == ("Unknown", "NoStampedObject")
+    assert _cond(live, "ResourcesHealthy")["status"] == "Unknown"
+    assert _cond(live, "ResourcesSubmitted")["reason"] == "TemplateStampFailure"
