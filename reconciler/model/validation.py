@@ -233,12 +233,7 @@ def _supply_chain_checks(obj: Mapping[str, Any]) -> Iterator[Problem]:
     yield from _selector_required(spec)
     yield from _params_problems(spec, resources)
     yield from _blueprint_selector_problems(spec, _WORKLOAD)
-    seen: set[str] = set()
-    for i, resource in enumerate(resources):
-        name = str(resource.get("name") or "")
-        if name in seen:
-            yield Problem(f"spec.resources[{i}].name", f"duplicate resource name [{name}] found")
-        seen.add(name)
+    yield from _names_unique(resources, lambda i, name: f"duplicate resource name [{name}] found")
     yield from _option_names_unique(resources)
     for i, resource in enumerate(resources):
         yield from _prefixed(_template_ref_problems(resource, i, _WORKLOAD),
@@ -259,19 +254,26 @@ def _supply_chain_checks(obj: Mapping[str, Any]) -> Iterator[Problem]:
                                          f"[{ref.get('name')}] must reference a {kind}")
 
 
+def _names_unique(
+    resources: list[Mapping[str, Any]], message: Callable[[int, str], str]
+) -> Iterator[Problem]:
+    """Resource names are unique; each webhook words the duplicate its own way."""
+    seen: set[str] = set()
+    for i, resource in enumerate(resources):
+        name = str(resource.get("name") or "")
+        if name in seen:
+            yield Problem(f"spec.resources[{i}].name", message(i, name))
+        seen.add(name)
+
+
 def _delivery_checks(obj: Mapping[str, Any]) -> Iterator[Problem]:
     spec = _map(obj.get("spec"))
     resources = _resources(spec)
     yield from _selector_required(spec)
     yield from _params_problems(spec, resources)
     yield from _blueprint_selector_problems(spec, _DELIVERABLE)
-    seen: set[str] = set()
-    for i, resource in enumerate(resources):
-        name = str(resource.get("name") or "")
-        if name in seen:
-            yield Problem(f"spec.resources[{i}].name",
-                          f"spec.resources[{i}].name \"{name}\" cannot appear twice")
-        seen.add(name)
+    yield from _names_unique(
+        resources, lambda i, name: f"spec.resources[{i}].name \"{name}\" cannot appear twice")
     yield from _option_names_unique(resources)
     for i, resource in enumerate(resources):
         yield from _prefixed(_template_ref_problems(resource, i, _DELIVERABLE),

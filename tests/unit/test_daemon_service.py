@@ -18,42 +18,9 @@ from reconciler.observability.endpoints import EndpointsError
 from reconciler.settings import DaemonSettings, ListenAddress
 from reconciler.sources.server import ArtifactServerError
 from simulator.environment import SimulatedEnvironment
+from tests.unit.kuttl_helpers import GREETER_CHAIN, GREETER_WORKLOAD
 
-GREETER = """
-apiVersion: carto.run/v1alpha1
-kind: ClusterTemplate
-metadata:
-  name: greeting
-spec:
-  template:
-    apiVersion: v1
-    kind: ConfigMap
-    metadata:
-      name: $(workload.metadata.name)$-greeting
-    data:
-      greeting: hello $(workload.metadata.name)$
----
-apiVersion: carto.run/v1alpha1
-kind: ClusterSupplyChain
-metadata:
-  name: greeter
-spec:
-  selector:
-    app.example.com/type: greeter
-  resources:
-    - name: greeting
-      templateRef:
-        kind: ClusterTemplate
-        name: greeting
----
-apiVersion: carto.run/v1alpha1
-kind: Workload
-metadata:
-  name: hello
-  labels:
-    app.example.com/type: greeter
-spec: {}
-"""
+GREETER = GREETER_CHAIN + "---" + GREETER_WORKLOAD
 
 ANY_PORT = ListenAddress("127.0.0.1", 0)
 
