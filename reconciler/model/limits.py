@@ -1,0 +1,109 @@
+"""Bounds on the work untrusted input can cause, and the deadline of one reconcile.
+
+Everything a user writes (Workloads, templates, repositories, state files) is untrusted, so every
+expansion, render, unpack and parse is bounded. `Limits` holds the numbers and their defaults
+(`docs/security.md` lists them); `Deadline` bounds the wall-clock time of one reconcile.
+
+A deadline is cooperative: Python cannot stop a thread, so the code that can loop for a long
+time on untrusted input (interpolation, rendering, unpacking, large applies) calls
+`check_deadline()` at its loop heads. The runner opens a `deadline_scope` around each reconcile;
+outside a scope `check_deadline()` costs one context-variable read and never raises.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from reconciler.model.errors import Transient
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds on work caused by untrusted input; each default is documented in security.md."""
+
+    reconcile_seconds: float = 30.0
+    """Wall-clock time one reconcile may take before it is abandoned and retried with backoff."""
+    yaml_aliases: int = 100
+    """Alias references one YAML document may hold (the API server's decoder refuses bombs)."""
+    yaml_depth: int = 100
+    """Nesting depth of one YAML or JSON document."""
+    yaml_bytes: int = 3 * 1024 * 1024
+    """Size of one input file read as YAML (kube-apiserver accepts 3 MiB request bodies)."""
+    object_bytes: int = 1572864
+    """Size of one stored object, as etcd's 1.5 MiB request limit."""
+    interpolation_bytes: int = 1024 * 1024
+    """Size of the result of one `$(...)$` interpolation of a template."""
+    interpolation_depth: int = 16
+    """How deep interpolated values may themselves be interpolated."""
+    render_seconds: float = 5.0
+    """CPU time one Jinja2 render may take."""
+    render_bytes: int = 1024 * 1024
+    """Size of one Jinja2 render's output."""
+    artifact_bytes: int = 100 * 1024 * 1024
+    """Unpacked size of one artifact (Flux's untar default is 100 MiB)."""
+    artifact_files: int = 10_000
+    """Files in one unpacked artifact."""
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class DeadlineExceeded(Transient):
+    """A reconcile ran past its deadline; it is abandoned and retried with backoff."""
+
+    def __init__(self, seconds: float, where: str) -> None:
+        self.seconds = seconds
+        self.where = where
+        super().__init__(
+            "ReconcileTimeout",
+            f"reconcile exceeded its deadline of {seconds:g}s (while {where}); "
+            "the input may be too expensive to process",
+        )
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A point in monotonic time past which the current reconcile must stop."""
+
+    at: float
+    seconds: float
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def check(self, where: str) -> None:
+        if time.monotonic() > self.at:
+            raise DeadlineExceeded(self.seconds, where)
+
+
+_current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
+    "reconciler_deadline", default=None)
+
+
+@contextmanager
+def deadline_scope(seconds: float) -> Iterator[Deadline]:
+    """Run the body under a deadline `seconds` from now (an enclosing, earlier one still holds)."""
+    outer = _current.get()
+    deadline = Deadline(time.monotonic() + seconds, seconds)
+    if outer is not None and outer.at < deadline.at:
+        deadline = outer
+    token = _current.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _current.reset(token)
+
+
+def current_deadline() -> Deadline | None:
+    return _current.get()
+
+
+def check_deadline(where: str) -> None:
+    """Raise `DeadlineExceeded` when the current reconcile's deadline has passed."""
+    deadline = _current.get()
+    if deadline is not None:
+        deadline.check(where)
