@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,14 +12,35 @@ from typing import NoReturn
 import click
 
 from reconciler import __version__
+from reconciler.diff.mask import mask_secret
 from reconciler.loader import load_paths
 from reconciler.model.errors import InputError, ReconcilerError
 from reconciler.observability.logging import configure_logging
 from reconciler.report import render_json, render_table, render_yaml
 from reconciler.settings import SimulateSettings
 from reconciler.simulation import simulate as run_simulation
+from reconciler.statefile import state_lock
 
 EXIT_OK, EXIT_NOT_READY, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _Seconds(click.ParamType[float]):
+    """A finite, non-negative number of seconds: `nan`, `inf` and negatives are refused."""
+
+    name = "seconds"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds < 0:
+            self.fail(f"{value!r} is not a finite, non-negative number of seconds", param, ctx)
+        return seconds
+
+
+SECONDS = _Seconds()
 
 
 class _Commands(click.Group):
@@ -137,9 +160,10 @@ def run(ctx: click.Context, paths: Sequence[str], environment: str, state: Path 
             artifacts_listen=ListenAddress.parse(artifacts_listen), artifacts_url=artifacts_url,
             state=state, data_dir=data_dir, tick_seconds=tick, time_scale=time_scale)
         objects = load_paths(paths, allow_empty=False)
+        with _writing(state):
+            run_daemon(objects, settings)
     except InputError as exc:
         _fail(exc)
-    run_daemon(objects, settings)
     sys.exit(EXIT_OK)
 
 
@@ -149,24 +173,29 @@ def run(ctx: click.Context, paths: Sequence[str], environment: str, state: Path 
               show_default=True)
 @click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
               help="Load the simulated cluster from FILE before the run and save it after.")
-@click.option("--budget", type=float, default=SimulateSettings.budget_seconds,
+@click.option("--budget", type=SECONDS, default=SimulateSettings.budget_seconds,
               show_default=True, help="Virtual seconds to wait for workloads to settle.")
-def simulate(paths: Sequence[str], output: str, state: Path | None, budget: float) -> None:
+@click.option("--show-secrets", is_flag=True,
+              help="Print Secret data as it is (masked with + by default).")
+def simulate(paths: Sequence[str], output: str, state: Path | None, budget: float,
+             show_secrets: bool) -> None:
     """Run supply chains for PATHS (files or folders of YAML) in a simulated cluster.
 
     Exit 0 when every workload is Ready, 1 when any is not, 2 on invalid input.
     """
     try:
-        result = run_simulation(load_paths(paths, allow_empty=False), state,
-                                SimulateSettings(budget_seconds=budget))
+        objects = load_paths(paths, allow_empty=False)
+        with _writing(state):
+            result = run_simulation(objects, state, SimulateSettings(budget_seconds=budget))
     except InputError as exc:
         _fail(exc)
     if output == "table":
         click.echo(render_table(result.workloads, result.summary))
-    elif output == "json":
-        click.echo(render_json(result.document()))
     else:
-        click.echo(render_yaml(result.document()))
+        document = result.document()
+        if not show_secrets:
+            document["objects"] = [mask_secret(o) for o in document["objects"]]
+        click.echo(render_json(document) if output == "json" else render_yaml(document))
     sys.exit(EXIT_OK if result.ready else EXIT_NOT_READY)
 
 
@@ -224,7 +253,7 @@ def kuttl_test(paths: Sequence[str], keyword: str | None, timeout: float | None,
               help="The simulated cluster to show (and to reconcile PATHS in, then save).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-@click.option("--budget", type=float, default=SimulateSettings.budget_seconds,
+@click.option("--budget", type=SECONDS, default=SimulateSettings.budget_seconds,
               show_default=True, help="Virtual seconds to wait for workloads to settle.")
 def tree(paths: Sequence[str], state: Path | None, output: str, budget: float) -> None:
     """Show what each Workload, Deliverable, Runnable and Kustomization made, as a tree.
@@ -237,8 +266,10 @@ def tree(paths: Sequence[str], state: Path | None, output: str, budget: float) -
 
     try:
         if paths:
-            objects = run_simulation(load_paths(paths, allow_empty=False), state,
-                                     SimulateSettings(budget_seconds=budget)).objects
+            loaded = load_paths(paths, allow_empty=False)
+            with _writing(state):
+                objects = run_simulation(loaded, state,
+                                         SimulateSettings(budget_seconds=budget)).objects
         elif state is not None:
             env = load_environment("simulator")
             env.load_state(state)
@@ -253,6 +284,11 @@ def tree(paths: Sequence[str], state: Path | None, output: str, budget: float) -
         click.echo(render_json({"owners": trees.to_json(roots)}))
     else:
         click.echo(trees.render(roots), nl=False)
+
+
+def _writing(state: Path | None) -> contextlib.AbstractContextManager[None]:
+    """The state file's writer lock for a run that saves `state` (nothing without one)."""
+    return state_lock(state) if state is not None else contextlib.nullcontext()
 
 
 def _fail(exc: ReconcilerError) -> NoReturn:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from reconciler.engine.controller import Controller
 from reconciler.model.crds import product_crds
 from reconciler.model.errors import LoadError
 from reconciler.model.kinds import BUILTIN_KINDS
+from reconciler.model.yamlsafe import load_json_bounded
+from reconciler.statefile import write_private
 from simulator.clock import VirtualClock
 from simulator.cluster import InMemoryCluster
 from simulator.ecosystem import ECOSYSTEM_KINDS, ImageBuilder, KnativeServing, Timing
@@ -42,21 +45,68 @@ class SimulatedEnvironment:
         return self.cluster.revision
 
     def save_state(self, path: Path) -> None:
+        """Write the cluster (Secrets included) to `path`, 0600, atomically."""
         state = {"version": STATE_VERSION, "clock": self.clock.now(), **self.cluster.snapshot()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-        tmp.replace(path)
+        write_private(path, json.dumps(state, indent=1, sort_keys=True))
 
     def load_state(self, path: Path) -> None:
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise LoadError(str(path), f"cannot read simulator state: {exc}") from exc
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise LoadError(str(path), f"not a simulator state file (version {STATE_VERSION})")
+        """Raises `LoadError` naming the field for a file that is not a state we wrote."""
+        state = read_state(path)
         self.clock.set(float(state.get("clock", 0)))
         self.cluster.restore(state)
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """A state file, parsed with bounds and checked for the shape `save_state` writes."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LoadError(str(path), f"cannot read simulator state: {exc}") from exc
+    state = load_json_bounded(text, str(path))
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise LoadError(str(path), f"not a simulator state file (version {STATE_VERSION})")
+    problems = list(_shape_problems(state))
+    if problems:
+        raise LoadError(str(path), "not a simulator state file: " + "; ".join(problems[:5]))
+    return state
+
+
+def _shape_problems(state: dict[str, Any]) -> Iterator[str]:
+    for field, kind in (("clock", (int, float)), ("revision", int)):
+        if field in state and (not isinstance(state[field], kind)
+                               or isinstance(state[field], bool)):
+            yield f"{field}: expected a number, got {_kind(state[field])}"
+    for field in ("objects", "events"):
+        if not isinstance(state.get(field, []), list):
+            yield f"{field}: expected a list, got {_kind(state[field])}"
+            return
+    for i, obj in enumerate(state.get("objects", [])):
+        where = f"objects[{i}]"
+        if not isinstance(obj, dict):
+            yield f"{where}: expected an object, got {_kind(obj)}"
+            continue
+        for field in ("apiVersion", "kind"):
+            if not isinstance(obj.get(field), str) or not obj[field]:
+                yield f"{where}.{field}: expected a non-empty string"
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            yield f"{where}.metadata: expected an object, got {_kind(meta)}"
+            continue
+        if not isinstance(meta.get("name"), str) or not meta["name"]:
+            yield f"{where}.metadata.name: expected a non-empty string"
+        if not isinstance(meta.get("namespace", ""), str):
+            yield f"{where}.metadata.namespace: expected a string"
+    for i, event in enumerate(state.get("events", [])):
+        where = f"events[{i}]"
+        if not isinstance(event, dict) or not isinstance(event.get("involvedObject"), dict):
+            yield f"{where}: expected an event with an involvedObject"
+        elif not isinstance(event.get("reason"), str) or not isinstance(event.get("message"),
+                                                                        str):
+            yield f"{where}: expected string reason and message"
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
 
 
 def create_environment() -> SimulatedEnvironment:

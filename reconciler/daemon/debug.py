@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.backends.base import Backend
-from reconciler.diff.mask import MASK, is_secret
+from reconciler.diff.mask import mask_secret
 from reconciler.model.errors import BackendError
 from reconciler.model.objects import Obj, namespace_of
 
@@ -28,16 +28,6 @@ def debug_document(
             listed = backend.list(api_version, kind)
         except BackendError:
             continue  # a kind whose CRD is not installed: nothing to show
-        objects.extend(_masked(o) for o in listed
+        objects.extend(mask_secret(o) for o in listed
                        if want_namespace is None or namespace_of(o) == want_namespace)
     return {"kinds": [{"apiVersion": a, "kind": k} for a, k in kinds], "objects": objects}
-
-
-def _masked(obj: Obj) -> Obj:
-    if not is_secret(obj):
-        return obj
-    out = dict(obj)
-    for field in ("data", "stringData"):
-        if isinstance(out.get(field), dict):
-            out[field] = dict.fromkeys(out[field], MASK)
-    return out

@@ -19,6 +19,28 @@ def is_secret(obj: Mapping[str, Any] | None) -> bool:
     return obj is not None and obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def mask_secret(obj: Obj) -> Obj:
+    """A copy of a Secret with its values masked (its keys kept); any other object as it is.
+
+    kubectl's last-applied-configuration annotation holds a copy of the data, so it is masked too.
+    """
+    if not is_secret(obj):
+        return obj
+    out = dict(obj)
+    for field in ("data", "stringData"):
+        if isinstance(out.get(field), Mapping):
+            out[field] = dict.fromkeys(out[field], MASK)
+    metadata = out.get("metadata")
+    if isinstance(metadata, Mapping) and isinstance(metadata.get("annotations"), Mapping) \
+            and LAST_APPLIED in metadata["annotations"]:
+        out["metadata"] = {**metadata,
+                           "annotations": {**metadata["annotations"], LAST_APPLIED: MASK}}
+    return out
+
+
 def mask_pair(desired: Obj | None, live: Obj | None) -> tuple[Obj | None, Obj | None]:
     """Copies of a Secret's desired and live forms with `data`/`stringData` values masked."""
     if not (is_secret(desired) or is_secret(live)):
