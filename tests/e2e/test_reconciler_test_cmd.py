@@ -106,3 +106,17 @@ def test_conformance_suite_runs_every_test_and_fails_ytt_clearly(
     assert "FAIL supplychain/templates-ytt" in result.stdout
     assert "ytt templates are not supported" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_the_readme_example_ships_and_passes(cli: Callable[..., CliResult]) -> None:
+    """README's `reconciler test examples/greeter` runs on what the repository ships, and the
+    files the README shows are the files in that folder."""
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    shown = dict(re.findall(r"```yaml\n# (00-[\w-]+\.yaml)\n(.*?)```", readme, re.S))
+    assert set(shown) == {p.name for p in (root / "examples" / "greeter").glob("*.yaml")}
+    for name, body in shown.items():
+        assert (root / "examples" / "greeter" / name).read_text() == body, name
+    result = cli("test", str(root / "examples" / "greeter"))
+    assert result.code == 0, result.stdout + result.stderr
+    assert "1 passed, 0 failed" in result.stdout

@@ -12,9 +12,29 @@ import yaml
 
 from reconciler.loader import load_paths
 from reconciler.simulation import SimulationResult, simulate
-from tests.conftest import SHARED, CliResult
+from tests.conftest import CliResult
 
-TEST_CRDS = SHARED / "conformance" / "cartographer-kuttl" / "test-crds"
+# The `Test` kind Cartographer's suite stamps (test.run/v1alpha1), declared here so this test
+# needs nothing beside the repository.
+TEST_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: tests.test.run
+spec:
+  group: test.run
+  names: {kind: Test, listKind: TestList, plural: tests, singular: test}
+  scope: Namespaced
+  versions:
+    - name: v1alpha1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+      subresources: {status: {}}
+"""
 
 SOURCE_TESTER = """\
 apiVersion: v1
@@ -196,7 +216,10 @@ def test_run_template_context(
                            "labels": {"group": "dev", "stage": stage}},
               "spec": {"value": {"answer": answer}}} for stage, answer in selectable]
     path = _write(tmp_path, yaml.safe_dump_all(docs))
-    result = simulate(load_paths([TEST_CRDS, path]))
+    crd = tmp_path / "crds" / "test.yaml"
+    crd.parent.mkdir()
+    crd.write_text(TEST_CRD)
+    result = simulate(load_paths([crd, path]))
     stamped = [t for t in _objects(result, "Test")
                if t["metadata"]["name"].startswith("stamped-")]
     assert [t["spec"]["value"] for t in stamped] == [expected]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +15,9 @@ from reconciler.chains.yamlenc import (
     go_float_g,
     preview,
 )
+from tests.conftest import SHARED
 
-KUTTL = Path("/work/shared/conformance/cartographer-kuttl/supplychain/workload-status")
+KUTTL = SHARED / "conformance" / "cartographer-kuttl" / "supplychain" / "workload-status"
 
 
 @pytest.mark.parametrize(
