@@ -38,6 +38,12 @@ from reconciler.diff.fieldsets import (
 )
 from reconciler.diff.normalize import fold_string_data
 from reconciler.engine.clock import Clock, rfc3339
+from reconciler.model.apivalidation import (
+    Problem,
+    object_problems,
+    rejection_message,
+    size_problems,
+)
 from reconciler.model.errors import NotFound, Rejected
 from reconciler.model.kinds import BUILTIN_KINDS, KindInfo, KindRegistry, kind_info_from_crd
 from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe
@@ -105,8 +111,6 @@ class InMemoryCluster:
         info = self.kind_info(api_version, kind)
         desired = deep_copy(obj)
         desired.pop("status", None)
-        if kind == "Secret" and api_version == "v1" and "stringData" in desired:
-            desired = fold_string_data(desired)
         metadata = desired.setdefault("metadata", {})
         name = str(metadata.get("name") or "")
         if not name:
@@ -121,6 +125,11 @@ class InMemoryCluster:
         else:
             metadata.pop("namespace", None)
             namespace = ""
+        # What kube-apiserver itself refuses (decoding, object meta, the kind's own rules), before
+        # the CRD schema and the webhooks; stringData is checked as written, before it is folded.
+        _refuse(desired, object_problems(desired, namespaced=info.namespaced))
+        if kind == "Secret" and api_version == "v1" and "stringData" in desired:
+            desired = fold_string_data(desired)
         schema = self._schemas.get((info.group, info.kind))
         if schema is not None:
             problems = validate(desired, schema)
@@ -139,7 +148,7 @@ class InMemoryCluster:
         if live is None:
             live = self._create(desired, info, api_version, field_manager)
         else:
-            self._server_side_apply(live, desired, api_version, field_manager, force)
+            self._server_side_apply(live, desired, info, api_version, field_manager, force)
         if info.kind == "CustomResourceDefinition":
             self._register_crd(live)
         return self._out(live, api_version)
@@ -155,6 +164,8 @@ class InMemoryCluster:
         status = deep_copy(obj["status"]) if isinstance(obj.get("status"), dict) else (
             copy.deepcopy(obj.get("status")))
         if live.get("status") != status:
+            # The status subresource keeps metadata and spec; only the size can become too large.
+            _refuse(live, size_problems({**live, "status": status}))
             if status is None:
                 live.pop("status", None)
             else:
@@ -243,6 +254,7 @@ class InMemoryCluster:
                                 if k in before["metadata"]}}
         if "status" in before:
             after["status"] = before["status"]
+        _refuse(after, object_problems(after, namespaced=info.namespaced))
         old, new = fields_of(before), fields_of(after)
         # A list item belongs to whoever added it; changing a field inside it is not adding it.
         changed = {p for p in new if (get_path(after, p) != get_path(before, p)) if p[-1] != ITEM
@@ -346,6 +358,7 @@ class InMemoryCluster:
         meta["creationTimestamp"] = rfc3339(self.clock.now())
         meta["managedFields"] = [self._managed_entry(manager, "Apply", api_version,
                                                      fields_of(desired))]
+        _refuse(desired, size_problems(desired))
         self._objects[key] = desired
         self._bump(desired)
         return desired
@@ -356,8 +369,8 @@ class InMemoryCluster:
                 "time": rfc3339(self.clock.now()), "fieldsType": "FieldsV1",
                 "fieldsV1": to_tree(fields)}
 
-    def _server_side_apply(self, live: Obj, config: Obj, api_version: str, manager: str,
-                           force: bool) -> None:
+    def _server_side_apply(self, live: Obj, config: Obj, info: KindInfo, api_version: str,
+                           manager: str, force: bool) -> None:
         for field in _SERVER_META:
             config["metadata"].pop(field, None)
         entries = list(live["metadata"].get("managedFields") or [])
@@ -404,6 +417,13 @@ class InMemoryCluster:
             else:
                 managed.append(entry)
         live["metadata"]["managedFields"] = managed
+        # Validation and storage see the merged object: two managers' valid halves can still
+        # make an invalid whole (a key in both data and binaryData, annotations over 256 KiB).
+        problems = object_problems(live, namespaced=info.namespaced)
+        if problems:
+            live.clear()
+            live.update(before)
+            _refuse(live, problems)
         self._commit(before, live)
 
     def _commit(self, before: Obj, live: Obj) -> None:
@@ -525,3 +545,9 @@ def _merge(live: dict[str, Any], config: Mapping[str, Any]) -> None:
                     _merge(match, item)
         else:
             live[key] = copy.deepcopy(value)
+
+
+def _refuse(obj: Mapping[str, Any], problems: Sequence[Problem]) -> None:
+    """Raise the API server's error for the first stage of `problems` (decode, validate, store)."""
+    if problems:
+        raise Rejected(rejection_message(obj, list(problems)), field=problems[0].field or None)

@@ -1,0 +1,166 @@
+"""The simulated cluster refuses what kube-apiserver refuses, on every write path: create,
+server-side apply of an update (judged on the merged object), `kubectl edit` and status updates;
+a refused write changes nothing."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from reconciler.model.errors import Rejected
+from reconciler.model.limits import DEFAULT_LIMITS
+from simulator.clock import VirtualClock
+from simulator.cluster import InMemoryCluster
+
+
+@pytest.fixture
+def cluster() -> InMemoryCluster:
+    return InMemoryCluster(VirtualClock())
+
+
+def _cm(name: str = "cfg", **fields: Any) -> dict[str, Any]:
+    metadata = {"name": name, "namespace": "default", **fields.pop("metadata", {})}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, **fields}
+
+
+def test_create_with_an_invalid_name_is_refused_in_kube_apiservers_words(
+    cluster: InMemoryCluster,
+) -> None:
+    with pytest.raises(Rejected) as refused:
+        cluster.apply(_cm("Bad_Name"))
+    assert refused.value.field == "metadata.name"
+    assert str(refused.value).startswith(
+        'ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase '
+        "RFC 1123 subdomain must consist of")
+    assert cluster.get("v1", "ConfigMap", "default", "Bad_Name") is None
+
+
+@pytest.mark.parametrize(("obj", "field"), [
+    ({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a.b", "namespace": "default"}},
+     "metadata.name"),
+    ({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a.b"}}, "metadata.name"),
+    ({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a" * 64}}, "metadata.name"),
+    ({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+      "metadata": {"name": "a/b"}}, "metadata.name"),
+    (_cm(metadata={"labels": {"app": "x" * 64}}), "metadata.labels"),
+    (_cm(metadata={"annotations": {"a b": "x"}}), "metadata.annotations"),
+    (_cm(data={"a b": "x"}), "data[a b]"),
+    ({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"},
+      "data": {"k": "not base64"}}, "data[k]"),
+    ({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"},
+      "stringData": {"a/b": "x"}}, "stringData[a/b]"),
+])
+def test_built_in_rules_on_create(cluster: InMemoryCluster, obj: dict[str, Any],
+                                  field: str) -> None:
+    with pytest.raises(Rejected) as refused:
+        cluster.apply(obj)
+    assert refused.value.field == field
+
+
+def test_valid_objects_at_the_boundaries_are_accepted(cluster: InMemoryCluster) -> None:
+    cluster.apply({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "a" * 63, "namespace": "default"}})
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n" * 63}})
+    cluster.apply(_cm("c" * 253, metadata={"labels": {"k" * 63: "v" * 63}}))
+    cluster.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                   "metadata": {"name": "system:controller:x"}})
+    secret = cluster.apply({"apiVersion": "v1", "kind": "Secret",
+                            "metadata": {"name": "s", "namespace": "default"},
+                            "data": {"a": base64.b64encode(b"x").decode()},
+                            "stringData": {"b": "y"}})
+    assert secret["data"] == {"a": "eA==", "b": "eQ=="}
+
+
+def test_a_custom_resource_name_must_be_a_subdomain(cluster: InMemoryCluster) -> None:
+    cluster.apply({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"kind": "Widget", "plural": "widgets"},
+                 "versions": [{"name": "v1", "served": True, "storage": True}]}})
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget",
+              "metadata": {"name": "a.b", "namespace": "default"}}
+    cluster.apply(widget)
+    with pytest.raises(Rejected) as refused:
+        cluster.apply({**widget, "metadata": {"name": "a%b", "namespace": "default"}})
+    assert str(refused.value).startswith('Widget.example.com "a%b" is invalid: metadata.name: ')
+
+
+def test_an_update_is_judged_on_the_merged_object_and_refused_whole(
+    cluster: InMemoryCluster,
+) -> None:
+    cluster.apply(_cm(data={"k": "text"}), "one")
+    before = cluster.get("v1", "ConfigMap", "default", "cfg")
+    # Each manager's apply is valid alone; together they put "k" in data and binaryData.
+    with pytest.raises(Rejected) as refused:
+        cluster.apply(_cm(binaryData={"k": base64.b64encode(b"x").decode()}), "two")
+    assert refused.value.field == "data[k]"
+    assert 'duplicate of key present in binaryData' in str(refused.value)
+    assert cluster.get("v1", "ConfigMap", "default", "cfg") == before
+
+
+def test_annotations_growing_past_the_limit_across_managers_are_refused(
+    cluster: InMemoryCluster,
+) -> None:
+    half = "x" * (128 * 1024)
+    cluster.apply(_cm(metadata={"annotations": {"a": half}}), "one")
+    revision = cluster.revision
+    with pytest.raises(Rejected) as refused:
+        cluster.apply(_cm(metadata={"annotations": {"b": half}}), "two")
+    assert str(refused.value) == ('ConfigMap "cfg" is invalid: metadata.annotations: Too long: '
+                                  "may not be more than 262144 bytes")
+    assert cluster.revision == revision
+
+
+def test_an_update_with_an_invalid_label_is_refused(cluster: InMemoryCluster) -> None:
+    cluster.apply(_cm(metadata={"labels": {"app": "web"}}))
+    with pytest.raises(Rejected):
+        cluster.apply(_cm(metadata={"labels": {"app": "not valid"}}))
+    live = cluster.get("v1", "ConfigMap", "default", "cfg")
+    assert live is not None
+    assert live["metadata"]["labels"] == {"app": "web"}
+
+
+def test_kubectl_edit_is_validated(cluster: InMemoryCluster) -> None:
+    cluster.apply(_cm(data={"a": "1"}))
+
+    def bad(obj: dict[str, Any]) -> None:
+        obj["metadata"]["labels"] = {"app": "-bad"}
+
+    with pytest.raises(Rejected) as refused:
+        cluster.edit("v1", "ConfigMap", "default", "cfg", bad)
+    assert refused.value.field == "metadata.labels"
+    live = cluster.get("v1", "ConfigMap", "default", "cfg")
+    assert live is not None
+    assert "labels" not in live["metadata"]
+
+
+def test_an_object_over_the_storage_limit_is_refused(cluster: InMemoryCluster) -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "blobs.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"kind": "Blob", "plural": "blobs"},
+                    "versions": [{"name": "v1", "served": True, "storage": True}]}}
+    cluster.apply(crd)
+    blob = {"apiVersion": "example.com/v1", "kind": "Blob",
+            "metadata": {"name": "b", "namespace": "default"},
+            "spec": {"data": "x" * DEFAULT_LIMITS.object_bytes}}
+    with pytest.raises(Rejected) as refused:
+        cluster.apply(blob)
+    assert str(refused.value).startswith("etcdserver: request is too large")
+    assert cluster.get("example.com/v1", "Blob", "default", "b") is None
+
+
+def test_a_status_that_makes_the_object_too_large_is_refused(cluster: InMemoryCluster) -> None:
+    live = cluster.apply(_cm())
+    live["status"] = {"log": "x" * DEFAULT_LIMITS.object_bytes}
+    with pytest.raises(Rejected) as refused:
+        cluster.update_status(live)
+    assert str(refused.value).startswith("etcdserver: request is too large")
+    stored = cluster.get("v1", "ConfigMap", "default", "cfg")
+    assert stored is not None
+    assert "status" not in stored
+    live["status"] = {"phase": "ok"}
+    assert cluster.update_status(live)["status"] == {"phase": "ok"}
