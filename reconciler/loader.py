@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,11 @@ import structlog
 import yaml
 
 from reconciler.model.errors import EnvExpansionError, LoadError, ValidationError
+from reconciler.model.limits import DEFAULT_LIMITS
 from reconciler.model.objects import Obj, describe
 from reconciler.model.schema import schema_for, validate
 from reconciler.model.validation import admission_problems, admission_warnings
+from reconciler.model.yamlsafe import check_text, decode_text, load_yaml_documents
 
 log = structlog.get_logger(__name__)
 
@@ -41,25 +43,99 @@ class LoadedObject:
 
 
 def expand_env(text: str, path: str, env: Mapping[str, str]) -> str:
-    """Replace `${VAR}` with its value; `$${VAR}` stays as the literal `${VAR}`."""
+    """Replace `${VAR}` with its value; `$${VAR}` stays as the literal `${VAR}`.
 
-    def lines() -> Iterator[str]:
-        for number, line in enumerate(text.splitlines(keepends=True), start=1):
-            if "${" not in line:
-                yield line
-                continue
+    References inside YAML comments are left alone (an unset variable in a comment is not an
+    error): comment spans are found with YAML's own scanner, so a `#` inside a quoted string or
+    a block scalar does not start one.
+    """
+    if "${" not in text:
+        return text
+    comments = _comment_spans(text) if "#" in text else []
+    out: list[str] = []
+    pos = 0
+    span = 0
+    for match in _ENV_REF.finditer(text):
+        start = match.start()
+        while span < len(comments) and comments[span][1] <= start:
+            span += 1
+        if span < len(comments) and comments[span][0] <= start:
+            continue  # inside a comment
+        out.append(text[pos:start])
+        escaped, name = match.group(1), match.group(2)
+        if escaped:
+            out.append("${" + name + "}")
+        elif name not in env:
+            raise EnvExpansionError(path, text.count("\n", 0, start) + 1, name)
+        else:
+            out.append(env[name])
+        pos = match.end()
+    out.append(text[pos:])
+    return "".join(out)
 
-            def substitute(match: re.Match[str], number: int = number) -> str:
-                escaped, name = match.group(1), match.group(2)
-                if escaped:
-                    return "${" + name + "}"
-                if name not in env:
-                    raise EnvExpansionError(path, number, name)
-                return env[name]
 
-            yield _ENV_REF.sub(substitute, line)
+class _CommentScanner(yaml.reader.Reader, yaml.scanner.Scanner):
+    """PyYAML's scanner, recording the (start, end) character span of every comment."""
 
-    return "".join(lines())
+    def __init__(self, text: str) -> None:
+        yaml.reader.Reader.__init__(self, text)
+        yaml.scanner.Scanner.__init__(self)
+        self.comments: list[tuple[int, int]] = []
+
+    def _skip_comment(self) -> None:
+        if self.peek() == "#":
+            start = self.index
+            while self.peek() not in "\0\r\n\x85\u2028\u2029":
+                self.forward()
+            self.comments.append((start, self.index))
+
+    def scan_to_next_token(self) -> None:
+        if self.index == 0 and self.peek() == "\ufeff":
+            self.forward()
+        while True:
+            while self.peek() == " ":
+                self.forward()
+            self._skip_comment()
+            if self.scan_line_break():  # type: ignore[no-untyped-call]
+                if not self.flow_level:
+                    self.allow_simple_key = True
+            else:
+                return
+
+    def scan_block_scalar_ignored_line(self, start_mark: yaml.Mark) -> None:
+        while self.peek() == " ":
+            self.forward()
+        self._skip_comment()
+        super().scan_block_scalar_ignored_line(start_mark)
+
+    def scan_directive_ignored_line(self, start_mark: yaml.Mark) -> None:
+        while self.peek() == " ":
+            self.forward()
+        self._skip_comment()
+        super().scan_directive_ignored_line(start_mark)
+
+
+def _comment_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the comments in `text`, in order.
+
+    Text the scanner cannot read (broken YAML, which the parser will report with its line) falls
+    back to whole-line comments outside block scalars being unknown: only lines whose first
+    non-blank character is `#` are treated as comments.
+    """
+    scanner = _CommentScanner(text)
+    try:
+        while not scanner.check_token(yaml.tokens.StreamEndToken):
+            scanner.get_token()  # type: ignore[no-untyped-call]
+    except yaml.YAMLError:
+        spans: list[tuple[int, int]] = []
+        offset = 0
+        for line in text.splitlines(keepends=True):
+            stripped = line.lstrip(" \t")
+            if stripped.startswith("#"):
+                spans.append((offset + len(line) - len(stripped), offset + len(line)))
+            offset += len(line)
+        return spans
+    return scanner.comments
 
 
 def iter_yaml_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -105,40 +181,26 @@ def load_paths(
 
 def load_file(file: Path, env: Mapping[str, str]) -> list[LoadedObject]:
     try:
-        raw = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with file.open("rb") as stream:
+            # One byte more than the limit is enough to know the file is too large.
+            data = stream.read(DEFAULT_LIMITS.yaml_bytes + 1)
+    except OSError as exc:
         raise LoadError(str(file), f"cannot read: {exc}") from exc
+    raw = decode_text(data, str(file))
+    # Bad characters are reported before ${VAR} expansion could move them to another line.
+    check_text(raw, str(file))
     return load_text(expand_env(raw, str(file), env), str(file))
 
 
 def load_text(text: str, path: str) -> list[LoadedObject]:
+    """The objects of YAML `text`, read with the bounds of `reconciler.model.yamlsafe`."""
     out: list[LoadedObject] = []
-    for node, data in _documents(text, path):
-        line = node.start_mark.line + 1
-        if data is None:
-            continue
-        for obj in _flatten_lists(data, path, line):
-            _check_object(obj, path, line, node)
+    for document in load_yaml_documents(text, path):
+        line = document.line
+        for obj in _flatten_lists(document.data, path, line):
+            _check_object(obj, path, line, document.node)
             out.append(LoadedObject(obj, path, line))
     return out
-
-
-def _documents(text: str, path: str) -> Iterator[tuple[yaml.Node, Any]]:
-    """Each YAML document as its node (for line numbers) and its plain value."""
-    loader = yaml.SafeLoader(text)
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            yield node, loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise LoadError(path, f"invalid YAML: {problem}", line) from exc
-    finally:
-        loader.dispose()
 
 
 def _flatten_lists(data: Any, path: str, line: int) -> list[Obj]:

@@ -26,7 +26,9 @@ import yaml
 
 from reconciler.loader import load_text
 from reconciler.model.errors import InputError
+from reconciler.model.limits import DEFAULT_LIMITS
 from reconciler.model.objects import Obj, describe, meta
+from reconciler.model.yamlsafe import decode_text, load_yaml
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SUPPORTED_FIELDS = frozenset({"apiVersion", "kind", "resources", "namespace"})
@@ -69,9 +71,9 @@ def _build_dir(folder: Path, base: Path, seen: set[Path]) -> list[Obj]:
 def _build_kustomization(kfile: Path, base: Path, seen: set[Path]) -> list[Obj]:
     where = _rel(kfile, base)
     try:
-        spec = yaml.safe_load(kfile.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise KustomizeError(f"{where}: invalid YAML: {exc}") from exc
+        spec = load_yaml(_read_bytes(kfile, where), where) or {}
+    except InputError as exc:
+        raise KustomizeError(str(exc)) from exc
     if not isinstance(spec, dict):
         raise KustomizeError(f"{where}: a kustomization must be a mapping")
     unsupported = sorted(set(spec) - SUPPORTED_FIELDS)
@@ -114,13 +116,20 @@ _CLUSTER_SCOPED = frozenset({
 })
 
 
+def _read_bytes(file: Path, where: str) -> bytes:
+    """At most one byte more than a YAML file may hold (the bounded loader refuses that)."""
+    try:
+        with file.open("rb") as stream:
+            return stream.read(DEFAULT_LIMITS.yaml_bytes + 1)
+    except OSError as exc:
+        raise KustomizeError(f"{where}: cannot read: {exc}") from exc
+
+
 def _load(file: Path, base: Path) -> list[Obj]:
+    where = _rel(file, base)
+    data = _read_bytes(file, where)
     try:
-        text = file.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KustomizeError(f"{_rel(file, base)}: cannot read: {exc}") from exc
-    try:
-        return [loaded.obj for loaded in load_text(text, _rel(file, base))]
+        return [loaded.obj for loaded in load_text(decode_text(data, where), where)]
     except InputError as exc:
         raise KustomizeError(str(exc)) from exc
 
@@ -146,10 +155,9 @@ def substitute(objects: list[Obj], variables: Mapping[str, str]) -> list[Obj]:
         text = yaml.safe_dump(obj, sort_keys=False)
         replaced = _VAR.sub(_replacer(variables), text)
         try:
-            value = yaml.safe_load(replaced)
-        except yaml.YAMLError as exc:
-            raise KustomizeError(f"{describe(obj)}: postBuild substitution produced invalid "
-                                 f"YAML: {exc}") from exc
+            value = load_yaml(replaced, f"{describe(obj)} after postBuild substitution")
+        except InputError as exc:
+            raise KustomizeError(f"postBuild substitution produced invalid YAML: {exc}") from exc
         if not isinstance(value, dict):
             raise KustomizeError(f"{describe(obj)}: postBuild substitution did not produce an "
                                  "object")

@@ -17,6 +17,14 @@ the way Cartographer's ``templates.Stamper`` does:
   "infinite tag loop detected: a -> b -> a", as in Cartographer.
 * A path must select exactly one value (``jsonpath.evaluate_single``).
 
+Re-stamping is what makes interpolation expensive on untrusted input: a Workload whose params
+reference one another twice each doubles the text at every level (28 levels, 2.7 KB of YAML,
+gigabytes of output). Every interpolation therefore runs on a budget (``Limits``):
+``interpolation_depth`` levels of re-stamping, ``interpolation_bytes`` for any one stamped value
+and for the result, ``interpolation_work_bytes`` and ``interpolation_steps`` for all the work
+(intermediate strings, copied values and tag evaluations included), and the reconcile's
+deadline. Exceeding one raises :class:`InterpolationLimitError`, naming the limit and the field.
+
 Whitespace inside a tag is allowed (``$( workload.metadata.name )$``); Cartographer itself would
 reject it. Values copied out of the context are fresh containers (Cartographer round-trips them
 through JSON), so the stamped object never aliases the workload.
@@ -31,8 +39,9 @@ from typing import Any, Final
 from reconciler.chains import jsonpath
 from reconciler.chains.yamlenc import float_digits
 from reconciler.model.errors import ReconcilerError
+from reconciler.model.limits import DEFAULT_LIMITS, Limits, check_deadline
 
-__all__ = ["InterpolationError", "find_tags", "interpolate"]
+__all__ = ["InterpolationError", "InterpolationLimitError", "find_tags", "interpolate"]
 
 OPEN_TAG: Final = "$("
 CLOSE_TAG: Final = ")$"
@@ -55,13 +64,63 @@ class InterpolationError(ReconcilerError):
         super().__init__(f"failed to interpolate template{where}: {evaluating}{detail}")
 
 
-def interpolate(template: Any, context: Mapping[str, Any]) -> Any:
+class InterpolationLimitError(InterpolationError):
+    """Interpolation would exceed one of its bounds; ``limit`` names the `Limits` field."""
+
+    def __init__(self, limit: str, detail: str, *, location: str = "", path: str = "") -> None:
+        self.limit = limit
+        super().__init__(path, f"{detail} (limit {limit}); the template or the values it "
+                               "interpolates expand too much", location=location)
+
+
+def interpolate(
+    template: Any, context: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS
+) -> Any:
     """Return ``template`` with every ``$(path)$`` replaced from ``context``.
 
     Containers and strings without tags are returned as the same objects, so a template without
-    tags costs one walk and no copies.
+    tags costs one walk and no copies. Raises :class:`InterpolationLimitError` when the work
+    would exceed ``limits``.
     """
-    return _Stamper(context).walk(template, "", ())
+    stamper = _Stamper(context, limits)
+    try:
+        result = stamper.walk(template, "", ())
+    except RecursionError as err:
+        raise InterpolationLimitError(
+            "interpolation_depth", "interpolated values are nested too deeply") from err
+    except MemoryError as err:
+        raise InterpolationLimitError(
+            "interpolation_bytes", "interpolation ran out of memory") from err
+    if stamper.stamped:
+        size = _bounded_size(result, limits.interpolation_bytes)
+        if size > limits.interpolation_bytes:
+            raise InterpolationLimitError(
+                "interpolation_bytes",
+                f"the interpolated template is larger than {limits.interpolation_bytes} bytes")
+    return result
+
+
+def _bounded_size(value: Any, limit: int) -> int:
+    """Roughly the JSON size of ``value``; stops counting once past ``limit``."""
+    total = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, Mapping):
+            total += 2
+            for key, child in item.items():
+                total += len(str(key)) + 4
+                pending.append(child)
+        elif isinstance(item, list | tuple):
+            total += 2 + len(item)
+            pending.extend(item)
+        else:
+            total += 8
+        if total > limit:
+            return total
+    return total
 
 
 def find_tags(template: Any) -> list[str]:
@@ -121,8 +180,28 @@ def _split(text: str) -> Iterator[tuple[str, bool]]:
 
 
 class _Stamper:
-    def __init__(self, context: Mapping[str, Any]) -> None:
+    def __init__(self, context: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> None:
         self.context = context
+        self.limits = limits
+        self.steps = 0
+        self.work = 0
+        self.stamped = False
+
+    def spend(self, steps: int, size: int, location: str, path: str = "") -> None:
+        """Charge work to the budget of this interpolation; raise once it is spent."""
+        limits = self.limits
+        self.steps += steps
+        self.work += size
+        if self.steps > limits.interpolation_steps:
+            raise InterpolationLimitError(
+                "interpolation_steps",
+                f"interpolation takes more than {limits.interpolation_steps} steps",
+                location=location, path=path)
+        if self.work > limits.interpolation_work_bytes:
+            raise InterpolationLimitError(
+                "interpolation_work_bytes",
+                f"interpolation produces more than {limits.interpolation_work_bytes} bytes in "
+                "total", location=location, path=path)
 
     def walk(self, value: Any, location: str, chain: tuple[str, ...]) -> Any:
         if isinstance(value, str):
@@ -151,11 +230,19 @@ class _Stamper:
         return value
 
     def walk_string(self, text: str, location: str, chain: tuple[str, ...]) -> Any:
+        check_deadline("interpolating a template")
         if text in chain:
             loop = " -> ".join((*chain[chain.index(text) :], text))
             raise InterpolationError(
                 chain[-1], f"infinite tag loop detected: {loop}", location=location
             )
+        if len(chain) >= self.limits.interpolation_depth:
+            raise InterpolationLimitError(
+                "interpolation_depth",
+                f"interpolated values hold tags nested more than "
+                f"{self.limits.interpolation_depth} levels deep", location=location,
+                path=next(iter(_tag_paths(chain[0])), "").strip())
+        self.stamped = True
         stamped = self.leaf(text, location)
         if isinstance(stamped, str) and stamped == text:
             return text
@@ -165,12 +252,17 @@ class _Stamper:
     def leaf(self, text: str, location: str) -> Any:
         if _is_single_tag(text):
             path = text[len(OPEN_TAG) : -len(CLOSE_TAG)]
-            return _json_clone(self.lookup(path, location, text))
+            self.spend(1, 0, location, path.strip())
+            return self.clone(self.lookup(path, location, text), location, path.strip())
         parts: list[str] = []
+        size = 0
+        limit = self.limits.interpolation_bytes
         for piece, is_tag in _split(text):
             if not is_tag:
                 parts.append(piece)
+                size += len(piece)
                 continue
+            self.spend(1, 0, location, piece.strip())
             value = self.lookup(piece, location, f"{OPEN_TAG}{piece}{CLOSE_TAG}")
             if value is None:
                 raise InterpolationError(
@@ -180,15 +272,49 @@ class _Stamper:
                     tag=f"{OPEN_TAG}{piece}{CLOSE_TAG}",
                 )
             if isinstance(value, str):
-                parts.append(value)
-                continue
-            try:
-                parts.append(go_json(value))
-            except ValueError as err:
-                raise InterpolationError(
-                    piece, f"json marshal: {err}", location=location, tag=f"$({piece})$"
-                ) from err
+                text_value = value
+            else:
+                if _bounded_size(value, limit) > limit:
+                    raise InterpolationLimitError(
+                        "interpolation_bytes",
+                        f"the value of tag $({piece})$ is larger than {limit} bytes",
+                        location=location, path=piece.strip())
+                try:
+                    text_value = go_json(value)
+                except ValueError as err:
+                    raise InterpolationError(
+                        piece, f"json marshal: {err}", location=location, tag=f"$({piece})$"
+                    ) from err
+            size += len(text_value)
+            if size > limit:
+                raise InterpolationLimitError(
+                    "interpolation_bytes",
+                    f"the interpolated string is larger than {limit} bytes",
+                    location=location, path=piece.strip())
+            parts.append(text_value)
+        self.spend(0, size, location)
         return "".join(parts)
+
+    def clone(self, value: Any, location: str, path: str) -> Any:
+        """A fresh copy of a context value (Cartographer round-trips through JSON), charged to
+        the budget: copying a large value into many fields is work too."""
+        if not isinstance(value, Mapping | list | tuple):
+            if isinstance(value, str):
+                if len(value) > self.limits.interpolation_bytes:
+                    raise InterpolationLimitError(
+                        "interpolation_bytes",
+                        f"the value of tag $({path})$ is larger than "
+                        f"{self.limits.interpolation_bytes} bytes", location=location, path=path)
+                self.spend(0, len(value), location, path)
+            return value
+        size = _bounded_size(value, self.limits.interpolation_bytes)
+        if size > self.limits.interpolation_bytes:
+            raise InterpolationLimitError(
+                "interpolation_bytes",
+                f"the value of tag $({path})$ is larger than {self.limits.interpolation_bytes} "
+                "bytes", location=location, path=path)
+        self.spend(1, size, location, path)
+        return _json_clone(value)
 
     def lookup(self, path: str, location: str, tag: str) -> Any:
         try:

@@ -41,10 +41,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from reconciler.model.errors import ReconcilerError
+from reconciler.model.limits import DEFAULT_LIMITS, check_deadline
 
 __all__ = [
     "AmbiguousPathError",
     "JSONPathError",
+    "JSONPathLimitError",
     "JSONPathSyntaxError",
     "Path",
     "PathNotFoundError",
@@ -92,9 +94,22 @@ class Path:
         return _run(self.steps, [data], self.expr)
 
 
+class JSONPathLimitError(JSONPathError):
+    """Evaluating the path would select more values than ``Limits.jsonpath_results``."""
+
+
+def _too_many(expr: str) -> JSONPathLimitError:
+    limit = DEFAULT_LIMITS.jsonpath_results
+    return JSONPathLimitError(expr, f"the path selects more than {limit} values "
+                                    "(limit jsonpath_results)")
+
+
 def _run(steps: Sequence[_Step], values: list[Any], expr: str) -> list[Any]:
     for step in steps:
+        check_deadline("evaluating a JSONPath")
         values = step(values, expr)
+        if len(values) > DEFAULT_LIMITS.jsonpath_results:
+            raise _too_many(expr)
     return values
 
 
@@ -163,17 +178,33 @@ def _children(value: Any) -> list[Any]:
 
 
 def _wildcard(values: list[Any], expr: str) -> list[Any]:
-    return [child for v in values for child in _children(v)]
+    limit = DEFAULT_LIMITS.jsonpath_results
+    result: list[Any] = []
+    for v in values:
+        result.extend(_children(v))
+        if len(result) > limit:
+            raise _too_many(expr)
+    return result
 
 
 def _recursive(values: list[Any], expr: str) -> list[Any]:
-    # client-go keeps each container that has children, then everything beneath it.
+    # client-go keeps each container that has children, then everything beneath it (in
+    # pre-order), iteratively and bounded: repeated descents multiply the values selected.
+    limit = DEFAULT_LIMITS.jsonpath_results
     result: list[Any] = []
-    for value in values:
+    pending: list[list[Any]] = [list(reversed(values))]
+    while pending:
+        top = pending[-1]
+        if not top:
+            pending.pop()
+            continue
+        value = top.pop()
         children = _children(value)
         if children:
             result.append(value)
-            result.extend(_recursive(children, expr))
+            if len(result) > limit:
+                raise _too_many(expr)
+            pending.append(list(reversed(children)))
     return result
 
 

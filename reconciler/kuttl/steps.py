@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from reconciler.kuttl.suite import KUTTL_API, STEP_FILE
 from reconciler.loader import LoadedObject, load_text
-from reconciler.model.errors import InputError
+from reconciler.model.errors import InputError, LoadError
+from reconciler.model.limits import DEFAULT_LIMITS
 from reconciler.model.objects import Obj
+from reconciler.model.yamlsafe import check_text, decode_text, load_yaml_documents
 
 # kuttl's fileNameRegex: the first word after the index says what the file is for.
 _FILE_ROLE = re.compile(r"^(?:\d+-)?([^-.]+)(-[^.]+)?(?:\.yaml)?$")
@@ -118,31 +118,27 @@ def _load_file(step: Step, file: Path, test_dir: Path) -> None:
 
 
 def _read(file: Path) -> str:
+    """The file's text, bounded in size, UTF-8 and free of control characters."""
     try:
-        return file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with file.open("rb") as stream:
+            data = stream.read(DEFAULT_LIMITS.yaml_bytes + 1)
+    except OSError as exc:
         raise StepError(f"{file}: cannot read: {exc}") from exc
+    try:
+        text = decode_text(data, str(file))
+        check_text(text, str(file))
+    except LoadError as exc:
+        raise StepError(str(exc)) from exc
+    return text
 
 
 def _documents(text: str, path: str) -> list[tuple[Any, int, int]]:
     """(data, first line, end line) of every non-empty YAML document: lines 0-based, the end
-    exclusive."""
+    exclusive. Read with the bounds of `reconciler.model.yamlsafe`."""
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        out = []
-        for node in nodes:
-            if node is None:
-                continue
-            data = yaml.load(yaml.serialize(node), Loader=yaml.SafeLoader)
-            if data is not None:
-                # A node ends where the next token starts: at column 0, that line is not its own.
-                end = node.end_mark.line + (1 if node.end_mark.column else 0)
-                out.append((data, node.start_mark.line, end))
-        return out
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        raise StepError(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from exc
+        return [(doc.data, doc.first, doc.end) for doc in load_yaml_documents(text, path)]
+    except LoadError as exc:
+        raise StepError(str(exc)) from exc
 
 
 def _is_kuttl(data: Any) -> bool:

@@ -47,6 +47,16 @@ class Limits:
     """Unpacked size of one artifact (Flux's untar default is 100 MiB)."""
     artifact_files: int = 10_000
     """Files in one unpacked artifact."""
+    yaml_alias_nodes: int = 10_000
+    """Nodes the aliases of one YAML document may add once expanded (billion laughs)."""
+    interpolation_steps: int = 100_000
+    """Tag evaluations and stamped values one `$(...)$` interpolation of a template may take."""
+    interpolation_work_bytes: int = 8 * 1024 * 1024
+    """Bytes one interpolation may produce in total, intermediate re-stamped strings included."""
+    jsonpath_results: int = 100_000
+    """Values one JSONPath step may select (repeated recursive descent multiplies them)."""
+    render_iterations: int = 1_000_000
+    """Loop iterations and range items one Jinja2 render may go through."""
 
 
 DEFAULT_LIMITS = Limits()
