@@ -11,6 +11,7 @@ from reconciler.engine.controller import Controller
 from reconciler.model.crds import product_crds
 from reconciler.model.errors import LoadError
 from reconciler.model.kinds import BUILTIN_KINDS
+from reconciler.model.limits import DEFAULT_LIMITS
 from reconciler.model.yamlsafe import load_json_bounded
 from reconciler.statefile import write_private
 from simulator.clock import VirtualClock
@@ -59,10 +60,14 @@ class SimulatedEnvironment:
 def read_state(path: Path) -> dict[str, Any]:
     """A state file, parsed with bounds and checked for the shape `save_state` writes."""
     try:
+        size = path.stat().st_size
+        if size > DEFAULT_LIMITS.state_bytes:
+            raise LoadError(str(path), f"state file is too large: {size} bytes, the limit is "
+                                       f"{DEFAULT_LIMITS.state_bytes} bytes")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LoadError(str(path), f"cannot read simulator state: {exc}") from exc
-    state = load_json_bounded(text, str(path))
+    state = load_json_bounded(text, str(path), max_bytes=DEFAULT_LIMITS.state_bytes)
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise LoadError(str(path), f"not a simulator state file (version {STATE_VERSION})")
     problems = list(_shape_problems(state))

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-import yaml
 
 from reconciler.loader import LoadedObject, load_paths
-from reconciler.model.errors import InputError
+from reconciler.model.errors import InputError, LoadError
+from reconciler.model.yamlsafe import load_yaml_documents
 
 log = structlog.get_logger(__name__)
 
@@ -190,8 +190,9 @@ def _crd_folders_beside(file: Path) -> list[Path]:
 
 def _only_crds(file: Path) -> bool:
     try:
-        docs = [d for d in yaml.safe_load_all(file.read_text(encoding="utf-8")) if d is not None]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        docs = [d.data for d in load_yaml_documents(file.read_bytes(), str(file))
+                if d.data is not None]
+    except (OSError, LoadError):
         return False
     return bool(docs) and all(
         isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition" for d in docs)
@@ -216,11 +217,12 @@ def _suite_test_dirs(file: Path, doc: dict[str, Any]) -> list[Path]:
 
 def _suite_document(file: Path) -> dict[str, Any]:
     try:
-        docs = [d for d in yaml.safe_load_all(file.read_text(encoding="utf-8")) if d is not None]
-    except (OSError, UnicodeDecodeError) as exc:
+        docs = [d.data for d in load_yaml_documents(file.read_bytes(), str(file))
+                if d.data is not None]
+    except OSError as exc:
         raise SuiteError(f"{file}: cannot read: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise SuiteError(f"{file}: invalid YAML: {exc}") from exc
+    except LoadError as exc:
+        raise SuiteError(str(exc)) from exc
     suites = [d for d in docs if isinstance(d, dict) and d.get("kind") == "TestSuite"]
     if len(suites) != 1:
         raise SuiteError(f"{file}: expected one object of kind TestSuite "

@@ -33,6 +33,8 @@ class Limits:
     """Nesting depth of one YAML or JSON document."""
     yaml_bytes: int = 3 * 1024 * 1024
     """Size of one input file read as YAML (kube-apiserver accepts 3 MiB request bodies)."""
+    state_bytes: int = 1024 * 1024 * 1024
+    """Size of a `--state` file read back (a saved cluster, Secrets and events included)."""
     object_bytes: int = 1572864
     """Size of one stored object, as etcd's 1.5 MiB request limit."""
     interpolation_bytes: int = 1024 * 1024
