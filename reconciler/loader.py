@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 import yaml
 
+from reconciler.model.apivalidation import object_problems
 from reconciler.model.errors import EnvExpansionError, LoadError, ValidationError
 from reconciler.model.limits import DEFAULT_LIMITS
 from reconciler.model.objects import Obj, describe
@@ -28,7 +29,6 @@ log = structlog.get_logger(__name__)
 _ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _YAML_SUFFIXES = (".yaml", ".yml")
 # DNS-1123 subdomain, as the API server checks metadata.name.
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass(frozen=True)
@@ -227,10 +227,6 @@ def _check_object(obj: Obj, path: str, line: int, node: yaml.Node) -> None:
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
         raise ValidationError(where, describe(obj), "metadata.name", "required field is missing")
-    if not _NAME.match(name) or len(name) > 253:
-        raise ValidationError(where, describe(obj), "metadata.name",
-                              f"invalid name {name!r}: must be lowercase letters, digits, '-' "
-                              "and '.', starting and ending with a letter or digit")
     for field in ("labels", "annotations"):
         values = metadata.get(field)
         if values is None:
@@ -243,6 +239,13 @@ def _check_object(obj: Obj, path: str, line: int, node: yaml.Node) -> None:
                     _line_of(path, node, ["metadata", field, key], line), describe(obj),
                     f"metadata.{field}.{key}",
                     f"must be a string, got {value!r} (quote it in YAML)")
+    # What kube-apiserver itself refuses: names for the kind, label and annotation syntax,
+    # owner references, Secret and ConfigMap data, sizes.
+    refused = object_problems(obj)
+    if refused:
+        first = refused[0]
+        raise ValidationError(_line_of(path, node, _field_steps(first.field), line),
+                              describe(obj), first.field or "(object)", first.message)
     kind_schema = schema_for(str(obj["apiVersion"]), str(obj["kind"]))
     if kind_schema is None:
         return
@@ -281,9 +284,12 @@ def _line_of(path: str, node: yaml.Node, fields: list[str], default: int) -> str
                 break
         else:
             break
-        if index and isinstance(current, yaml.SequenceNode):
-            i = int(index.rstrip("]"))
-            if i < len(current.value):
-                current = current.value[i]
+        index = index.rstrip("]")
+        if index.isdigit() and isinstance(current, yaml.SequenceNode):
+            if int(index) < len(current.value):
+                current = current.value[int(index)]
+        elif index and isinstance(current, yaml.MappingNode):  # `data[key]`: a map's key
+            current = next((v for k, v in current.value
+                            if isinstance(k, yaml.ScalarNode) and k.value == index), current)
     line = current.start_mark.line + 1 if current is not node else default
     return f"{path}:{line}"

@@ -50,9 +50,9 @@ def build(objects: Sequence[Obj]) -> list[Node]:
     by_key = {ObjectKey.of(o): o for o in objects}
     children: dict[str, list[Obj]] = {}
     for obj in objects:
-        for ref in meta(obj).get("ownerReferences") or []:
-            if ref.get("controller") and str(ref.get("uid")) in by_uid:
-                children.setdefault(str(ref["uid"]), []).append(obj)
+        for owner_ref in _owner_refs(obj):
+            if owner_ref.get("controller") and str(owner_ref.get("uid")) in by_uid:
+                children.setdefault(str(owner_ref["uid"]), []).append(obj)
     for owner in objects:
         for ref in Inventory.from_status(status_of(owner)).refs:
             child = by_key.get(ObjectKey(ref.group, ref.kind, ref.namespace, ref.name))
@@ -74,7 +74,13 @@ def build(objects: Sequence[Obj]) -> list[Node]:
 
 def _owned(obj: Obj, by_uid: Mapping[str, Any]) -> bool:
     return any(ref.get("controller") and str(ref.get("uid")) in by_uid
-               for ref in meta(obj).get("ownerReferences") or [])
+               for ref in _owner_refs(obj))
+
+
+def _owner_refs(obj: Obj) -> list[Mapping[str, Any]]:
+    """The well-formed owner references of `obj` (a hand-edited state may hold others)."""
+    refs = meta(obj).get("ownerReferences")
+    return [r for r in refs if isinstance(r, Mapping)] if isinstance(refs, list) else []
 
 
 def render(roots: Sequence[Node]) -> str:

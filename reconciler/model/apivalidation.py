@@ -440,6 +440,32 @@ def _decode_problems(obj: Mapping[str, Any], group: str, kind: str) -> Iterator[
             if value is not None and not isinstance(value, str):
                 yield Problem(f"metadata.{field}[{key}]", _cannot_unmarshal(
                     value, f"ObjectMeta.metadata.{field}", "string"), DECODE)
+    refs = metadata.get("ownerReferences")
+    if refs is not None:
+        if not isinstance(refs, list):
+            yield Problem("metadata.ownerReferences", _cannot_unmarshal(
+                refs, "ObjectMeta.metadata.ownerReferences", "[]v1.OwnerReference"), DECODE)
+        else:
+            for i, ref in enumerate(refs):
+                if not isinstance(ref, Mapping):
+                    yield Problem(f"metadata.ownerReferences[{i}]", _cannot_unmarshal(
+                        ref, "ObjectMeta.metadata.ownerReferences", "v1.OwnerReference"), DECODE)
+                    continue
+                for key in ("apiVersion", "kind", "name", "uid"):
+                    if ref.get(key) is not None and not isinstance(ref[key], str):
+                        yield Problem(f"metadata.ownerReferences[{i}].{key}", _cannot_unmarshal(
+                            ref[key], f"OwnerReference.metadata.ownerReferences.{key}",
+                            "string"), DECODE)
+                for key in ("controller", "blockOwnerDeletion"):
+                    if ref.get(key) is not None and not isinstance(ref[key], bool):
+                        yield Problem(f"metadata.ownerReferences[{i}].{key}", _cannot_unmarshal(
+                            ref[key], f"OwnerReference.metadata.ownerReferences.{key}", "bool"),
+                            DECODE)
+    finalizers = metadata.get("finalizers")
+    if finalizers is not None and (not isinstance(finalizers, list)
+                                   or not all(isinstance(f, str) for f in finalizers)):
+        yield Problem("metadata.finalizers", _cannot_unmarshal(
+            finalizers, "ObjectMeta.metadata.finalizers", "[]string"), DECODE)
     if group != "" or kind not in ("Secret", "ConfigMap"):
         return
     byte_fields = ("data",) if kind == "Secret" else ("binaryData",)
