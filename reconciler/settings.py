@@ -16,6 +16,11 @@ class SourceSettings:
     """Where Git clones are cached between polls."""
     artifact_base_url: str = "http://source-controller.reconciler-system.svc.cluster.local./"
     """The URL prefix written into `status.artifact.url`."""
+    allow_local_urls: bool = False
+    """Whether `GitRepository.spec.url` may be a file:// URL or a local path. Off for the daemon
+    (such a URL would read any repository on the host, another namespace's Git cache included);
+    on for `simulate`, `test` and `diff`, which run the user's own files on their machine.
+    Submodules never may, either way."""
 
 
 @dataclass(frozen=True)

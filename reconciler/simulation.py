@@ -20,6 +20,7 @@ from reconciler.diff.changeset import (
 from reconciler.diff.compare import comparable, is_subset
 from reconciler.engine.runnable import runnable_settled
 from reconciler.engine.runner import Environment, RunReport, run_until_settled
+from reconciler.engine.sources import apply_source_settings
 from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.loader import LoadedObject
@@ -127,9 +128,11 @@ def _reconcile(
     apply_inputs(env.backend, objects)
     with tempfile.TemporaryDirectory(prefix="reconciler-") as scratch:
         root = data_dir or Path(scratch)
-        sources = SourceSettings(artifact_root=root / "artifacts", workdir=root / "git")
+        # The user's own repositories on their machine: local paths and file:// are fine here.
+        sources = SourceSettings(artifact_root=root / "artifacts", workdir=root / "git",
+                                 allow_local_urls=True)
         tracker = TrackingBackend(env.backend)
-        product = product_controllers(tracker, env.clock, sources)
+        product = apply_source_settings(product_controllers(tracker, env.clock, sources), sources)
         return run_until_settled(env, [*product, *env.controllers],
                                  lambda: all_settled(env.backend),
                                  budget_seconds=settings.budget_seconds,

@@ -30,7 +30,7 @@ from reconciler.daemon.debug import debug_document
 from reconciler.daemon.loop import ReconcileLoop
 from reconciler.engine.controller import Controller
 from reconciler.engine.runner import Environment, RoundDriver
-from reconciler.engine.sources import GitRepositoryReconciler
+from reconciler.engine.sources import GitRepositoryReconciler, apply_source_settings
 from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.loader import LoadedObject
@@ -114,10 +114,12 @@ class Daemon:
         self._stack.callback(self.artifacts.stop)
         sources = SourceSettings(
             artifact_root=data_dir / "artifacts", workdir=data_dir / "git",
-            artifact_base_url=settings.artifacts_url or self.artifacts.base_url)
+            artifact_base_url=settings.artifacts_url or self.artifacts.base_url,
+            # Never local paths or file:// in the daemon: they read any repository on the host.
+            allow_local_urls=False)
 
         tracker = TrackingBackend(env.backend)
-        product = product_controllers(tracker, env.clock, sources)
+        product = apply_source_settings(product_controllers(tracker, env.clock, sources), sources)
         controllers: list[Controller] = [InstrumentedController(c, self.metrics)
                                          for c in (*product, *env.controllers)]
         driver = RoundDriver(env, controllers, tracker, tracked=product)

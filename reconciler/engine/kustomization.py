@@ -49,6 +49,7 @@ from reconciler.model.errors import BackendError, InputError, ReconcilerError
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of, status_of
 from reconciler.sources.artifacts import ArtifactError, ArtifactStore
 from reconciler.sources.git import parse_duration
+from reconciler.sources.unpack import unpack_artifact
 
 log = structlog.get_logger(__name__)
 
@@ -154,8 +155,7 @@ class KustomizationReconciler:
         assert run.workdir is not None
         try:
             archive = self.store.open(str(artifact["path"]))
-            with tarfile.open(archive, "r:gz") as tar:
-                tar.extractall(run.workdir / "src", filter="data")
+            unpack_artifact(archive, run.workdir / "src")
         except (ArtifactError, tarfile.TarError, OSError) as exc:
             self._stop(run, ARTIFACT_FAILED, f"cannot read artifact of '{kind}/{ns}/{name}': "
                        f"{exc}", retry=True)

@@ -24,6 +24,7 @@ from reconciler.backends.base import Backend
 from reconciler.chains.blueprint import CARTO_API
 from reconciler.engine.controller import Controller
 from reconciler.engine.runner import Environment, run_until_settled
+from reconciler.engine.sources import apply_source_settings
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.kuttl.assertions import Verdict, check_step
 from reconciler.kuttl.steps import DeleteRef, Step, load_steps
@@ -88,8 +89,9 @@ def run_test(case: TestCase, environment: str = "simulator") -> TestResult:
     virtual_start = env.clock.now()
     with tempfile.TemporaryDirectory(prefix="reconciler-kuttl-") as scratch:
         sources = SourceSettings(artifact_root=Path(scratch) / "artifacts",
-                                 workdir=Path(scratch) / "git")
-        controllers = [*product_controllers(env.backend, env.clock, sources), *env.controllers]
+                                 workdir=Path(scratch) / "git", allow_local_urls=True)
+        controllers = [*apply_source_settings(product_controllers(env.backend, env.clock, sources),
+                                              sources), *env.controllers]
         bound = structlog.contextvars.bound_contextvars(test=case.name)
         with bound:
             failure = _run_case(case, env, controllers, namespace)

@@ -112,7 +112,7 @@ class ArtifactStore:
 
     def __init__(self, root: Path, base_url: str) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         self._resolved_root = self.root.resolve()
         self.base_url = base_url.rstrip("/")
 
@@ -136,7 +136,7 @@ class ArtifactStore:
         trailing `/`; returning True leaves the file (or the whole directory) out.
         """
         object_dir = self._object_dir(kind, namespace, name)
-        object_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(object_dir, self.root)
         fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", suffix=ARCHIVE_SUFFIX, dir=object_dir)
         tmp = Path(tmp_name)
         try:
@@ -184,7 +184,7 @@ class ArtifactStore:
         Content addressing makes this a hard link: the bytes, digest and size are the source's.
         """
         object_dir = self._object_dir(kind, namespace, name)
-        object_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(object_dir, self.root)
         origin = self.open(source.path)
         final = object_dir / origin.name
         if final.exists():
@@ -197,6 +197,7 @@ class ArtifactStore:
                 os.link(origin, tmp)
             except OSError:
                 shutil.copyfile(origin, tmp)
+                os.chmod(tmp, 0o600)
             os.replace(tmp, final)
             final.touch()
         rel = final.relative_to(self.root).as_posix()
@@ -267,6 +268,27 @@ class ArtifactStore:
         return self.root.joinpath(kind.lower(), namespace, name)
 
 
+def private_dir(path: Path, top: Path | None = None) -> None:
+    """Create `path` and its missing parents (up to `top`, or all of them) as 0700 directories,
+    whatever the umask; an existing `path` (or `top`) is made 0700 too, since we own it."""
+    path = Path(path)
+    missing: list[Path] = []
+    current = path
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+        os.chmod(directory, 0o700)
+    owned = [path]
+    if top is not None and path.is_relative_to(top):
+        owned += [top, *(top / p for p in path.relative_to(top).parents if str(p) != ".")]
+    for directory in owned:
+        if directory.is_dir() and not directory.is_symlink():
+            os.chmod(directory, 0o700)
+
+
 def check_object_key(kind: str, namespace: str, name: str) -> None:
     """Refuse a kind, namespace or name that could not safely be a path segment."""
     for segment in (kind.lower(), namespace, name):
@@ -294,7 +316,10 @@ def _walk(
     for entry in sorted(os.scandir(directory), key=lambda e: e.name):
         rel = f"{prefix}{entry.name}"
         is_dir = entry.is_dir(follow_symlinks=False)
-        if is_dir and entry.name == ".git":
+        # `.git` is a directory at the top and a `gitdir:` file in each submodule: never ours
+        # to ship. Symbolic links are left out, as Flux leaves them out: one pointing out of
+        # the tree would make every consumer of the artifact refuse it.
+        if entry.name == ".git" or entry.is_symlink():
             continue
         if exclude is not None and exclude(f"{rel}/" if is_dir else rel):
             continue
@@ -312,10 +337,6 @@ def _tar_info(rel: str, path: Path) -> tarfile.TarInfo | None:
     if stat.S_ISDIR(st.st_mode):
         info.type = tarfile.DIRTYPE
         info.mode = 0o755
-    elif stat.S_ISLNK(st.st_mode):
-        info.type = tarfile.SYMTYPE
-        info.linkname = os.readlink(path)
-        info.mode = 0o777
     elif stat.S_ISREG(st.st_mode):
         info.type = tarfile.REGTYPE
         info.size = st.st_size
@@ -340,7 +361,9 @@ def _write_archive(
             if info is None:
                 continue
             if info.type == tarfile.REGTYPE:
-                with path.open("rb") as fh:
+                # O_NOFOLLOW: a file swapped for a link since lstat is refused, not followed.
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                with os.fdopen(fd, "rb") as fh:
                     tar.addfile(info, fh)
             else:
                 tar.addfile(info)

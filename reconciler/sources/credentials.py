@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler.model.objects import Obj
+from reconciler.sources.artifacts import private_dir
 from reconciler.sources.proxy import GitProxy
 
 # get(api_version, kind, namespace, name): the Backend's `get`, injected by the engine.
@@ -124,7 +125,8 @@ def redact(text: str, *holders: HoldsSecrets | None) -> str:
 
 
 def _write(path: Path, content: bytes | str, mode: int = 0o600) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
     with os.fdopen(fd, "wb") as fh:
         fh.write(content.encode() if isinstance(content, str) else content)
     return path
@@ -154,7 +156,7 @@ def git_auth_env(
             "http", "https", "ssh"):
         yield {}
         return
-    workdir.mkdir(parents=True, exist_ok=True)
+    private_dir(workdir)
     with tempfile.TemporaryDirectory(prefix="auth-", dir=workdir) as tmp_name:
         tmp = Path(tmp_name)
         os.chmod(tmp, 0o700)

@@ -19,10 +19,10 @@ Helpers live next door: `gitspec` (spec and errors), `gitexec` (running git), `c
 from __future__ import annotations
 
 import json
+import os
 import re
-import shutil
+import stat
 import tarfile
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +40,7 @@ from reconciler.sources.artifacts import (
     ArtifactPathError,
     ArtifactStore,
     check_object_key,
+    private_dir,
 )
 from reconciler.sources.credentials import (
     CredentialsError,
@@ -50,7 +51,13 @@ from reconciler.sources.credentials import (
     redact,
     secret_data,
 )
-from reconciler.sources.gitexec import GitCommandFailed, GitTimedOut, format_seconds, run_git
+from reconciler.sources.gitexec import (
+    NETWORK_PROTOCOLS,
+    GitCommandFailed,
+    GitTimedOut,
+    format_seconds,
+    run_git,
+)
 from reconciler.sources.gitspec import (
     ARTIFACT_IN_STORAGE,
     ARTIFACT_OUTDATED,
@@ -67,6 +74,7 @@ from reconciler.sources.gitspec import (
     SOURCE_VERIFIED,
     STALLED,
     STATUS_CONTENT_FIELDS,
+    STORAGE_OPERATION_FAILED,
     SUCCEEDED,
     ContentConfig,
     GitAuthenticationError,
@@ -81,15 +89,25 @@ from reconciler.sources.gitspec import (
     RemoteRevision,
     SourceEvent,
     SourceResult,
+    check_url_allowed,
     parse_duration,
     sanitize_url,
     scrub_userinfo,
+    url_transport,
 )
 from reconciler.sources.ignore import IgnoreRules
 from reconciler.sources.proxy import GitProxy, ProxyError
 from reconciler.sources.remoterefs import RemoteRefCache, parse_ls_remote
 from reconciler.sources.semver import Constraint, SemverError, highest
 from reconciler.sources.signatures import SignatureError, TagObject, read_tag, verify_checkout
+from reconciler.sources.unpack import (
+    UnpackError,
+    UnsafePathError,
+    open_root,
+    open_subdir,
+    relative_parts,
+    unpack_artifact,
+)
 
 __all__ = [
     "API_VERSION", "DEFAULT_BRANCH", "KIND", "GitAuthenticationError", "GitRef",
@@ -185,10 +203,15 @@ class GitRepositoryController:
         backoff_max: float = 300.0,
         keep_artifacts: int = 2,
         remote_refs: RemoteRefCache | None = None,
+        allow_local_urls: bool = False,
     ) -> None:
         self.store = store
         self.clock = clock
         self.workdir = Path(workdir)
+        # file:// URLs and local paths in spec.url (SourceSettings.allow_local_urls): for
+        # `simulate`, `test` and `diff` on the user's own machine, never for the daemon.
+        self.allow_local_urls = allow_local_urls
+        self._home: Path | None = None
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.keep_artifacts = keep_artifacts
@@ -198,6 +221,9 @@ class GitRepositoryController:
         self._polls: dict[tuple[str, str], _PollRecord] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
+        # Stored archives known to hold no link (built before links were left out, they are
+        # rebuilt once): digest -> link-free.
+        self._link_free: dict[str, bool] = {}
         # Archives already built, by (url, commit, content config): many objects tracking the
         # same repository and ref share one fetch and one archive instead of one each.
         self._built: dict[tuple[str, str, ContentConfig], tuple[Artifact, str]] = {}
@@ -239,6 +265,7 @@ class GitRepositoryController:
             except ArtifactPathError as exc:
                 raise GitSpecError(f"metadata: {exc}") from None
             spec = GitRepositorySpec.parse(obj)
+            check_url_allowed(spec.url, self.allow_local_urls)
         except GitSpecError as exc:
             bound.warning("invalid spec", reason=exc.reason, error=str(exc))
             self._polls.pop(key, None)
@@ -399,6 +426,7 @@ class GitRepositoryController:
             and self.store.exists(prior.path)
             and ContentConfig.from_status(previous) == spec.content
             and _included_status(attempt.includes) == previous.get("includedArtifacts")
+            and self._holds_no_links(prior)
         ):
             bound.debug("artifact up-to-date with remote revision", revision=prior.revision)
             return prior, [], None
@@ -448,6 +476,30 @@ class GitRepositoryController:
         return artifact, [
             SourceEvent("Normal", NEW_ARTIFACT, f"stored artifact for commit '{fetched.summary}'")
         ], verified
+
+    @property
+    def home(self) -> Path:
+        """HOME of every git command, a 0700 directory under workdir (itself 0700) created on
+        first use: empty, so no ~/.gitconfig, ~/.netrc or ~/.ssh of the host is read."""
+        if self._home is None:
+            home = self.workdir / "home"
+            private_dir(home)
+            private_dir(self.workdir)
+            self._home = home
+        return self._home
+
+    def _holds_no_links(self, artifact: Artifact) -> bool:
+        """Whether a stored archive is free of links; one read per archive and process, so an
+        archive stored before links were left out is rebuilt once rather than kept forever."""
+        known = self._link_free.get(artifact.digest)
+        if known is None:
+            try:
+                with tarfile.open(self.store.open(artifact.path), "r|gz") as tar:
+                    known = not any(m.issym() or m.islnk() for m in tar)
+            except (ArtifactError, OSError, tarfile.TarError):
+                known = False
+            self._link_free[artifact.digest] = known
+        return known
 
     def _shared_build(
         self, attempt: _Attempt, remote: RemoteRevision, now: float
@@ -538,7 +590,8 @@ class GitRepositoryController:
         try:
             with git_auth_env(spec.scheme, attempt.credentials, self.workdir / "tmp",
                               attempt.proxy) as env:
-                return run_git(args, timeout=spec.timeout, env=env, cwd=cwd)
+                return run_git(args, timeout=spec.timeout, env=env, cwd=cwd, home=self.home,
+                               allow_file=self.allow_local_urls)
         except CredentialsError as exc:
             raise GitAuthenticationError(str(exc)) from None
         except GitTimedOut:
@@ -560,7 +613,8 @@ class GitRepositoryController:
             "submodules": spec.content.recurse_submodules, "tag": remote.tag_object,
         }
         try:
-            _init_cache(directory, spec)
+            private_dir(directory, self.workdir)
+            _init_cache(directory, spec, self.home, self.allow_local_urls)
             state_file = directory / ".git" / _CHECKOUT_STATE
             state = json.loads(state_file.read_text()) if state_file.exists() else None
 
@@ -589,6 +643,7 @@ class GitRepositoryController:
                 self._apply_sparse(attempt, directory)
                 local("checkout", "--force", "--detach", "--quiet", commit)
                 if spec.content.recurse_submodules:
+                    self._check_submodules(attempt, directory, commit)
                     self._git(attempt, ["submodule", "update", "--init", "--recursive",
                                         "--depth=1", "--force"],
                               "unable to update submodules", directory)
@@ -612,6 +667,33 @@ class GitRepositoryController:
                 f"'{sanitize_url(spec.url)}': {scrub_userinfo(str(exc))}"
             ) from None
         return _Fetched(directory, commit, summary, tag)
+
+    def _check_submodules(self, attempt: _Attempt, directory: Path, commit: str) -> None:
+        """Refuse submodules git must not fetch: only the network transports are allowed (git
+        refuses `file` and local paths for submodules anyway; this says so by name)."""
+        spec = attempt.spec
+        try:
+            listing = run_git(["config", "--blob", f"{commit}:.gitmodules", "-z",
+                               "--get-regexp", r"^submodule\..*\.url$"],
+                              timeout=spec.timeout, cwd=directory, home=self.home)
+        except GitCommandFailed:
+            return  # no .gitmodules, or no submodule URL in it
+        except GitTimedOut as exc:
+            raise GitSourceError(f"failed to checkout and determine revision: {exc}") from None
+        parent_local = url_transport(spec.url) == "file"
+        for record in filter(None, listing.split("\0")):
+            key, _, url = record.partition("\n")
+            name = key.removeprefix("submodule.").removesuffix(".url")
+            relative = url.startswith(("./", "../"))
+            transport = url_transport(url)
+            if url.startswith("-") or (relative and parent_local) or (
+                    not relative and transport not in NETWORK_PROTOCOLS):
+                raise GitSourceError(
+                    f"failed to checkout and determine revision: submodule '{name}' of "
+                    f"'{sanitize_url(spec.url)}' has URL '{sanitize_url(url)}', which is not "
+                    f"allowed: submodules may use only {', '.join(NETWORK_PROTOCOLS)} URLs "
+                    "(or scp-like user@host:path), never file:// or a local path"
+                )
 
     def _apply_sparse(self, attempt: _Attempt, directory: Path) -> None:
         dirs = list(attempt.spec.content.sparse_checkout)
@@ -684,30 +766,27 @@ class GitRepositoryController:
         return Condition(SOURCE_VERIFIED, TRUE, SUCCEEDED, message)
 
     def _copy_includes(self, attempt: _Attempt, checkout: Path) -> None:
+        """Unpack each included artifact at its toPath, bounded and never through a link: a
+        toPath leading through a symbolic link of this repository fails the include."""
         for included in attempt.includes:
             inc, artifact = included.include, included.artifact
-            target = checkout / inc.to_path
+            failed = (f"failed to copy include '{inc.repository}' (revision "
+                      f"'{artifact.revision}') to '{inc.to_path}'")
             try:
                 archive = self.store.open(artifact.path)
-                with tempfile.TemporaryDirectory(prefix="include-", dir=self.workdir) as tmp:
-                    with tarfile.open(archive, "r:gz") as tar:
-                        # "data" refuses absolute paths, `..` and links leading out of `tmp`.
-                        tar.extractall(tmp, filter="data")
-                    source = Path(tmp, inc.from_path) if inc.from_path else Path(tmp)
-                    if not source.is_dir():
-                        raise GitIncludeError(
-                            f"include '{inc.repository}': fromPath '{inc.from_path}' does not "
-                            f"exist in artifact revision '{artifact.revision}'", "NotFound",
-                        )
-                    if target.exists() and not target.is_dir():
-                        target.unlink()
-                    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+                _clear_file_at(checkout, inc.to_path)
+                stats = unpack_artifact(archive, checkout, into=inc.to_path,
+                                        only=inc.from_path)
+            except (UnsafePathError, UnpackError) as exc:
+                raise GitIncludeError(f"{failed}: {exc}", STORAGE_OPERATION_FAILED) from None
             except (ArtifactError, OSError, tarfile.TarError) as exc:
                 detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise GitIncludeError(f"{failed}: {detail}") from None
+            if not stats.matched:
                 raise GitIncludeError(
-                    f"failed to copy include '{inc.repository}' (revision "
-                    f"'{artifact.revision}') to '{inc.to_path}': {detail}"
-                ) from None
+                    f"include '{inc.repository}': fromPath '{inc.from_path}' does not "
+                    f"exist in artifact revision '{artifact.revision}'", "NotFound",
+                )
 
     # --- status summary -------------------------------------------------------------------
 
@@ -807,12 +886,35 @@ class GitRepositoryController:
         return status
 
 
-def _init_cache(directory: Path, spec: GitRepositorySpec) -> None:
+def _init_cache(directory: Path, spec: GitRepositorySpec, home: Path, allow_file: bool) -> None:
     if not (directory / ".git").is_dir():
         directory.mkdir(parents=True, exist_ok=True)
-        run_git(["init", "--quiet"], timeout=spec.timeout, cwd=directory)
+        run_git(["init", "--quiet"], timeout=spec.timeout, cwd=directory, home=home,
+                allow_file=allow_file)
     # Submodules with relative URLs resolve against origin; the URL holds no credentials.
-    run_git(["config", "remote.origin.url", spec.url], timeout=spec.timeout, cwd=directory)
+    run_git(["config", "remote.origin.url", spec.url], timeout=spec.timeout, cwd=directory,
+            home=home, allow_file=allow_file)
+
+
+def _clear_file_at(root: Path, rel: str) -> None:
+    """Remove a regular file where directory `rel` (under `root`) is to be; a link on the way
+    to it, or at it, is refused (UnsafePathError), never followed."""
+    parts = relative_parts(rel, "toPath")
+    if not parts:
+        return
+    root_fd = open_root(root, create=False)
+    try:
+        parent_fd = open_subdir(root_fd, parts[:-1], create=True)
+    finally:
+        os.close(root_fd)
+    try:
+        st = os.stat(parts[-1], dir_fd=parent_fd, follow_symlinks=False)
+        if stat.S_ISREG(st.st_mode):
+            os.unlink(parts[-1], dir_fd=parent_fd)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(parent_fd)
 
 
 def _included_status(includes: list[_Included]) -> list[dict[str, Any]] | None:

@@ -39,6 +39,7 @@ ARTIFACT_OUTDATED = "ArtifactOutdated"
 NEW_REVISION = "NewRevision"
 ARTIFACT_UNAVAILABLE = "ArtifactUnavailable"
 INVALID_URL = "InvalidURL"
+URL_SCHEME_NOT_ALLOWED = "URLSchemeNotAllowed"
 INVALID_SPEC = "InvalidSpec"
 NEW_ARTIFACT = "NewArtifact"
 
@@ -293,9 +294,9 @@ class GitRepositorySpec:
 
     @property
     def scheme(self) -> str:
-        if "://" in self.url:
-            return urlsplit(self.url).scheme.lower()
-        return "file"
+        """The transport: http, https, ssh (scp-like `user@host:path` too), git, or file (a
+        file:// URL or a local path)."""
+        return url_transport(self.url)
 
     @property
     def ignore(self) -> str | None:
@@ -308,14 +309,10 @@ class GitRepositorySpec:
         if not url:
             raise GitSpecError("spec.url is required (e.g. https://github.com/org/repo)",
                                INVALID_URL)
-        scheme = urlsplit(url).scheme.lower() if "://" in url else ""
-        if scheme and scheme not in ("file", "git", "http", "https", "ssh"):
-            raise GitSpecError(
-                f"spec.url: scheme {scheme!r} of {sanitize_url(url)!r} is not supported "
-                "(use a local path, file://, git://, http(s):// or ssh://)",
-                INVALID_URL,
-            )
-        if scheme in ("http", "https", "ssh") and urlsplit(url).password:
+        check_url_syntax(url)
+        scheme = url_transport(url)
+        scp_password = "://" not in url and ":" in url.partition("@")[0] and "@" in url
+        if scheme in ("http", "https", "ssh") and (urlsplit(url).password or scp_password):
             raise GitSpecError(
                 f"spec.url: {sanitize_url(url)!r} carries a password; put credentials in the "
                 "Secret named by spec.secretRef instead",
@@ -347,6 +344,64 @@ class GitRepositorySpec:
             verify_secret_ref=verify_secret,
             proxy_secret_ref=proxy_secret,
             content=content,
+        )
+
+
+# `[user@]host:path` with the colon before any slash: git reads it as ssh (scp syntax).
+_SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?(?:\[[^\]/]+\]|[^@/:\s\[\]]+):")
+_REMOTE_HELPER = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
+_SCHEMES = {"http": "http", "https": "https", "ssh": "ssh", "git": "git", "file": "file",
+            # git's own spellings of ssh
+            "git+ssh": "ssh", "ssh+git": "ssh"}
+NETWORK_URLS = "http://, https://, ssh:// (or scp-like user@host:path) and git://"
+
+
+def url_transport(url: str) -> str:
+    """The transport git will use for `url`: http, https, ssh, git or file ('file' also for a
+    local path); '' for anything else (a remote helper such as `ext::`, an unknown scheme)."""
+    if _REMOTE_HELPER.match(url):
+        return ""
+    if "://" in url:
+        return _SCHEMES.get(url.split("://", 1)[0].lower(), "")
+    if _SCP_LIKE.match(url):
+        return "ssh"
+    return "file"
+
+
+def check_url_syntax(url: str) -> None:
+    """Refuse URLs git would read as an option or hand to a command-running transport, and
+    schemes it does not support; raise GitSpecError (InvalidURL)."""
+    where = f"spec.url: {sanitize_url(url)!r}"
+    if url.startswith("-"):
+        raise GitSpecError(f"{where} must not start with '-' (git would read it as an option)",
+                           INVALID_URL)
+    if any(c in url for c in "\x00\n\r"):
+        raise GitSpecError(f"{where} holds a control character", INVALID_URL)
+    transport = url_transport(url)
+    if not transport:
+        what = (f"transport {url.split('::', 1)[0]!r}::" if _REMOTE_HELPER.match(url)
+                else f"scheme {url.split('://', 1)[0].lower()!r}")
+        raise GitSpecError(f"{where}: {what} is not supported (use {NETWORK_URLS})",
+                           INVALID_URL)
+    if transport in ("http", "https", "ssh", "git") and "://" in url:
+        host = urlsplit(url).hostname or ""
+        if host.startswith("-"):
+            raise GitSpecError(f"{where}: host must not start with '-'", INVALID_URL)
+    elif transport == "ssh" and url.split("@", 1)[-1].startswith("-"):
+        raise GitSpecError(f"{where}: host must not start with '-'", INVALID_URL)
+
+
+def check_url_allowed(url: str, allow_local: bool) -> None:
+    """Refuse a file:// URL or local path unless `allow_local` (SourceSettings.allow_local_urls:
+    on for `simulate`, `test` and `diff`, off in the daemon); raise GitSpecError
+    (URLSchemeNotAllowed)."""
+    if url_transport(url) == "file" and not allow_local:
+        what = "scheme 'file'" if "://" in url else "a local path"
+        raise GitSpecError(
+            f"spec.url: {sanitize_url(url)!r} uses {what}, which is not allowed here: a "
+            f"GitRepository may use {NETWORK_URLS}; local repositories are read only by "
+            "`reconciler simulate`, `test` and `diff` (SourceSettings.allow_local_urls)",
+            URL_SCHEME_NOT_ALLOWED,
         )
 
 

@@ -9,6 +9,7 @@ its own directory, as `.gitignore` files are), then `spec.ignore`. So a `.source
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,22 @@ class IgnoreRules:
         return excluded
 
 
+_MAX_SOURCEIGNORE = 1024 * 1024
+
+
+def _read_sourceignore(path: Path) -> list[str]:
+    """The lines of a `.sourceignore` that is a regular file of the checkout; a symbolic link
+    (to /dev/zero, to a host file) is not followed, and at most 1 MiB is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return []
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return []
+        return fh.read(_MAX_SOURCEIGNORE).decode("utf-8", "replace").splitlines()
+
+
 def _sourceignore_files(directory: Path) -> list[_Scoped]:
     """Every `.sourceignore` under `directory`, parents before children, skipping `.git`."""
     found: list[_Scoped] = []
@@ -71,6 +88,6 @@ def _sourceignore_files(directory: Path) -> list[_Scoped]:
         if SOURCEIGNORE in files:
             rel = Path(root).relative_to(directory).as_posix()
             domain = "" if rel == "." else f"{rel}/"
-            lines = (Path(root) / SOURCEIGNORE).read_text(errors="replace").splitlines()
+            lines = _read_sourceignore(Path(root) / SOURCEIGNORE)
             found.append(_Scoped(domain, pathspec.GitIgnoreSpec.from_lines(lines)))
     return found

@@ -93,7 +93,7 @@ def store(tmp_path: Path) -> ArtifactStore:
 
 @pytest.fixture
 def controller(store: ArtifactStore, clock: FakeClock, tmp_path: Path) -> GitRepositoryController:
-    return GitRepositoryController(store, clock, tmp_path / "work")
+    return GitRepositoryController(store, clock, tmp_path / "work", allow_local_urls=True)
 
 
 def gitrepository(url: str, ref: dict[str, str] | None = None, **spec: Any) -> Obj:

@@ -30,7 +30,8 @@ class World:
     def __init__(self, tmp_path: Path) -> None:
         self.clock = FakeClock()
         self.store = ArtifactStore(tmp_path / "store", BASE_URL)
-        self.controller = GitRepositoryController(self.store, self.clock, tmp_path / "work")
+        self.controller = GitRepositoryController(self.store, self.clock, tmp_path / "work",
+                                                  allow_local_urls=True)
         self.app_up = Upstream(tmp_path / "remote" / "app")
         self.app_up.commit({"deploy/app.yaml": "replicas: 1\n"}, "initial")
         self.lib_up = Upstream(tmp_path / "remote" / "lib")
