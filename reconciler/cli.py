@@ -286,6 +286,53 @@ def tree(paths: Sequence[str], state: Path | None, output: str, budget: float) -
         click.echo(trees.render(roots), nl=False)
 
 
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--kubeconfig", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the kubeconfig clients use here (0600).")
+@click.option("--listen", default="127.0.0.1:6443", show_default=True, metavar="HOST:PORT",
+              help="Serve the Kubernetes API here (port 0: any free port).")
+@click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
+              help="Load the simulated cluster from FILE at start and save it at shutdown.")
+@click.option("--insecure-http", is_flag=True,
+              help="Serve plain HTTP instead of HTTPS (the bearer token is still required).")
+@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Simulator seconds per real second.")
+@click.option("--controllers", type=click.Choice(["all", "ecosystem"]), default="all",
+              show_default=True,
+              help="all: the product's controllers and the simulated ecosystem run in-process; "
+                   "ecosystem: only the simulated ones (kpack, Knative, Tekton, workloads).")
+@click.pass_context
+def serve(ctx: click.Context, paths: Sequence[str], kubeconfig: Path, listen: str,
+          state: Path | None, insecure_http: bool, time_scale: float, controllers: str) -> None:
+    """Serve a simulated cluster over the Kubernetes API until SIGTERM or SIGINT.
+
+    Loads PATHS and --state, writes a kubeconfig for an admin, prints the `export KUBECONFIG=`
+    line, and serves HTTPS (a CA and serving certificate made at start). Exit 0 after a
+    graceful shutdown (--state saved), 2 when it cannot start.
+    """
+    from importlib.metadata import entry_points
+
+    from reconciler.settings import ListenAddress
+
+    verbose = ctx.parent.params.get("verbose", 0) if ctx.parent is not None else 0
+    configure_logging("debug" if verbose >= 2 else "info")
+    # `reconciler` never imports `simulator`: the server is found by name, as environments are.
+    found = [ep for ep in entry_points(group="reconciler.servers") if ep.name == "simulator"]
+    try:
+        if not found:
+            raise InputError("no cluster server is installed (entry point reconciler.servers)")
+        address = ListenAddress.parse(listen)
+        objects = load_paths(paths) if paths else []
+        with _writing(state):
+            found[0].load()(objects, kubeconfig=kubeconfig, host=address.host,
+                            port=address.port, state=state, insecure_http=insecure_http,
+                            time_scale=time_scale, controllers=controllers)
+    except InputError as exc:
+        _fail(exc)
+    sys.exit(EXIT_OK)
+
+
 def _writing(state: Path | None) -> contextlib.AbstractContextManager[None]:
     """The state file's writer lock for a run that saves `state` (nothing without one)."""
     return state_lock(state) if state is not None else contextlib.nullcontext()

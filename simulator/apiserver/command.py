@@ -1,0 +1,92 @@
+"""`reconciler serve`: the simulated cluster over the Kubernetes API until SIGTERM or SIGINT.
+
+The CLI (in `reconciler`, which never imports `simulator`) finds `serve` through the
+`reconciler.servers` entry point and hands it the loaded objects and its options.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from reconciler.loader import LoadedObject
+from reconciler.model.errors import InputError
+from simulator.apiserver.certs import (
+    extra_hosts,
+    make_credentials,
+    write_key_file,
+    write_kubeconfig,
+)
+from simulator.apiserver.handlers import Api
+from simulator.apiserver.runtime import ServedCluster
+from simulator.apiserver.server import ApiServer
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    kubeconfig: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    state: Path | None = None
+    insecure_http: bool = False
+    time_scale: float = 1.0
+    controllers: str = "all"
+
+
+def serve(objects: Sequence[LoadedObject], options: ServeOptions) -> None:
+    """Serve until SIGTERM or SIGINT (main thread only); raises InputError when it cannot start."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("shutting down", signal=signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    scratch = Path(tempfile.mkdtemp(prefix="reconciler-serve-tls-"))
+    try:
+        credentials = make_credentials(extra_hosts(options.host))
+        cert = None if options.insecure_http else write_key_file(scratch, credentials)
+        with ServedCluster(objects, options.state, options.controllers,
+                           options.time_scale) as cluster:
+            assert cluster.store is not None
+            api = Api(cluster.store, "", stop.is_set, lambda: cluster.ready)
+            try:
+                server = ApiServer(api, options.host, options.port, credentials.token, cert)
+            except OSError as exc:
+                raise InputError(f"cannot listen on {options.host}:{options.port}: "
+                                 f"{exc.strerror}") from exc
+            api.address = server.address
+            server.start()
+            try:
+                write_kubeconfig(options.kubeconfig, server.url, credentials.token,
+                                 None if options.insecure_http else credentials.ca_pem)
+                sys.stdout.write(f"export KUBECONFIG={options.kubeconfig}\n")
+                sys.stdout.flush()
+                log.info("serving", url=server.url, kubeconfig=str(options.kubeconfig))
+                stop.wait()
+            finally:
+                server.stop()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def serve_command(objects: Sequence[LoadedObject], *, kubeconfig: Path, host: str, port: int,
+                  state: Path | None, insecure_http: bool, time_scale: float,
+                  controllers: str) -> None:
+    """The `reconciler.servers` entry point: plain arguments, so the CLI needs no type of ours."""
+    serve(objects, ServeOptions(kubeconfig=kubeconfig, host=host, port=port, state=state,
+                                insecure_http=insecure_http, time_scale=time_scale,
+                                controllers=controllers))
