@@ -30,7 +30,8 @@ def product_controllers(
     backend: Backend, clock: Clock, sources: SourceSettings
 ) -> list[Controller]:
     store = ArtifactStore(sources.artifact_root, sources.artifact_base_url)
-    git = GitRepositoryController(store, clock, sources.workdir)
+    git = GitRepositoryController(store, clock, sources.workdir,
+                                  allow_local_urls=sources.allow_local_urls)
     return [
         GitRepositoryReconciler(backend, git),
         # Blueprints before owners, so an owner reads a blueprint status from this same round.

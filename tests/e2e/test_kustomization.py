@@ -32,7 +32,8 @@ class World:
                  **spec: Any) -> None:
         self.env = SimulatedEnvironment()
         self.backend = self.env.cluster
-        sources = SourceSettings(artifact_root=tmp / "artifacts", workdir=tmp / "git")
+        sources = SourceSettings(artifact_root=tmp / "artifacts", workdir=tmp / "git",
+                                 allow_local_urls=True)  # the test repos are local
         self.controllers = [*product_controllers(self.backend, self.env.clock, sources),
                             *self.env.controllers]
         self.backend.apply({"apiVersion": "v1", "kind": "Namespace",

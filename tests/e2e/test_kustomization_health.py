@@ -32,7 +32,8 @@ class TrackedWorld(World):
     def __init__(self, repo: GitRepo, tmp: Path, **spec: Any) -> None:
         super().__init__(repo, tmp, **spec)
         self.tracker = TrackingBackend(self.backend)
-        sources = SourceSettings(artifact_root=tmp / "artifacts", workdir=tmp / "git")
+        sources = SourceSettings(artifact_root=tmp / "artifacts", workdir=tmp / "git",
+                                 allow_local_urls=True)  # the test repos are local
         self.product = product_controllers(self.tracker, self.env.clock, sources)
         self.controllers = [*self.product, *self.env.controllers]
 
