@@ -486,6 +486,9 @@ def _without_status(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     props = dict(schema.get("properties") or {})
     props.pop("status", None)
     props["metadata"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    # Every object may carry apiVersion and kind, whether the CRD's schema lists them or not.
+    props.setdefault("apiVersion", {"type": "string"})
+    props.setdefault("kind", {"type": "string"})
     out = dict(schema)
     out["properties"] = props
     return out
