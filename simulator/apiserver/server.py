@@ -29,6 +29,9 @@ from simulator.apiserver.handlers import MAX_BODY_BYTES, PUBLIC, Api, Request, R
 log = structlog.get_logger(__name__)
 
 MAX_CONNECTIONS = 256
+DRAIN_BYTES = 4 * MAX_BODY_BYTES
+"""A body over the limit but under this is read and dropped before the 413; beyond, the
+connection is closed at once."""
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
          b"Retry-After: 1\r\nConnection: close\r\nContent-Length: 20\r\n\r\n"
          b"too many connections")
@@ -117,6 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
             length = -1
         if length < 0 or length > MAX_BODY_BYTES:
             self.close_connection = True
+            if MAX_BODY_BYTES < length <= DRAIN_BYTES:
+                self._drain(length)  # so the client reads the 413 rather than a reset
             code, reason = (413, "RequestEntityTooLarge") if length > 0 else (400, "BadRequest")
             self._respond(Response(code, status_body(
                 code, f"Request entity too large: limit is {MAX_BODY_BYTES}" if code == 413
@@ -133,6 +138,14 @@ class _Handler(BaseHTTPRequestHandler):
                                                       "serving the request (see the server "
                                                       "log)", "InternalError"))
         self._respond(response)
+
+    def _drain(self, length: int) -> None:
+        with contextlib.suppress(OSError):
+            while length > 0:
+                chunk = self.rfile.read(min(length, 65536))
+                if not chunk:
+                    return
+                length -= len(chunk)
 
     def _authenticated(self) -> bool:
         header = self.headers.get("Authorization", "")
