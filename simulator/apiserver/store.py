@@ -129,7 +129,7 @@ class Store:
             created: Obj = self._call(target, name,
                                       lambda: cluster.apply(obj, manager, force=True))
             self._written(dry_run)
-            return created
+            return _dry(created, None) if dry_run else created
 
     def update(self, target: Target, name: str, body: Obj, manager: str, dry_run: bool,
                subresource: str = "") -> Obj:
@@ -141,7 +141,7 @@ class Store:
             cluster = self._scratch(target, live) if dry_run else self.cluster
             result = self._write(cluster, target, name, obj, manager, subresource)
             self._written(dry_run)
-            return result
+            return _dry(result, live) if dry_run else result
 
     def patch(self, target: Target, name: str, patch_type: str, patch: Any, manager: str,
               force: bool, dry_run: bool, subresource: str = "") -> tuple[Obj, bool]:
@@ -172,7 +172,7 @@ class Store:
             cluster = self._scratch(target, live) if dry_run else self.cluster
             result = self._write(cluster, target, name, obj, manager, subresource)
             self._written(dry_run)
-            return result, False
+            return (_dry(result, live) if dry_run else result), False
 
     def delete(self, target: Target, name: str, options: Mapping[str, Any],
                dry_run: bool) -> Obj:
@@ -242,7 +242,7 @@ class Store:
                                 lambda: cluster.apply(obj, manager, force=force),
                                 manager=manager, live=live)
         self._written(dry_run)
-        return result, live is None
+        return (_dry(result, live) if dry_run else result), live is None
 
     def _write(self, cluster: InMemoryCluster, target: Target, name: str, obj: Obj,
                manager: str, subresource: str) -> Obj:
@@ -348,6 +348,16 @@ class Store:
             objects.append(live)
         scratch.restore({"objects": objects, "events": [], "revision": self.cluster.revision})
         return scratch
+
+
+def _dry(result: Obj, live: Obj | None) -> Obj:
+    """A dry run allocates no resourceVersion: the live one, or none for a create."""
+    meta = result.setdefault("metadata", {})
+    if live is None:
+        meta.pop("resourceVersion", None)
+    else:
+        meta["resourceVersion"] = (live.get("metadata") or {}).get("resourceVersion")
+    return result
 
 
 def _without_server_fields(obj: Obj) -> Obj:

@@ -264,3 +264,17 @@ def test_status_subresource(served: Served, widgets: None, namespace: str) -> No
     served.kubectl("patch", "widget", "s", "-n", namespace, "--type", "merge",
                    "-p", '{"status":{"phase":"Dull"}}')
     assert served.get_json("widget", "s", "-n", namespace)["status"] == {"phase": "Shiny"}
+
+
+def test_diff_exit_codes_over_server_dry_run(served: Served, namespace: str) -> None:
+    served.kubectl("apply", "-n", namespace, "-f", "-", stdin=configmap("d", a="1"))
+    same = served.kubectl("diff", "-n", namespace, "-f", "-", stdin=configmap("d", a="1"),
+                          check=False)
+    assert same.returncode == 0, same.stdout + same.stderr
+    changed = served.kubectl("diff", "-n", namespace, "-f", "-", stdin=configmap("d", a="2"),
+                             check=False)
+    assert changed.returncode == 1 and '+  a: "2"' in changed.stdout
+    assert "resourceVersion" not in "".join(
+        line for line in changed.stdout.splitlines() if line.startswith(("+", "-"))
+        and not line.startswith(("+++", "---")))
+    assert served.get_json("cm", "d", "-n", namespace)["data"] == {"a": "1"}
