@@ -387,7 +387,7 @@ def _conflict_error(target: Target, name: str, exc: ApplyConflict, live: Obj | N
                          + "\n".join(f"- {p}" for p in paths))
     message = f"Apply failed with {count} conflict{'s' if count != 1 else ''}: " + "\n".join(
         lines)
-    causes = [{"type": "FieldManagerConflict",
+    causes = [{"reason": "FieldManagerConflict",
                "message": f'conflict with "{c.manager}" using '
                           f"{versions.get(c.manager, target.api_version)}",
                "field": c.path} for c in exc.conflicts]
