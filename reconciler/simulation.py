@@ -18,13 +18,15 @@ from reconciler.diff.changeset import (
     plan_object,
 )
 from reconciler.diff.compare import comparable, is_subset
+from reconciler.engine.controller import Controller, Polling
 from reconciler.engine.runnable import runnable_settled
 from reconciler.engine.runner import Environment, RunReport, run_until_settled
-from reconciler.engine.sources import apply_source_settings
+from reconciler.engine.sources import GitRepositoryReconciler, apply_source_settings
 from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.loader import LoadedObject
 from reconciler.model.errors import BackendError, InputError
+from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.model.objects import Obj, ObjectKey, describe, status_of
 from reconciler.report import owner_ready
 from reconciler.settings import SimulateSettings, SourceSettings
@@ -42,14 +44,20 @@ class SimulationResult:
 
     @property
     def ready(self) -> bool:
-        return all(owner_ready(w)[0] == "True" for w in self.workloads)
+        """Every Workload is Ready, and no reconcile of any object ended in a crash (a bug)."""
+        return (all(owner_ready(w)[0] == "True" for w in self.workloads)
+                and not self.report.crashed)
 
     @property
     def summary(self) -> str:
         ready = sum(owner_ready(w)[0] == "True" for w in self.workloads)
-        return (f"{ready}/{len(self.workloads)} workloads Ready after "
+        text = (f"{ready}/{len(self.workloads)} workloads Ready after "
                 f"{self.report.virtual_seconds:g}s of virtual time "
                 f"({self.report.rounds} rounds; {self.report.reason})")
+        if self.report.crashed:
+            text += f"; {len(self.report.crashed)} reconcile(s) crashed: " + "; ".join(
+                self.report.crashed)
+        return text
 
     def document(self) -> dict[str, Any]:
         return {
@@ -58,7 +66,9 @@ class SimulationResult:
             "events": self.events,
             "summary": {"ready": self.ready, "rounds": self.report.rounds,
                         "virtualSeconds": self.report.virtual_seconds,
-                        "reason": self.report.reason},
+                        "reason": self.report.reason,
+                        "failing": list(self.report.failing),
+                        "crashed": list(self.report.crashed)},
         }
 
 
@@ -67,13 +77,14 @@ def simulate(
     state: Path | None = None,
     settings: SimulateSettings | None = None,
     environment: str = "simulator",
+    limits: Limits = DEFAULT_LIMITS,
 ) -> SimulationResult:
     """Raises `InputError` for input the simulated cluster refuses; nothing is applied after."""
     env = load_environment(environment)
     if state is not None and state.exists():
         env.load_state(state)
     data_dir = state.with_name(state.name + ".d") if state is not None else None
-    report = _reconcile(env, objects, settings or SimulateSettings(), data_dir)
+    report = _reconcile(env, objects, settings or SimulateSettings(), data_dir, limits)
     if state is not None:
         env.save_state(state)
     return SimulationResult(
@@ -89,6 +100,7 @@ def plan(
     state: Path | None = None,
     settings: SimulateSettings | None = None,
     environment: str = "simulator",
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ChangeSet:
     """What a reconcile of `objects` would change in the cluster saved in `state`.
 
@@ -100,7 +112,7 @@ def plan(
     if state is not None and state.exists():
         env.load_state(state)
     before = {ObjectKey.of(o): o for o in _all_objects(env)}
-    _reconcile(env, objects, settings or SimulateSettings(), None)
+    _reconcile(env, objects, settings or SimulateSettings(), None, limits)
     inputs = {ObjectKey.of(o.obj) for o in objects}  # namespaces defaulted by now
     after = {ObjectKey.of(o): o for o in _all_objects(env)}
     changes = ChangeSet()
@@ -123,8 +135,11 @@ def plan(
 
 def _reconcile(
     env: Environment, objects: Sequence[LoadedObject], settings: SimulateSettings,
-    data_dir: Path | None,
+    data_dir: Path | None, limits: Limits = DEFAULT_LIMITS,
 ) -> RunReport:
+    """Run to settle: every Workload and Runnable settled (`all_settled`) at a fixed point, and
+    no controller, product or simulated, with work in flight due within the budget (a build,
+    a rollout, a wait, a retry after a failure; periodic resyncs such as Git polls are not)."""
     apply_inputs(env.backend, objects)
     with tempfile.TemporaryDirectory(prefix="reconciler-") as scratch:
         root = data_dir or Path(scratch)
@@ -132,12 +147,16 @@ def _reconcile(
         sources = SourceSettings(artifact_root=root / "artifacts", workdir=root / "git",
                                  allow_local_urls=True)
         tracker = TrackingBackend(env.backend)
-        product = apply_source_settings(product_controllers(tracker, env.clock, sources), sources)
+        # Git polls find nothing new in virtual time: their interval is never work in flight.
+        product: list[Controller] = [
+            Polling(c) if isinstance(c, GitRepositoryReconciler) else c
+            for c in apply_source_settings(product_controllers(tracker, env.clock, sources),
+                                           sources)]
         return run_until_settled(env, [*product, *env.controllers],
                                  lambda: all_settled(env.backend),
                                  budget_seconds=settings.budget_seconds,
                                  max_rounds=settings.max_rounds,
-                                 tracker=tracker, tracked=product)
+                                 tracker=tracker, tracked=product, limits=limits)
 
 
 def apply_inputs(backend: Backend, objects: Sequence[LoadedObject]) -> None:

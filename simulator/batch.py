@@ -21,6 +21,7 @@ from typing import Any
 
 from reconciler.backends.base import Backend
 from reconciler.engine.clock import Clock, rfc3339
+from reconciler.engine.controller import Resync
 from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
 from reconciler.model.objects import Obj, meta, spec_of, status_of
 from simulator.cron import CronError, CronSchedule
@@ -160,4 +161,5 @@ class CronJobSchedules:
         if latest is not None and latest > since:
             write_status(self.backend, obj, {**status, "lastScheduleTime": rfc3339(latest)})
         following = schedule.next_after(now)
-        return following - now if following is not None else None
+        # The next schedule is a periodic wake-up, not work in flight: `simulate` may settle.
+        return Resync(following - now) if following is not None else None

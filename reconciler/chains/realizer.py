@@ -43,6 +43,7 @@ from reconciler.chains.params import resolve_params
 from reconciler.chains.render import RenderError, render
 from reconciler.chains.selection import Selector, SelectorError, best_matches
 from reconciler.model.errors import BackendError
+from reconciler.model.limits import check_deadline
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of
 
 
@@ -97,6 +98,8 @@ class Realizer:
         outputs = Outputs()
         results = []
         for resource in blueprint.resources:
+            # Between resources: a reconcile past its deadline stops here, as a failure.
+            check_deadline(f"realizing resource [{resource.name}]")
             result = self._realize_one(ctx, blueprint, resource, outputs)
             if result.outputs is not None:
                 outputs.by_resource[resource.name] = result.outputs

@@ -3,6 +3,10 @@ the cluster stops changing, then refresh the cluster gauges.
 
 The scheduler calls `tick` from its worker thread; the debug endpoint reads the cluster from the
 HTTP thread. `lock` keeps the two apart, so a reader never sees half a round.
+
+Each reconcile runs under the runner's per-reconcile deadline, so no object holds a tick. Once
+`request_stop` is called (shutdown), no new reconcile starts: the one in progress finishes, the
+tick returns, and no later tick runs rounds.
 """
 
 from __future__ import annotations
@@ -41,8 +45,18 @@ class ReconcileLoop:
         self.lock = threading.Lock()
         self.ticks = 0
 
+    def request_stop(self) -> None:
+        """Start no new reconcile; callable from any thread, without waiting for the tick."""
+        self.driver.request_stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self.driver.stopping
+
     def tick(self) -> None:
         """Never raises: a failed tick is logged, counted and retried at the next one."""
+        if self.driver.stopping:
+            return
         with self.lock:
             self.health.tick_started()
             started = time.perf_counter()
@@ -69,7 +83,9 @@ class ReconcileLoop:
         before = self.driver.reconciles
         report = self.driver.run_to_fixed_point(self.max_rounds)
         self.metrics.rounds_total.inc(report.rounds)
-        if not report.fixed_point:
+        if report.stopped:
+            log.info("tick cut short: stopping", rounds=report.rounds)
+        elif not report.fixed_point:
             log.warning("cluster still changing after the round limit; continuing next tick",
                         rounds=report.rounds)
         record_cluster(self.metrics, self.env.backend, self.kinds)

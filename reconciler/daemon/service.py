@@ -3,9 +3,10 @@
 Start: load the environment (and `--state`), apply the input objects, start the artifact server
 (its real URL goes into `status.artifact.url`), wire the product's controllers with metrics,
 start the operations server and the APScheduler job that ticks every `tick_seconds`.
-Stop (SIGTERM/SIGINT, or leaving the `with` block): readiness goes false, the scheduler stops
-after the tick in progress, `--state` is saved, then the servers stop. A start that fails half
-way stops what it had started.
+Stop (SIGTERM/SIGINT, or leaving the `with` block): the loop starts no new reconcile (the tick
+in progress ends after its current reconcile, itself bounded by `Limits.reconcile_seconds`),
+readiness goes false, the scheduler stops, `--state` is saved, then the servers stop. A start
+that fails half way stops what it had started.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.loader import LoadedObject
 from reconciler.model.errors import ReconcilerError
+from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.observability.endpoints import OperationsServer
 from reconciler.observability.health import HealthState
 from reconciler.observability.metrics import (
@@ -61,9 +63,11 @@ class DaemonStartError(ReconcilerError):
 class Daemon:
     """Use as a context manager: entering starts the daemon, leaving stops it."""
 
-    def __init__(self, objects: Sequence[LoadedObject], settings: DaemonSettings) -> None:
+    def __init__(self, objects: Sequence[LoadedObject], settings: DaemonSettings,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.objects = objects
         self.settings = settings
+        self.limits = limits
         self.metrics = ReconcilerMetrics()
         self.health = HealthState(settings.stall_after_seconds)
         self._stack = contextlib.ExitStack()
@@ -122,7 +126,7 @@ class Daemon:
         product = apply_source_settings(product_controllers(tracker, env.clock, sources), sources)
         controllers: list[Controller] = [InstrumentedController(c, self.metrics)
                                          for c in (*product, *env.controllers)]
-        driver = RoundDriver(env, controllers, tracker, tracked=product)
+        driver = RoundDriver(env, controllers, tracker, tracked=product, limits=self.limits)
         self._register_counters(product, driver)
         follower = ClockFollower(env, settings.time_scale)
         follower.align()
@@ -149,6 +153,9 @@ class Daemon:
         scheduler.start()
         self._stack.callback(scheduler.shutdown, wait=True)
         self._stack.callback(self.health.stopping)
+        # Run first on stop: the tick in progress ends after its current reconcile, so the
+        # scheduler's shutdown (which waits for it) is prompt.
+        self._stack.callback(loop.request_stop)
         log.info("daemon started", environment=settings.environment,
                  metrics=f"{self.operations.url}/metrics",
                  artifacts=sources.artifact_base_url, data_dir=str(data_dir),

@@ -10,6 +10,14 @@ are written once, in `_finish`, from a `finally`.
 
 Status follows Flux: `lastAttemptedRevision`, `lastAppliedRevision`, `inventory.entries`, and a
 `Ready` condition with Flux's reasons; `Healthy` and `Drifted` conditions say more.
+
+Only a run whose every step returned is a success. A step that raised anything but `StepStop`
+(an error of the product, a crash, the reconcile's deadline) is recorded as a
+`ReconcileFailure`: Ready=False with its reason and message, `lastAppliedRevision` and
+`lastAppliedDigest` stay at the last good revision, the inventory keeps every object (including
+those applied before the failure), nothing more is pruned, and the exception goes on to the
+runner, which retries with backoff. The requeue of a success, or of a failure retrying cannot
+fix (`BuildFailed`), is a `Resync`; waits and retries are work in flight.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -37,6 +45,7 @@ from reconciler.backends.base import Backend
 from reconciler.diff.changeset import ChangeAction
 from reconciler.diff.ignore import IgnoreRule, IgnoreRuleError, parse_rules
 from reconciler.engine.clock import Clock, rfc3339
+from reconciler.engine.controller import ReconcileFailure, Resync
 from reconciler.model.conditions import (
     FALSE,
     TRUE,
@@ -46,6 +55,7 @@ from reconciler.model.conditions import (
     merge_conditions,
 )
 from reconciler.model.errors import BackendError, InputError, ReconcilerError
+from reconciler.model.limits import check_deadline
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of, status_of
 from reconciler.sources.artifacts import ArtifactError, ArtifactStore
 from reconciler.sources.git import parse_duration
@@ -88,6 +98,12 @@ class KsRun:
     failure: Condition | None = None
     requeue: float | None = None
     workdir: Path | None = None
+    retry: bool = False
+    """The failure may clear by itself (a source not ready yet, a failed apply): work in flight."""
+    error: ReconcileFailure | None = None
+    """A step raised: the run failed, whatever the steps recorded before."""
+    partial: list[Obj] = field(default_factory=list)
+    """Objects applied by an apply that did not return (cut short by an error or the deadline)."""
 
 
 Step = Callable[[KsRun], None]
@@ -115,9 +131,16 @@ class KustomizationReconciler:
             with tempfile.TemporaryDirectory(prefix="kustomization-") as scratch:
                 run.workdir = Path(scratch)
                 for step in self.steps:
+                    check_deadline(f"reconciling Kustomization {namespace_of(obj)}/"
+                                   f"{name_of(obj)}")
                     step(run)
         except StepStop:
             pass
+        except Exception as exc:
+            run.error = ReconcileFailure.of(exc)
+            log.warning("kustomization reconcile failed", reason=run.error.reason,
+                        message=run.error.message)
+            raise
         finally:
             self._finish(run)
             structlog.contextvars.unbind_contextvars("kustomization")
@@ -169,7 +192,11 @@ class KustomizationReconciler:
             variables = self._variables(run.owner)
             if variables is not None:
                 objects = substitute(objects, variables)
-            run.desired = [self._stamp(run.owner, obj) for obj in objects]
+            desired = []
+            for obj in objects:
+                check_deadline("stamping the built objects")
+                desired.append(self._stamp(run.owner, obj))
+            run.desired = desired
         except (InputError, BackendError) as exc:
             self._stop(run, BUILD_FAILED, str(exc))
         run.digest = "sha256:" + hashlib.sha256(
@@ -189,7 +216,8 @@ class KustomizationReconciler:
             ignore=ignore,
             previous=Inventory.from_status(status),
         )
-        run.applied = apply_set(self.backend, run.desired, options)
+        writer = _CheckedWrites(self.backend, run.partial)
+        run.applied = apply_set(cast(Backend, writer), run.desired, options)
         if run.applied.errors:
             self._stop(run, FAILED, "; ".join(run.applied.errors), retry=True)
         if not run.applied.complete:
@@ -224,6 +252,7 @@ class KustomizationReconciler:
                                   str(check.get("namespace") or ""), str(check["name"]), version))
         statuses = []
         for ref in refs:
+            check_deadline("assessing health")
             try:
                 live = self.backend.get(ref.api_version, ref.kind, ref.namespace, ref.name)
             except BackendError:
@@ -257,6 +286,10 @@ class KustomizationReconciler:
     # --- the one place status is written --------------------------------------------------
 
     def _finish(self, run: KsRun) -> None:
+        if run.error is not None:
+            # Whatever the steps recorded, a run that raised is a failure of its own class.
+            run.failure = run.error.condition("Ready")
+            run.retry = True
         owner, now = run.owner, rfc3339(self.clock.now())
         previous = status_of(owner)
         status: dict[str, Any] = {k: v for k, v in previous.items()}
@@ -267,6 +300,9 @@ class KustomizationReconciler:
         if run.applied is not None:
             # What exists now is ours even when a later step stops: never forget an object.
             inventory = inventory.union(run.applied.applied)
+        elif run.partial:
+            # An apply cut short: what it applied before is ours too.
+            inventory = inventory.union(Inventory.of_objects(run.partial))
         if run.pruned is not None:
             inventory = run.pruned.inventory if not run.pruned.refused else inventory
         conditions: list[Condition] = []
@@ -279,9 +315,9 @@ class KustomizationReconciler:
             if run.health is not None:
                 conditions.append(Condition("Healthy", TRUE, "Succeeded",
                                             "all health checks passed"))
-            run.requeue = self._duration(owner, "interval", 300)
+            run.requeue = Resync(self._duration(owner, "interval", 300))
         else:
-            if run.applied is not None:
+            if run.applied is not None or run.partial:
                 status["inventory"] = inventory.to_status()
             conditions.append(run.failure)
             if run.failure.reason == HEALTH_FAILED:
@@ -308,8 +344,10 @@ class KustomizationReconciler:
             self.backend.update_status({**owner, "status": status})
         self._events(run, drifted)
         if run.requeue is None:
-            run.requeue = self._duration(owner, "retryInterval",
-                                         self._duration(owner, "interval", 300))
+            retry_in = self._duration(owner, "retryInterval",
+                                      self._duration(owner, "interval", 300))
+            # A failure retrying cannot fix until the input changes is not work in flight.
+            run.requeue = retry_in if run.retry else Resync(retry_in)
 
     def _events(self, run: KsRun, drifted: list[Any]) -> None:
         owner = run.owner
@@ -336,6 +374,7 @@ class KustomizationReconciler:
 
     def _stop(self, run: KsRun, reason: str, message: str, retry: bool = False) -> None:
         run.failure = Condition("Ready", FALSE, reason, message)
+        run.retry = retry
         log.info("kustomization not ready", reason=reason, message=message)
         raise StepStop()
 
@@ -398,6 +437,24 @@ class KustomizationReconciler:
         labels.update(self._owner_labels(owner))
         metadata["labels"] = labels
         return obj
+
+
+class _CheckedWrites:
+    """The backend an apply writes through: the deadline is checked before each object, and
+    what was applied is remembered, so an apply cut short still knows what it created."""
+
+    def __init__(self, backend: Backend, applied: list[Obj]) -> None:
+        self._backend = backend
+        self._applied = applied
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
+        check_deadline(f"applying {obj.get('kind')} {name_of(obj)}")
+        live = self._backend.apply(obj, field_manager, force)
+        self._applied.append(live)
+        return live
 
 
 def _seconds(timestamp: str) -> float:

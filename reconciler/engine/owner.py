@@ -1,7 +1,10 @@
 """Reconciling a blueprint owner (Workload, Deliverable) as an ordered list of small steps.
 
 Steps share one signature; the status, conditions and events are written in one place at the end
-(`_finish`, run from a `finally`), never scattered across steps.
+(`_finish`, run from a `finally`), never scattered across steps. `_finish` knows how the reconcile
+ended: a step that raised (an error of the product, a crash, the deadline) is never a success;
+the last good `status.resources` (outputs included) are kept, nothing is pruned, Ready is False
+with the failure's reason and message, and the exception goes on to the runner.
 """
 
 from __future__ import annotations
@@ -19,9 +22,16 @@ from reconciler.chains.blueprint import CARTO_API, Blueprint, BlueprintResource,
 from reconciler.chains.lifecycle import LIFECYCLE_LABEL, MUTABLE
 from reconciler.chains.realizer import OwnerContext, Realized, Realizer
 from reconciler.chains.selection import Selector, SelectorError, best_matches
-from reconciler.chains.status import owner_conditions, render_conditions, resource_status
+from reconciler.chains.status import (
+    READY,
+    RESOURCES_SUBMITTED,
+    owner_conditions,
+    render_conditions,
+    resource_status,
+)
 from reconciler.engine.blueprints import blueprint_ready, templates_ready
 from reconciler.engine.clock import Clock, rfc3339
+from reconciler.engine.controller import ReconcileFailure
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.objects import Obj, labels_of, meta, name_of, namespace_of, status_of
@@ -75,6 +85,8 @@ class Run:
     blueprint: Blueprint | None = None
     blueprint_ready: Condition | None = None
     realized: list[Realized] = field(default_factory=list)
+    failure: ReconcileFailure | None = None
+    """Set when a step raised: the reconcile failed, whatever the steps recorded before."""
 
 
 Step = Callable[[Run], None]
@@ -101,6 +113,9 @@ class OwnerController:
                 step(run)
         except StepStop:
             pass
+        except Exception as exc:
+            run.failure = ReconcileFailure.of(exc)
+            raise
         finally:
             self._finish(run)
             structlog.contextvars.unbind_contextvars("owner", "kind")
@@ -164,6 +179,9 @@ class OwnerController:
     # --- the one place status is written --------------------------------------------------
 
     def _finish(self, run: Run) -> None:
+        if run.failure is not None:
+            self._finish_failed(run, run.failure)
+            return
         now = rfc3339(self.clock.now())
         owner = run.owner
         previous = status_of(owner)
@@ -201,6 +219,33 @@ class OwnerController:
             ready_cond = find_condition(status["conditions"], "Ready")
             log.info("owner status written", ready=ready_cond and ready_cond.get("status"),
                      reason=ready_cond and ready_cond.get("reason"))
+
+    def _finish_failed(self, run: Run, failure: ReconcileFailure) -> None:
+        """A reconcile that raised: keep the last good resources and outputs, prune nothing,
+        and say why on ResourcesSubmitted and Ready."""
+        now = rfc3339(self.clock.now())
+        owner = run.owner
+        previous = status_of(owner)
+        status: dict[str, Any] = {k: v for k, v in previous.items() if k != "conditions"}
+        status["observedGeneration"] = meta(owner).get("generation", 1)
+        if run.blueprint is not None:
+            status[self.kind.blueprint_ref_field] = {"kind": self.kind.blueprint_kind,
+                                                     "name": run.blueprint.name}
+        conditions: list[Condition] = []
+        if run.blueprint_ready is not None:
+            conditions.append(run.blueprint_ready)
+        if run.blueprint_ready is None or run.blueprint_ready.status == TRUE:
+            conditions.append(failure.condition(RESOURCES_SUBMITTED))
+        conditions.append(failure.condition(READY))
+        fresh = render_conditions(previous.get("conditions"), conditions, now)
+        by_type = {c["type"]: c for c in fresh}
+        merged = [by_type.pop(str(c.get("type")), c) for c in previous.get("conditions") or []]
+        status["conditions"] = merged + list(by_type.values())
+        if status != previous:
+            self.backend.update_status({**owner, "status": status})
+            self.backend.emit_event(owner, "Warning", failure.reason, failure.message)
+            log.info("owner status written", ready=failure.status, reason=failure.reason,
+                     message=failure.message)
 
     def _events(self, owner: Obj, realized: Realized, old: Obj | None, entry: Obj) -> None:
         if realized.stamped is not None and realized.action in (Action.CREATED,

@@ -40,6 +40,7 @@ from reconciler.chains.runnable_stamp import (
 )
 from reconciler.diff.compare import in_sync
 from reconciler.engine.clock import Clock, rfc3339
+from reconciler.engine.controller import ReconcileFailure
 from reconciler.model.conditions import (
     FALSE,
     TRUE,
@@ -75,6 +76,8 @@ class RunnableReconcile:
     runs: list[Obj] = field(default_factory=list)
     outputs: dict[str, Any] | None = None
     error: RunnableError | None = None
+    failure: ReconcileFailure | None = None
+    """A step raised something other than a `RunnableError`: never a success."""
 
 
 Step = Callable[[RunnableReconcile], None]
@@ -107,6 +110,9 @@ class RunnableController:
                 step(state)
         except RunnableError as exc:
             state.error = exc
+        except Exception as exc:
+            state.failure = ReconcileFailure.of(exc)
+            raise
         finally:
             self._finish(state)
             structlog.contextvars.unbind_contextvars("owner", "kind")
@@ -224,6 +230,18 @@ class RunnableController:
                 runnable, "Normal", "StampedObjectApplied",
                 f"Created object [{self._qualified(state.stamped)}/{name_of(state.stamped)}]")
         previous = status_of(runnable)
+        if state.failure is not None:
+            # Keep the outputs of the last good reconcile; say why this one failed.
+            failed: dict[str, Any] = {**previous,
+                                      "observedGeneration": meta(runnable).get("generation", 1)}
+            failed_ready = merge_conditions(previous.get("conditions"),
+                                            [state.failure.condition(READY)],
+                                            rfc3339(self.clock.now()))
+            failed["conditions"] = [c for c in previous.get("conditions") or []
+                                    if c.get("type") != READY] + failed_ready
+            if failed != previous:
+                self.backend.update_status({**runnable, "status": failed})
+            return
         conditions = runnable_conditions(state.error, state.stamped)
         status: dict[str, Any] = {
             "observedGeneration": meta(runnable).get("generation", 1),
