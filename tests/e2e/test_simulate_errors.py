@@ -39,7 +39,7 @@ spec:
          "spec:\n  resources:\n    - name: x\n", ["ClusterSupplyChain/c",
                                                "spec.resources[0].templateRef", "required"]),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n",
-         ["bad.yaml:1", "metadata.name", "Bad_Name"]),
+         ["bad.yaml:4", "metadata.name", "Bad_Name", "RFC 1123 subdomain"]),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  x: ${NOT_SET_ANYWHERE}\n",
          ["bad.yaml:6", "NOT_SET_ANYWHERE"]),
         ("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",

@@ -160,7 +160,7 @@ def test_test_assert_timeout_applies_to_its_step(tmp_path: Path) -> None:
     ("files", "message"),
     [
         ({"00-bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n"},
-         "00-bad.yaml:1"),
+         "00-bad.yaml:4"),
         ({"00-widget.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n"},
          'rejected by the cluster: no matches for kind "Widget"'),
     ],

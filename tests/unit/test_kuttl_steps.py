@@ -78,7 +78,7 @@ def test_test_step_and_test_assert_are_honoured(tmp_path: Path) -> None:
     ("files", "message"),
     [
         ({"00-bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n"},
-         "00-bad.yaml:1.*metadata.name"),
+         "00-bad.yaml:4.*metadata.name"),
         ({"00-bad.yaml": "apiVersion: carto.run/v1alpha1\nkind: Workload\nmetadata:\n  name: w\n"
                          "spec:\n  soruce: {}\n"}, "00-bad.yaml:6.*spec.soruce"),
         ({"00-assert.yaml": "kind: ConfigMap\n"}, "00-assert.yaml:1: field apiVersion"),
