@@ -14,7 +14,7 @@ from typing import Any
 from reconciler.model.errors import LoadError
 from reconciler.model.objects import Obj
 from reconciler.model.yamlsafe import load_json_bounded, load_yaml
-from simulator.apiserver import discovery, errors, openapi, tables
+from simulator.apiserver import discovery, errors, openapi, protobuf, tables
 from simulator.apiserver.errors import ApiError
 from simulator.apiserver.routing import BadPath, Discovery, Route, route, split
 from simulator.apiserver.selectors import field_matcher, label_matcher
@@ -275,14 +275,21 @@ def _no_resource() -> ApiError:
 
 def _decode(request: Request, yaml_body: bool = False) -> Any:
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if len(request.body) > MAX_BODY_BYTES:
+        raise ApiError(413, "Request entity too large: limit is 3145728",
+                       "RequestEntityTooLarge")
+    if content_type == PROTOBUF and not yaml_body:
+        try:
+            return protobuf.decode(request.body)
+        except protobuf.ProtobufError as exc:
+            raise ApiError(415, f"the body of the request was in an unknown format - accepted "
+                                f"media types include: application/json, application/yaml "
+                                f"({exc})", "UnsupportedMediaType") from exc
     if content_type in (PROTOBUF, CBOR):
         raise ApiError(415, f"the body of the request was in an unknown format - accepted "
                             f"media types include: application/json, application/yaml (the "
                             f"simulated cluster does not decode {content_type})",
                        "UnsupportedMediaType")
-    if len(request.body) > MAX_BODY_BYTES:
-        raise ApiError(413, "Request entity too large: limit is 3145728",
-                       "RequestEntityTooLarge")
     try:
         if yaml_body:
             return load_yaml(request.body, "request body")

@@ -1,0 +1,259 @@
+"""The narrowest protobuf the real clients need: decoding request bodies of a few built-in kinds.
+
+client-go's typed clients (helm's release storage, `kubectl create configmap|secret|namespace`)
+send built-in objects as `application/vnd.kubernetes.protobuf` while accepting JSON answers
+(`Accept: application/vnd.kubernetes.protobuf,application/json`), so the server only has to
+*read* protobuf: answers stay JSON. The body is kube's envelope, the magic `k8s\\x00` and a
+`runtime.Unknown` (typeMeta, raw, contentEncoding, contentType), whose `raw` is the object's
+message. The messages decoded are those of `k8s.io/api/core/v1/generated.proto` and
+`k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto` for Secret, ConfigMap, Namespace,
+coordination.k8s.io Lease and core Event (with ObjectMeta, OwnerReference, ManagedFieldsEntry,
+Time); another kind is refused with 415, as a server that does not know its protobuf would.
+
+Go's generated code writes zero values of non-pointer fields (`name: ""`, `generation: 0`), which
+JSON omits; they are dropped here too. Decoding is bounded: the body size is already capped, the
+nesting depth is fixed by the message tables, and every length is checked against what is left.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.model.yamlsafe import load_json_bounded
+
+MAGIC = b"k8s\x00"
+
+
+class ProtobufError(ValueError):
+    pass
+
+
+# A field: (json name, type, repeated). Types: "string", "bytes", "int", "bool", "time",
+# "microtime", "map:string", "map:bytes", or a message table's name.
+Field = tuple[str, str, bool]
+
+MESSAGES: dict[str, dict[int, Field]] = {
+    "Unknown": {1: ("typeMeta", "TypeMeta", False), 2: ("raw", "rawbytes", False),
+                3: ("contentEncoding", "string", False), 4: ("contentType", "string", False)},
+    "TypeMeta": {1: ("apiVersion", "string", False), 2: ("kind", "string", False)},
+    "ObjectMeta": {
+        1: ("name", "string", False), 2: ("generateName", "string", False),
+        3: ("namespace", "string", False), 4: ("selfLink", "string", False),
+        5: ("uid", "string", False), 6: ("resourceVersion", "string", False),
+        7: ("generation", "int", False), 8: ("creationTimestamp", "time", False),
+        9: ("deletionTimestamp", "time", False), 10: ("deletionGracePeriodSeconds", "int", False),
+        11: ("labels", "map:string", False), 12: ("annotations", "map:string", False),
+        13: ("ownerReferences", "OwnerReference", True), 14: ("finalizers", "string", True),
+        17: ("managedFields", "ManagedFieldsEntry", True)},
+    "OwnerReference": {1: ("kind", "string", False), 3: ("name", "string", False),
+                       4: ("uid", "string", False), 5: ("apiVersion", "string", False),
+                       6: ("controller", "bool", False),
+                       7: ("blockOwnerDeletion", "bool", False)},
+    "ManagedFieldsEntry": {1: ("manager", "string", False), 2: ("operation", "string", False),
+                           3: ("apiVersion", "string", False), 4: ("time", "time", False),
+                           6: ("fieldsType", "string", False),
+                           7: ("fieldsV1", "FieldsV1", False),
+                           8: ("subresource", "string", False)},
+    "FieldsV1": {1: ("Raw", "rawbytes", False)},
+    "Time": {1: ("seconds", "int", False), 2: ("nanos", "int", False)},
+    "Secret": {1: ("metadata", "ObjectMeta", False), 2: ("data", "map:bytes", False),
+               3: ("type", "string", False), 4: ("stringData", "map:string", False),
+               5: ("immutable", "bool", False)},
+    "ConfigMap": {1: ("metadata", "ObjectMeta", False), 2: ("data", "map:string", False),
+                  3: ("binaryData", "map:bytes", False), 4: ("immutable", "bool", False)},
+    "Namespace": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "NamespaceSpec", False),
+                  3: ("status", "NamespaceStatus", False)},
+    "NamespaceSpec": {1: ("finalizers", "string", True)},
+    "NamespaceStatus": {1: ("phase", "string", False)},
+    "Lease": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "LeaseSpec", False)},
+    "LeaseSpec": {1: ("holderIdentity", "string", False),
+                  2: ("leaseDurationSeconds", "int", False),
+                  3: ("acquireTime", "microtime", False), 4: ("renewTime", "microtime", False),
+                  5: ("leaseTransitions", "int", False), 6: ("strategy", "string", False),
+                  7: ("preferredHolder", "string", False)},
+    "Event": {1: ("metadata", "ObjectMeta", False),
+              2: ("involvedObject", "ObjectReference", False), 3: ("reason", "string", False),
+              4: ("message", "string", False), 5: ("source", "EventSource", False),
+              6: ("firstTimestamp", "time", False), 7: ("lastTimestamp", "time", False),
+              8: ("count", "int", False), 9: ("type", "string", False),
+              10: ("eventTime", "microtime", False), 11: ("series", "EventSeries", False),
+              12: ("action", "string", False), 13: ("related", "ObjectReference", False),
+              14: ("reportingComponent", "string", False),
+              15: ("reportingInstance", "string", False)},
+    "ObjectReference": {1: ("kind", "string", False), 2: ("namespace", "string", False),
+                        3: ("name", "string", False), 4: ("uid", "string", False),
+                        5: ("apiVersion", "string", False),
+                        6: ("resourceVersion", "string", False),
+                        7: ("fieldPath", "string", False)},
+    "DeleteOptions": {1: ("gracePeriodSeconds", "int", False),
+                      2: ("preconditions", "Preconditions", False),
+                      3: ("orphanDependents", "bool", False),
+                      4: ("propagationPolicy", "string", False), 5: ("dryRun", "string", True)},
+    "Preconditions": {1: ("uid", "string", False), 2: ("resourceVersion", "string", False)},
+    "EventSource": {1: ("component", "string", False), 2: ("host", "string", False)},
+    "EventSeries": {1: ("count", "int", False), 2: ("lastObservedTime", "microtime", False)},
+}
+
+KINDS = {("v1", "Secret"): "Secret", ("v1", "ConfigMap"): "ConfigMap",
+         ("v1", "Namespace"): "Namespace", ("v1", "Event"): "Event",
+         ("coordination.k8s.io/v1", "Lease"): "Lease",
+         ("v1", "DeleteOptions"): "DeleteOptions",
+         ("meta.k8s.io/v1", "DeleteOptions"): "DeleteOptions"}
+"""(apiVersion, kind) the decoder reads, to their message table."""
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """A protobuf request body (the `k8s\\x00` envelope) as the JSON object it stands for."""
+    if not body.startswith(MAGIC):
+        raise ProtobufError("the body does not start with the Kubernetes protobuf magic number")
+    envelope = _message(memoryview(body)[len(MAGIC):], "Unknown")
+    type_meta = envelope.get("typeMeta") or {}
+    api_version, kind = str(type_meta.get("apiVersion", "")), str(type_meta.get("kind", ""))
+    if envelope.get("contentEncoding"):
+        raise ProtobufError(f"content encoding {envelope['contentEncoding']!r} is not supported")
+    table = KINDS.get((api_version, kind))
+    if table is None:
+        raise ProtobufError(f"the simulated cluster does not decode protobuf for "
+                            f"{api_version or '?'}, Kind={kind or '?'}; send JSON")
+    raw = envelope.get("raw", b"")
+    obj = _message(memoryview(raw if isinstance(raw, bytes) else b""), table)
+    return {"apiVersion": api_version, "kind": kind, **obj}
+
+
+def _message(data: memoryview, name: str) -> dict[str, Any]:
+    fields = MESSAGES[name]
+    out: dict[str, Any] = {}
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+            payload: Any = value
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            if length > len(data) - pos:
+                raise ProtobufError("a length runs past the end of the body")
+            payload = data[pos:pos + length]
+            pos += length
+        elif wire == 1:
+            pos += 8
+            payload = None
+        elif wire == 5:
+            pos += 4
+            payload = None
+        else:
+            raise ProtobufError(f"unsupported wire type {wire}")
+        if pos > len(data):
+            raise ProtobufError("a value runs past the end of the body")
+        spec = fields.get(number)
+        if spec is None or payload is None:
+            continue  # a field this table does not know, as proto3 skips it
+        json_name, kind, repeated = spec
+        value = _value(kind, wire, payload)
+        if kind.startswith("map:"):
+            key_text, item = value
+            out.setdefault(json_name, {})[key_text] = item
+        elif repeated:
+            out.setdefault(json_name, []).append(value)
+        else:
+            out[json_name] = value
+    return {k: v for k, v in out.items() if not _zero(name, k, v)}
+
+
+def _zero(message: str, name: str, value: Any) -> bool:
+    """Go writes the zero values of non-pointer fields; JSON would have omitted them."""
+    if message in ("Time", "Unknown", "FieldsV1"):
+        return False
+    if name in ("immutable", "controller", "blockOwnerDeletion", "gracePeriodSeconds",
+                "orphanDependents"):
+        return False  # pointers in Go: present means set, even to false
+    return value in ("", 0, None) or value == {}
+
+
+def _value(kind: str, wire: int, payload: Any) -> Any:
+    if kind == "int":
+        _need(wire, 0)
+        return payload - (1 << 64) if payload >= 1 << 63 else payload
+    if kind == "bool":
+        _need(wire, 0)
+        return bool(payload)
+    _need(wire, 2)
+    data = bytes(payload)
+    if kind == "string":
+        return _text(data)
+    if kind == "bytes":
+        return base64.b64encode(data).decode()
+    if kind == "rawbytes":
+        return data
+    if kind in ("time", "microtime"):
+        return _time(_message(payload, "Time"), micro=kind == "microtime")
+    if kind.startswith("map:"):
+        entry = _entry(payload, bytes_value=kind == "map:bytes")
+        return entry
+    if kind == "FieldsV1":
+        raw = _message(payload, "FieldsV1").get("Raw", b"")
+        return load_json_bounded(raw or b"{}", "fieldsV1")
+    return _message(payload, kind)
+
+
+def _entry(payload: memoryview, bytes_value: bool) -> tuple[str, str]:
+    key, value = "", ""
+    pos = 0
+    while pos < len(payload):
+        tag, pos = _varint(payload, pos)
+        if tag & 7 != 2:
+            raise ProtobufError("a map entry holds a non-length-delimited field")
+        length, pos = _varint(payload, pos)
+        if length > len(payload) - pos:
+            raise ProtobufError("a map entry runs past the end of the body")
+        data = bytes(payload[pos:pos + length])
+        pos += length
+        if tag >> 3 == 1:
+            key = _text(data)
+        elif tag >> 3 == 2:
+            value = base64.b64encode(data).decode() if bytes_value else _text(data)
+    return key, value
+
+
+def _time(parts: Mapping[str, Any], micro: bool) -> str | None:
+    seconds, nanos = int(parts.get("seconds", 0)), int(parts.get("nanos", 0))
+    if seconds == 0 and nanos == 0:
+        return None
+    try:
+        moment = datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ProtobufError(f"a time out of range: {seconds}") from exc
+    if micro:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos // 1000:06d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtobufError("a string is not valid UTF-8") from exc
+
+
+def _need(wire: int, want: int) -> None:
+    if wire != want:
+        raise ProtobufError(f"wire type {wire} where {want} was expected")
+
+
+def _varint(data: memoryview, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ProtobufError("a varint runs past the end of the body")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ProtobufError("a varint longer than 10 bytes")
