@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,26 @@ def make_repo(tmp_path: Path) -> Callable[..., GitRepo]:
         return repo
 
     return make
+
+
+@pytest.fixture
+def serve_repo() -> Iterator[Callable[[GitRepo], str]]:
+    """Serve a test repository over `git daemon` on 127.0.0.1; returns its `git://` URL.
+
+    `reconciler run` refuses local paths and file:// (a tenant must not read the host), so a
+    daemon under test fetches from a real Git server, as it would in a cluster."""
+    from tests.gitservers import GitDaemon
+
+    daemons: list[GitDaemon] = []
+
+    def serve(repo: GitRepo) -> str:
+        daemon = GitDaemon(repo.path.parent).__enter__()
+        daemons.append(daemon)
+        return f"git://127.0.0.1:{daemon.port}/{repo.path.name}"
+
+    yield serve
+    for daemon in daemons:
+        daemon.__exit__(None, None, None)
 
 
 @dataclass

@@ -35,6 +35,11 @@ def app_repo(make_repo: Callable[..., GitRepo]) -> GitRepo:
 
 
 @pytest.fixture
+def app_url(app_repo: GitRepo, serve_repo: Callable[[GitRepo], str]) -> str:
+    return serve_repo(app_repo)
+
+
+@pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     """Starts Prometheus scraping one target every second; yields `start(target) -> api url`."""
     if PROMETHEUS is None:
@@ -91,12 +96,12 @@ def _query(api: str, promql: str) -> list[dict[str, Any]]:
 
 
 def test_prometheus_scrapes_the_daemon(
-    app_repo: GitRepo, tmp_path: Path, prometheus: Callable[[str], str]
+    app_repo: GitRepo, app_url: str, tmp_path: Path, prometheus: Callable[[str], str]
 ) -> None:
     inputs = paved_path_copy(tmp_path / "paved-path", poll_interval="2s")
     args = [str(inputs), "--listen", "127.0.0.1:0", "--artifacts-listen", "127.0.0.1:0",
             "--tick", "0.2", "--time-scale", "20"]
-    with running_daemon(args, tmp_path / "daemon.log", {"APP_REPO_URL": app_repo.url}) as daemon:
+    with running_daemon(args, tmp_path / "daemon.log", {"APP_REPO_URL": app_url}) as daemon:
         api = prometheus(urlsplit(daemon.ops_url).netloc)
 
         try:

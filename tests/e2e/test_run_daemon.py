@@ -36,6 +36,11 @@ def app_repo(make_repo: Callable[..., GitRepo]) -> GitRepo:
     return make_repo("band-service", {p.name: p.read_text() for p in app.iterdir()})
 
 
+@pytest.fixture
+def app_url(app_repo: GitRepo, serve_repo: Callable[[GitRepo], str]) -> str:
+    return serve_repo(app_repo)
+
+
 def _workload_source_revision(daemon: DaemonProcess) -> str | None:
     """The source revision of a Ready band-service workload, else None."""
     for wl in daemon.objects("Workload"):
@@ -69,12 +74,12 @@ def _raw_status(base_url: str, raw_path: str) -> int:
 
 
 def test_run_reconciles_serves_artifacts_and_stops_gracefully(
-    app_repo: GitRepo, tmp_path: Path
+    app_repo: GitRepo, app_url: str, tmp_path: Path
 ) -> None:
     inputs = paved_path_copy(tmp_path / "paved-path", poll_interval="2s")
     state = tmp_path / "state.json"
     args = [str(inputs), *FAST, "--state", str(state), "--data-dir", str(tmp_path / "data")]
-    with running_daemon(args, tmp_path / "daemon.log", {"APP_REPO_URL": app_repo.url}) as daemon:
+    with running_daemon(args, tmp_path / "daemon.log", {"APP_REPO_URL": app_url}) as daemon:
         assert http_get(f"{daemon.ops_url}/healthz")[0] == 200
 
         # Ready is reported in the metrics an operator scrapes.
@@ -134,14 +139,37 @@ def test_run_reconciles_serves_artifacts_and_stops_gracefully(
     assert f"main@sha1:{sha2}" in json.dumps(saved)
 
 
-def test_run_refuses_an_address_in_use(app_repo: GitRepo, tmp_path: Path,
-                                       cli: Callable[..., Any]) -> None:
+def test_run_refuses_local_repositories(app_repo: GitRepo, tmp_path: Path) -> None:
+    """A tenant's GitRepository must not read the daemon's host: a local path or file:// URL
+    stalls with URLSchemeNotAllowed, and the Workload over it is not Ready."""
+    inputs = paved_path_copy(tmp_path / "paved-path", poll_interval="2s")
+    for url in (app_repo.url, str(app_repo.path)):
+        with running_daemon([str(inputs), *FAST], tmp_path / "daemon.log",
+                            {"APP_REPO_URL": url}) as daemon:
+            def stalled() -> dict[str, Any] | None:
+                repos = daemon.objects("GitRepository")
+                conditions = repos[0].get("status", {}).get("conditions", []) if repos else []
+                return next((c for c in conditions if c["type"] == "Ready"
+                             and c["reason"] == "URLSchemeNotAllowed"), None)
+
+            ready = wait_for("the GitRepository to stall", stalled)
+            assert ready["status"] == "False"
+            assert "not allowed here" in ready["message"]
+            workloads = daemon.objects("Workload")
+            assert all(c["status"] != "True" for w in workloads
+                       for c in w.get("status", {}).get("conditions", []) if c["type"] == "Ready")
+            assert daemon.stop() == 0
+
+
+def test_run_refuses_an_address_in_use(
+    app_repo: GitRepo, app_url: str, tmp_path: Path, cli: Callable[..., Any],
+) -> None:
     inputs = paved_path_copy(tmp_path / "paved-path", poll_interval="2s")
     with running_daemon([str(inputs), *FAST], tmp_path / "first.log",
-                        {"APP_REPO_URL": app_repo.url}) as first:
+                        {"APP_REPO_URL": app_url}) as first:
         taken = urlsplit(first.ops_url).netloc
         result = cli("run", str(inputs), "--listen", taken, "--artifacts-listen", "127.0.0.1:0",
-                     env={"APP_REPO_URL": app_repo.url})
+                     env={"APP_REPO_URL": app_url})
         assert result.code == 2, result.stderr
         assert f"cannot serve metrics and health on {taken}" in result.stderr
         assert "--listen" in result.stderr
