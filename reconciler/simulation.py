@@ -21,7 +21,7 @@ from reconciler.diff.compare import comparable, is_subset
 from reconciler.engine.controller import Controller, Polling
 from reconciler.engine.runnable import runnable_settled
 from reconciler.engine.runner import Environment, RunReport, run_until_settled
-from reconciler.engine.sources import GitRepositoryReconciler, apply_source_settings
+from reconciler.engine.sources import GitRepositoryReconciler
 from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.loader import LoadedObject
@@ -150,8 +150,7 @@ def _reconcile(
         # Git polls find nothing new in virtual time: their interval is never work in flight.
         product: list[Controller] = [
             Polling(c) if isinstance(c, GitRepositoryReconciler) else c
-            for c in apply_source_settings(product_controllers(tracker, env.clock, sources),
-                                           sources)]
+            for c in product_controllers(tracker, env.clock, sources)]
         return run_until_settled(env, [*product, *env.controllers],
                                  lambda: all_settled(env.backend),
                                  budget_seconds=settings.budget_seconds,

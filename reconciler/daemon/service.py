@@ -31,7 +31,7 @@ from reconciler.daemon.debug import debug_document
 from reconciler.daemon.loop import ReconcileLoop
 from reconciler.engine.controller import Controller
 from reconciler.engine.runner import Environment, RoundDriver
-from reconciler.engine.sources import GitRepositoryReconciler, apply_source_settings
+from reconciler.engine.sources import GitRepositoryReconciler
 from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.loader import LoadedObject
@@ -123,7 +123,7 @@ class Daemon:
             allow_local_urls=False)
 
         tracker = TrackingBackend(env.backend)
-        product = apply_source_settings(product_controllers(tracker, env.clock, sources), sources)
+        product = product_controllers(tracker, env.clock, sources)
         controllers: list[Controller] = [InstrumentedController(c, self.metrics)
                                          for c in (*product, *env.controllers)]
         driver = RoundDriver(env, controllers, tracker, tracked=product, limits=self.limits)

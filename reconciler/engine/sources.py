@@ -8,16 +8,13 @@ controller never writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
 
 from reconciler.backends.base import Backend
 from reconciler.model.objects import Obj, status_of
-from reconciler.settings import SourceSettings
 from reconciler.sources.git import GitRepositoryController
 
 GIT_API = "source.toolkit.fluxcd.io/v1"
 
-C = TypeVar("C")
 
 
 class GitRepositoryReconciler:
@@ -39,11 +36,3 @@ class GitRepositoryReconciler:
                                     source="source-controller")
         return result.requeue_after
 
-
-def apply_source_settings(controllers: list[C], sources: SourceSettings) -> list[C]:
-    """`controllers`, their source controllers given the SourceSettings that
-    `engine.wiring.product_controllers` does not pass yet (`allow_local_urls`)."""
-    for controller in controllers:
-        if isinstance(controller, GitRepositoryReconciler):
-            controller.git.allow_local_urls = sources.allow_local_urls
-    return controllers

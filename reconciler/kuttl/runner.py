@@ -24,7 +24,6 @@ from reconciler.backends.base import Backend
 from reconciler.chains.blueprint import CARTO_API
 from reconciler.engine.controller import Controller
 from reconciler.engine.runner import Environment, run_until_settled
-from reconciler.engine.sources import apply_source_settings
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.kuttl.assertions import Verdict, check_step
 from reconciler.kuttl.steps import DeleteRef, Step, load_steps
@@ -90,8 +89,7 @@ def run_test(case: TestCase, environment: str = "simulator") -> TestResult:
     with tempfile.TemporaryDirectory(prefix="reconciler-kuttl-") as scratch:
         sources = SourceSettings(artifact_root=Path(scratch) / "artifacts",
                                  workdir=Path(scratch) / "git", allow_local_urls=True)
-        controllers = [*apply_source_settings(product_controllers(env.backend, env.clock, sources),
-                                              sources), *env.controllers]
+        controllers = [*product_controllers(env.backend, env.clock, sources), *env.controllers]
         bound = structlog.contextvars.bound_contextvars(test=case.name)
         with bound:
             failure = _run_case(case, env, controllers, namespace)

@@ -27,7 +27,6 @@ from reconciler.daemon.clock import ClockFollower
 from reconciler.daemon.loop import ReconcileLoop
 from reconciler.engine.controller import Controller
 from reconciler.engine.runner import Environment, RoundDriver
-from reconciler.engine.sources import apply_source_settings
 from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.loader import LoadedObject
@@ -102,8 +101,7 @@ class ServedCluster:
                                      artifact_base_url=artifacts.base_url,
                                      allow_local_urls=False)
             tracker = TrackingBackend(env.backend)
-            product = apply_source_settings(product_controllers(tracker, env.clock, sources),
-                                            sources)
+            product = product_controllers(tracker, env.clock, sources)
         every = [*product, *env.controllers]
         driver = RoundDriver(env, every, tracker, tracked=product)
         loop = self.loop = ReconcileLoop(env, driver, follower, ReconcilerMetrics(),
