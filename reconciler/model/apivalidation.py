@@ -578,6 +578,67 @@ def _kind_problems(obj: Mapping[str, Any], group: str, kind: str) -> Iterator[Pr
         expected = f"{names.get('plural', '')}.{spec.get('group', '')}"
         if name and name != expected:
             yield _invalid("metadata.name", name, "must be spec.names.plural+\".\"+spec.group")
+        yield from _crd_spec_problems(obj.get("spec"))
+
+
+def _crd_spec_problems(spec: Any) -> Iterator[Problem]:
+    """The structure apiextensions-apiserver requires of a CRD's spec (the part the served API
+    is built from): a group, names, a scope, and versions with exactly one storage version."""
+    if not isinstance(spec, Mapping):
+        yield Problem("spec", "Required value" if spec is None
+                      else f"Invalid value: {_go_value(spec)}: must be an object")
+        return
+    if not isinstance(spec.get("group"), str) or not spec.get("group"):
+        yield Problem("spec.group", "Required value")
+    names = spec.get("names")
+    if not isinstance(names, Mapping):
+        yield Problem("spec.names", "Required value")
+    else:
+        for key in ("kind", "plural"):
+            if not isinstance(names.get(key), str) or not names.get(key):
+                yield Problem(f"spec.names.{key}", "Required value")
+        for key in ("singular", "listKind"):
+            if names.get(key) is not None and not isinstance(names.get(key), str):
+                yield _invalid(f"spec.names.{key}", names[key], "must be a string")
+        for key in ("shortNames", "categories"):
+            values = names.get(key)
+            if values is not None and (not isinstance(values, list)
+                                       or not all(isinstance(v, str) for v in values)):
+                yield _invalid(f"spec.names.{key}", values, "must be a list of strings")
+    if spec.get("scope") not in ("Namespaced", "Cluster"):
+        yield Problem("spec.scope", f"Unsupported value: {_go_value(spec.get('scope'))}: "
+                                    'supported values: "Cluster", "Namespaced"')
+    versions = spec.get("versions")
+    if versions is None or versions == []:
+        yield Problem("spec.versions", "Required value")
+        return
+    if not isinstance(versions, list):
+        yield _invalid("spec.versions", versions, "must be a list of versions")
+        return
+    storage = 0
+    for i, version in enumerate(versions):
+        field = f"spec.versions[{i}]"
+        if not isinstance(version, Mapping):
+            yield _invalid(field, version, "must be an object")
+            continue
+        if not isinstance(version.get("name"), str) or not version.get("name"):
+            yield Problem(f"{field}.name", "Required value")
+        for key in ("served", "storage"):
+            if version.get(key) is not None and not isinstance(version[key], bool):
+                yield _invalid(f"{field}.{key}", version[key], "must be a boolean")
+        storage += version.get("storage") is True
+        schema = version.get("schema")
+        if schema is not None and (not isinstance(schema, Mapping) or not isinstance(
+                schema.get("openAPIV3Schema", {}), Mapping)):
+            yield _invalid(f"{field}.schema.openAPIV3Schema", schema, "must be an object")
+        columns = version.get("additionalPrinterColumns")
+        if columns is not None and (not isinstance(columns, list) or not all(
+                isinstance(c, Mapping) for c in columns)):
+            yield _invalid(f"{field}.additionalPrinterColumns", columns,
+                           "must be a list of objects")
+    if storage != 1:
+        yield Problem("spec.versions", "Invalid value: must have exactly one version marked as "
+                                       "storage version")
 
 
 def _secret_problems(secret: Mapping[str, Any]) -> Iterator[Problem]:

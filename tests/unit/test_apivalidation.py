@@ -351,8 +351,10 @@ def test_crd_name_is_plural_dot_group() -> None:
     crd: dict[str, Any] = {"apiVersion": "apiextensions.k8s.io/v1",
                            "kind": "CustomResourceDefinition",
                            "metadata": {"name": "widgets.example.com"},
-                           "spec": {"group": "example.com",
-                                    "names": {"plural": "widgets", "kind": "Widget"}}}
+                           "spec": {"group": "example.com", "scope": "Namespaced",
+                                    "names": {"plural": "widgets", "kind": "Widget"},
+                                    "versions": [{"name": "v1", "served": True,
+                                                  "storage": True}]}}
     assert object_problems(crd) == []
     crd["metadata"]["name"] = "widget.example.com"
     assert object_problems(crd) == [Problem(
@@ -386,3 +388,43 @@ def test_the_default_storage_limit_is_one_and_a_half_mebibytes() -> None:
 def test_problems_are_invalid_stage_by_default() -> None:
     assert Problem("metadata.name", "x").stage == INVALID
     assert str(Problem("metadata.name", "Required value")) == "metadata.name: Required value"
+
+
+@pytest.mark.parametrize(("spec", "field", "message"), [
+    (5, "spec", "must be an object"),
+    ({"names": {"kind": "Widget", "plural": "widgets"}, "scope": "Namespaced",
+      "versions": [{"name": "v1", "served": True, "storage": True}]}, "spec.group", "Required"),
+    ({"group": "example.com", "names": {"plural": "widgets"}, "scope": "Namespaced",
+      "versions": [{"name": "v1", "served": True, "storage": True}]}, "spec.names.kind",
+     "Required"),
+    ({"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"},
+      "scope": "Everywhere", "versions": [{"name": "v1", "storage": True}]}, "spec.scope",
+     "Unsupported value"),
+    ({"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"},
+      "scope": "Namespaced", "versions": 5}, "spec.versions", "must be a list"),
+    ({"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"},
+      "scope": "Namespaced", "versions": [5]}, "spec.versions[0]", "must be an object"),
+    ({"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"},
+      "scope": "Namespaced", "versions": [{"name": "v1", "storage": False}]}, "spec.versions",
+     "exactly one version marked as storage"),
+    ({"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"},
+      "scope": "Namespaced", "versions": [{"name": "v1", "storage": True,
+                                           "schema": {"openAPIV3Schema": "x"}}]},
+     "spec.versions[0].schema.openAPIV3Schema", "must be an object"),
+])
+def test_a_crd_without_the_structure_its_api_is_built_from_is_refused(
+        spec: object, field: str, message: str) -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.com"}, "spec": spec}
+    problems = [p for p in object_problems(crd) if p.field == field]
+    assert problems and message in problems[0].message, object_problems(crd)
+
+
+def test_a_well_formed_crd_has_no_problems() -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"kind": "Widget", "plural": "widgets", "shortNames": ["wd"]},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object"}}}]}}
+    assert object_problems(crd) == []
