@@ -302,14 +302,30 @@ def tree(paths: Sequence[str], state: Path | None, output: str, budget: float) -
               show_default=True,
               help="all: the product's controllers and the simulated ecosystem run in-process; "
                    "ecosystem: only the simulated ones (kpack, Knative, Tekton, workloads).")
+@click.option("--rbac", is_flag=True,
+              help="Authorize requests with RBAC from the cluster's Roles, ClusterRoles and "
+                   "bindings (kube's default ClusterRoles are made at start). Without it every "
+                   "authenticated user may do everything.")
 @click.pass_context
 def serve(ctx: click.Context, paths: Sequence[str], kubeconfig: Path, listen: str,
-          state: Path | None, insecure_http: bool, time_scale: float, controllers: str) -> None:
+          state: Path | None, insecure_http: bool, time_scale: float, controllers: str,
+          rbac: bool) -> None:
     """Serve a simulated cluster over the Kubernetes API until SIGTERM or SIGINT.
 
     Loads PATHS and --state, writes a kubeconfig for an admin, prints the `export KUBECONFIG=`
     line, and serves HTTPS (a CA and serving certificate made at start). Exit 0 after a
     graceful shutdown (--state saved), 2 when it cannot start.
+
+    \b
+    Authentication: the kubeconfig's token is the admin (user reconciler-admin, group
+    system:masters); `kubectl create token SA -n NS` gives a ServiceAccount's token
+    (system:serviceaccount:NS:SA), valid until it expires (10 min to 48 h, default 1 h), the
+    server stops, or the ServiceAccount is deleted. Impersonation headers (kubectl --as,
+    --as-group) are honoured for callers allowed to `impersonate`.
+    \b
+    Authorization: with --rbac, RBAC as kube-apiserver evaluates it (403 Forbidden with its
+    message; system:masters bypasses it); `kubectl auth can-i [--list]` and `kubectl auth
+    whoami` answer. Without --rbac, everything is allowed.
     """
     from importlib.metadata import entry_points
 
@@ -327,7 +343,7 @@ def serve(ctx: click.Context, paths: Sequence[str], kubeconfig: Path, listen: st
         with _writing(state):
             found[0].load()(objects, kubeconfig=kubeconfig, host=address.host,
                             port=address.port, state=state, insecure_http=insecure_http,
-                            time_scale=time_scale, controllers=controllers)
+                            time_scale=time_scale, controllers=controllers, rbac=rbac)
     except InputError as exc:
         _fail(exc)
     sys.exit(EXIT_OK)

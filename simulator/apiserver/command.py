@@ -20,12 +20,15 @@ import structlog
 
 from reconciler.loader import LoadedObject
 from reconciler.model.errors import InputError
+from simulator.apiserver import rbac
+from simulator.apiserver.authn import Tokens
 from simulator.apiserver.certs import (
     extra_hosts,
     make_credentials,
     write_key_file,
     write_kubeconfig,
 )
+from simulator.apiserver.gate import Gate
 from simulator.apiserver.handlers import Api
 from simulator.apiserver.runtime import ServedCluster
 from simulator.apiserver.server import ApiServer
@@ -42,6 +45,9 @@ class ServeOptions:
     insecure_http: bool = False
     time_scale: float = 1.0
     controllers: str = "all"
+    rbac: bool = False
+    """Authorize with RBAC (kube's default ClusterRoles made at start); otherwise every
+    authenticated user may do everything."""
 
 
 def serve(objects: Sequence[LoadedObject], options: ServeOptions) -> None:
@@ -61,8 +67,11 @@ def serve(objects: Sequence[LoadedObject], options: ServeOptions) -> None:
                            options.time_scale) as cluster:
             assert cluster.store is not None
             api = Api(cluster.store, "", stop.is_set, lambda: cluster.ready)
+            if options.rbac:
+                rbac.bootstrap(cluster.store)
+            gate = Gate(api, Tokens(credentials.token), options.rbac)
             try:
-                server = ApiServer(api, options.host, options.port, credentials.token, cert)
+                server = ApiServer(gate, options.host, options.port, cert)
             except OSError as exc:
                 raise InputError(f"cannot listen on {options.host}:{options.port}: "
                                  f"{exc.strerror}") from exc
@@ -73,7 +82,8 @@ def serve(objects: Sequence[LoadedObject], options: ServeOptions) -> None:
                                  None if options.insecure_http else credentials.ca_pem)
                 sys.stdout.write(f"export KUBECONFIG={options.kubeconfig}\n")
                 sys.stdout.flush()
-                log.info("serving", url=server.url, kubeconfig=str(options.kubeconfig))
+                log.info("serving", url=server.url, kubeconfig=str(options.kubeconfig),
+                         rbac=options.rbac)
                 stop.wait()
             finally:
                 server.stop()
@@ -85,8 +95,8 @@ def serve(objects: Sequence[LoadedObject], options: ServeOptions) -> None:
 
 def serve_command(objects: Sequence[LoadedObject], *, kubeconfig: Path, host: str, port: int,
                   state: Path | None, insecure_http: bool, time_scale: float,
-                  controllers: str) -> None:
+                  controllers: str, rbac: bool = False) -> None:
     """The `reconciler.servers` entry point: plain arguments, so the CLI needs no type of ours."""
     serve(objects, ServeOptions(kubeconfig=kubeconfig, host=host, port=port, state=state,
                                 insecure_http=insecure_http, time_scale=time_scale,
-                                controllers=controllers))
+                                controllers=controllers, rbac=rbac))

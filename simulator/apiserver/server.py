@@ -1,5 +1,9 @@
 """The HTTP(S) transport: TLS, authentication, bounded request reading, responses and streams.
 
+A request is authenticated (`Gate.authenticate`) before its body is read: without a token
+that authenticates, only the public paths answer (401 otherwise). The rest of the way in
+(impersonation, authorization, the authn/authz APIs, then the resource API) is `gate.Gate`.
+
 Each connection is served on its own thread (a watch holds one for its duration), at most
 `MAX_CONNECTIONS` at once. What a client sends is bounded: headers by the stdlib's limits and a
 read timeout per receive, bodies by `MAX_BODY_BYTES` (413 beyond, and the connection closed),
@@ -10,7 +14,6 @@ that breaks a handler gets a 500 Status with a one-line message; the traceback g
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import select
 import socket
@@ -24,7 +27,8 @@ import structlog
 
 from reconciler.serving import LISTEN_BACKLOG, READ_TIMEOUT_SECONDS
 from simulator.apiserver.errors import status_body
-from simulator.apiserver.handlers import MAX_BODY_BYTES, PUBLIC, Api, Request, Response
+from simulator.apiserver.gate import Gate
+from simulator.apiserver.handlers import MAX_BODY_BYTES, PUBLIC, Request, Response
 
 log = structlog.get_logger(__name__)
 
@@ -42,9 +46,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], api: Api, token: str,
+    def __init__(self, address: tuple[str, int], gate: Gate,
                  tls: ssl.SSLContext | None) -> None:
-        self.api, self.token, self.tls = api, token, tls
+        self.gate, self.tls = gate, tls
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -106,7 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         path = self.path.split("?", 1)[0].strip("/")
-        if path not in PUBLIC and not self._authenticated():
+        user = self.server.gate.authenticate(self.headers.get("Authorization", ""))
+        if path not in PUBLIC and user is None:
             self._respond(Response(401, status_body(401, "Unauthorized", "Unauthorized")))
             return
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -131,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         request = Request(self.command, self.path, headers, body)
         try:
-            response = self.server.api.handle(request)
+            response = self.server.gate.handle(request, user, list(self.headers.items()))
         except Exception:
             log.exception("request failed", method=self.command, path=self.path.split("?")[0])
             response = Response(500, status_body(500, "an internal error occurred while "
@@ -146,12 +151,6 @@ class _Handler(BaseHTTPRequestHandler):
                 if not chunk:
                     return
                 length -= len(chunk)
-
-    def _authenticated(self) -> bool:
-        header = self.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            token.strip().encode(), self.server.token.encode())
 
     def _respond(self, response: Response) -> None:
         if response.stream is not None:
@@ -212,9 +211,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ApiServer:
-    """Serves `api` on `host:port` (port 0: any free one), over TLS when given a cert/key."""
+    """Serves `gate` on `host:port` (port 0: any free one), over TLS when given a cert/key."""
 
-    def __init__(self, api: Api, host: str, port: int, token: str,
+    def __init__(self, gate: Gate, host: str, port: int,
                  cert: tuple[Path, Path] | None) -> None:
         tls = None
         if cert is not None:
@@ -222,7 +221,7 @@ class ApiServer:
             tls.minimum_version = ssl.TLSVersion.TLSv1_2
             tls.load_cert_chain(str(cert[0]), str(cert[1]))
             tls.set_alpn_protocols(["http/1.1"])
-        self._httpd = _Server((host, port), api, token, tls)
+        self._httpd = _Server((host, port), gate, tls)
         self._thread: threading.Thread | None = None
         self.secure = tls is not None
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from simulator.apiserver.authn import Tokens
 from simulator.apiserver.errors import ApiError
+from simulator.apiserver.gate import Gate
 from simulator.apiserver.handlers import Api, Request
 from simulator.apiserver.patches import json_patch, merge_patch, strategic_merge_patch
 from simulator.apiserver.routing import Route, route
@@ -101,7 +103,7 @@ def test_a_broken_handler_is_a_500_status_without_a_traceback(
         def __init__(self) -> None:
             self.command, self.path = "GET", "/api/v1/namespaces/default/configmaps"
             self.headers = {"Authorization": "Bearer t"}  # type: ignore[assignment]
-            self.server = type("S", (), {"api": api, "token": "t"})()  # type: ignore[assignment]
+            self.server = type("S", (), {"gate": Gate(api, Tokens("t"))})()  # type: ignore[assignment]
             self.close_connection = False
 
         def _respond(self, response: Any) -> None:
