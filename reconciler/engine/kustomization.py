@@ -55,7 +55,7 @@ from reconciler.model.conditions import (
     merge_conditions,
 )
 from reconciler.model.errors import BackendError, InputError, ReconcilerError
-from reconciler.model.limits import check_deadline
+from reconciler.model.limits import DEFAULT_LIMITS, Limits, check_deadline
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of, status_of
 from reconciler.sources.artifacts import ArtifactError, ArtifactStore
 from reconciler.sources.git import parse_duration
@@ -112,10 +112,12 @@ Step = Callable[[KsRun], None]
 class KustomizationReconciler:
     name = "kustomize-controller"
 
-    def __init__(self, backend: Backend, clock: Clock, store: ArtifactStore) -> None:
+    def __init__(self, backend: Backend, clock: Clock, store: ArtifactStore,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.backend = backend
         self.clock = clock
         self.store = store
+        self.limits = limits
         self.steps: Sequence[Step] = (self.check_dependencies, self.fetch, self.build,
                                       self.apply, self.prune, self.assess_health)
 
@@ -178,7 +180,7 @@ class KustomizationReconciler:
         assert run.workdir is not None
         try:
             archive = self.store.open(str(artifact["path"]))
-            unpack_artifact(archive, run.workdir / "src")
+            unpack_artifact(archive, run.workdir / "src", limits=self.limits)
         except (ArtifactError, tarfile.TarError, OSError) as exc:
             self._stop(run, ARTIFACT_FAILED, f"cannot read artifact of '{kind}/{ns}/{name}': "
                        f"{exc}", retry=True)

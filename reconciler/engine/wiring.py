@@ -19,6 +19,7 @@ from reconciler.engine.runnable import RunnableController
 from reconciler.engine.runner import Environment
 from reconciler.engine.sources import GitRepositoryReconciler
 from reconciler.model.errors import ReconcilerError
+from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.settings import SourceSettings
 from reconciler.sources.artifacts import ArtifactStore
 from reconciler.sources.git import GitRepositoryController
@@ -27,7 +28,7 @@ ENTRY_POINT_GROUP = "reconciler.environments"
 
 
 def product_controllers(
-    backend: Backend, clock: Clock, sources: SourceSettings
+    backend: Backend, clock: Clock, sources: SourceSettings, limits: Limits = DEFAULT_LIMITS,
 ) -> list[Controller]:
     store = ArtifactStore(sources.artifact_root, sources.artifact_base_url)
     git = GitRepositoryController(store, clock, sources.workdir,
@@ -40,7 +41,7 @@ def product_controllers(
         OwnerController(backend, clock, WORKLOAD),
         OwnerController(backend, clock, DELIVERABLE),
         RunnableController(backend, clock),
-        KustomizationReconciler(backend, clock, store),
+        KustomizationReconciler(backend, clock, store, limits),
     ]
 
 

@@ -15,6 +15,7 @@ import pytest
 from reconciler.engine.runner import run_until_settled
 from reconciler.engine.wiring import product_controllers
 from reconciler.model.conditions import find_condition
+from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.settings import SourceSettings
 from simulator.environment import SimulatedEnvironment
 from tests.conftest import GitRepo
@@ -29,12 +30,12 @@ def _cm(name: str, value: str = "1", extra: str = "") -> str:
 
 class World:
     def __init__(self, repo: GitRepo, tmp: Path, annotations: dict[str, str] | None = None,
-                 **spec: Any) -> None:
+                 limits: Limits = DEFAULT_LIMITS, **spec: Any) -> None:
         self.env = SimulatedEnvironment()
         self.backend = self.env.cluster
         sources = SourceSettings(artifact_root=tmp / "artifacts", workdir=tmp / "git",
                                  allow_local_urls=True)  # the test repos are local
-        self.controllers = [*product_controllers(self.backend, self.env.clock, sources),
+        self.controllers = [*product_controllers(self.backend, self.env.clock, sources, limits),
                             *self.env.controllers]
         self.backend.apply({"apiVersion": "v1", "kind": "Namespace",
                             "metadata": {"name": "apps"}})
@@ -169,3 +170,30 @@ def test_next_wave_waits_for_the_previous_to_be_healthy(make_repo: Callable[...,
     ks = world.run(30)
     assert world.names() == ["after-db"]
     assert _ready(ks)["status"] == "True"
+
+
+def test_symlinks_in_the_repository_are_left_out_not_fatal(
+        make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    """An absolute or climbing link anywhere in the source (here outside spec.path, and one
+    inside it) is left out of the artifact, as Flux does: the Kustomization applies the rest."""
+    repo = make_repo("config", {"deploy/a.yaml": _cm("a"), "docs/README.md": "hi\n"})
+    (repo.path / "docs" / "passwd").symlink_to("/etc/passwd")
+    (repo.path / "deploy" / "escape.yaml").symlink_to("../../../../etc/hostname")
+    repo.git("add", "-A")
+    repo.git("commit", "-qm", "links")
+    world = World(repo, tmp_path)
+    ks = world.run()
+    assert _ready(ks)["status"] == "True", ks["status"]
+    assert world.names() == ["a"]
+
+
+def test_an_artifact_over_the_unpack_limit_fails_with_the_limit_named(
+        make_repo: Callable[..., GitRepo], tmp_path: Path) -> None:
+    """A file of zeros that compresses to almost nothing is not unpacked past the limit."""
+    repo = make_repo("config", {"deploy/a.yaml": _cm("a"), "deploy/zeros.txt": "0" * 200_000})
+    world = World(repo, tmp_path, limits=Limits(artifact_bytes=64 * 1024))
+    ks = world.run()
+    ready = _ready(ks)
+    assert ready["status"] == "False", ks["status"]
+    assert "limit artifact_bytes" in ready["message"]
+    assert world.names() == []
