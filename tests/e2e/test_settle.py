@@ -18,6 +18,7 @@ from reconciler.loader import load_paths
 from reconciler.settings import SimulateSettings
 from reconciler.simulation import simulate
 from tests.conftest import EXAMPLES, CliResult, GitRepo
+from tests.manifests import git_kustomization
 
 PAVED = EXAMPLES / "paved-path"
 IMAGE_HEALTH = """  imagePath: .status.latestImage
@@ -104,34 +105,6 @@ def test_a_periodic_schedule_does_not_keep_the_run_from_settling(tmp_path: Path)
     assert result.report.virtual_seconds == 0
 
 
-KUSTOMIZATION = """\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata:
-  name: config
-  namespace: default
-spec:
-  url: {url}
-  interval: 1m
-  ref:
-    branch: main
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: app
-  namespace: default
-spec:
-  interval: 10m
-  path: ./deploy
-  prune: true
-  wait: {wait}
-  targetNamespace: default
-  sourceRef:
-    kind: GitRepository
-    name: config
-"""
-
 DEPLOYMENT = """\
 apiVersion: apps/v1
 kind: Deployment
@@ -158,8 +131,7 @@ def test_a_kustomization_run_settles_once_applied_and_healthy(
     repo = make_repo("config", {"deploy/web.yaml": DEPLOYMENT})
     folder = tmp_path / "in"
     folder.mkdir()
-    (folder / "ks.yaml").write_text(KUSTOMIZATION.format(url=repo.url,
-                                                         wait=str(wait).lower()))
+    (folder / "ks.yaml").write_text(git_kustomization(repo.url, wait=wait))
     result = simulate(load_paths([folder], {}), settings=SimulateSettings(budget_seconds=3600))
     assert result.report.settled, result.report
     # Neither the Git poll nor the Kustomization's interval kept the run going.

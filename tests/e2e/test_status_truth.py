@@ -23,6 +23,7 @@ from reconciler.settings import SimulateSettings
 from reconciler.simulation import SimulationResult, simulate
 from reconciler.sources.artifacts import ArtifactStore
 from tests.conftest import CliResult, GitRepo
+from tests.manifests import git_kustomization
 
 CHAIN = """\
 apiVersion: carto.run/v1alpha1
@@ -184,33 +185,6 @@ def test_a_transient_read_failure_is_not_ready_with_its_reason(
 
 # --- Kustomization ---------------------------------------------------------------------------
 
-KUSTOMIZATION = """\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata:
-  name: config
-  namespace: default
-spec:
-  url: {url}
-  interval: 1m
-  ref:
-    branch: main
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: app
-  namespace: default
-spec:
-  interval: 10m
-  path: ./deploy
-  prune: true
-  targetNamespace: default
-  sourceRef:
-    kind: GitRepository
-    name: config
-"""
-
 
 def _cm(name: str) -> str:
     return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: \"1\"\n"
@@ -230,7 +204,7 @@ def _ks(result: SimulationResult) -> dict[str, Any]:
 def _first_run(repo: GitRepo, tmp_path: Path) -> tuple[Path, Path, dict[str, Any]]:
     folder = tmp_path / "ks"
     folder.mkdir()
-    (folder / "ks.yaml").write_text(KUSTOMIZATION.format(url=repo.url))
+    (folder / "ks.yaml").write_text(git_kustomization(repo.url))
     state = tmp_path / "ks-state.json"
     first = _simulate(folder, state)
     ks = _ks(first)
@@ -288,7 +262,7 @@ def test_a_first_transient_artifact_failure_writes_no_applied_revision(
 ) -> None:
     folder = tmp_path / "ks"
     folder.mkdir()
-    (folder / "ks.yaml").write_text(KUSTOMIZATION.format(url=config_repo.url))
+    (folder / "ks.yaml").write_text(git_kustomization(config_repo.url))
 
     def unavailable(*_args: Any, **_kwargs: Any) -> Any:
         raise Transient("ArtifactUnavailable", "artifact storage is not reachable")

@@ -27,6 +27,7 @@ from reconciler.simulation import simulate
 from simulator.cluster import InMemoryCluster
 from simulator.environment import SimulatedEnvironment
 from tests.conftest import GitRepo
+from tests.manifests import git_kustomization
 from tests.unit.kuttl_helpers import GREETER_CHAIN, GREETER_WORKLOAD
 
 TINY = Limits(reconcile_seconds=0.05)
@@ -167,41 +168,13 @@ def test_a_daemon_asked_to_stop_starts_no_more_reconciles(tmp_path: Path) -> Non
     assert time.monotonic() - started < 30  # shutdown did not hang
 
 
-KUSTOMIZATION = """\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata:
-  name: config
-  namespace: default
-spec:
-  url: {url}
-  interval: 1m
-  ref:
-    branch: main
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: app
-  namespace: default
-spec:
-  interval: 10m
-  path: ./deploy
-  prune: true
-  targetNamespace: default
-  sourceRef:
-    kind: GitRepository
-    name: config
-"""
-
-
 def test_a_large_apply_stops_between_objects_at_the_deadline(
     make_repo: Callable[..., GitRepo], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = {f"deploy/cm-{i}.yaml": (f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
                                      f"  name: cm-{i}\ndata:\n  a: \"1\"\n") for i in range(20)}
     repo = make_repo("config", files)
-    (tmp_path / "ks.yaml").write_text(KUSTOMIZATION.format(url=repo.url))
+    (tmp_path / "ks.yaml").write_text(git_kustomization(repo.url))
     real_apply = InMemoryCluster.apply
 
     def slow_apply(self: InMemoryCluster, obj: Obj, *args: Any, **kwargs: Any) -> Obj:
