@@ -11,6 +11,24 @@ Writes follow server-side apply: `managedFields` records, per manager, the field
 listing each field, unless forced (then ownership moves); a field a manager dropped from its
 next apply is removed unless another manager still owns it. `edit` is the non-apply update a
 person makes with `kubectl edit`: it takes ownership of what it changes without conflicts.
+`create` and `update` are the API's POST and PUT (managedFields operation "Update", as
+kube-apiserver writes them for create, update and patch; "Apply" only for server-side apply).
+
+`metadata.generation` is kept only for the kinds kube-apiserver keeps it for: custom resources
+and the built-in kinds whose strategy sets it (workloads, Pods, Ingresses, NetworkPolicies,
+PodDisruptionBudgets, HPAs, CRDs); ConfigMaps, Secrets, Services, Namespaces ... have none.
+
+Deletion is kube-apiserver's and the garbage collector's, done at once: an object with
+`metadata.finalizers` is only marked (`deletionTimestamp`, `deletionGracePeriodSeconds: 0`) and
+goes when its last finalizer is removed; propagation `Background` (the default) removes
+dependents whose owners are all gone, `Foreground` keeps the owner (finalizer
+`foregroundDeletion`) until its dependents with `blockOwnerDeletion` are gone, `Orphan` removes
+the dependents' references to it. A deleted Namespace is `Terminating` until its content is gone.
+
+Listeners (`add_listener`) are called after every write with ("ADDED" | "MODIFIED" |
+"DELETED", the object, the object before): the served API's watches are built on them.
+resourceVersions come from one sequence shared with Events, while `revision` counts object
+writes only (a repeated Event does not keep the controllers' rounds from reaching a fixed point).
 """
 
 from __future__ import annotations
@@ -44,7 +62,7 @@ from reconciler.model.apivalidation import (
     rejection_message,
     size_problems,
 )
-from reconciler.model.errors import NotFound, Rejected
+from reconciler.model.errors import Conflict, NotFound, Rejected
 from reconciler.model.kinds import BUILTIN_KINDS, KindInfo, KindRegistry, kind_info_from_crd
 from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe
 from reconciler.model.schema import validate
@@ -53,6 +71,35 @@ from reconciler.model.validation import admission_problems, webhook_for
 Key = tuple[str, str, str, str]  # group, kind, namespace, name
 _SERVER_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
 _UID_NAMESPACE = uuid.UUID("8f0c9c8e-8d2e-4d36-9d64-6a1a3c6f2b10")
+_DELETION_META = ("deletionTimestamp", "deletionGracePeriodSeconds")
+LEASE = KindInfo("coordination.k8s.io", ("v1",), "Lease", "leases", True)
+"""Served by every API server (leader election); the simulator adds it to any registry."""
+BUILTIN_GROUP_KINDS = frozenset((k.group, k.kind) for k in (*BUILTIN_KINDS, LEASE))
+GENERATION_KINDS = frozenset({
+    ("", "Pod"), ("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"),
+    ("apps", "ReplicaSet"), ("batch", "Job"), ("batch", "CronJob"),
+    ("networking.k8s.io", "Ingress"), ("networking.k8s.io", "IngressClass"),
+    ("networking.k8s.io", "NetworkPolicy"), ("policy", "PodDisruptionBudget"),
+    ("autoscaling", "HorizontalPodAutoscaler"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+})
+"""Built-in kinds whose API strategy keeps metadata.generation; every custom kind keeps it."""
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+PROPAGATION_POLICIES = ("Background", "Foreground", "Orphan")
+Listener = Callable[[str, "Obj", "Obj | None"], None]
+
+
+class AlreadyExists(Conflict):
+    """A create of an object that exists (kube-apiserver's 409 AlreadyExists)."""
+
+
+class StaleVersion(Conflict):
+    """An update or delete with a resourceVersion or uid precondition that no longer holds."""
+
+
+class Forbidden(Rejected):
+    """What the API server forbids whatever the caller's rights (a terminating namespace)."""
 
 
 class InMemoryCluster:
@@ -64,6 +111,11 @@ class InMemoryCluster:
         self._events: list[Obj] = []
         self._event_index: dict[tuple[str, str, str], int] = {}
         self._revision = 0
+        self._sequence = 0  # resourceVersions: object writes and Event writes
+        self._listeners: list[Listener] = []
+        self._gone: dict[str, Obj] = {}  # the last state of recently removed objects, by uid
+        if self.registry.lookup_group_kind(LEASE.group, LEASE.kind) is None:
+            self.registry.register(LEASE)
         # The change feed: when each object, and each kind (per namespace), last changed.
         self._key_changes: dict[Key, int] = {}
         self._kind_changes: dict[tuple[str, str, str], int] = {}
@@ -107,6 +159,49 @@ class InMemoryCluster:
         return out
 
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
+        info, desired, key = self._admit(obj)
+        api_version = str(obj.get("apiVersion", ""))
+        live = self._objects.get(key)
+        if live is None:
+            live = self._create(desired, info, api_version, field_manager, "Apply")
+        else:
+            self._server_side_apply(live, desired, info, api_version, field_manager, force)
+            self._finish_if_done(key)
+        if info.kind == "CustomResourceDefinition":
+            self._register_crd(live)
+        return self._out(live, api_version)
+
+    def create(self, obj: Obj, field_manager: str = FIELD_MANAGER) -> Obj:
+        """POST: a new object (`AlreadyExists` if its name is taken), an Update by the manager."""
+        info, desired, key = self._admit(obj)
+        api_version = str(obj.get("apiVersion", ""))
+        if key in self._objects:
+            raise AlreadyExists(f"{info.qualified_resource} \"{key[3]}\" already exists")
+        live = self._create(desired, info, api_version, field_manager, "Update")
+        if info.kind == "CustomResourceDefinition":
+            self._register_crd(live)
+        return self._out(live, api_version)
+
+    def update(self, obj: Obj, field_manager: str = FIELD_MANAGER) -> Obj:
+        """PUT: replace the object's metadata and body (status is kept: it has its own
+        subresource); a `metadata.resourceVersion` in `obj` must be the live one."""
+        info, desired, key = self._admit(obj, creating=False)
+        api_version = str(obj.get("apiVersion", ""))
+        live = self._objects.get(key)
+        if live is None:
+            raise NotFound(f"{describe(obj)} not found")
+        want = (obj.get("metadata") or {}).get("resourceVersion")
+        if want and str(want) != str(live["metadata"].get("resourceVersion")):
+            raise StaleVersion(f"{describe(obj)}: the object has been modified")
+
+        def replace(current: Obj) -> None:
+            current.clear()
+            current.update(desired)
+        return self.edit(api_version, info.kind, key[2], key[3], replace, field_manager)
+
+    def _admit(self, obj: Obj, creating: bool = True) -> tuple[KindInfo, Obj, Key]:
+        """What kube-apiserver checks before it stores `obj`: kind, name, namespace, object
+        meta, the CRD schema, admission; the object as it would be stored, and its key."""
         api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
         info = self.kind_info(api_version, kind)
         desired = deep_copy(obj)
@@ -120,8 +215,14 @@ class InMemoryCluster:
             if not namespace:
                 raise Rejected(f"{describe(obj)}: metadata.namespace: Required value for a "
                                "namespaced kind", field="metadata.namespace")
-            if ("", "Namespace", "", namespace) not in self._objects:
+            ns = self._objects.get(("", "Namespace", "", namespace))
+            if ns is None:
                 raise NotFound(f"namespaces \"{namespace}\" not found (creating {describe(obj)})")
+            key = self._key(info, namespace, name)
+            if creating and ns["metadata"].get("deletionTimestamp") and key not in self._objects:
+                raise Forbidden(f"{info.qualified_resource} \"{name}\" is forbidden: unable to "
+                                f"create new content in namespace {namespace} because it is "
+                                "being terminated")
         else:
             metadata.pop("namespace", None)
             namespace = ""
@@ -143,15 +244,7 @@ class InMemoryCluster:
             webhook = webhook_for(info.kind)
             raise Rejected(f"admission webhook \"{webhook}\" denied the request: "
                            f"{admission[0].message}", field=admission[0].field)
-        key = self._key(info, namespace, name)
-        live = self._objects.get(key)
-        if live is None:
-            live = self._create(desired, info, api_version, field_manager)
-        else:
-            self._server_side_apply(live, desired, info, api_version, field_manager, force)
-        if info.kind == "CustomResourceDefinition":
-            self._register_crd(live)
-        return self._out(live, api_version)
+        return info, desired, self._key(info, namespace, name)
 
     def update_status(self, obj: Obj) -> Obj:
         api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
@@ -166,46 +259,89 @@ class InMemoryCluster:
         if live.get("status") != status:
             # The status subresource keeps metadata and spec; only the size can become too large.
             _refuse(live, size_problems({**live, "status": status}))
+            before = deep_copy(live)
             if status is None:
                 live.pop("status", None)
             else:
                 live["status"] = status
-            self._bump(live)
+            self._bump(live, before)
         return self._out(live, api_version)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self.delete_object(api_version, kind, namespace, name)
+
+    def delete_object(self, api_version: str, kind: str, namespace: str, name: str, *,
+                      propagation: str | None = None,
+                      preconditions: Mapping[str, Any] | None = None) -> tuple[Obj, bool]:
+        """Delete as kube-apiserver and its garbage collector would; the object's last state and
+        whether it is gone (False: it waits for finalizers, or for foreground dependents)."""
         info = self.kind_info(api_version, kind)
         key = self._key(info, namespace, name)
-        obj = self._objects.pop(key, None)
-        if obj is None:
+        live = self._objects.get(key)
+        if live is None:
             raise NotFound(f"{kind}/{namespace}/{name} not found")
-        self._revision += 1
-        self._changed(key)
-        self._collect_garbage(str(obj["metadata"]["uid"]))
-        if info.kind == "Namespace":
-            for other in [k for k in self._objects if k[2] == name]:
-                self._objects.pop(other, None)
-                self._revision += 1
-                self._changed(other)
+        meta = live["metadata"]
+        pre = preconditions or {}
+        if pre.get("uid") and pre["uid"] != meta.get("uid"):
+            raise StaleVersion(f"Precondition failed: UID in precondition: {pre['uid']}, UID in "
+                               f"object meta: {meta.get('uid')}")
+        if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(
+                meta.get("resourceVersion")):
+            raise StaleVersion(f"Precondition failed: ResourceVersion in precondition: "
+                               f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                               f"{meta.get('resourceVersion')}")
+        if propagation is not None and propagation not in PROPAGATION_POLICIES:
+            raise Rejected(f"propagationPolicy: Unsupported value: \"{propagation}\": supported "
+                           "values: \"Foreground\", \"Background\", \"Orphan\"",
+                           field="propagationPolicy")
+        finalizers = list(meta.get("finalizers") or [])
+        policy = propagation or ("Orphan" if ORPHAN in finalizers else
+                                 "Foreground" if FOREGROUND in finalizers else "Background")
+        uid = str(meta.get("uid"))
+        if policy == "Orphan" and ORPHAN in finalizers:
+            self._set_finalizers(key, [f for f in finalizers if f != ORPHAN])
+        self._delete_key(key, policy)
+        current = self._objects.get(key)
+        if current is not None and current["metadata"].get("uid") == uid:
+            return self._out(current, api_version), False
+        return self._out(self._gone.get(uid, live), api_version), True
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener(type, obj, before)` after every write (under the caller's lock)."""
+        self._listeners.append(listener)
+
+    @property
+    def resource_version(self) -> int:
+        """The latest resourceVersion given out (objects and Events alike)."""
+        return self._sequence
 
     def emit_event(
         self, involved: Obj, type_: str, reason: str, message: str, source: str = FIELD_MANAGER
     ) -> None:
         meta = involved.get("metadata") or {}
         now = rfc3339(self.clock.now())
-        # The same event again only counts up, as the API server's event aggregation does.
+        # The same event again only counts up, as the API server's event aggregation does (and
+        # as a series, as the events.k8s.io recorder writes it).
         same = (str(meta.get("uid")), reason, message)
         index = self._event_index.get(same)
         if index is not None:
-            self._events[index]["count"] += 1
-            self._events[index]["lastTimestamp"] = now
+            event = self._events[index]
+            before = deep_copy(event) if self._listeners else None
+            event["count"] += 1
+            event["lastTimestamp"] = now
+            event["series"] = {"count": event["count"], "lastObservedTime": _micro(now)}
+            self._event_written(event, before)
             return
         self._event_index[same] = len(self._events)
-        self._events.append({
+        name = f"{meta.get('name')}.{len(self._events) + 1:06x}"
+        namespace = meta.get("namespace") or "default"
+        event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"namespace": meta.get("namespace") or "default",
-                         "name": f"{meta.get('name')}.{len(self._events) + 1:06x}"},
+            "metadata": {"namespace": namespace, "name": name,
+                         "uid": str(uuid.uuid5(_UID_NAMESPACE, f"event/{namespace}/{name}/"
+                                                               f"{self._sequence}")),
+                         "creationTimestamp": now},
             "involvedObject": {
                 "apiVersion": involved.get("apiVersion"),
                 "kind": involved.get("kind"),
@@ -217,10 +353,20 @@ class InMemoryCluster:
             "reason": reason,
             "message": message,
             "source": {"component": source},
+            "reportingComponent": source,
+            "reportingInstance": source,
             "count": 1,
             "firstTimestamp": now,
             "lastTimestamp": now,
-        })
+            "eventTime": _micro(now),
+        }
+        self._events.append(event)
+        self._event_written(event, None)
+
+    def _event_written(self, event: Obj, before: Obj | None) -> None:
+        self._sequence += 1
+        event["metadata"]["resourceVersion"] = str(self._sequence)
+        self._notify("ADDED" if before is None else "MODIFIED", event, before)
 
     def events(self) -> Sequence[Obj]:
         return [deep_copy(e) for e in self._events]
@@ -243,7 +389,8 @@ class InMemoryCluster:
         conflicts; fields it removed lose their owners.
         """
         info = self.kind_info(api_version, kind)
-        live = self._objects.get(self._key(info, namespace, name))
+        key = self._key(info, namespace, name)
+        live = self._objects.get(key)
         if live is None:
             raise NotFound(f"{kind}/{namespace}/{name} not found")
         before = deep_copy(live)
@@ -252,9 +399,17 @@ class InMemoryCluster:
         after["metadata"] = {**after.get("metadata", {}),
                              **{k: before["metadata"][k] for k in _SERVER_META
                                 if k in before["metadata"]}}
+        for field in _DELETION_META:
+            if field in before["metadata"]:
+                after["metadata"][field] = before["metadata"][field]
+            else:
+                after["metadata"].pop(field, None)
         if "status" in before:
             after["status"] = before["status"]
+        else:
+            after.pop("status", None)
         _refuse(after, object_problems(after, namespaced=info.namespaced))
+        self._no_new_finalizers(before, after)
         old, new = fields_of(before), fields_of(after)
         # A list item belongs to whoever added it; changing a field inside it is not adding it.
         changed = {p for p in new if (get_path(after, p) != get_path(before, p)) if p[-1] != ITEM
@@ -277,6 +432,9 @@ class InMemoryCluster:
         live.clear()
         live.update(after)
         self._commit(before, live)
+        self._finish_if_done(key)
+        if info.kind == "CustomResourceDefinition":
+            self._register_crd(live)
         return self._out(live, api_version)
 
     def register_schema(self, group: str, kind: str, schema: Mapping[str, Any]) -> None:
@@ -285,6 +443,7 @@ class InMemoryCluster:
     def snapshot(self) -> dict[str, Any]:
         return {
             "revision": self._revision,
+            "sequence": self._sequence,
             "objects": self.all_objects(),
             "events": self.events(),
         }
@@ -307,6 +466,10 @@ class InMemoryCluster:
             for i, e in enumerate(self._events)
         }
         self._revision = max(self._revision, int(snapshot.get("revision") or 0))
+        versions = [_int((o.get("metadata") or {}).get("resourceVersion"))
+                    for o in [*objects, *self._events]]
+        self._sequence = max(self._sequence, self._revision, int(snapshot.get("sequence") or 0),
+                             *versions)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -319,13 +482,20 @@ class InMemoryCluster:
         out["apiVersion"] = api_version
         return out
 
-    def _bump(self, obj: Obj) -> None:
+    def _bump(self, obj: Obj, before: Obj | None) -> None:
+        """A write of `obj` (`before`: its previous state, None when it is new)."""
         self._revision += 1
-        obj["metadata"]["resourceVersion"] = str(self._revision)
+        self._sequence += 1
+        obj["metadata"]["resourceVersion"] = str(self._sequence)
         info = self.registry.lookup(GroupVersionKind.of(obj))
         if info is not None:
             meta = obj["metadata"]
             self._changed(self._key(info, str(meta.get("namespace") or ""), str(meta["name"])))
+        self._notify("ADDED" if before is None else "MODIFIED", obj, before)
+
+    def _notify(self, type_: str, obj: Obj, before: Obj | None) -> None:
+        for listener in self._listeners:
+            listener(type_, deep_copy(obj), deep_copy(before) if before is not None else None)
 
     def _changed(self, key: Key) -> None:
         self._key_changes[key] = self._revision
@@ -348,19 +518,21 @@ class InMemoryCluster:
     def last_kind_change(self, group: str, kind: str, namespace: str | None) -> int:
         return self._kind_changes.get((group, kind, "*" if namespace is None else namespace), 0)
 
-    def _create(self, desired: Obj, info: KindInfo, api_version: str, manager: str) -> Obj:
+    def _create(self, desired: Obj, info: KindInfo, api_version: str, manager: str,
+                operation: str) -> Obj:
         meta = desired["metadata"]
-        for field in _SERVER_META:
+        for field in (*_SERVER_META, *_DELETION_META):
             meta.pop(field, None)
         key = self._key(info, str(meta.get("namespace") or ""), str(meta["name"]))
-        meta["uid"] = str(uuid.uuid5(_UID_NAMESPACE, f"{key}/{self._revision}"))
-        meta["generation"] = 1
+        meta["uid"] = str(uuid.uuid5(_UID_NAMESPACE, f"{key}/{self._sequence}"))
+        if _has_generation(info):
+            meta["generation"] = 1
         meta["creationTimestamp"] = rfc3339(self.clock.now())
-        meta["managedFields"] = [self._managed_entry(manager, "Apply", api_version,
+        meta["managedFields"] = [self._managed_entry(manager, operation, api_version,
                                                      fields_of(desired))]
         _refuse(desired, size_problems(desired))
         self._objects[key] = desired
-        self._bump(desired)
+        self._bump(desired, None)
         return desired
 
     def _managed_entry(self, manager: str, operation: str, api_version: str,
@@ -428,10 +600,21 @@ class InMemoryCluster:
 
     def _commit(self, before: Obj, live: Obj) -> None:
         """Bump generation on a spec change and resourceVersion on any change."""
-        if _body(live) != _body(before):
+        if _body(live) != _body(before) and "generation" in live["metadata"]:
             live["metadata"]["generation"] = int(live["metadata"].get("generation", 1)) + 1
         if live != before:
-            self._bump(live)
+            self._bump(live, before)
+
+    @staticmethod
+    def _no_new_finalizers(before: Obj, after: Obj) -> None:
+        if not before["metadata"].get("deletionTimestamp"):
+            return
+        old = set(before["metadata"].get("finalizers") or [])
+        new = [f for f in after["metadata"].get("finalizers") or [] if f not in old]
+        if new:
+            raise Rejected(f"{describe(after)} is invalid: metadata.finalizers: Forbidden: no new "
+                           "finalizers can be added if the object is being deleted, found new "
+                           f"finalizers {json.dumps(new)}", field="metadata.finalizers")
 
     def _register_crd(self, crd: Obj) -> None:
         info = kind_info_from_crd(crd)
@@ -444,17 +627,140 @@ class InMemoryCluster:
             if isinstance(schema, Mapping) and version.get("storage", True):
                 self.register_schema(info.group, info.kind, _without_status(schema))
 
-    def _collect_garbage(self, owner_uid: str) -> None:
-        dependents = [
-            key for key, obj in self._objects.items()
-            if any(ref.get("uid") == owner_uid
-                   for ref in (obj["metadata"].get("ownerReferences") or []))
-        ]
-        for key in dependents:
-            obj = self._objects.pop(key)
-            self._revision += 1
-            self._changed(key)
-            self._collect_garbage(str(obj["metadata"]["uid"]))
+    # --- deletion and garbage collection ---------------------------------------------------
+
+    def _delete_key(self, key: Key, policy: str) -> None:
+        """Delete one object (it exists): marked if finalizers hold it, else removed."""
+        live = self._objects[key]
+        if policy == "Orphan":
+            self._orphan(str(live["metadata"].get("uid")))
+        if policy == "Foreground":
+            self._mark_deleting(key, add=FOREGROUND)
+            uid = str(live["metadata"].get("uid"))
+            for dependent in self._dependents(uid):
+                if dependent in self._objects:
+                    self._delete_key(dependent, "Foreground")
+            self._check_foreground(key)
+            return
+        if key[1] == "Namespace" and key[0] == "":
+            self._mark_deleting(key)
+            ns = self._objects[key]
+            if (ns.get("status") or {}).get("phase") != "Terminating":
+                before = deep_copy(ns)
+                ns["status"] = {**(ns.get("status") or {}), "phase": "Terminating"}
+                self._bump(ns, before)
+            for other in [k for k in self._objects if k[2] == key[3]]:
+                if other in self._objects and not self._objects[other]["metadata"].get(
+                        "deletionTimestamp"):
+                    self._delete_key(other, "Background")
+            self._finish_if_done(key)
+            return
+        if live["metadata"].get("finalizers"):
+            self._mark_deleting(key)
+        else:
+            self._remove(key)
+
+    def _mark_deleting(self, key: Key, add: str = "") -> None:
+        live = self._objects[key]
+        meta = live["metadata"]
+        if meta.get("deletionTimestamp") and (not add or add in (meta.get("finalizers") or [])):
+            return
+        before = deep_copy(live)
+        if not meta.get("deletionTimestamp"):
+            meta["deletionTimestamp"] = rfc3339(self.clock.now())
+            meta["deletionGracePeriodSeconds"] = 0
+            if "generation" in meta:
+                meta["generation"] = int(meta["generation"]) + 1
+        if add and add not in (meta.get("finalizers") or []):
+            meta["finalizers"] = [*(meta.get("finalizers") or []), add]
+        self._bump(live, before)
+
+    def _set_finalizers(self, key: Key, finalizers: builtins.list[str]) -> None:
+        live = self._objects[key]
+        before = deep_copy(live)
+        if finalizers:
+            live["metadata"]["finalizers"] = finalizers
+        else:
+            live["metadata"].pop("finalizers", None)
+        if live != before:
+            self._bump(live, before)
+
+    def _finish_if_done(self, key: Key) -> None:
+        """Remove an object marked for deletion once nothing holds it any more."""
+        live = self._objects.get(key)
+        if live is None or not live["metadata"].get("deletionTimestamp"):
+            return
+        if live["metadata"].get("finalizers"):
+            return
+        if key[:2] == ("", "Namespace") and any(k[2] == key[3] for k in self._objects):
+            return
+        self._remove(key)
+
+    def _remove(self, key: Key) -> None:
+        obj = self._objects.pop(key)
+        self._revision += 1
+        self._sequence += 1
+        final = deep_copy(obj)
+        final["metadata"]["resourceVersion"] = str(self._sequence)
+        uid = str(obj["metadata"].get("uid"))
+        self._gone[uid] = final
+        if len(self._gone) > 64:
+            self._gone.pop(next(iter(self._gone)))
+        self._changed(key)
+        self._notify("DELETED", final, obj)
+        # The garbage collector: dependents all of whose owners are gone go too.
+        for dependent in self._dependents(uid):
+            other = self._objects.get(dependent)
+            if other is None or other["metadata"].get("deletionTimestamp"):
+                continue
+            owners = [str(r.get("uid")) for r in other["metadata"].get("ownerReferences") or []]
+            if not any(self._objects.uid(o) is not None for o in owners):
+                self._delete_key(dependent, "Background")
+        # Owners waiting in foreground deletion for this one.
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            owner = self._objects.uid(str(ref.get("uid")))
+            if owner is not None:
+                self._check_foreground(owner)
+        if key[2]:
+            self._finish_if_done(("", "Namespace", "", key[2]))
+        if key[:2] == ("apiextensions.k8s.io", "CustomResourceDefinition"):
+            spec = obj.get("spec") or {}
+            kind = str((spec.get("names") or {}).get("kind", ""))
+            for instance in self._objects.keys_of_kind(str(spec.get("group", "")), kind):
+                if instance in self._objects:
+                    self._delete_key(instance, "Background")
+
+    def _dependents(self, owner_uid: str) -> builtins.list[Key]:
+        return [key for key, obj in self._objects.items()
+                if any(ref.get("uid") == owner_uid
+                       for ref in obj["metadata"].get("ownerReferences") or [])]
+
+    def _orphan(self, owner_uid: str) -> None:
+        for key in self._dependents(owner_uid):
+            live = self._objects[key]
+            before = deep_copy(live)
+            refs = [r for r in live["metadata"].get("ownerReferences") or []
+                    if r.get("uid") != owner_uid]
+            if refs:
+                live["metadata"]["ownerReferences"] = refs
+            else:
+                live["metadata"].pop("ownerReferences", None)
+            self._bump(live, before)
+
+    def _check_foreground(self, key: Key) -> None:
+        """An owner in foreground deletion goes once no dependent blocks it."""
+        live = self._objects.get(key)
+        if live is None or FOREGROUND not in (live["metadata"].get("finalizers") or []):
+            return
+        uid = str(live["metadata"].get("uid"))
+        blocked = any(ref.get("uid") == uid and ref.get("blockOwnerDeletion")
+                      for dependent in self._dependents(uid)
+                      for ref in self._objects[dependent]["metadata"].get("ownerReferences") or [])
+        if blocked:
+            return
+        self._set_finalizers(key, [f for f in live["metadata"].get("finalizers") or []
+                                   if f != FOREGROUND])
+        self._finish_if_done(key)
 
 
 class _ObjectTable(dict[Key, Obj]):
@@ -463,19 +769,29 @@ class _ObjectTable(dict[Key, Obj]):
     def __init__(self) -> None:
         super().__init__()
         self._by_kind: dict[tuple[str, str], set[Key]] = {}
+        self._by_uid: dict[str, Key] = {}
 
     def __setitem__(self, key: Key, value: Obj) -> None:
         super().__setitem__(key, value)
         self._by_kind.setdefault((key[0], key[1]), set()).add(key)
+        uid = (value.get("metadata") or {}).get("uid")
+        if uid:
+            self._by_uid[str(uid)] = key
 
     def __delitem__(self, key: Key) -> None:
-        super().__delitem__(key)
-        self._by_kind.get((key[0], key[1]), set()).discard(key)
+        self.pop(key)
 
     def pop(self, key: Key, *default: Any) -> Any:
         if key in self:
             self._by_kind.get((key[0], key[1]), set()).discard(key)
+            uid = (self[key].get("metadata") or {}).get("uid")
+            if uid and self._by_uid.get(str(uid)) == key:
+                del self._by_uid[str(uid)]
         return super().pop(key, *default)
+
+    def uid(self, uid: str) -> Key | None:
+        """The key of the object with this uid, if it exists."""
+        return self._by_uid.get(uid)
 
     def keys_of_kind(self, group: str, kind: str) -> builtins.list[Key]:
         return sorted(self._by_kind.get((group, kind), ()))
@@ -492,6 +808,24 @@ def _without_status(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     out = dict(schema)
     out["properties"] = props
     return out
+
+
+def _has_generation(info: KindInfo) -> bool:
+    return (info.group, info.kind) in GENERATION_KINDS or (
+        (info.group, info.kind) not in BUILTIN_GROUP_KINDS)
+
+
+def _micro(timestamp: str) -> str:
+    """An RFC 3339 time as a MicroTime (`eventTime`, `series.lastObservedTime`)."""
+    return timestamp[:-1] + ".000000Z" if timestamp.endswith("Z") and "." not in timestamp \
+        else timestamp
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _matches(obj: Obj, labels: Mapping[str, str]) -> bool:
