@@ -26,12 +26,18 @@ product's error tree; network failures are `Transient`.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import copy
 import hashlib
 import json
+import random as _random
 import re
+import socket
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -45,9 +51,24 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError, ResourceNotUniqueError
+from kubernetes.watch.watch import iter_resp_lines
 
 from reconciler.apply.conflicts import ApplyConflict, FieldConflict
 from reconciler.backends.base import FIELD_MANAGER
+from reconciler.backends.informer import (
+    ChangeLog,
+    Informer,
+    KindCache,
+    WatchExpired,
+    name_of,
+    version_of,
+)
+from reconciler.backends.throttle import (
+    Backoff,
+    TokenBucket,
+    retry_after_seconds,
+    should_retry,
+)
 from reconciler.engine.clock import Clock, SystemClock, rfc3339
 from reconciler.model.errors import (
     BackendError,
@@ -59,15 +80,13 @@ from reconciler.model.errors import (
 )
 from reconciler.model.kinds import KindInfo
 from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe
+from reconciler.settings import KubernetesSettings
 
 log = structlog.get_logger(__name__)
 
 # Fields the server owns: an apply that carries them is refused (managedFields) or turned into a
 # precondition that fails once the object moved on (resourceVersion, uid).
 SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
-LIST_PAGE_SIZE = 500
-DEFAULT_REQUEST_TIMEOUT = 30.0
-CRD_ESTABLISH_TIMEOUT = 30.0
 
 ObjectKey = tuple[str, str, str, str]  # group, kind, namespace, name
 
@@ -369,35 +388,152 @@ def _resource_version(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
+class RequestCounter:
+    """API requests this backend sent, by verb (get, list, watch, create, patch, delete)."""
+
+    READS = ("get", "list", "watch")
+
+    def __init__(self) -> None:
+        self.by_verb: Counter[str] = Counter()
+        self.by_resource: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def count(self, op: Operation) -> None:
+        with self._lock:
+            self.by_verb[op.verb] += 1
+            self.by_resource[(op.verb, op.resource)] += 1
+
+    @property
+    def reads(self) -> int:
+        return sum(n for verb, n in self.by_verb.items() if verb in self.READS)
+
+    @property
+    def writes(self) -> int:
+        return sum(n for verb, n in self.by_verb.items() if verb not in self.READS)
+
+    @property
+    def watches(self) -> int:
+        return self.by_verb["watch"]
+
+
+class _KubeWatch:
+    """One watch request over the dynamic client: newline-delimited JSON events from a
+    streaming response. `close` shuts the socket down first, so a thread blocked reading it
+    wakes up (closing an SSL socket another thread reads would wait for its lock)."""
+
+    def __init__(self, response: Any, api_version: str, kind: str) -> None:
+        self._response = response
+        self._api_version, self._kind = api_version, kind
+        self._closed = False
+
+    def __iter__(self) -> Iterator[tuple[str, Obj]]:
+        for line in iter_resp_lines(self._response):  # type: ignore[no-untyped-call]
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError as exc:
+                raise Transient("WatchDecode", f"undecodable watch event: {line[:200]!r}") \
+                    from exc
+            type_ = str(event.get("type") or "")
+            obj = event.get("object")
+            if not isinstance(obj, dict):
+                continue
+            if type_ == "ERROR":
+                code = int(obj.get("code") or 0)
+                if code == 410:
+                    raise WatchExpired(str(obj.get("message") or "Gone"))
+                raise Transient(str(obj.get("reason") or "WatchError"),
+                                f"watch of {self._kind}: {obj.get('message')} (HTTP {code})")
+            obj.setdefault("apiVersion", self._api_version)
+            obj.setdefault("kind", self._kind)
+            yield type_, obj
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            sock = getattr(getattr(self._response, "connection", None), "sock", None)
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            self._response.close()
+            self._response.release_conn()
+
+
+_ALWAYS = 2 ** 62  # the change revision of what no informer watches: always changed
+
+
 class KubernetesBackend:
     """The `Backend` protocol over an API server reached through `dynamic`, a `DynamicClient`.
 
     Build it with `connect`; the constructor takes the client so nothing here dials out.
+
+    With `settings.informers` (the default), get/list of a kind start an informer for it (one
+    list, then one watch across namespaces) and are answered from its cache from then on; the
+    writes' responses go into the cache too, so a reconcile reads its own writes. A kind the
+    identity may not list or watch (403) is read with plain requests instead.
+
+    It is also a `reconciler.engine.tracking.ChangeFeed` over those caches, so the runner skips
+    objects none of whose reads changed. Once the runner reads the feed (`names`), watch events
+    are applied only at its sync points (the next `names`): a reconcile reads a snapshot that
+    does not move under it, and a change that arrives meanwhile is seen as one after it.
+    Before that (tests, scripts), every read applies what has arrived.
     """
 
     def __init__(
         self,
         dynamic: Any,
         clock: Clock | None = None,
-        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        request_timeout: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         component: str = FIELD_MANAGER,
+        settings: KubernetesSettings | None = None,
+        now: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = _random.random,
     ) -> None:
+        self._settings = settings = settings or KubernetesSettings()
         self._dynamic = dynamic
         self._clock = clock or SystemClock()
-        self._timeout = request_timeout
+        self._timeout = (request_timeout if request_timeout is not None
+                         else settings.request_timeout_seconds)
         self._sleep = sleep
+        self._bucket = TokenBucket(settings.qps, settings.burst, now, sleep)
+        self._backoff = Backoff(settings.retry_base_seconds, settings.retry_max_seconds, random)
         self._kinds: dict[tuple[str, str], _Kind] = {}
         self._counter = WriteCounter()
         self._event_counts: dict[tuple[str, str], int] = {}
         # events() lists what this backend's components emitted: ours, and any other
         # `source` a caller passed to emit_event.
         self._components: set[str] = {component}
+        self.requests = RequestCounter()
+        self.retries = 0
+        # Informers: one per (api version, kind) read; their caches and change log under _lock.
+        self._lock = threading.RLock()
+        self._start_lock = threading.Lock()
+        self._changes = ChangeLog()
+        self._caches: dict[tuple[str, str], KindCache] = {}
+        self._informers: dict[tuple[str, str], Informer] = {}
+        self._uncached: set[tuple[str, str]] = set()
+        self._pending: list[Callable[[], None]] = []
+        self._frozen = False
+        self._closed = False
 
     @property
     def writes(self) -> int:
         """Writes this process made that changed the cluster (see `WriteCounter`)."""
         return self._counter.count
+
+    @property
+    def informers(self) -> Mapping[tuple[str, str], Informer]:
+        return dict(self._informers)
+
+    def close(self) -> None:
+        """Stop every informer (their watch connections close)."""
+        self._closed = True
+        for informer in list(self._informers.values()):
+            informer.stop()
 
     # --- Backend ---------------------------------------------------------------------------
 
@@ -410,6 +546,16 @@ class KubernetesBackend:
             # Without a name the client would list; no namespaced object is outside one.
             return None
         ns = namespace if found.info.namespaced else None
+        cache = self._cache(found, api_version)
+        if cache is not None:
+            with self._lock:
+                if not self._frozen:
+                    self._drain()
+                cached = cache.get((ns or "", name))
+                obj = copy.deepcopy(cached) if cached is not None else None
+            if obj is not None:
+                self._counter.observe(_key(found.info, obj), _resource_version(obj))
+            return obj
         op = Operation("get", found.info.qualified_resource, ns, name)
         try:
             obj = self._call(op, lambda: found.resource.get(
@@ -425,19 +571,26 @@ class KubernetesBackend:
         kind: str,
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
-    ) -> list[Obj]:
+    ) -> builtins.list[Obj]:
         found = self._kind(api_version, kind)
         if found.info.namespaced and namespace == "":
             # "" is a namespace no object is in (the simulator's answer); the client would
             # read it as "all namespaces".
             return []
         ns = namespace if found.info.namespaced else None
-        items = []
-        for item in self._pages(found, ns, label_selector=label_selector(labels)):
+        selector = label_selector(labels)  # refuses what the API server would
+        cache = self._cache(found, api_version)
+        if cache is not None:
+            with self._lock:
+                if not self._frozen:
+                    self._drain()
+                items = [copy.deepcopy(o) for o in cache.items(ns, labels)]
+        else:
+            items = list(self._pages(found, ns, label_selector=selector)[0])
+        for item in items:
             # List responses leave apiVersion and kind out of their items.
             item["apiVersion"], item["kind"] = api_version, kind
             self._counter.observe(_key(found.info, item), _resource_version(item))
-            items.append(item)
         return items
 
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
@@ -453,12 +606,13 @@ class KubernetesBackend:
                 # Sent only when forcing: `force=false` is the server's default anyway.
                 force_conflicts=True if request.force_conflicts else None,
                 serialize=False, _request_timeout=self._timeout),
-            applied=describe(obj), field_manager=field_manager)
+            applied=describe(obj), field_manager=field_manager, retry_as="apply")
         if self._counter.wrote(_key(found.info, live), _resource_version(live)):
             log.debug("applied", object=describe(live), manager=field_manager, force=force)
+        self._remember(api_version, kind, live)
         if found.info.kind == "CustomResourceDefinition" and found.info.group == (
                 "apiextensions.k8s.io"):
-            self._await_established(live)
+            live = self._await_established(live)
         return live
 
     def update_status(self, obj: Obj) -> Obj:
@@ -474,8 +628,9 @@ class KubernetesBackend:
         live = self._call(op, lambda: subresource.server_side_apply(
             body=request.body, name=request.name, namespace=request.namespace,
             field_manager=request.field_manager, force_conflicts=True, serialize=False,
-            _request_timeout=self._timeout))
+            _request_timeout=self._timeout), retry_as="apply")
         self._counter.wrote(_key(found.info, live), _resource_version(live))
+        self._remember(api_version, kind, live)
         return live
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
@@ -485,13 +640,22 @@ class KubernetesBackend:
             # The client refuses this with a ValueError; no object has no namespace.
             raise NotFound(f"{kind}//{name} not found (a namespaced kind needs a namespace)")
         op = Operation("delete", found.info.qualified_resource, ns, name)
-        self._call(op, lambda: found.resource.delete(
+        answer = self._call(op, lambda: found.resource.delete(
             name=name, namespace=ns, propagation_policy="Background", serialize=False,
             _request_timeout=self._timeout))
         self._counter.removed((found.info.group, found.info.kind, ns or "", name))
+        cache = self._caches.get((api_version, kind))
+        if cache is not None:
+            with self._lock:
+                meta = answer.get("metadata") or {}
+                if answer.get("kind") == kind and meta.get("deletionTimestamp") and \
+                        meta.get("finalizers"):
+                    cache.upsert({**answer, "apiVersion": api_version})  # still finalizing
+                else:
+                    cache.remove((ns or "", name), str(meta.get("resourceVersion") or ""))
         if found.info.kind == "CustomResourceDefinition":
-            # Its kind stops being served; look it up afresh next time.
-            self._kinds.clear()
+            # Its kind stops being served: look it up afresh next time, watch it no more.
+            self._forget_crd(name)
 
     def emit_event(
         self, involved: Obj, type_: str, reason: str, message: str, source: str = FIELD_MANAGER
@@ -523,14 +687,158 @@ class KubernetesBackend:
         events = self._kind("v1", "Event")
         found: dict[tuple[str, str], Obj] = {}
         for component in sorted(self._components):
-            for item in self._pages(events, None, field_selector=f"source={component}"):
+            for item in self._pages(events, None, field_selector=f"source={component}")[0]:
                 item["apiVersion"], item["kind"] = "v1", "Event"
                 meta = item.get("metadata") or {}
                 found[(str(meta.get("namespace")), str(meta.get("name")))] = item
         return sorted(found.values(), key=lambda e: (str(e.get("firstTimestamp") or ""),
                                                      str(e["metadata"].get("name"))))
 
+    # --- ChangeFeed (reconciler.engine.tracking) -------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        return self._changes.revision
+
+    def last_change(self, group: str, kind: str, namespace: str, name: str) -> int:
+        if not self._watched(group, kind):
+            return _ALWAYS
+        return self._changes.last_change(group, kind, namespace, name)
+
+    def last_kind_change(self, group: str, kind: str, namespace: str | None) -> int:
+        if not self._watched(group, kind):
+            return _ALWAYS
+        return self._changes.last_kind_change(group, kind, namespace)
+
+    def names(self, api_version: str, kind: str) -> builtins.list[tuple[str, str]]:
+        """(namespace, name) of every object of a kind; a sync point (see the class)."""
+        found = self._kind(api_version, kind)
+        cache = self._cache(found, api_version)
+        if cache is None:
+            return sorted((str(o["metadata"].get("namespace") or ""), str(o["metadata"]["name"]))
+                          for o in self.list(api_version, kind))
+        with self._lock:
+            self._frozen = True
+            self._drain()
+            return cache.names()
+
+    def sync(self) -> int:
+        """Apply the watch events that arrived; the change revision after them."""
+        with self._lock:
+            self._drain()
+            return self._changes.revision
+
     # --- internals -------------------------------------------------------------------------
+
+    def _watched(self, group: str, kind: str) -> bool:
+        return any(c.group == group and c.kind == kind for c in self._caches.values())
+
+    def _cache(self, found: _Kind, api_version: str) -> KindCache | None:
+        """The informer cache of a kind, started on first use; None when not caching it."""
+        key = (api_version, found.info.kind)
+        cache = self._caches.get(key)
+        if cache is not None or not self._settings.informers or self._closed or \
+                key in self._uncached or found.info.kind == "Event":
+            return cache
+        with self._start_lock:
+            cache = self._caches.get(key)
+            if cache is not None or key in self._uncached:
+                return cache
+            cache = KindCache(found.info.group, found.info.kind, self._changes)
+            started: list[bool] = []
+
+            def apply(type_: str, obj: Obj | None, items: Iterable[Obj] | None) -> None:
+                def run() -> None:
+                    self._apply_event(cache, type_, obj, items)
+                with self._lock:
+                    if not started:  # the first list: its caller waits for it
+                        run()
+                    else:
+                        self._pending.append(run)
+
+            informer = Informer(
+                name=f"{found.info.qualified_resource}",
+                lister=partial(self._list_all, found, api_version),
+                watcher=partial(self._watch, found, api_version),
+                apply=apply, backoff=Backoff(self._settings.retry_base_seconds,
+                                             self._settings.retry_max_seconds,
+                                             self._backoff.random))
+            try:
+                informer.relist()
+            except BackendError as exc:
+                if "forbidden" not in str(exc):
+                    raise
+                log.warning("cannot watch, reading without a cache", kind=key, error=str(exc))
+                self._uncached.add(key)
+                return None
+            except Rejected:
+                self._uncached.add(key)
+                return None
+            started.append(True)
+            with self._lock:
+                self._caches[key] = cache
+                self._informers[key] = informer
+            thread = threading.Thread(target=informer.run, name=f"informer {informer.name}",
+                                      daemon=True)
+            informer._thread = thread  # started here, after the synchronous list
+            thread.start()
+            log.debug("informer started", kind=key, objects=len(cache),
+                      resource_version=informer.resource_version)
+            return cache
+
+    def _apply_event(self, cache: KindCache, type_: str, obj: Obj | None,
+                     items: Iterable[Obj] | None) -> None:
+        if type_ == "RELIST":
+            cache.replace(items or ())
+        elif obj is not None and type_ == "DELETED":
+            cache.remove(name_of(obj), version_of(obj))
+        elif obj is not None:
+            cache.upsert(obj)
+
+    def _drain(self) -> None:
+        pending, self._pending = self._pending, []
+        for run in pending:
+            run()
+
+    def _remember(self, api_version: str, kind: str, live: Obj) -> None:
+        """A write's response into the cache (read your writes)."""
+        cache = self._caches.get((api_version, kind))
+        if cache is not None and live.get("metadata"):
+            with self._lock:
+                cache.upsert({**live, "apiVersion": api_version, "kind": kind})
+
+    def _forget_crd(self, name: str) -> None:
+        self._kinds.clear()
+        with contextlib.suppress(Exception):
+            # The client's discovery cache still lists the kind; a lookup that misses
+            # refreshes it, but one that hits would not.
+            self._dynamic.resources.invalidate_cache()
+        for key, informer in list(self._informers.items()):
+            cache = self._caches[key]
+            plural = informer.name.split(".", 1)[0]
+            if f"{plural}.{cache.group}" == name:
+                informer.stop(join=0)
+                with self._lock:
+                    del self._informers[key]
+                    del self._caches[key]
+
+    def _list_all(self, found: _Kind, api_version: str) -> tuple[builtins.list[Obj], str]:
+        items, version = self._pages(found, None)
+        listed = []
+        for item in items:
+            item["apiVersion"], item["kind"] = api_version, found.info.kind
+            listed.append(item)
+        return listed, version()
+
+    def _watch(self, found: _Kind, api_version: str, resource_version: str) -> _KubeWatch:
+        op = Operation("watch", found.info.qualified_resource)
+        seconds = self._settings.watch_timeout_seconds
+        response = self._call_raw(op, lambda: found.resource.get(
+            namespace=None, watch=True, resource_version=resource_version or None,
+            allow_watch_bookmarks=True, timeout_seconds=seconds, serialize=False,
+            _request_timeout=(self._settings.connect_timeout_seconds, seconds + 30.0)),
+            retry_as="watch")
+        return _KubeWatch(response, api_version, found.info.kind)
 
     def _kind(self, api_version: str, kind: str) -> _Kind:
         cached = self._kinds.get((api_version, kind))
@@ -561,75 +869,163 @@ class KubernetesBackend:
         return entry
 
     def _pages(self, found: _Kind, namespace: str | None,
-               **selectors: str | None) -> Iterator[Obj]:
+               **selectors: str | None) -> tuple[Iterator[Obj], Callable[[], str]]:
+        """The items of every page, and (once they are consumed) the list's resourceVersion."""
         op = Operation("list", found.info.qualified_resource, namespace)
+        version: list[str] = [""]
 
         def fetch(token: str | None) -> Any:
             return found.resource.get(
-                namespace=namespace, limit=LIST_PAGE_SIZE, _continue=token, serialize=False,
-                _request_timeout=self._timeout, **selectors)
+                namespace=namespace, limit=self._settings.list_page_size, _continue=token,
+                serialize=False, _request_timeout=self._timeout, **selectors)
 
-        token: str | None = None
-        while True:
-            page = self._call(op, partial(fetch, token))
-            items = page.get("items") or []
-            yield from (i for i in items if isinstance(i, dict))
-            token = (page.get("metadata") or {}).get("continue") or None
-            if token is None:
-                return
+        def items() -> Iterator[Obj]:
+            token: str | None = None
+            while True:
+                page = self._call(op, partial(fetch, token), retry_as="list")
+                meta = page.get("metadata") or {}
+                if not version[0]:
+                    version[0] = str(meta.get("resourceVersion") or "")
+                yield from (i for i in page.get("items") or [] if isinstance(i, dict))
+                token = meta.get("continue") or None
+                if token is None:
+                    return
+
+        return items(), lambda: version[0]
 
     def _count_up(self, events: _Kind, namespace: str, name: str, count: int) -> bool:
         """Set an Event's count and lastTimestamp; False if it is gone (events expire)."""
         patch = {"count": count, "lastTimestamp": rfc3339(self._clock.now())}
         op = Operation("patch", "events", namespace, name)
         try:
+            # Setting, not adding: sending it twice is harmless, so it may be retried.
             self._call(op, lambda: events.resource.patch(
                 body=patch, name=name, namespace=namespace,
                 content_type="application/merge-patch+json", serialize=False,
-                _request_timeout=self._timeout))
+                _request_timeout=self._timeout), retry_as="apply")
         except NotFound:
             self._event_counts.pop((namespace, name), None)
             return False
         self._event_counts[(namespace, name)] = count
         return True
 
-    def _await_established(self, crd: Obj) -> None:
+    def _await_established(self, crd: Obj) -> Obj:
         """Wait until a CRD's kind is served, so objects of it applied next are not refused
-        as unknown (the API server establishes a new CRD within about a second)."""
+        as unknown: until its `Established` condition is True (kube-apiserver sets it within
+        about a second) or, for a server that writes no conditions, discovery lists the kind."""
         name = str(crd["metadata"]["name"])
-        deadline = time.monotonic() + CRD_ESTABLISH_TIMEOUT
+        seconds = self._settings.crd_establish_seconds
+        deadline = time.monotonic() + seconds
+        api_version = str(crd.get("apiVersion"))
+        spec = crd.get("spec") or {}
+        versions = [v.get("name") for v in spec.get("versions") or []
+                    if isinstance(v, dict) and v.get("served", True)]
+        kind = str((spec.get("names") or {}).get("kind") or "")
+        served = f"{spec.get('group')}/{versions[0]}" if versions and kind else None
         while True:
             conditions = (crd.get("status") or {}).get("conditions") or []
             if any(c.get("type") == "Established" and c.get("status") == "True"
                    for c in conditions if isinstance(c, dict)):
-                return
+                self._kinds.clear()  # discovery may have been read before the kind existed
+                return crd
+            if served is not None:
+                self._kinds.pop((served, kind), None)
+                with contextlib.suppress(Rejected):
+                    self._kind(served, kind)
+                    return crd
             if time.monotonic() > deadline:
                 raise Transient("CRDNotEstablished", f"CustomResourceDefinition {name} is not "
-                                f"established after {CRD_ESTABLISH_TIMEOUT:g}s")
-            self._sleep(0.5)
-            crd = self.get(str(crd.get("apiVersion")), "CustomResourceDefinition", "", name) or crd
+                                f"established after {seconds:g}s")
+            self._sleep(0.2)
+            crds = self._kind(api_version, "CustomResourceDefinition")
+            with contextlib.suppress(NotFound):
+                crd = self._call(Operation("get", crds.info.qualified_resource, None, name),
+                                 partial(crds.resource.get, name=name, serialize=False,
+                                         _request_timeout=self._timeout))
 
     def _call(self, op: Operation, call: Callable[[], Any], applied: str | None = None,
-              field_manager: str = FIELD_MANAGER) -> Obj:
-        return _decode(self._call_raw(op, call, applied, field_manager))
+              field_manager: str = FIELD_MANAGER, retry_as: str | None = None) -> Obj:
+        return _decode(self._call_raw(op, call, applied, field_manager, retry_as))
 
-    @staticmethod
-    def _call_raw(op: Operation, call: Callable[[], Any], applied: str | None = None,
-                  field_manager: str = FIELD_MANAGER) -> Any:
-        try:
-            return call()
-        except ApiException as exc:
-            raise map_api_exception(exc, op, applied, field_manager) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            # Connection refused, timeouts, TLS: the server may be back on the next try.
-            raise Transient("Unreachable", f"cannot reach the API server to {op}: {exc}") from exc
+    def _call_raw(self, op: Operation, call: Callable[[], Any], applied: str | None = None,
+                  field_manager: str = FIELD_MANAGER, retry_as: str | None = None) -> Any:
+        """One request: a token from the bucket, then the call, retried with backoff (see
+        `throttle.should_retry`; `retry_as` names the verb's retry class, default `op.verb`)."""
+        verb = retry_as or op.verb
+        attempt = 0
+        while True:
+            if op.resource != "discovery":
+                self._bucket.acquire()
+                self.requests.count(op)
+            try:
+                return call()
+            except ApiException as exc:
+                code = int(getattr(exc, "status", 0) or 0)
+                wait = self._retry_wait(verb, code, attempt, getattr(exc, "headers", None))
+                if wait is None:
+                    raise map_api_exception(exc, op, applied, field_manager) from exc
+                log.info("retrying", request=str(op), code=code, attempt=attempt + 1,
+                         after_seconds=round(wait, 3))
+            except urllib3.exceptions.HTTPError as exc:
+                # Connection refused, timeouts, TLS: the server may be back on the next try.
+                wait = self._retry_wait(verb, 0, attempt, None)
+                if wait is None:
+                    raise Transient("Unreachable",
+                                    f"cannot reach the API server to {op}: {exc}") from exc
+                log.info("retrying", request=str(op), error=str(exc)[:200],
+                         attempt=attempt + 1, after_seconds=round(wait, 3))
+            attempt += 1
+            self.retries += 1
+            self._sleep(wait)
+
+    def _retry_wait(self, verb: str, code: int, attempt: int,
+                    headers: Mapping[str, str] | None) -> float | None:
+        """Seconds to wait before the next attempt, or None: do not retry."""
+        if attempt >= self._settings.retries or not should_retry(verb, code):
+            return None
+        delay = self._backoff.delay(attempt)
+        asked = retry_after_seconds(headers, cap=self._settings.retry_max_seconds) \
+            if code == 429 else None
+        return max(delay, asked) if asked is not None else delay
+
+
+class _ImpersonatingPool:
+    """The client's urllib3 pool manager, adding `Impersonate-User` and one `Impersonate-Group`
+    header per group to every request (the generated client keeps headers in a dict, which
+    cannot repeat a name; kube-apiserver reads each repeated header as one group)."""
+
+    def __init__(self, inner: Any, user: str, groups: Sequence[str]) -> None:
+        self._inner, self._user, self._groups = inner, user, tuple(groups)
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        kwargs["headers"] = impersonation_headers(kwargs.get("headers"), self._user,
+                                                  self._groups)
+        return self._inner.request(method, url, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def impersonation_headers(headers: Mapping[str, str] | None, user: str,
+                          groups: Sequence[str]) -> urllib3.HTTPHeaderDict:
+    """`headers` plus `Impersonate-User: user` and an `Impersonate-Group` header per group
+    (replacing any the caller set)."""
+    out = urllib3.HTTPHeaderDict()
+    for key, value in (headers or {}).items():
+        if key.lower() not in ("impersonate-user", "impersonate-group"):
+            out.add(key, value)
+    out.add("Impersonate-User", user)
+    for group in groups:
+        out.add("Impersonate-Group", group)
+    return out
 
 
 def connect(
     kubeconfig: Path | None = None,
     context: str | None = None,
     clock: Clock | None = None,
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    request_timeout: float | None = None,
+    settings: KubernetesSettings | None = None,
 ) -> KubernetesBackend:
     """A backend for the cluster in `kubeconfig`; without one, the in-cluster service account
     if this runs in a pod, else the default kubeconfig (`$KUBECONFIG`, `~/.kube/config`).
@@ -637,6 +1033,7 @@ def connect(
     Raises `BackendError` when no configuration is found or the API server cannot be reached
     (the client reads discovery data while it is built).
     """
+    settings = settings or KubernetesSettings()
     configuration = k8s_client.Configuration()
     try:
         if kubeconfig is not None:
@@ -661,12 +1058,20 @@ def connect(
             "in-cluster config or the default kubeconfig ($KUBECONFIG, ~/.kube/config)")
         raise BackendError(f"cannot load Kubernetes configuration from {where}: {exc}") from exc
     host = str(configuration.host)
+    # One connection per watched kind stays open; leave room for the requests beside them.
+    configuration.connection_pool_maxsize = max(
+        int(configuration.connection_pool_maxsize or 0), 32)
     api = k8s_client.ApiClient(configuration)
+    if settings.impersonate_user:
+        api.rest_client.pool_manager = _ImpersonatingPool(  # type: ignore[assignment]
+            api.rest_client.pool_manager, settings.impersonate_user,
+            settings.impersonate_groups)
     try:
         dynamic = DynamicClient(api)  # type: ignore[no-untyped-call]
     except ApiException as exc:
         raise map_api_exception(exc, Operation("get", "discovery")) from exc
     except (urllib3.exceptions.HTTPError, ValueError) as exc:
         raise BackendError(f"cannot reach the API server at {host} ({source}): {exc}") from exc
-    log.info("connected to Kubernetes", host=host, config=source)
-    return KubernetesBackend(dynamic, clock, request_timeout)
+    log.info("connected to Kubernetes", host=host, config=source,
+             impersonating=settings.impersonate_user)
+    return KubernetesBackend(dynamic, clock, request_timeout, settings=settings)
