@@ -1,11 +1,11 @@
 """The watch history: ADDED, MODIFIED and DELETED events with their resourceVersions.
 
-`simulator/cluster.py` keeps a change feed (when each object and kind last changed) but no
-history of objects, and it is written by the in-process controllers as well as by HTTP
-requests. So this log compares: `scan()` (called under the store lock after every write through
-the API and after every controller tick) looks at the kinds that changed since the last scan and
-turns the difference between its shadow copy and the cluster into events. Several writes to one
-object between two scans become one MODIFIED event, as a watch cache that coalesces would send.
+The cluster calls `record` after every write, whoever made it (an HTTP request or an in-process
+controller; both hold the store's lock), with the object and its state before. So every write is
+its own event carrying its own resourceVersion, a DELETED event carries the object's last state
+at the deletion's resourceVersion, and a watch with a selector can tell an object that left the
+selection (kube sends it DELETED) from one that entered it (ADDED). `scan()` wakes the waiting
+watches; the store calls it after each request and the runtime after each controller tick.
 
 The log keeps the latest `capacity` events; a watch from a resourceVersion older than the oldest
 one kept (or older than the server's start) is answered 410 Gone, as an etcd compaction would.
@@ -32,6 +32,8 @@ class Event:
     kind: str
     namespace: str
     obj: Obj
+    before: Obj | None = None
+    """The object's previous state (MODIFIED, DELETED): what a selector matched before."""
 
 
 class ChangeLog:
@@ -39,75 +41,40 @@ class ChangeLog:
         self._cluster = cluster
         self.changed = threading.Condition(lock)
         self._events: collections.deque[Event] = collections.deque(maxlen=capacity)
-        self._shadow: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
-        self.revision = cluster.revision
-        self.oldest = self.revision  # a watch from before this cannot be served
-        for obj in cluster.all_objects():
-            info = self._info(obj)
-            if info is not None:
-                meta = obj["metadata"]
-                self._shadow.setdefault((info.group, info.kind), {})[
-                    (str(meta.get("namespace") or ""), str(meta["name"]))] = obj
+        self.oldest = cluster.resource_version  # a watch from before this cannot be served
+        self._pending = False
+        cluster.add_listener(self.record)
 
-    def _info(self, obj: Obj) -> Any:
+    @property
+    def revision(self) -> int:
+        return int(self._cluster.resource_version)
+
+    def record(self, type_: str, obj: Obj, before: Obj | None) -> None:
+        """The cluster's listener: one write; the caller holds the lock."""
         api_version = str(obj.get("apiVersion", ""))
-        group = api_version.rpartition("/")[0]
-        return self._cluster.registry.lookup_group_kind(group, str(obj.get("kind", "")))
+        meta = obj.get("metadata") or {}
+        try:
+            revision = int(meta.get("resourceVersion") or 0)
+        except ValueError:
+            revision = self.revision
+        if self._events.maxlen is not None and len(self._events) == self._events.maxlen:
+            self.oldest = self._events[0].revision
+        self._events.append(Event(type_, revision, api_version.rpartition("/")[0],
+                                  str(obj.get("kind", "")), str(meta.get("namespace") or ""),
+                                  obj, before))
+        self._pending = True
 
     def scan(self) -> None:
-        """Record what changed since the last scan; the caller holds the lock."""
-        cluster = self._cluster
-        now = cluster.revision
-        if now == self.revision:
-            return
-        found: list[Event] = []
-        for info in list(cluster.registry):
-            if cluster.last_kind_change(info.group, info.kind, None) <= self.revision:
-                continue
-            api_version = f"{info.group}/{info.versions[0]}" if info.group else info.versions[0]
-            shadow = self._shadow.setdefault((info.group, info.kind), {})
-            present = set(cluster.names(api_version, info.kind))
-            for namespace, name in present:
-                old = shadow.get((namespace, name))
-                if old is not None and cluster.last_change(
-                        info.group, info.kind, namespace, name) <= self.revision:
-                    continue
-                obj = cluster.get(api_version, info.kind, namespace, name)
-                if obj is None:
-                    continue
-                rv = _rv(obj)
-                if old is not None and _rv(old) == rv:
-                    continue
-                shadow[(namespace, name)] = obj
-                found.append(Event("ADDED" if old is None else "MODIFIED", rv, info.group,
-                                   info.kind, namespace, obj))
-            for gone in [k for k in shadow if k not in present]:
-                obj = shadow.pop(gone)
-                obj["metadata"]["resourceVersion"] = str(now)
-                found.append(Event("DELETED", now, info.group, info.kind, gone[0], obj))
-        found.sort(key=lambda e: e.revision)
-        if self._events.maxlen is not None and len(self._events) + len(found) > \
-                self._events.maxlen:
-            dropped = len(self._events) + len(found) - self._events.maxlen
-            kept = list(self._events)
-            self.oldest = kept[dropped - 1].revision if dropped <= len(kept) else now
-        self._events.extend(found)
-        self.revision = now
-        self.changed.notify_all()
+        """Wake the watches if anything was written; the caller holds the lock."""
+        if self._pending:
+            self._pending = False
+            self.changed.notify_all()
 
     def since(self, revision: int) -> Iterator[Event]:
         """Events after `revision`, oldest first; the caller holds the lock."""
-        for event in self._events:
-            if event.revision > revision:
-                yield event
-
-    def current(self, group: str, kind: str) -> list[Obj]:
-        """The latest copy of every object of a kind (the shadow); the caller holds the lock."""
-        return list(self._shadow.get((group, kind), {}).values())
-
-
-def _rv(obj: Obj) -> int:
-    try:
-        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0
+        newer = []
+        for event in reversed(self._events):
+            if event.revision <= revision:
+                break
+            newer.append(event)
+        return reversed(newer)

@@ -7,6 +7,7 @@ loaders, so a client's document can be neither too deep nor too large.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,11 +187,14 @@ class Api:
                                             dry_run, r.subresource)
             return Response(201 if created else 200, obj)
         if method == "DELETE":
-            options = _decode(request) if request.body.strip() else {}
-            if not isinstance(options, dict):
-                raise errors.bad_request("DeleteOptions must be an object")
+            options = _delete_options(request, query)
             dry_run = dry_run or options.get("dryRun") == ["All"]
-            obj = self.store.delete(target, r.name, options, dry_run)
+            obj, gone = self.store.delete(target, r.name, options, dry_run)
+            if not gone:
+                # Still there (finalizers, foreground dependents): the object, as kube answers;
+                # 202 only when orphanDependents=false asked for a cascade.
+                code = 202 if options.get("orphanDependents") is False else 200
+                return Response(code, obj)
             if t.custom:
                 return Response(200, obj)
             meta = obj.get("metadata") or {}
@@ -251,13 +255,16 @@ class Api:
     def _delete_collection(self, target: Target, r: Route, query: dict[str, str],
                            request: Request, dry_run: bool) -> Response:
         t = target.type
+        options = _delete_options(request, query)
+        dry_run = dry_run or options.get("dryRun") == ["All"]
         page = self.store.list(target, r.namespace, _matcher(target, query), 0, "")
         deleted = []
         for obj in page.items:
             meta = obj.get("metadata") or {}
             one = Target(t, target.version, str(meta.get("namespace") or ""))
             try:
-                deleted.append(self.store.delete(one, str(meta.get("name")), {}, dry_run))
+                deleted.append(self.store.delete(one, str(meta.get("name")), options,
+                                                 dry_run)[0])
             except ApiError as exc:
                 if exc.code != 404:
                     raise
@@ -296,6 +303,28 @@ def _decode(request: Request, yaml_body: bool = False) -> Any:
         return load_json_bounded(request.body, "request body", max_bytes=MAX_BODY_BYTES)
     except LoadError as exc:
         raise errors.bad_request(f"error decoding the request body: {exc}") from exc
+
+
+def _delete_options(request: Request, query: Mapping[str, str]) -> dict[str, Any]:
+    """DeleteOptions from the body, or from the query (where kubectl and client-go may put
+    `propagationPolicy`, `gracePeriodSeconds`, `orphanDependents`)."""
+    options = _decode(request) if request.body.strip() else {}
+    if not isinstance(options, dict):
+        raise errors.bad_request("DeleteOptions must be an object")
+    options = dict(options)
+    if "propagationPolicy" in query and "propagationPolicy" not in options:
+        options["propagationPolicy"] = query["propagationPolicy"]
+    if "orphanDependents" in query and "orphanDependents" not in options:
+        options["orphanDependents"] = query["orphanDependents"] in ("true", "1")
+    if "gracePeriodSeconds" in query and "gracePeriodSeconds" not in options:
+        options["gracePeriodSeconds"] = _int(query["gracePeriodSeconds"], "gracePeriodSeconds")
+    policy = options.get("propagationPolicy")
+    if policy is not None and policy not in ("Background", "Foreground", "Orphan"):
+        raise errors.invalid("DeleteOptions", "meta.k8s.io", "",
+                             f"propagationPolicy: Unsupported value: {json.dumps(policy)}: "
+                             'supported values: "Foreground", "Background", "Orphan"',
+                             "propagationPolicy")
+    return options
 
 
 def _dry_run(query: Mapping[str, str]) -> bool:

@@ -14,12 +14,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.model.kinds import BUILTIN_KINDS, KindInfo
+from reconciler.model.kinds import KindInfo
+from simulator.cluster import BUILTIN_GROUP_KINDS
 
 CRD_API = "apiextensions.k8s.io/v1"
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
-_BUILTIN = {(k.group, k.kind) for k in BUILTIN_KINDS}
+_BUILTIN = BUILTIN_GROUP_KINDS
 
 # kube-apiserver's short names, categories and status subresources for the built-in kinds.
 SHORT_NAMES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -55,7 +56,8 @@ NO_STATUS = {("", "configmaps"), ("", "secrets"), ("", "serviceaccounts"), ("", 
              ("rbac.authorization.k8s.io", "rolebindings"),
              ("rbac.authorization.k8s.io", "clusterroles"),
              ("rbac.authorization.k8s.io", "clusterrolebindings"),
-             ("storage.k8s.io", "storageclasses"), ("scheduling.k8s.io", "priorityclasses")}
+             ("storage.k8s.io", "storageclasses"), ("scheduling.k8s.io", "priorityclasses"),
+             ("coordination.k8s.io", "leases")}
 
 
 @dataclass(frozen=True)

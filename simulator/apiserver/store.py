@@ -1,9 +1,10 @@
 """The API's view of the simulated cluster: kube-apiserver's verbs over `InMemoryCluster`.
 
-The in-memory cluster offers server-side apply, status writes, `edit` (an Update) and delete;
-this adapter adds what the HTTP API promises on top: create that refuses an existing object,
-update with optimistic concurrency, the three patch types, dry runs, preconditions on delete,
-list selectors and pages, and the change log watches read.
+The in-memory cluster offers create, update (both with managedFields operation Update),
+server-side apply, status writes and deletion with finalizers, propagation and preconditions;
+this adapter adds what the HTTP API promises on top: the three patch types, dry runs, list
+selectors and pages, the change log watches read, and `events.k8s.io/v1` Events as a view of
+the core ones.
 
 One lock guards the cluster: the in-process controllers' tick holds the same one, so an HTTP
 request never sees half a round and the controllers never see half a request. Every method
@@ -25,13 +26,13 @@ from typing import Any
 from reconciler.apply.conflicts import ApplyConflict
 from reconciler.model.errors import NotFound, Rejected
 from reconciler.model.objects import Obj, deep_copy
-from simulator.apiserver import errors
+from simulator.apiserver import errors, events
 from simulator.apiserver.changes import ChangeLog
 from simulator.apiserver.errors import ApiError
 from simulator.apiserver.patches import json_patch, merge_patch, strategic_merge_patch
 from simulator.apiserver.resources import CRD_API, Catalog, ResourceType
 from simulator.apiserver.selectors import Matcher
-from simulator.cluster import InMemoryCluster
+from simulator.cluster import AlreadyExists, Forbidden, InMemoryCluster, StaleVersion
 
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -51,6 +52,23 @@ class Target:
     @property
     def api_version(self) -> str:
         return self.type.api_version(self.version)
+
+    @property
+    def events_v1(self) -> bool:
+        """events.k8s.io Events: served from the core Events, converted."""
+        return (self.type.group, self.type.kind) == (events.GROUP, "Event")
+
+    @property
+    def stored(self) -> Target:
+        """The target whose objects are stored (core/v1 for events.k8s.io Events)."""
+        if not self.events_v1:
+            return self
+        core = ResourceType("", ("v1",), "Event", "events", "event", True)
+        return Target(core, "v1", self.namespace)
+
+    def view(self, obj: Obj) -> Obj:
+        """A stored object as this target serves it."""
+        return events.to_events_v1(obj) if self.events_v1 else obj
 
 
 @dataclass(frozen=True)
@@ -80,21 +98,27 @@ class Store:
 
     def get(self, target: Target, name: str) -> Obj:
         with self.lock:
-            return self._live(target, name)
+            return target.view(self._live(target.stored, name))
+
+    def current(self, target: Target, namespace: str | None) -> tuple[list[Obj], int]:
+        """Every object of `target`'s kind (in `namespace`, or all), as stored, and the
+        resourceVersion they are current at; the caller holds the lock."""
+        stored = target.stored
+        t = stored.type
+        objects = self.cluster.list(stored.api_version, t.kind,
+                                    namespace if t.namespaced else None)
+        if (t.group, t.kind) == ("", "Event"):
+            objects += [e for e in self.cluster.events() if namespace is None or
+                        (e.get("metadata") or {}).get("namespace") == namespace]
+        return objects, self.cluster.resource_version
 
     def list(self, target: Target, namespace: str | None, matches: Matcher, limit: int,
              continue_token: str) -> Page:
         start = _decode_continue(continue_token) if continue_token else None
         with self.lock:
             self.changes.scan()
-            t = target.type
-            objects = self.cluster.list(target.api_version, t.kind,
-                                        namespace if t.namespaced else None)
-            if (t.group, t.kind) == ("", "Event"):
-                objects += [e for e in self.cluster.events() if namespace is None or
-                            (e.get("metadata") or {}).get("namespace") == namespace]
-            revision = self.changes.revision
-        items = [o for o in objects if matches(o)]
+            objects, revision = self.current(target, namespace)
+        items = [v for v in (target.view(o) for o in objects) if matches(v)]
         items.sort(key=_position)
         if start is not None:
             items = [o for o in items if _position(o) > start]
@@ -122,13 +146,14 @@ class Store:
         if not name:
             raise errors.invalid(t.kind, t.group, "", "metadata.name: Required value: name or "
                                  "generateName is required", "metadata.name")
+        if target.events_v1:
+            obj = events.to_core(obj)
+        stored = target.stored
         with self.lock:
-            if self.cluster.get(target.api_version, t.kind, target.namespace, name) is not None:
-                raise errors.already_exists(t.plural, t.group, name)
-            cluster = self._scratch(target, None) if dry_run else self.cluster
-            created: Obj = self._call(target, name,
-                                      lambda: cluster.apply(obj, manager, force=True))
+            cluster = self._scratch(stored, None) if dry_run else self.cluster
+            created: Obj = self._call(target, name, lambda: cluster.create(obj, manager))
             self._written(dry_run)
+            created = target.view(created)
             return _dry(created, None) if dry_run else created
 
     def update(self, target: Target, name: str, body: Obj, manager: str, dry_run: bool,
@@ -136,12 +161,9 @@ class Store:
         obj = self._body(target, body)
         self._same_name(target, obj, name)
         with self.lock:
-            live = self._live(target, name)
+            live = target.view(self._live(target.stored, name))
             self._check_version(target, name, live, obj)
-            cluster = self._scratch(target, live) if dry_run else self.cluster
-            result = self._write(cluster, target, name, obj, manager, subresource)
-            self._written(dry_run)
-            return _dry(result, live) if dry_run else result
+            return self._store(target, name, obj, live, manager, dry_run, subresource)
 
     def patch(self, target: Target, name: str, patch_type: str, patch: Any, manager: str,
               force: bool, dry_run: bool, subresource: str = "") -> tuple[Obj, bool]:
@@ -153,13 +175,15 @@ class Store:
                                 "application/merge-patch+json, application/apply-patch+yaml",
                            "UnsupportedMediaType")
         with self.lock:
-            if patch_type == APPLY:
+            if patch_type == APPLY and not target.events_v1:
                 return self._apply(target, name, patch, manager, force, dry_run, subresource)
-            live = self._live(target, name)
+            live = target.view(self._live(target.stored, name))
             if patch_type == MERGE:
                 patched = merge_patch(live, patch)
             elif patch_type == JSON_PATCH:
                 patched = json_patch(live, patch)
+            elif patch_type == APPLY:
+                patched = merge_patch(live, patch)
             else:
                 patched = strategic_merge_patch(live, patch)
             if not isinstance(patched, dict):
@@ -169,33 +193,46 @@ class Store:
             obj = self._body(target, patched)
             self._same_name(target, obj, name)
             self._check_version(target, name, live, obj)
-            cluster = self._scratch(target, live) if dry_run else self.cluster
-            result = self._write(cluster, target, name, obj, manager, subresource)
-            self._written(dry_run)
-            return (_dry(result, live) if dry_run else result), False
+            return self._store(target, name, obj, live, manager, dry_run, subresource), False
+
+    def _store(self, target: Target, name: str, obj: Obj, live: Obj, manager: str,
+               dry_run: bool, subresource: str) -> Obj:
+        """Write an updated object (PUT, or a patch's result) through the cluster."""
+        stored = target.stored
+        if target.events_v1:
+            obj, live = events.to_core(obj), events.to_core(live)
+        cluster = self._scratch(stored, live) if dry_run else self.cluster
+        if subresource == "status":
+            result = self._call(target, name, lambda: cluster.update_status(obj))
+        else:
+            result = self._call(target, name, lambda: cluster.update(obj, manager))
+        self._written(dry_run)
+        result = target.view(result)
+        return _dry(result, live) if dry_run else result
 
     def delete(self, target: Target, name: str, options: Mapping[str, Any],
-               dry_run: bool) -> Obj:
-        t = target.type
+               dry_run: bool) -> tuple[Obj, bool]:
+        """The object's last state, and whether it is gone (False: finalizers hold it)."""
+        stored = target.stored
+        propagation = options.get("propagationPolicy")
+        orphan = options.get("orphanDependents")
+        if propagation is None and orphan is not None:
+            propagation = "Orphan" if orphan else "Background"
+        elif propagation is not None and orphan is not None:
+            raise errors.invalid("DeleteOptions", "meta.k8s.io", "",
+                                 f"propagationPolicy: Invalid value: \"{propagation}\": "
+                                 "orphanDependents and propagationPolicy cannot be both set",
+                                 "propagationPolicy")
         with self.lock:
-            live = self._live(target, name)
-            pre = options.get("preconditions") or {}
-            meta = live["metadata"]
-            if pre.get("uid") and pre["uid"] != meta.get("uid"):
-                raise ApiError(409, f"Precondition failed: UID in precondition: {pre['uid']}, "
-                                    f"UID in object meta: {meta.get('uid')}", "Conflict",
-                               name=name, group=t.group, kind=t.plural)
-            if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get(
-                    "resourceVersion"):
-                raise ApiError(409, "Precondition failed: ResourceVersion in precondition: "
-                                    f"{pre['resourceVersion']}, ResourceVersion in object meta: "
-                                    f"{meta.get('resourceVersion')}", "Conflict",
-                               name=name, group=t.group, kind=t.plural)
-            if not dry_run:
-                self._call(target, name, lambda: self.cluster.delete(
-                    target.api_version, t.kind, target.namespace, name))
-                self.changes.scan()
-            return live
+            live = self._live(stored, name)
+            cluster = self._scratch(stored, live) if dry_run else self.cluster
+            result, gone = self._call(target, name, lambda: cluster.delete_object(
+                stored.api_version, stored.type.kind, target.namespace, name,
+                propagation=propagation, preconditions=options.get("preconditions") or {}))
+            self._written(dry_run)
+            if dry_run:
+                result = _dry(result, live)
+            return target.view(result), gone
 
     # --- internals -------------------------------------------------------------------------
 
@@ -244,25 +281,6 @@ class Store:
         self._written(dry_run)
         return (_dry(result, live) if dry_run else result), live is None
 
-    def _write(self, cluster: InMemoryCluster, target: Target, name: str, obj: Obj,
-               manager: str, subresource: str) -> Obj:
-        t = target.type
-        if subresource == "status":
-            return self._call(target, name, lambda: cluster.update_status(obj))  # type: ignore[no-any-return]
-        # What an apply would refuse (schema, admission) is refused on an update too: check the
-        # new object on a scratch cluster first, then store it as an Update by `manager`.
-        self._call(target, name, lambda: self._scratch(target, None).apply(
-            _without_server_fields(obj), manager, force=True))
-
-        def replace(current: Obj) -> None:
-            # `edit` keeps the server's metadata and the status (written only through /status).
-            current.clear()
-            current.update(deep_copy(obj))
-            current["apiVersion"] = target.api_version
-        result: Obj = self._call(target, name, lambda: cluster.edit(
-            target.api_version, t.kind, target.namespace, name, replace, manager))
-        return result
-
     def _call(self, target: Target, name: str, work: Callable[[], Any], manager: str = "",
               live: Obj | None = None) -> Any:
         """Run a cluster operation, its errors turned into the API server's."""
@@ -271,6 +289,17 @@ class Store:
             return work()
         except ApplyConflict as exc:
             raise _conflict_error(target, name, exc, live) from exc
+        except AlreadyExists as exc:
+            raise errors.already_exists(t.plural, t.group, name) from exc
+        except StaleVersion as exc:
+            text = str(exc)
+            if text.startswith("Precondition failed"):
+                raise ApiError(409, text, "Conflict", name=name, group=t.group,
+                               kind=t.plural) from exc
+            raise errors.stale(t.plural, t.group, name) from exc
+        except Forbidden as exc:
+            raise ApiError(403, str(exc), "Forbidden", name=name, group=t.group,
+                           kind=t.plural) from exc
         except NotFound as exc:
             text = str(exc).split(" (creating", 1)[0]
             if text.startswith("namespaces "):
@@ -358,16 +387,6 @@ def _dry(result: Obj, live: Obj | None) -> Obj:
     else:
         meta["resourceVersion"] = (live.get("metadata") or {}).get("resourceVersion")
     return result
-
-
-def _without_server_fields(obj: Obj) -> Obj:
-    out = deep_copy(obj)
-    out.pop("status", None)
-    meta = out.get("metadata") or {}
-    for field in ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
-                  "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
-        meta.pop(field, None)
-    return out
 
 
 def _conflict_error(target: Target, name: str, exc: ApplyConflict, live: Obj | None) -> ApiError:

@@ -215,6 +215,8 @@ _BUILTIN: dict[tuple[str, str], tuple[tuple[str, ...], Any]] = {
     ("", "Service"): (("Type", "Cluster-IP", "External-IP", "Port(s)"), _service),
     ("", "ServiceAccount"): (("Secrets",), lambda o: [_count(o.get("secrets"))]),
     ("apps", "Deployment"): (("Ready", "Up-to-date", "Available"), _deployment),
+    ("coordination.k8s.io", "Lease"): (("Holder",), lambda o: [
+        _get(o, "spec", "holderIdentity") or ""]),
     ("apps", "ReplicaSet"): (("Desired", "Current", "Ready"), lambda o: [
         _get(o, "spec", "replicas") or 0, _get(o, "status", "replicas") or 0,
         _get(o, "status", "readyReplicas") or 0]),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.model.objects import Obj
+from simulator.apiserver.changes import Event
 from simulator.apiserver.errors import status_body
 from simulator.apiserver.selectors import Matcher
 from simulator.apiserver.store import Store, Target
@@ -38,7 +39,7 @@ class WatchRequest:
 
 
 def stream(store: Store, request: WatchRequest, stopping: Callable[[], bool]) -> Iterator[bytes]:
-    t = request.target.type
+    source = (request.target.stored.type.group, request.target.stored.type.kind)
     deadline = time.monotonic() + min(max(request.timeout, 1.0), MAX_WATCH_SECONDS)
     rv_text = request.resource_version
     with store.lock:
@@ -49,7 +50,9 @@ def stream(store: Store, request: WatchRequest, stopping: Callable[[], bool]) ->
         send_initial = request.initial_events if request.initial_events is not None else (
             rv_text in ("", "0"))
         if send_initial:
-            initial = [o for o in store.changes.current(t.group, t.kind) if _wanted(request, o)]
+            objects, start = store.current(request.target, request.namespace)
+            initial = [v for v in (request.target.view(o) for o in objects)
+                       if _wanted(request, v)]
         elif rv_text not in ("", "0"):
             try:
                 start = int(rv_text)
@@ -79,16 +82,41 @@ def stream(store: Store, request: WatchRequest, stopping: Callable[[], bool]) ->
             current = store.changes.revision
         for event in events:
             seen = max(seen, event.revision)
-            if event.group != t.group or event.kind != t.kind or not _wanted(request, event.obj):
+            if (event.group, event.kind) != source:
                 continue
-            yield _line(event.type, request.render(
-                _at_version(event.obj, request.target.api_version)))
+            line = _translate(request, event)
+            if line is not None:
+                yield line
         seen = max(seen, current)
         if request.bookmarks and time.monotonic() - last_bookmark >= BOOKMARK_SECONDS:
             yield _bookmark(request, seen)
             last_bookmark = time.monotonic()
         elif not events:
             yield b""  # a chance for the writer to notice a client that went away
+
+
+def _translate(request: WatchRequest, event: Event) -> bytes | None:
+    """The event as this watch sees it, as kube's watch cache filters: an object that left the
+    selection is DELETED (its previous state at the event's resourceVersion), one that entered
+    it is ADDED."""
+    view = request.target.view
+    obj = view(event.obj)
+    if event.type == "DELETED":
+        return _line("DELETED", request.render(_at_version(obj, request.target.api_version))) \
+            if _wanted(request, obj) else None
+    now = _wanted(request, obj)
+    before = _wanted(request, view(event.before)) if event.before is not None else False
+    if now:
+        kind = "MODIFIED" if before else "ADDED"
+    elif before:
+        assert event.before is not None
+        obj = view(event.before)
+        obj = {**obj, "metadata": {**(obj.get("metadata") or {}),
+                                   "resourceVersion": str(event.revision)}}
+        kind = "DELETED"
+    else:
+        return None
+    return _line(kind, request.render(_at_version(obj, request.target.api_version)))
 
 
 def _wanted(request: WatchRequest, obj: Obj) -> bool:
