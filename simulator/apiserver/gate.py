@@ -5,7 +5,8 @@ APIs served here (`access_review`) or the resource API (`handlers.Api`).
 With `rbac=False` (the default of `reconciler serve`) every authenticated user may do
 everything, as with kube-apiserver's `--authorization-mode=AlwaysAllow`: impersonation is
 honoured, `kubectl auth can-i` says yes. With `rbac=True`, the RBAC authorizer decides (see
-`rbac`), and the server starts with kube's default ClusterRoles and bindings.
+`rbac`), writes to roles and bindings cannot grant more than the writer holds
+(`escalation`), and the server starts with kube's default ClusterRoles and bindings.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from simulator.apiserver import escalation
 from simulator.apiserver.access_review import Reviews, is_review
 from simulator.apiserver.authn import ANONYMOUS_USER, Tokens, UserInfo
 from simulator.apiserver.errors import ApiError
 from simulator.apiserver.handlers import Api, Request, Response
 from simulator.apiserver.impersonation import ImpersonationError, impersonate, requested
 from simulator.apiserver.rbac import (
+    RBAC_API,
     Attributes,
     Authorizer,
     Rule,
@@ -50,6 +53,12 @@ class Gate:
             lambda: store.cluster.get("v1", kind, namespace, name))
         return found
 
+    def _live_rbac(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        store = self.api.store
+        found: Mapping[str, Any] | None = store.locked(
+            lambda: store.cluster.get(RBAC_API, kind, namespace, name))
+        return found
+
     def authenticate(self, authorization: str) -> UserInfo | None:
         found = self.tokens.authenticate(authorization, self.lookup)
         return found[0] if found is not None else None
@@ -76,6 +85,10 @@ class Gate:
             allowed, reason = self.authorize(attrs)
             if not allowed:
                 raise forbidden(attrs, reason)
+            if self.authorizer is not None and escalation.applies(attrs):
+                escalation.check(attrs, request.headers.get("content-type", ""), request.body,
+                                 self.authorize, self.rules_for, self._live_rbac,
+                                 self.authorizer.role_rules)
             if is_review(attrs):
                 answer = self.reviews.answer(request.method, attrs, request.body,
                                              request.headers.get("content-type", ""))

@@ -279,6 +279,17 @@ class Authorizer:
         self.visit_rules(user, namespace, visit)
         return rules, errors
 
+    def role_rules(self, kind: str, namespace: str, name: str) -> list[Rule] | None:
+        """The rules of a Role (in `namespace`) or ClusterRole (aggregated); None if missing."""
+        index = self._current()
+        if kind == "ClusterRole":
+            if name not in index.cluster_roles:
+                return None
+            return index.cluster_role_rules(name)
+        if kind == "Role":
+            return index.roles.get((namespace, name))
+        return None
+
     def visit_rules(self, user: UserInfo, namespace: str, visit: Visitor) -> None:
         index = self._current()
         for binding in index.cluster_bindings:

@@ -347,3 +347,42 @@ def test_serve_help_documents_the_flag() -> None:
     from reconciler.cli import main
     out = CliRunner().invoke(main, ["serve", "--help"]).output
     assert "--rbac" in out and "kubectl create token" in out and "system:masters" in out
+
+
+def test_roles_and_bindings_cannot_grant_more_than_the_writer_holds(
+        rbac: Served, ns: str) -> None:
+    apply(rbac, "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n"
+                f"metadata: {{name: alice-admin, namespace: {ns}}}\n"
+                "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, "
+                "name: admin}\nsubjects: [{kind: User, name: alice}]\n")
+    ok = (f"apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n"
+          f"metadata: {{name: ok, namespace: {ns}}}\n"
+          "rules:\n- {apiGroups: [''], resources: [configmaps], verbs: [get, list]}\n")
+    apply(rbac, ok, "--as=alice")
+    too_much = (f"apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n"
+                f"metadata: {{name: big, namespace: {ns}}}\n"
+                "rules:\n- {apiGroups: [''], resources: [nodes, configmaps], verbs: [get, list]}\n"
+                "- {apiGroups: [carto.run], resources: [workloads], verbs: ['*']}\n")
+    done = rbac.kubectl("apply", "-f", "-", "--as=alice", stdin=too_much, check=False)
+    assert done.returncode != 0
+    assert ('roles.rbac.authorization.k8s.io "big" is forbidden: user "alice" '
+            '(groups=["system:authenticated"]) is attempting to grant RBAC permissions not '
+            'currently held:\n{APIGroups:[""], Resources:["nodes"], Verbs:["get" "list"]}\n'
+            '{APIGroups:["carto.run"], Resources:["workloads"], Verbs:["*"]}') in done.stderr
+    done = rbac.kubectl("patch", "role", "ok", "-n", ns, "--as=alice", "--type=json", "-p",
+                        '[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],'
+                        '"resources":["nodes"],"verbs":["get"]}}]', check=False)
+    assert done.returncode != 0 and '{APIGroups:[""], Resources:["nodes"], Verbs:["get"]}' \
+        in done.stderr
+    binding = (f"apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n"
+               f"metadata: {{name: up, namespace: {ns}}}\n"
+               "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, "
+               "name: cluster-admin}\nsubjects: [{kind: User, name: alice}]\n")
+    done = rbac.kubectl("apply", "--server-side", "-f", "-", "--as=alice", stdin=binding,
+                        check=False)
+    assert done.returncode != 0 and (
+        'rolebindings.rbac.authorization.k8s.io "up" is forbidden: user "alice"') in done.stderr
+    # Binding a role one holds is fine; the admin (system:masters) may grant anything.
+    apply(rbac, binding.replace("cluster-admin", "view").replace("name: up", "name: v"),
+          "--as=alice")
+    apply(rbac, too_much)

@@ -212,3 +212,22 @@ def test_protobuf_review_bodies_decode_as_their_json() -> None:
     assert decoded["spec"] == {"user": "alice", "extra": {"k": ["v1", "v2"]}}
     with pytest.raises(ValueError):
         decode_object(b"k8s\x00" + _field(1, type_meta) + b"\x12\xff\xff")
+
+
+def test_escalation_covers_and_compact_strings() -> None:
+    from simulator.apiserver.escalation import _breakdown, _compact, _covers, compact_string
+
+    owner = {"apiGroups": ["apps"], "resources": ["deployments", "*/scale"], "verbs": ["*"]}
+    wanted = _breakdown([{"apiGroups": ["apps"], "resources": ["deployments",
+                                                                 "statefulsets/scale",
+                                                                 "statefulsets"],
+                          "verbs": ["get", "list"]}])
+    missing = [r for r in wanted if not _covers(owner, r)]
+    assert [compact_string(r) for r in _compact(missing)] == [
+        '{APIGroups:["apps"], Resources:["statefulsets"], Verbs:["get" "list"]}']
+    named = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+             "resourceNames": ["a"]}
+    assert _covers(named, _breakdown([{**named}])[0])
+    assert not _covers(named, _breakdown([{**named, "resourceNames": []}])[0])
+    assert _covers({"nonResourceURLs": ["/apis/*"], "verbs": ["get"]},
+                   {"nonResourceURLs": ["/apis/apps"], "verbs": ["get"]})
