@@ -58,6 +58,8 @@ from reconciler.diff.normalize import fold_string_data
 from reconciler.engine.clock import Clock, rfc3339
 from reconciler.model.apivalidation import (
     Problem,
+    is_label_value,
+    is_qualified_name,
     object_problems,
     rejection_message,
     size_problems,
@@ -105,17 +107,18 @@ class Forbidden(Rejected):
 class InMemoryCluster:
     def __init__(self, clock: Clock, kinds: Iterable[KindInfo] = BUILTIN_KINDS) -> None:
         self.clock = clock
-        self.registry = KindRegistry(kinds)
+        self.registry = _Registry(kinds)
         self._schemas: dict[tuple[str, str], Mapping[str, Any]] = {}
         self._objects = _ObjectTable()
         self._events: list[Obj] = []
-        self._event_index: dict[tuple[str, str, str], int] = {}
+        self._event_index: dict[tuple[str, str, str, str], int] = {}
         self._revision = 0
         self._sequence = 0  # resourceVersions: object writes and Event writes
         self._listeners: list[Listener] = []
         self._gone: dict[str, Obj] = {}  # the last state of recently removed objects, by uid
         if self.registry.lookup_group_kind(LEASE.group, LEASE.kind) is None:
             self.registry.register(LEASE)
+        self._initial_kinds = {(k.group, k.kind) for k in self.registry}
         # The change feed: when each object, and each kind (per namespace), last changed.
         self._key_changes: dict[Key, int] = {}
         self._kind_changes: dict[tuple[str, str, str], int] = {}
@@ -147,6 +150,11 @@ class InMemoryCluster:
         labels: Mapping[str, str] | None = None,
     ) -> list[Obj]:
         info = self.kind_info(api_version, kind)
+        for label, value in (labels or {}).items():
+            bad = is_qualified_name(str(label)) or is_label_value(str(value))
+            if bad:
+                raise Rejected(f"unable to parse requirement: values[0][{label}]: Invalid value: "
+                               f"{json.dumps(value)}: {bad[0]}", field="labelSelector")
         out = []
         for key in self._objects.keys_of_kind(info.group, info.kind):
             obj = self._objects[key]
@@ -322,7 +330,7 @@ class InMemoryCluster:
         now = rfc3339(self.clock.now())
         # The same event again only counts up, as the API server's event aggregation does (and
         # as a series, as the events.k8s.io recorder writes it).
-        same = (str(meta.get("uid")), reason, message)
+        same = (str(meta.get("uid")), reason, message, source)
         index = self._event_index.get(same)
         if index is not None:
             event = self._events[index]
@@ -462,7 +470,8 @@ class InMemoryCluster:
             )
         self._events = [copy.deepcopy(e) for e in snapshot.get("events") or []]
         self._event_index = {
-            (str(e["involvedObject"].get("uid")), str(e["reason"]), str(e["message"])): i
+            (str(e["involvedObject"].get("uid")), str(e["reason"]), str(e["message"]),
+             str((e.get("source") or {}).get("component", FIELD_MANAGER))): i
             for i, e in enumerate(self._events)
         }
         self._revision = max(self._revision, int(snapshot.get("revision") or 0))
@@ -726,9 +735,13 @@ class InMemoryCluster:
         if key[:2] == ("apiextensions.k8s.io", "CustomResourceDefinition"):
             spec = obj.get("spec") or {}
             kind = str((spec.get("names") or {}).get("kind", ""))
-            for instance in self._objects.keys_of_kind(str(spec.get("group", "")), kind):
+            group = str(spec.get("group", ""))
+            for instance in self._objects.keys_of_kind(group, kind):
                 if instance in self._objects:
                     self._delete_key(instance, "Background")
+            if (group, kind) not in self._initial_kinds:
+                self.registry.unregister(group, kind)  # the kind is no longer served
+                self._schemas.pop((group, kind), None)
 
     def _dependents(self, owner_uid: str) -> builtins.list[Key]:
         return [key for key, obj in self._objects.items()
@@ -761,6 +774,11 @@ class InMemoryCluster:
         self._set_finalizers(key, [f for f in live["metadata"].get("finalizers") or []
                                    if f != FOREGROUND])
         self._finish_if_done(key)
+
+
+class _Registry(KindRegistry):
+    def unregister(self, group: str, kind: str) -> None:
+        self._by_gk.pop((group, kind), None)
 
 
 class _ObjectTable(dict[Key, Obj]):
