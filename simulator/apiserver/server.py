@@ -112,6 +112,16 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].strip("/")
         user = self.server.gate.authenticate(self.headers.get("Authorization", ""))
         if path not in PUBLIC and user is None:
+            # The body is not read: the connection cannot be reused (its unread bytes would be
+            # taken for the next request), so it is closed after the 401, once a small body
+            # has been drained so that the client reads the 401 rather than a reset.
+            if self.headers.get("Content-Length", "0").strip() not in ("", "0") or \
+                    self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+                with contextlib.suppress(ValueError):
+                    length = int(self.headers.get("Content-Length") or 0)
+                    if 0 < length <= MAX_BODY_BYTES:
+                        self._drain(length)
             self._respond(Response(401, status_body(401, "Unauthorized", "Unauthorized")))
             return
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

@@ -386,3 +386,28 @@ def test_roles_and_bindings_cannot_grant_more_than_the_writer_holds(
     apply(rbac, binding.replace("cluster-admin", "view").replace("name: up", "name: v"),
           "--as=alice")
     apply(rbac, too_much)
+
+
+def test_a_401_does_not_leave_the_unread_body_on_the_connection(rbac: Served) -> None:
+    import base64
+    import http.client
+    import ssl
+    from urllib.parse import urlsplit
+
+    ca = base64.b64decode(rbac.config["clusters"][0]["cluster"][
+        "certificate-authority-data"]).decode()
+    url = urlsplit(rbac.server)
+    assert url.hostname is not None
+    conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=10,
+                                       context=ssl.create_default_context(cadata=ca))
+    try:
+        body = b"k8s\x00" + b"x" * 100
+        conn.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body,
+                     {"Authorization": "Bearer expired", "Content-Type": "application/json"})
+        first = conn.getresponse()
+        assert first.status == 401 and json.loads(first.read())["reason"] == "Unauthorized"
+        conn.request("GET", "/api", headers={"Authorization": f"Bearer {rbac.token}"})
+        second = conn.getresponse()
+        assert second.status == 200 and json.loads(second.read())["kind"] == "APIVersions"
+    finally:
+        conn.close()
