@@ -7,7 +7,8 @@ It does not import the `kubernetes` package: the backend is built by
 A real cluster runs its own kpack, Knative and Tekton, so the environment brings no controllers;
 its clock is the system's, so `advance` has nothing to move. `revision()` counts the writes this
 process made that changed something, enough for the runner to tell a round that changed the
-cluster from one that did not (changes made by others are seen on the next tick).
+cluster from one that did not; changes made by others arrive through the backend's informers,
+whose change feed makes the runner reconcile what read them on the next round.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from reconciler.backends.kubernetes import connect
 from reconciler.engine.clock import Clock, SystemClock
 from reconciler.engine.controller import Controller
 from reconciler.model.errors import ReconcilerError
+from reconciler.settings import KubernetesSettings
 
 KUBECONFIG_VARIABLE = "RECONCILER_KUBECONFIG"
 CONTEXT_VARIABLE = "RECONCILER_KUBE_CONTEXT"
@@ -71,12 +73,15 @@ def create_environment(
     in-cluster service account, else the default kubeconfig (`$KUBECONFIG`, `~/.kube/config`).
 
     The entry point is called without arguments, so an explicit kubeconfig and context come
-    from `RECONCILER_KUBECONFIG` and `RECONCILER_KUBE_CONTEXT`. Raises `BackendError` when the
-    configuration cannot be loaded or the API server cannot be reached.
+    from `RECONCILER_KUBECONFIG` and `RECONCILER_KUBE_CONTEXT`, and the client's settings
+    (QPS, burst, retries, timeouts, informers, impersonation) from `RECONCILER_KUBE_*`
+    (`KubernetesSettings.from_environ`). Raises `BackendError` when the configuration cannot
+    be loaded or the API server cannot be reached, `InputError` on a malformed setting.
     """
     env = os.environ if environ is None else environ
     if kubeconfig is None and env.get(KUBECONFIG_VARIABLE):
         kubeconfig = Path(env[KUBECONFIG_VARIABLE]).expanduser()
     clock = SystemClock()
-    backend = connect(kubeconfig, context or env.get(CONTEXT_VARIABLE) or None, clock)
+    backend = connect(kubeconfig, context or env.get(CONTEXT_VARIABLE) or None, clock,
+                      settings=KubernetesSettings.from_environ(env))
     return KubernetesEnvironment(backend, clock)
