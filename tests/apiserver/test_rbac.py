@@ -411,3 +411,17 @@ def test_a_401_does_not_leave_the_unread_body_on_the_connection(rbac: Served) ->
         assert second.status == 200 and json.loads(second.read())["kind"] == "APIVersions"
     finally:
         conn.close()
+
+
+def test_a_token_bound_to_a_secret_dies_with_it(rbac: Served, ns: str) -> None:
+    apply(rbac, f"apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: {ns}}}\n"
+                "stringData: {a: b}\n")
+    tok = token(rbac, ns, "bot", "--bound-object-kind", "Secret", "--bound-object-name", "s")
+    code, out = as_sa(rbac, tok, "auth", "whoami", "-o", "json")
+    extra = json.loads(out)["status"]["userInfo"]["extra"]
+    assert code == 0 and extra["authentication.kubernetes.io/secret-name"] == ["s"]
+    rbac.kubectl("delete", "secret", "s", "-n", ns)
+    assert rbac.request("GET", "/api", token=tok)[0] == 401
+    missing = rbac.kubectl("create", "token", "bot", "-n", ns, "--bound-object-kind", "Secret",
+                           "--bound-object-name", "s", check=False)
+    assert 'secrets "s" not found' in missing.stderr

@@ -103,7 +103,7 @@ def test_a_broken_handler_is_a_500_status_without_a_traceback(
         def __init__(self) -> None:
             self.command, self.path = "GET", "/api/v1/namespaces/default/configmaps"
             self.headers = {"Authorization": "Bearer t"}  # type: ignore[assignment]
-            self.server = type("S", (), {"gate": Gate(api, Tokens("t"))})()  # type: ignore[assignment]
+            self.server = type("S", (), {"gate": Gate(api, Tokens("t"))})()
             self.close_connection = False
 
         def _respond(self, response: Any) -> None:
