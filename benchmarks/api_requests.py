@@ -63,12 +63,16 @@ def serve(tmp: Path) -> tuple[subprocess.Popen[str], Path]:
 
 
 def snapshot(backend: KubernetesBackend) -> Counter[str]:
-    return Counter(backend.requests.by_verb)
+    counts = Counter(backend.requests.by_verb)
+    # Every HTTP request the client sent (discovery included), as a cross-check.
+    counts.update({f"http {m}": n for m, n in backend.http_requests.items()})
+    return counts
 
 
 def describe(delta: Counter[str]) -> str:
     reads = sum(delta[v] for v in ("get", "list"))
-    writes = sum(n for v, n in delta.items() if v not in ("get", "list", "watch"))
+    writes = sum(n for v, n in delta.items()
+                 if v not in ("get", "list", "watch") and not v.startswith("http"))
     detail = ", ".join(f"{v} {n}" for v, n in sorted(delta.items()) if n) or "none"
     return f"reads {reads:5d}  writes {writes:5d}  watches {delta['watch']:3d}   ({detail})"
 

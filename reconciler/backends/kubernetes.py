@@ -508,6 +508,8 @@ class KubernetesBackend:
         # `source` a caller passed to emit_event.
         self._components: set[str] = {component}
         self.requests = RequestCounter()
+        self.http_requests: Counter[str] = Counter()
+        """Every HTTP request by method, discovery included (set by `connect`)."""
         self.retries = 0
         # Informers: one per (api version, kind) read; their caches and change log under _lock.
         self._lock = threading.RLock()
@@ -989,6 +991,21 @@ class KubernetesBackend:
         return max(delay, asked) if asked is not None else delay
 
 
+class _CountingPool:
+    """The client's urllib3 pool manager, counting every HTTP request by method, discovery
+    included (the cross-check of `RequestCounter`, which counts what this module asks for)."""
+
+    def __init__(self, inner: Any, counts: Counter[str]) -> None:
+        self._inner, self.counts = inner, counts
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        self.counts[str(method).upper()] += 1
+        return self._inner.request(method, url, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 class _ImpersonatingPool:
     """The client's urllib3 pool manager, adding `Impersonate-User` and one `Impersonate-Group`
     header per group to every request (the generated client keeps headers in a dict, which
@@ -1066,6 +1083,9 @@ def connect(
         api.rest_client.pool_manager = _ImpersonatingPool(  # type: ignore[assignment]
             api.rest_client.pool_manager, settings.impersonate_user,
             settings.impersonate_groups)
+    http_requests: Counter[str] = Counter()
+    api.rest_client.pool_manager = _CountingPool(  # type: ignore[assignment]
+        api.rest_client.pool_manager, http_requests)
     try:
         dynamic = DynamicClient(api)  # type: ignore[no-untyped-call]
     except ApiException as exc:
@@ -1074,4 +1094,6 @@ def connect(
         raise BackendError(f"cannot reach the API server at {host} ({source}): {exc}") from exc
     log.info("connected to Kubernetes", host=host, config=source,
              impersonating=settings.impersonate_user)
-    return KubernetesBackend(dynamic, clock, request_timeout, settings=settings)
+    backend = KubernetesBackend(dynamic, clock, request_timeout, settings=settings)
+    backend.http_requests = http_requests
+    return backend

@@ -230,7 +230,7 @@ def test_informer_sees_create_modify_delete_by_others(served: Served,
     other = connect(served.kubeconfig, settings=KubernetesSettings(informers=False))
     other.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     assert kube.list("v1", "ConfigMap", ns) == []  # starts the informer
-    requests = kube.requests.reads
+    requests, http = kube.requests.reads, sum(kube.http_requests.values())
     other.apply(_cm(ns, "x", v="1"), "someone-else")
     wait_for(lambda: kube.get("v1", "ConfigMap", ns, "x"))
     other.apply(_cm(ns, "x", v="2"), "someone-else")
@@ -238,6 +238,7 @@ def test_informer_sees_create_modify_delete_by_others(served: Served,
     other.delete("v1", "ConfigMap", ns, "x")
     wait_for(lambda: kube.get("v1", "ConfigMap", ns, "x") is None)
     assert kube.requests.reads == requests, "every read came from the cache"
+    assert sum(kube.http_requests.values()) == http, "not one HTTP request (discovery either)"
     informer = kube.informers[("v1", "ConfigMap")]
     assert informer.stats.events >= 3 and informer.stats.lists == 1
 
