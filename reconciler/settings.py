@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reconciler.model.errors import InputError
 
@@ -87,6 +89,89 @@ class DaemonSettings:
         if self.state is not None:
             return self.state.with_name(self.state.name + ".d")
         return None
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """How `KubernetesBackend` talks to an API server (the `kubernetes` environment reads them
+    from `RECONCILER_KUBE_*` variables, see `from_environ`)."""
+
+    qps: float = 20.0
+    """Requests per second the client-side token bucket lets through on average (client-go's
+    default is 5; 20 is what controller-runtime managers commonly set)."""
+    burst: int = 40
+    """Requests the bucket lets through at once after a quiet period."""
+    retries: int = 5
+    """Extra attempts for a request answered 429, or (idempotent requests only: get, list,
+    server-side apply) 5xx or a connection error. 0 disables retries."""
+    retry_base_seconds: float = 0.2
+    """First backoff between attempts, doubling each time, with full jitter."""
+    retry_max_seconds: float = 30.0
+    """Cap on one backoff, and on the wait a `Retry-After` header may ask for."""
+    request_timeout_seconds: float = 30.0
+    """Total time one non-watch request may take."""
+    connect_timeout_seconds: float = 10.0
+    """Time to establish a connection (watches included)."""
+    watch_timeout_seconds: int = 300
+    """`timeoutSeconds` asked of each watch; the informer then watches again from where it was
+    (kube-apiserver picks 30-60 min; shorter makes a silently dead connection cheaper)."""
+    informers: bool = True
+    """Answer get/list from watch-fed caches (one informer per kind read); off: every read is a
+    request."""
+    list_page_size: int = 500
+    """`limit` of each list page."""
+    crd_establish_seconds: float = 30.0
+    """How long an applied CustomResourceDefinition may take to be Established."""
+    impersonate_user: str | None = None
+    """Send every request as this user (`Impersonate-User`); the credentials need the
+    `impersonate` verb."""
+    impersonate_groups: tuple[str, ...] = ()
+    """Groups to impersonate (`Impersonate-Group`, one header each); only with a user."""
+
+    def __post_init__(self) -> None:
+        if not (self.qps > 0 and self.burst >= 1):
+            raise InputError(f"kubernetes client: qps must be > 0 and burst >= 1 "
+                             f"(got qps={self.qps}, burst={self.burst})")
+        if self.retries < 0 or self.retry_base_seconds < 0 or self.retry_max_seconds < 0:
+            raise InputError("kubernetes client: retries and retry times must be >= 0")
+        if self.request_timeout_seconds <= 0 or self.connect_timeout_seconds <= 0 or \
+                self.watch_timeout_seconds < 1 or self.list_page_size < 1:
+            raise InputError("kubernetes client: timeouts and the page size must be positive")
+        if self.impersonate_groups and not self.impersonate_user:
+            raise InputError("kubernetes client: impersonating groups needs a user "
+                             "(RECONCILER_KUBE_AS)")
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> KubernetesSettings:
+        """`RECONCILER_KUBE_QPS`, `_BURST`, `_RETRIES`, `_TIMEOUT` (request seconds),
+        `_WATCH_TIMEOUT`, `_INFORMERS` (0 or 1), `_AS` (user), `_AS_GROUPS` (comma-separated);
+        unset ones keep their defaults. Raises `InputError` on a malformed value."""
+        values: dict[str, Any] = {}
+        numbers: dict[str, tuple[str, Callable[[str], Any]]] = {
+            "RECONCILER_KUBE_QPS": ("qps", float),
+            "RECONCILER_KUBE_BURST": ("burst", int),
+            "RECONCILER_KUBE_RETRIES": ("retries", int),
+            "RECONCILER_KUBE_TIMEOUT": ("request_timeout_seconds", float),
+            "RECONCILER_KUBE_WATCH_TIMEOUT": ("watch_timeout_seconds", int),
+        }
+        for variable, (name, parse) in numbers.items():
+            text = env.get(variable)
+            if text:
+                try:
+                    values[name] = parse(text)
+                except ValueError as exc:
+                    raise InputError(f"{variable}={text!r}: not a number") from exc
+        informers = env.get("RECONCILER_KUBE_INFORMERS")
+        if informers:
+            if informers not in ("0", "1"):
+                raise InputError(f"RECONCILER_KUBE_INFORMERS={informers!r}: use 0 or 1")
+            values["informers"] = informers == "1"
+        if env.get("RECONCILER_KUBE_AS"):
+            values["impersonate_user"] = env["RECONCILER_KUBE_AS"]
+        if env.get("RECONCILER_KUBE_AS_GROUPS"):
+            values["impersonate_groups"] = tuple(
+                g.strip() for g in env["RECONCILER_KUBE_AS_GROUPS"].split(",") if g.strip())
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,34 @@
+"""A served simulated cluster for the `KubernetesBackend` half of the contract suite.
+
+`reconciler serve --controllers ecosystem` runs as a subprocess (as a user runs it), once per
+test session; `RECONCILER_TEST_KUBECONFIG` points the suite at a real cluster instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.apiserver.conftest import Served, start_server
+
+KUBECONFIG_VARIABLE = "RECONCILER_TEST_KUBECONFIG"
+
+
+@pytest.fixture(scope="session")
+def served_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The kubeconfig of a cluster to run the contract against: `$RECONCILER_TEST_KUBECONFIG`,
+    else a `reconciler serve --controllers ecosystem` started for this session."""
+    override = os.environ.get(KUBECONFIG_VARIABLE)
+    if override:
+        yield Path(override)
+        return
+    server: Served = start_server(tmp_path_factory.mktemp("contract-serve"),
+                                  "--controllers", "ecosystem")
+    try:
+        yield server.kubeconfig
+    finally:
+        code = server.stop()
+        assert code == 0, server.stderr_path.read_text()
