@@ -27,7 +27,9 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
          b"too many connections")
 
 
-class _BoundedHTTPServer(ThreadingHTTPServer):
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server a client cannot hold: backlog, read timeout, connection cap."""
+
     request_queue_size = LISTEN_BACKLOG
     daemon_threads = True
 
@@ -79,7 +81,7 @@ class BackgroundHTTPServer:
         self.poll_interval = poll_interval
         self.read_timeout = read_timeout
         self.max_connections = max_connections
-        self._httpd: _BoundedHTTPServer | None = None
+        self._httpd: BoundedHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -99,7 +101,7 @@ class BackgroundHTTPServer:
         """Bind and serve; raises OSError (address in use, no permission) without a thread."""
         if self._httpd is not None:
             return
-        httpd = _BoundedHTTPServer((self.host, self.port), self.handler,
+        httpd = BoundedHTTPServer((self.host, self.port), self.handler,
                                    read_timeout=self.read_timeout,
                                    max_connections=self.max_connections)
         self._httpd = httpd

@@ -19,13 +19,13 @@ import select
 import socket
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from reconciler.serving import LISTEN_BACKLOG, READ_TIMEOUT_SECONDS
+from reconciler.serving import READ_TIMEOUT_SECONDS, BoundedHTTPServer
 from simulator.apiserver.errors import status_body
 from simulator.apiserver.gate import Gate
 from simulator.apiserver.handlers import MAX_BODY_BYTES, PUBLIC, Request, Response
@@ -36,50 +36,26 @@ MAX_CONNECTIONS = 256
 DRAIN_BYTES = 4 * MAX_BODY_BYTES
 """A body over the limit but under this is read and dropped before the 413; beyond, the
 connection is closed at once."""
-_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-         b"Retry-After: 1\r\nConnection: close\r\nContent-Length: 20\r\n\r\n"
-         b"too many connections")
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = LISTEN_BACKLOG
-    daemon_threads = True
+class _Server(BoundedHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], gate: Gate,
                  tls: ssl.SSLContext | None) -> None:
         self.gate, self.tls = gate, tls
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, read_timeout=READ_TIMEOUT_SECONDS,
+                         max_connections=MAX_CONNECTIONS)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
-        sock.settimeout(READ_TIMEOUT_SECONDS)
         if self.tls is not None:
             # The handshake happens on the connection's own thread (`_Handler.setup`), so a
             # client that stalls it holds only that thread.
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, address
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):
-                request.sendall(_BUSY)
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection error", client=str(client_address), exc_info=True)
