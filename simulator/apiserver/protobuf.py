@@ -7,8 +7,10 @@ send built-in objects as `application/vnd.kubernetes.protobuf` while accepting J
 `runtime.Unknown` (typeMeta, raw, contentEncoding, contentType), whose `raw` is the object's
 message. The messages decoded are those of `k8s.io/api/core/v1/generated.proto` and
 `k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto` for Secret, ConfigMap, Namespace,
-coordination.k8s.io Lease and core Event (with ObjectMeta, OwnerReference, ManagedFieldsEntry,
-Time); another kind is refused with 415, as a server that does not know its protobuf would.
+ServiceAccount, the RBAC roles and bindings, coordination.k8s.io Lease, core Event and
+DeleteOptions (with ObjectMeta, OwnerReference, ManagedFieldsEntry, Time); another kind (a
+Deployment's PodSpec, a Service) is refused with 415 naming it, as a server that does not know
+its protobuf would.
 
 Go's generated code writes zero values of non-pointer fields (`name: ""`, `generation: 0`), which
 JSON omits; they are dropped here too. Decoding is bounded: the body size is already capped, the
@@ -88,6 +90,28 @@ MESSAGES: dict[str, dict[int, Field]] = {
                         5: ("apiVersion", "string", False),
                         6: ("resourceVersion", "string", False),
                         7: ("fieldPath", "string", False)},
+    "ServiceAccount": {1: ("metadata", "ObjectMeta", False),
+                       2: ("secrets", "ObjectReference", True),
+                       3: ("imagePullSecrets", "LocalObjectReference", True),
+                       4: ("automountServiceAccountToken", "bool", False)},
+    "LocalObjectReference": {1: ("name", "string", False)},
+    "Role": {1: ("metadata", "ObjectMeta", False), 2: ("rules", "PolicyRule", True)},
+    "ClusterRole": {1: ("metadata", "ObjectMeta", False), 2: ("rules", "PolicyRule", True),
+                    3: ("aggregationRule", "AggregationRule", False)},
+    "PolicyRule": {1: ("verbs", "string", True), 2: ("apiGroups", "string", True),
+                   3: ("resources", "string", True), 4: ("resourceNames", "string", True),
+                   5: ("nonResourceURLs", "string", True)},
+    "AggregationRule": {1: ("clusterRoleSelectors", "LabelSelector", True)},
+    "LabelSelector": {1: ("matchLabels", "map:string", False),
+                      2: ("matchExpressions", "LabelSelectorRequirement", True)},
+    "LabelSelectorRequirement": {1: ("key", "string", False), 2: ("operator", "string", False),
+                                 3: ("values", "string", True)},
+    "RoleBinding": {1: ("metadata", "ObjectMeta", False), 2: ("subjects", "Subject", True),
+                    3: ("roleRef", "RoleRef", False)},
+    "Subject": {1: ("kind", "string", False), 2: ("apiGroup", "string", False),
+                3: ("name", "string", False), 4: ("namespace", "string", False)},
+    "RoleRef": {1: ("apiGroup", "string", False), 2: ("kind", "string", False),
+                3: ("name", "string", False)},
     "DeleteOptions": {1: ("gracePeriodSeconds", "int", False),
                       2: ("preconditions", "Preconditions", False),
                       3: ("orphanDependents", "bool", False),
@@ -100,6 +124,11 @@ MESSAGES: dict[str, dict[int, Field]] = {
 KINDS = {("v1", "Secret"): "Secret", ("v1", "ConfigMap"): "ConfigMap",
          ("v1", "Namespace"): "Namespace", ("v1", "Event"): "Event",
          ("coordination.k8s.io/v1", "Lease"): "Lease",
+         ("v1", "ServiceAccount"): "ServiceAccount",
+         ("rbac.authorization.k8s.io/v1", "Role"): "Role",
+         ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
+         ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
+         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "RoleBinding",
          ("v1", "DeleteOptions"): "DeleteOptions",
          ("meta.k8s.io/v1", "DeleteOptions"): "DeleteOptions"}
 """(apiVersion, kind) the decoder reads, to their message table."""
@@ -169,7 +198,7 @@ def _zero(message: str, name: str, value: Any) -> bool:
     if message in ("Time", "Unknown", "FieldsV1"):
         return False
     if name in ("immutable", "controller", "blockOwnerDeletion", "gracePeriodSeconds",
-                "orphanDependents"):
+                "orphanDependents", "automountServiceAccountToken"):
         return False  # pointers in Go: present means set, even to false
     return value in ("", 0, None) or value == {}
 

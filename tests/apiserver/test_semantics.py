@@ -309,3 +309,25 @@ def test_events_the_controllers_emit_are_served_with_versions(served: Served,
     first = events[0]
     assert first["metadata"]["resourceVersion"] and first["metadata"]["uid"]
     assert first["reportingController"] and first["eventTime"]
+
+
+def test_kubectl_create_of_service_accounts_and_rbac_objects(served: Served,
+                                                             namespace: str) -> None:
+    # protobuf bodies, decoded by the server (answers are JSON)
+    served.kubectl("create", "serviceaccount", "bot", "-n", namespace)
+    served.kubectl("create", "role", "reader", "-n", namespace, "--verb=get,list",
+                   "--resource=pods,configmaps", "--resource-name=x")
+    served.kubectl("create", "rolebinding", "bot-reads", "-n", namespace, "--role=reader",
+                   f"--serviceaccount={namespace}:bot", "--user=alice")
+    role = served.get_json("role", "reader", "-n", namespace)
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods", "configmaps"],
+                              "resourceNames": ["x"], "verbs": ["get", "list"]}]
+    binding = served.get_json("rolebinding", "bot-reads", "-n", namespace)
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "reader"}
+    assert {(s["kind"], s["name"]) for s in binding["subjects"]} == {
+        ("User", "alice"), ("ServiceAccount", "bot")}
+    assert served.get_json("sa", "bot", "-n", namespace)["metadata"]["name"] == "bot"
+    refused = served.kubectl("create", "deployment", "d", "-n", namespace, "--image=x:1",
+                             check=False)
+    assert refused.returncode == 1 and "apps/v1, Kind=Deployment" in refused.stderr
