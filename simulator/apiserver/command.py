@@ -6,6 +6,7 @@ The CLI (in `reconciler`, which never imports `simulator`) finds `serve` through
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import signal
 import sys
@@ -80,7 +81,9 @@ def serve(objects: Sequence[LoadedObject], options: ServeOptions) -> None:
             try:
                 write_kubeconfig(options.kubeconfig, server.url, credentials.token,
                                  None if options.insecure_http else credentials.ca_pem)
-                sys.stdout.write(f"export KUBECONFIG={options.kubeconfig}\n")
+                # Absolute, so the line works from any folder it is pasted in.
+                path = shlex.quote(str(options.kubeconfig.resolve()))
+                sys.stdout.write(f"export KUBECONFIG={path}\n")
                 sys.stdout.flush()
                 log.info("serving", url=server.url, kubeconfig=str(options.kubeconfig),
                          rbac=options.rbac)
