@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler.chains.jsonpath import compile_path
 from reconciler.model.objects import Obj
+from simulator.apiserver import events
 from simulator.apiserver.resources import ResourceType
 
 TABLE_MEDIA = "as=Table"
@@ -59,6 +60,8 @@ def columns(t: ResourceType) -> list[Column]:
     if t.group == "carto.run" and t.kind in _CARTO:
         return [NAME, *(Column(n, "string", "", path=p) for n, p in _CARTO[t.kind]),
                 Column("Age", "date", "", path=".metadata.creationTimestamp")]
+    if (t.group, t.kind) in _EVENT_KINDS:
+        return list(_EVENT_COLUMNS)
     builtin = _BUILTIN.get((t.group, t.kind))
     if builtin is not None:
         return [NAME, *(Column(n, "string", "") for n in builtin[0]), AGE]
@@ -94,6 +97,8 @@ def _embedded(obj: Obj, include: str) -> Any:
 
 
 def _cells(t: ResourceType, cols: Sequence[Column], obj: Obj, now: float) -> list[Any]:
+    if (t.group, t.kind) in _EVENT_KINDS and not t.columns:
+        return _event_cells(obj, now)
     meta = obj.get("metadata") or {}
     builtin = _BUILTIN.get((t.group, t.kind))
     extra = builtin[1](obj) if builtin is not None and not t.columns else []
@@ -165,6 +170,48 @@ def human_duration(seconds: float) -> str:
 
 
 # --- built-in printers (the cheap part of kube-apiserver's) --------------------------------
+
+_EVENT_KINDS = {("", "Event"), ("events.k8s.io", "Event")}
+_EVENT_COLUMNS = (
+    Column("Last Seen", "string", "Time when last this event was seen."),
+    Column("Type", "string", "Type of this event."),
+    Column("Reason", "string", "Reason why this event was generated."),
+    Column("Object", "string", "The object this event is about."),
+    Column("Subobject", "string", "The subobject this event is about.", priority=1),
+    Column("Source", "string", "The component reporting this event.", priority=1),
+    Column("Message", "string", "A human-readable description of the status of this "
+                                "operation."),
+    Column("First Seen", "string", "Time when this event was first seen.", priority=1),
+    Column("Count", "integer", "How many times this event happened.", priority=1),
+    Column("Name", "string", "Name must be unique within a namespace.", priority=1,
+           format="name"),
+)
+"""kube-apiserver's event printer: its columns and cells for both Event APIs."""
+
+
+def _event_cells(obj: Obj, now: float) -> list[Any]:
+    if str(obj.get("apiVersion", "")).startswith("events.k8s.io/"):
+        obj = {**events.to_core(obj), "metadata": obj.get("metadata") or {}}
+    first = age(obj.get("firstTimestamp"), now) if obj.get("firstTimestamp") else age(
+        obj.get("eventTime"), now)
+    last = age(obj.get("lastTimestamp"), now) if obj.get("lastTimestamp") else first
+    count = obj.get("count") or 1
+    series = obj.get("series")
+    if isinstance(series, Mapping):
+        last = age(series.get("lastObservedTime"), now)
+        count = series.get("count") or count
+    involved = obj.get("involvedObject") or {}
+    kind = str(involved.get("kind") or "").lower()
+    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    source = obj.get("source") or {}
+    reporter = ", ".join(str(x) for x in (
+        source.get("component") or obj.get("reportingComponent"),
+        source.get("host") or obj.get("reportingInstance")) if x)
+    return [last, obj.get("type") or "", obj.get("reason") or "", target,
+            involved.get("fieldPath") or "", reporter,
+            str(obj.get("message") or "").strip(), first, int(count),
+            (obj.get("metadata") or {}).get("name", "")]
+
 
 def _get(obj: Mapping[str, Any], *path: str) -> Any:
     current: Any = obj

@@ -331,3 +331,7 @@ def test_kubectl_create_of_service_accounts_and_rbac_objects(served: Served,
     refused = served.kubectl("create", "deployment", "d", "-n", namespace, "--image=x:1",
                              check=False)
     assert refused.returncode == 1 and "apps/v1, Kind=Deployment" in refused.stderr
+    for resource in ("events", "events.events.k8s.io"):
+        table = served.kubectl("get", resource, "-n", namespace).stdout.splitlines()
+        assert table[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+        assert any(line.split()[3] == "workload/hello" for line in table[1:])
