@@ -733,7 +733,7 @@ class KubernetesBackend:
     # --- internals -------------------------------------------------------------------------
 
     def _watched(self, group: str, kind: str) -> bool:
-        return any(c.group == group and c.kind == kind for c in self._caches.values())
+        return any(c.group == group and c.kind == kind for c in list(self._caches.values()))
 
     def _cache(self, found: _Kind, api_version: str) -> KindCache | None:
         """The informer cache of a kind, started on first use; None when not caching it."""
