@@ -265,3 +265,57 @@ def test_informer_recovers_a_broken_watch_and_relists_on_410(served: Served,
     # What happened while it was re-listing is there too, and nothing extra.
     assert {o["metadata"]["name"] for o in kube.list("v1", "ConfigMap", ns)} >= {
         "after-break", "after-expiry"}
+
+
+# --- impersonation and RBAC against `serve --rbac` -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rbac_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    server = start_server(tmp_path_factory.mktemp("kube-env-rbac"), "--controllers",
+                          "ecosystem", "--rbac")
+    try:
+        yield server
+    finally:
+        code = server.stop()
+        assert code == 0, server.stderr_path.read_text()
+
+
+def test_impersonation_reads_as_the_user_and_groups_given(rbac_served: Served) -> None:
+    ns = f"imp-{uuid.uuid4().hex[:8]}"
+    admin = connect(rbac_served.kubeconfig, settings=KubernetesSettings(informers=False))
+    admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    admin.apply(_cm(ns, "visible", v="1"))
+    admin.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                 "metadata": {"name": "read-configmaps", "namespace": ns},
+                 "rules": [{"apiGroups": [""], "resources": ["configmaps"],
+                            "verbs": ["get", "list", "watch"]}]})
+    admin.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                 "metadata": {"name": "readers", "namespace": ns},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                             "name": "read-configmaps"},
+                 "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                               "name": f"{ns}-readers"}]})
+
+    def as_(groups: tuple[str, ...]) -> KubernetesBackend:
+        return connect(rbac_served.kubeconfig, settings=KubernetesSettings(
+            impersonate_user="alice", impersonate_groups=groups))
+
+    reader = as_(("first-group", f"{ns}-readers"))  # the second of two Impersonate-Group
+    try:
+        # Cluster-wide list/watch is forbidden: this kind is read without an informer.
+        got = reader.get("v1", "ConfigMap", ns, "visible")
+        assert got is not None and got["data"] == {"v": "1"}
+        assert [o["metadata"]["name"] for o in reader.list("v1", "ConfigMap", ns)] == [
+            "visible"]
+        assert ("v1", "ConfigMap") not in reader.informers
+        with pytest.raises(Exception, match='User "alice" cannot patch resource "configmaps"'):
+            reader.apply(_cm(ns, "visible", v="2"))
+    finally:
+        reader.close()
+    outsider = as_(("first-group",))
+    try:
+        with pytest.raises(Exception, match='User "alice" cannot get resource "configmaps"'):
+            outsider.get("v1", "ConfigMap", ns, "visible")
+    finally:
+        outsider.close()
