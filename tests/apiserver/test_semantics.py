@@ -309,6 +309,10 @@ def test_events_the_controllers_emit_are_served_with_versions(served: Served,
     first = events[0]
     assert first["metadata"]["resourceVersion"] and first["metadata"]["uid"]
     assert first["reportingController"] and first["eventTime"]
+    for resource in ("events", "events.events.k8s.io"):
+        table = served.kubectl("get", resource, "-n", namespace).stdout.splitlines()
+        assert table[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+        assert any(line.split()[3] == "workload/hello" for line in table[1:])
 
 
 def test_kubectl_create_of_service_accounts_and_rbac_objects(served: Served,
@@ -331,7 +335,3 @@ def test_kubectl_create_of_service_accounts_and_rbac_objects(served: Served,
     refused = served.kubectl("create", "deployment", "d", "-n", namespace, "--image=x:1",
                              check=False)
     assert refused.returncode == 1 and "apps/v1, Kind=Deployment" in refused.stderr
-    for resource in ("events", "events.events.k8s.io"):
-        table = served.kubectl("get", resource, "-n", namespace).stdout.splitlines()
-        assert table[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
-        assert any(line.split()[3] == "workload/hello" for line in table[1:])
