@@ -42,6 +42,10 @@ class BoundedHTTPServer(ThreadingHTTPServer):
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
         sock.settimeout(self.read_timeout)
+        # Headers and body go out in separate writes; with Nagle's algorithm the body waits
+        # for the client's delayed ACK of the headers, about 40 ms on every response.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock, address
 
     def process_request(self, request: Any, client_address: Any) -> None:

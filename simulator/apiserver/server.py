@@ -63,9 +63,6 @@ class _Server(BoundedHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    # TCP_NODELAY: headers and body go out in two writes; with Nagle's algorithm the body
-    # waits for the client's delayed ACK of the headers, ~40 ms on every request.
-    disable_nagle_algorithm = True
     server: _Server
     server_version = "reconciler-apiserver"
     sys_version = ""

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from reconciler.serving import LISTEN_BACKLOG, BackgroundHTTPServer
+from reconciler.serving import LISTEN_BACKLOG, BackgroundHTTPServer, BoundedHTTPServer
 
 
 class _Hello(BaseHTTPRequestHandler):
@@ -92,3 +92,15 @@ def test_connections_beyond_the_cap_are_refused_with_503(server: BackgroundHTTPS
 
 def test_the_listen_backlog_is_larger_than_the_stdlib_default() -> None:
     assert LISTEN_BACKLOG >= 128
+
+
+def test_accepted_connections_are_not_held_back_by_nagle() -> None:
+    """Accepted sockets have TCP_NODELAY, so a response's body is not delayed ~40 ms waiting
+    for the client's delayed ACK of the headers."""
+    httpd = BoundedHTTPServer(("127.0.0.1", 0), _Hello, read_timeout=1, max_connections=1)
+    host, port = httpd.server_address[:2]
+    with httpd, socket.create_connection((str(host), int(port)), timeout=5):
+        sock, _ = httpd.get_request()
+        with sock:
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert sock.gettimeout() == 1
