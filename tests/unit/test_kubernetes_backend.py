@@ -1,9 +1,9 @@
 """The pure parts of the Kubernetes backend and its environment: request shaping, selectors,
 event aggregation keys, the write counter, configuration errors and the environment's behaviour.
 
-What needs an API server (discovery, the requests themselves) is covered by the contract suite
-in `tests/contract/`, which runs against a real cluster only when `RECONCILER_TEST_KUBECONFIG`
-names one.
+What needs an API server (discovery, the requests themselves, informers) is covered by the
+contract suite in `tests/contract/` and `tests/e2e/test_kubernetes_env.py`, against `reconciler
+serve` (or a real cluster named by `RECONCILER_TEST_KUBECONFIG`).
 """
 
 from __future__ import annotations
