@@ -315,7 +315,8 @@ class InMemoryCluster:
         return self._out(self._gone.get(uid, live), api_version), True
 
     def add_listener(self, listener: Listener) -> None:
-        """Call `listener(type, obj, before)` after every write (under the caller's lock)."""
+        """Call `listener(type, obj, before)` after every write (under the caller's lock); the
+        objects are the listener's to keep, not to change."""
         self._listeners.append(listener)
 
     @property
@@ -503,8 +504,12 @@ class InMemoryCluster:
         self._notify("ADDED" if before is None else "MODIFIED", obj, before)
 
     def _notify(self, type_: str, obj: Obj, before: Obj | None) -> None:
-        for listener in self._listeners:
-            listener(type_, deep_copy(obj), deep_copy(before) if before is not None else None)
+        """`before` is always a copy no one keeps; `obj` is copied once. Listeners share both
+        and must not change them."""
+        if self._listeners:
+            copied = deep_copy(obj)
+            for listener in self._listeners:
+                listener(type_, copied, before)
 
     def _changed(self, key: Key) -> None:
         self._key_changes[key] = self._revision
