@@ -254,7 +254,9 @@ class InMemoryCluster:
                            f"{admission[0].message}", field=admission[0].field)
         return info, desired, self._key(info, namespace, name)
 
-    def update_status(self, obj: Obj) -> Obj:
+    def update_status(self, obj: Obj, field_manager: str | None = None) -> Obj:
+        """Write the status subresource; with `field_manager`, recorded in managedFields as an
+        Update of subresource "status" (as kube-apiserver records it)."""
         api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
         info = self.kind_info(api_version, kind)
         meta = obj.get("metadata") or {}
@@ -272,6 +274,10 @@ class InMemoryCluster:
                 live.pop("status", None)
             else:
                 live["status"] = status
+            if field_manager:
+                live["metadata"]["managedFields"] = self._updated_entries(
+                    before, live, _status_fields(before.get("status")), _status_fields(status),
+                    field_manager, api_version, "status")
             self._bump(live, before)
         return self._out(live, api_version)
 
@@ -419,24 +425,8 @@ class InMemoryCluster:
             after.pop("status", None)
         _refuse(after, object_problems(after, namespaced=info.namespaced))
         self._no_new_finalizers(before, after)
-        old, new = fields_of(before), fields_of(after)
-        # A list item belongs to whoever added it; changing a field inside it is not adding it.
-        changed = {p for p in new if (get_path(after, p) != get_path(before, p)) if p[-1] != ITEM
-                   or not get_path(before, p)[0]}
-        gone = old - new
-        entries = []
-        mine: set[FieldPath] = set(changed)
-        for entry in before["metadata"].get("managedFields") or []:
-            fields = from_tree(entry.get("fieldsV1"))
-            if entry.get("manager") == field_manager and entry.get("operation") == "Update":
-                mine |= fields - gone
-                continue
-            rest = fields - changed - gone
-            if rest:
-                entries.append({**entry, "fieldsV1": to_tree(rest)} if rest != fields else entry)
-        if mine:
-            entries.append(self._managed_entry(field_manager, "Update", api_version,
-                                               frozenset(mine)))
+        entries = self._updated_entries(before, after, fields_of(before), fields_of(after),
+                                        field_manager, api_version)
         after["metadata"]["managedFields"] = entries
         live.clear()
         live.update(after)
@@ -550,10 +540,38 @@ class InMemoryCluster:
         return desired
 
     def _managed_entry(self, manager: str, operation: str, api_version: str,
-                       fields: FieldSet) -> Obj:
-        return {"manager": manager, "operation": operation, "apiVersion": api_version,
-                "time": rfc3339(self.clock.now()), "fieldsType": "FieldsV1",
-                "fieldsV1": to_tree(fields)}
+                       fields: FieldSet, subresource: str = "") -> Obj:
+        entry = {"manager": manager, "operation": operation, "apiVersion": api_version,
+                 "time": rfc3339(self.clock.now()), "fieldsType": "FieldsV1",
+                 "fieldsV1": to_tree(fields)}
+        if subresource:
+            entry["subresource"] = subresource
+        return entry
+
+    def _updated_entries(self, before: Obj, after: Obj, old: FieldSet, new: FieldSet,
+                         manager: str, api_version: str,
+                         subresource: str = "") -> builtins.list[Obj]:
+        """managedFields after an Update by `manager`: it owns what it changed or added, no
+        conflicts; others lose what it changed; fields it removed lose their owners."""
+        # A list item belongs to whoever added it; changing a field inside it is not adding it.
+        changed = {p for p in new if (get_path(after, p) != get_path(before, p)) if p[-1] != ITEM
+                   or not get_path(before, p)[0]}
+        gone = old - new
+        entries = []
+        mine: set[FieldPath] = set(changed)
+        for entry in before["metadata"].get("managedFields") or []:
+            fields = from_tree(entry.get("fieldsV1"))
+            if entry.get("manager") == manager and entry.get("operation") == "Update" and \
+                    entry.get("subresource", "") == subresource:
+                mine |= fields - gone
+                continue
+            rest = fields - changed - gone
+            if rest:
+                entries.append({**entry, "fieldsV1": to_tree(rest)} if rest != fields else entry)
+        if mine:
+            entries.append(self._managed_entry(manager, "Update", api_version, frozenset(mine),
+                                               subresource))
+        return entries
 
     def _server_side_apply(self, live: Obj, config: Obj, info: KindInfo, api_version: str,
                            manager: str, force: bool) -> None:
@@ -831,6 +849,12 @@ def _without_status(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     out = dict(schema)
     out["properties"] = props
     return out
+
+
+def _status_fields(status: Any) -> FieldSet:
+    if not isinstance(status, Mapping):
+        return frozenset()
+    return frozenset(("f:status", *p[1:]) for p in fields_of({"status_": status}))
 
 
 def _has_generation(info: KindInfo) -> bool:

@@ -203,7 +203,7 @@ class Store:
             obj, live = events.to_core(obj), events.to_core(live)
         cluster = self._scratch(stored, live) if dry_run else self.cluster
         if subresource == "status":
-            result = self._call(target, name, lambda: cluster.update_status(obj))
+            result = self._call(target, name, lambda: cluster.update_status(obj, manager))
         else:
             result = self._call(target, name, lambda: cluster.update(obj, manager))
         self._written(dry_run)
@@ -273,7 +273,7 @@ class Store:
         if subresource == "status":
             status = merge_patch(live.get("status") if live else {}, obj.get("status") or {})
             result = self._call(target, name, lambda: cluster.update_status(
-                {**(live or {}), "status": status}))
+                {**(live or {}), "status": status}, manager))
         else:
             result = self._call(target, name,
                                 lambda: cluster.apply(obj, manager, force=force),

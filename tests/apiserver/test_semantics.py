@@ -335,3 +335,28 @@ def test_kubectl_create_of_service_accounts_and_rbac_objects(served: Served,
     refused = served.kubectl("create", "deployment", "d", "-n", namespace, "--image=x:1",
                              check=False)
     assert refused.returncode == 1 and "apps/v1, Kind=Deployment" in refused.stderr
+
+
+def test_status_writes_are_recorded_as_updates_of_the_status_subresource(
+        served: Served, namespace: str) -> None:
+    served.kubectl("apply", "-f", "-", stdin=yaml.safe_dump({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "sprockets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"kind": "Sprocket", "plural": "sprockets", "singular": "sprocket"},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "subresources": {"status": {}},
+                               "schema": {"openAPIV3Schema": {
+                                   "type": "object",
+                                   "x-kubernetes-preserve-unknown-fields": True}}}]}}))
+    served.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump({
+        "apiVersion": "example.com/v1", "kind": "Sprocket", "metadata": {"name": "s"},
+        "spec": {"teeth": 12}}))
+    served.kubectl("patch", "sprocket", "s", "-n", namespace, "--subresource", "status",
+                   "--type", "merge", "-p", '{"status":{"worn":false}}')
+    entries = served.get_json("sprocket", "s", "-n", namespace, "--show-managed-fields")[
+        "metadata"]["managedFields"]
+    status = [e for e in entries if e.get("subresource") == "status"]
+    assert [(e["manager"], e["operation"]) for e in status] == [("kubectl-patch", "Update")]
+    assert "f:worn" in json.dumps(status[0]["fieldsV1"]["f:status"])
+    assert not any("f:status" in e["fieldsV1"] for e in entries if e not in status)
