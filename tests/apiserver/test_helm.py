@@ -6,7 +6,7 @@ What helm needs from the API: its release storage is Secrets labelled `owner=hel
 client-go's typed client as protobuf bodies (the server reads those, answers JSON); resources
 go through server-side apply (`fieldManager=helm`); `--wait` watches with
 `sendInitialEvents=true` (kstatus) until the Deployment reports itself available, which the
-simulated kube-controller-manager does.
+simulated kube-controller-manager does; `helm test` runs a hook Pod to completion.
 """
 
 from __future__ import annotations
@@ -107,6 +107,12 @@ def test_install_wait_returns_once_the_deployment_is_available(served: Served,
     assert "REVISION: 2" in again.stdout
     assert served.get_json("deploy", "waited", "-n", namespace)["status"][
         "availableReplicas"] == 3
+    # `helm test`: a hook Pod the simulated kubelet runs to Succeeded; the second run deletes
+    # the first run's Pod first (hook-delete-policy: before-hook-creation)
+    for _ in range(2):
+        tested = helm(served, "test", "waited", "-n", namespace, "--timeout", "60s")
+        assert "TEST SUITE:     waited-test" in tested.stdout
+        assert "Phase:          Succeeded" in tested.stdout
 
 
 def test_a_rollout_that_fails_the_wait_is_recorded_and_fixed_by_an_upgrade(
