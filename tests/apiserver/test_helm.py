@@ -52,8 +52,12 @@ def greeting(served: Served, namespace: str, release: str) -> str:
     return str(served.get_json("cm", f"{release}-config", "-n", namespace)["data"]["greeting"])
 
 
-def test_install_upgrade_rollback_and_uninstall(served: Served, namespace: str) -> None:
-    installed = helm(served, "install", "demo", str(CHART), "-n", namespace)
+@pytest.mark.parametrize("server_side", ["true", "false"])
+def test_install_upgrade_rollback_and_uninstall(served: Served, namespace: str,
+                                                server_side: str) -> None:
+    # server-side apply (helm v4's default), or create and three-way strategic merge patches
+    mode = f"--server-side={server_side}"
+    installed = helm(served, "install", "demo", str(CHART), "-n", namespace, mode)
     assert "STATUS: deployed" in installed.stdout and "REVISION: 1" in installed.stdout
     assert greeting(served, namespace, "demo") == "hello"
     deployment = served.get_json("deploy", "demo", "-n", namespace)
@@ -67,7 +71,7 @@ def test_install_upgrade_rollback_and_uninstall(served: Served, namespace: str) 
                               "-o", "name").stdout.split()
     assert releases == ["secret/sh.helm.release.v1.demo.v1"]
 
-    upgraded = helm(served, "upgrade", "demo", str(CHART), "-n", namespace,
+    upgraded = helm(served, "upgrade", "demo", str(CHART), "-n", namespace, mode,
                     "--set", "greeting=bonjour")
     assert "REVISION: 2" in upgraded.stdout
     assert greeting(served, namespace, "demo") == "bonjour"
@@ -76,7 +80,7 @@ def test_install_upgrade_rollback_and_uninstall(served: Served, namespace: str) 
     status = helm_json(served, "status", "demo", "-n", namespace)
     assert status["info"]["status"] == "deployed" and status["version"] == 2
 
-    rolled = helm(served, "rollback", "demo", "1", "-n", namespace)
+    rolled = helm(served, "rollback", "demo", "1", "-n", namespace, mode)
     assert "Rollback was a success" in rolled.stdout
     assert greeting(served, namespace, "demo") == "hello"
     history = helm_json(served, "history", "demo", "-n", namespace)
