@@ -34,7 +34,9 @@ class ProtobufError(ValueError):
 
 
 # A field: (json name, type, repeated). Types: "string", "bytes", "int", "bool", "time",
-# "microtime", "map:string", "map:bytes", or a message table's name.
+# "microtime", "map:string", "map:bytes", "ignore" (a status field a write drops anyway), or a
+# message table's name. The tables are complete for their messages: a field number not in them
+# is refused rather than silently dropped.
 Field = tuple[str, str, bool]
 
 MESSAGES: dict[str, dict[int, Field]] = {
@@ -69,7 +71,7 @@ MESSAGES: dict[str, dict[int, Field]] = {
     "Namespace": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "NamespaceSpec", False),
                   3: ("status", "NamespaceStatus", False)},
     "NamespaceSpec": {1: ("finalizers", "string", True)},
-    "NamespaceStatus": {1: ("phase", "string", False)},
+    "NamespaceStatus": {1: ("phase", "string", False), 2: ("conditions", "ignore", True)},
     "Lease": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "LeaseSpec", False)},
     "LeaseSpec": {1: ("holderIdentity", "string", False),
                   2: ("leaseDurationSeconds", "int", False),
@@ -115,7 +117,8 @@ MESSAGES: dict[str, dict[int, Field]] = {
     "DeleteOptions": {1: ("gracePeriodSeconds", "int", False),
                       2: ("preconditions", "Preconditions", False),
                       3: ("orphanDependents", "bool", False),
-                      4: ("propagationPolicy", "string", False), 5: ("dryRun", "string", True)},
+                      4: ("propagationPolicy", "string", False), 5: ("dryRun", "string", True),
+                      6: ("ignoreStoreReadErrorWithClusterBreakingPotential", "bool", False)},
     "Preconditions": {1: ("uid", "string", False), 2: ("resourceVersion", "string", False)},
     "EventSource": {1: ("component", "string", False), 2: ("host", "string", False)},
     "EventSeries": {1: ("count", "int", False), 2: ("lastObservedTime", "microtime", False)},
@@ -179,9 +182,13 @@ def _message(data: memoryview, name: str) -> dict[str, Any]:
         if pos > len(data):
             raise ProtobufError("a value runs past the end of the body")
         spec = fields.get(number)
-        if spec is None or payload is None:
-            continue  # a field this table does not know, as proto3 skips it
+        if spec is None:
+            # Skipping it would drop what the client meant to store: refuse, and say what.
+            raise ProtobufError(f"field {number} of {name} is not known to the simulated "
+                                "cluster's protobuf decoder; send JSON")
         json_name, kind, repeated = spec
+        if kind == "ignore" or payload is None:
+            continue
         value = _value(kind, wire, payload)
         if kind.startswith("map:"):
             key_text, item = value
@@ -198,7 +205,8 @@ def _zero(message: str, name: str, value: Any) -> bool:
     if message in ("Time", "Unknown", "FieldsV1"):
         return False
     if name in ("immutable", "controller", "blockOwnerDeletion", "gracePeriodSeconds",
-                "orphanDependents", "automountServiceAccountToken"):
+                "orphanDependents", "automountServiceAccountToken",
+                "ignoreStoreReadErrorWithClusterBreakingPotential"):
         return False  # pointers in Go: present means set, even to false
     return value in ("", 0, None) or value == {}
 

@@ -167,5 +167,7 @@ def test_protobuf_refuses_what_it_cannot_read() -> None:
         decode(_envelope("v1", "ConfigMap", _field(1, b"abc")[:-1]))
     with pytest.raises(ProtobufError, match="varint"):
         decode(b"k8s\x00" + b"\xff" * 11)
+    with pytest.raises(ProtobufError, match="field 9 of ConfigMap is not known"):
+        decode(_envelope("v1", "ConfigMap", _field(9, b"x")))
     with pytest.raises(ProtobufError, match="UTF-8"):
         decode(_envelope("v1", "ConfigMap", _field(1, _field(1, b"\xff"))))
