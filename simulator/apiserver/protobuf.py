@@ -7,10 +7,10 @@ send built-in objects as `application/vnd.kubernetes.protobuf` while accepting J
 `runtime.Unknown` (typeMeta, raw, contentEncoding, contentType), whose `raw` is the object's
 message. The messages decoded are those of `k8s.io/api/core/v1/generated.proto` and
 `k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto` for Secret, ConfigMap, Namespace,
-ServiceAccount, the RBAC roles and bindings, coordination.k8s.io Lease, core Event and
-DeleteOptions (with ObjectMeta, OwnerReference, ManagedFieldsEntry, Time); another kind (a
-Deployment's PodSpec, a Service) is refused with 415 naming it, as a server that does not know
-its protobuf would.
+ServiceAccount, the RBAC roles and bindings, coordination.k8s.io Lease, core Event,
+DeleteOptions, and the workloads `kubectl create|run|expose` make (Deployment, Job, CronJob,
+Pod, Service, with the pod fields set that way); another kind, or a field outside the tables
+(a probe, a volume), is refused with 415 naming it, never dropped.
 
 Go's generated code writes zero values of non-pointer fields (`name: ""`, `generation: 0`), which
 JSON omits; they are dropped here too. Decoding is bounded: the body size is already capped, the
@@ -114,6 +114,105 @@ MESSAGES: dict[str, dict[int, Field]] = {
                 3: ("name", "string", False), 4: ("namespace", "string", False)},
     "RoleRef": {1: ("apiGroup", "string", False), 2: ("kind", "string", False),
                 3: ("name", "string", False)},
+    # Workloads and Services, for `kubectl create deployment|service`, `kubectl run`, `expose`:
+    # the pod fields a person sets that way; probes, volumes, security contexts, affinity ...
+    # are not in the tables, so a body carrying them is refused (send JSON or YAML instead).
+    "Deployment": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "DeploymentSpec", False),
+                   3: ("status", "ignore", False)},
+    "DeploymentSpec": {1: ("replicas", "int", False), 2: ("selector", "LabelSelector", False),
+                       3: ("template", "PodTemplateSpec", False),
+                       4: ("strategy", "DeploymentStrategy", False),
+                       5: ("minReadySeconds", "int", False),
+                       6: ("revisionHistoryLimit", "int", False), 7: ("paused", "bool", False),
+                       9: ("progressDeadlineSeconds", "int", False)},
+    "DeploymentStrategy": {1: ("type", "string", False),
+                           2: ("rollingUpdate", "RollingUpdateDeployment", False)},
+    "RollingUpdateDeployment": {1: ("maxUnavailable", "intorstring", False),
+                                2: ("maxSurge", "intorstring", False)},
+    "PodTemplateSpec": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "PodSpec", False)},
+    "Pod": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "PodSpec", False),
+            3: ("status", "ignore", False)},
+    "PodSpec": {2: ("containers", "Container", True), 20: ("initContainers", "Container", True),
+                3: ("restartPolicy", "string", False),
+                4: ("terminationGracePeriodSeconds", "int", False),
+                5: ("activeDeadlineSeconds", "int", False), 6: ("dnsPolicy", "string", False),
+                7: ("nodeSelector", "map:string", False),
+                8: ("serviceAccountName", "string", False),
+                9: ("serviceAccount", "string", False),
+                21: ("automountServiceAccountToken", "bool", False),
+                10: ("nodeName", "string", False), 11: ("hostNetwork", "bool", False),
+                12: ("hostPID", "bool", False), 13: ("hostIPC", "bool", False),
+                27: ("shareProcessNamespace", "bool", False),
+                15: ("imagePullSecrets", "LocalObjectReference", True),
+                16: ("hostname", "string", False), 17: ("subdomain", "string", False),
+                19: ("schedulerName", "string", False),
+                24: ("priorityClassName", "string", False), 25: ("priority", "int", False),
+                29: ("runtimeClassName", "string", False),
+                30: ("enableServiceLinks", "bool", False),
+                31: ("preemptionPolicy", "string", False),
+                35: ("setHostnameAsFQDN", "bool", False), 37: ("hostUsers", "bool", False),
+                41: ("hostnameOverride", "string", False)},
+    "Container": {1: ("name", "string", False), 2: ("image", "string", False),
+                  3: ("command", "string", True), 4: ("args", "string", True),
+                  5: ("workingDir", "string", False), 6: ("ports", "ContainerPort", True),
+                  7: ("env", "EnvVar", True), 8: ("resources", "ResourceRequirements", False),
+                  13: ("terminationMessagePath", "string", False),
+                  20: ("terminationMessagePolicy", "string", False),
+                  14: ("imagePullPolicy", "string", False), 16: ("stdin", "bool", False),
+                  17: ("stdinOnce", "bool", False), 18: ("tty", "bool", False),
+                  24: ("restartPolicy", "string", False)},
+    "ContainerPort": {1: ("name", "string", False), 2: ("hostPort", "int", False),
+                      3: ("containerPort", "int", False), 4: ("protocol", "string", False),
+                      5: ("hostIP", "string", False)},
+    "EnvVar": {1: ("name", "string", False), 2: ("value", "string", False)},
+    "ResourceRequirements": {1: ("limits", "map:quantity", False),
+                             2: ("requests", "map:quantity", False)},
+    "Job": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "JobSpec", False),
+            3: ("status", "ignore", False)},
+    "JobSpec": {1: ("parallelism", "int", False), 2: ("completions", "int", False),
+                3: ("activeDeadlineSeconds", "int", False), 7: ("backoffLimit", "int", False),
+                12: ("backoffLimitPerIndex", "int", False),
+                13: ("maxFailedIndexes", "int", False), 4: ("selector", "LabelSelector", False),
+                5: ("manualSelector", "bool", False), 6: ("template", "PodTemplateSpec", False),
+                8: ("ttlSecondsAfterFinished", "int", False),
+                9: ("completionMode", "string", False), 10: ("suspend", "bool", False),
+                14: ("podReplacementPolicy", "string", False),
+                15: ("managedBy", "string", False)},
+    "CronJob": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "CronJobSpec", False),
+                3: ("status", "ignore", False)},
+    "CronJobSpec": {1: ("schedule", "string", False), 8: ("timeZone", "string", False),
+                    2: ("startingDeadlineSeconds", "int", False),
+                    3: ("concurrencyPolicy", "string", False), 4: ("suspend", "bool", False),
+                    5: ("jobTemplate", "JobTemplateSpec", False),
+                    6: ("successfulJobsHistoryLimit", "int", False),
+                    7: ("failedJobsHistoryLimit", "int", False)},
+    "JobTemplateSpec": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "JobSpec", False)},
+    "Service": {1: ("metadata", "ObjectMeta", False), 2: ("spec", "ServiceSpec", False),
+                3: ("status", "ignore", False)},
+    "ServiceSpec": {1: ("ports", "ServicePort", True), 2: ("selector", "map:string", False),
+                    3: ("clusterIP", "string", False), 18: ("clusterIPs", "string", True),
+                    4: ("type", "string", False), 5: ("externalIPs", "string", True),
+                    7: ("sessionAffinity", "string", False),
+                    8: ("loadBalancerIP", "string", False),
+                    9: ("loadBalancerSourceRanges", "string", True),
+                    10: ("externalName", "string", False),
+                    11: ("externalTrafficPolicy", "string", False),
+                    12: ("healthCheckNodePort", "int", False),
+                    13: ("publishNotReadyAddresses", "bool", False),
+                    14: ("sessionAffinityConfig", "SessionAffinityConfig", False),
+                    19: ("ipFamilies", "string", True), 17: ("ipFamilyPolicy", "string", False),
+                    20: ("allocateLoadBalancerNodePorts", "bool", False),
+                    21: ("loadBalancerClass", "string", False),
+                    22: ("internalTrafficPolicy", "string", False),
+                    23: ("trafficDistribution", "string", False)},
+    "ServicePort": {1: ("name", "string", False), 2: ("protocol", "string", False),
+                    6: ("appProtocol", "string", False), 3: ("port", "int", False),
+                    4: ("targetPort", "intorstring", False), 5: ("nodePort", "int", False)},
+    "SessionAffinityConfig": {1: ("clientIP", "ClientIPConfig", False)},
+    "ClientIPConfig": {1: ("timeoutSeconds", "int", False)},
+    "IntOrString": {1: ("type", "int", False), 2: ("intVal", "int", False),
+                    3: ("strVal", "string", False)},
+    "Quantity": {1: ("string", "string", False)},
     "DeleteOptions": {1: ("gracePeriodSeconds", "int", False),
                       2: ("preconditions", "Preconditions", False),
                       3: ("orphanDependents", "bool", False),
@@ -128,6 +227,9 @@ KINDS = {("v1", "Secret"): "Secret", ("v1", "ConfigMap"): "ConfigMap",
          ("v1", "Namespace"): "Namespace", ("v1", "Event"): "Event",
          ("coordination.k8s.io/v1", "Lease"): "Lease",
          ("v1", "ServiceAccount"): "ServiceAccount",
+         ("v1", "Pod"): "Pod", ("v1", "Service"): "Service",
+         ("apps/v1", "Deployment"): "Deployment", ("batch/v1", "Job"): "Job",
+         ("batch/v1", "CronJob"): "CronJob",
          ("rbac.authorization.k8s.io/v1", "Role"): "Role",
          ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
          ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
@@ -200,14 +302,33 @@ def _message(data: memoryview, name: str) -> dict[str, Any]:
     return {k: v for k, v in out.items() if not _zero(name, k, v)}
 
 
+_POINTERS = {
+    ("DeploymentSpec", "replicas"), ("DeploymentSpec", "revisionHistoryLimit"),
+    ("DeploymentSpec", "progressDeadlineSeconds"), ("PodSpec", "terminationGracePeriodSeconds"),
+    ("PodSpec", "activeDeadlineSeconds"), ("PodSpec", "automountServiceAccountToken"),
+    ("PodSpec", "shareProcessNamespace"), ("PodSpec", "priority"),
+    ("PodSpec", "enableServiceLinks"), ("PodSpec", "setHostnameAsFQDN"),
+    ("PodSpec", "hostUsers"), ("ServiceSpec", "allocateLoadBalancerNodePorts"),
+    ("ClientIPConfig", "timeoutSeconds"), ("Secret", "immutable"), ("ConfigMap", "immutable"),
+    ("OwnerReference", "controller"), ("OwnerReference", "blockOwnerDeletion"),
+    ("DeleteOptions", "gracePeriodSeconds"), ("DeleteOptions", "orphanDependents"),
+    ("DeleteOptions", "ignoreStoreReadErrorWithClusterBreakingPotential"),
+    ("ServiceAccount", "automountServiceAccountToken"),
+    *(("JobSpec", f) for f in ("parallelism", "completions", "activeDeadlineSeconds",
+                               "backoffLimit", "backoffLimitPerIndex", "maxFailedIndexes",
+                               "manualSelector", "ttlSecondsAfterFinished", "suspend")),
+    *(("CronJobSpec", f) for f in ("startingDeadlineSeconds", "suspend",
+                                   "successfulJobsHistoryLimit", "failedJobsHistoryLimit")),
+}
+"""Fields Go keeps as pointers: present means set, even to 0 or false."""
+
+
 def _zero(message: str, name: str, value: Any) -> bool:
     """Go writes the zero values of non-pointer fields; JSON would have omitted them."""
-    if message in ("Time", "Unknown", "FieldsV1"):
+    if message in ("Time", "Unknown", "FieldsV1", "IntOrString", "Quantity"):
         return False
-    if name in ("immutable", "controller", "blockOwnerDeletion", "gracePeriodSeconds",
-                "orphanDependents", "automountServiceAccountToken",
-                "ignoreStoreReadErrorWithClusterBreakingPotential"):
-        return False  # pointers in Go: present means set, even to false
+    if (message, name) in _POINTERS:
+        return False
     return value in ("", 0, None) or value == {}
 
 
@@ -229,15 +350,17 @@ def _value(kind: str, wire: int, payload: Any) -> Any:
     if kind in ("time", "microtime"):
         return _time(_message(payload, "Time"), micro=kind == "microtime")
     if kind.startswith("map:"):
-        entry = _entry(payload, bytes_value=kind == "map:bytes")
-        return entry
+        return _entry(payload, kind[4:])
+    if kind == "intorstring":
+        parts = _message(payload, "IntOrString")
+        return parts.get("strVal", "") if parts.get("type") == 1 else parts.get("intVal", 0)
     if kind == "FieldsV1":
         raw = _message(payload, "FieldsV1").get("Raw", b"")
         return load_json_bounded(raw or b"{}", "fieldsV1")
     return _message(payload, kind)
 
 
-def _entry(payload: memoryview, bytes_value: bool) -> tuple[str, str]:
+def _entry(payload: memoryview, value_kind: str) -> tuple[str, str]:
     key, value = "", ""
     pos = 0
     while pos < len(payload):
@@ -247,12 +370,17 @@ def _entry(payload: memoryview, bytes_value: bool) -> tuple[str, str]:
         length, pos = _varint(payload, pos)
         if length > len(payload) - pos:
             raise ProtobufError("a map entry runs past the end of the body")
-        data = bytes(payload[pos:pos + length])
+        data = payload[pos:pos + length]
         pos += length
         if tag >> 3 == 1:
-            key = _text(data)
+            key = _text(bytes(data))
         elif tag >> 3 == 2:
-            value = base64.b64encode(data).decode() if bytes_value else _text(data)
+            if value_kind == "bytes":
+                value = base64.b64encode(bytes(data)).decode()
+            elif value_kind == "quantity":
+                value = str(_message(data, "Quantity").get("string", ""))
+            else:
+                value = _text(bytes(data))
     return key, value
 
 

@@ -332,9 +332,41 @@ def test_kubectl_create_of_service_accounts_and_rbac_objects(served: Served,
     assert {(s["kind"], s["name"]) for s in binding["subjects"]} == {
         ("User", "alice"), ("ServiceAccount", "bot")}
     assert served.get_json("sa", "bot", "-n", namespace)["metadata"]["name"] == "bot"
-    refused = served.kubectl("create", "deployment", "d", "-n", namespace, "--image=x:1",
-                             check=False)
-    assert refused.returncode == 1 and "apps/v1, Kind=Deployment" in refused.stderr
+    refused = served.kubectl("create", "poddisruptionbudget", "pdb", "-n", namespace,
+                             "--selector=app=x", "--min-available=1", check=False)
+    assert refused.returncode == 1 and "policy/v1, Kind=PodDisruptionBudget" in refused.stderr
+
+
+def test_kubectl_create_run_and_expose_workloads(served: Served, namespace: str) -> None:
+    served.kubectl("create", "deployment", "web", "-n", namespace, "--image=nginx:1.27",
+                   "--replicas=2", "--port=8080")
+    served.kubectl("create", "deployment", "none", "-n", namespace, "--image=x",
+                   "--replicas=0")
+    served.kubectl("expose", "deployment", "web", "-n", namespace, "--port=80",
+                   "--target-port=8080")
+    served.kubectl("create", "service", "clusterip", "named", "-n", namespace,
+                   "--tcp=80:http")
+    served.kubectl("run", "once", "-n", namespace, "--image=busybox", "--restart=Never",
+                   "--env=A=1", "--", "sleep", "1")
+    served.kubectl("create", "cronjob", "tick", "-n", namespace, "--image=x",
+                   "--schedule=*/5 * * * *")
+    served.kubectl("create", "job", "now", "-n", namespace, "--from=cronjob/tick")
+    web = served.get_json("deploy", "web", "-n", namespace)
+    assert web["spec"]["replicas"] == 2 and web["metadata"]["generation"] == 1
+    assert web["spec"]["template"]["spec"]["containers"] == [
+        {"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 8080}]}]
+    assert served.get_json("deploy", "none", "-n", namespace)["spec"]["replicas"] == 0
+    assert served.get_json("svc", "web", "-n", namespace)["spec"]["ports"] == [
+        {"port": 80, "protocol": "TCP", "targetPort": 8080}]
+    assert served.get_json("svc", "named", "-n", namespace)["spec"]["ports"][0][
+        "targetPort"] == "http"
+    pod = served.get_json("pod", "once", "-n", namespace)["spec"]
+    assert pod["containers"][0]["args"] == ["sleep", "1"] and pod["restartPolicy"] == "Never"
+    job = served.get_json("job", "now", "-n", namespace)
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    wait = served.kubectl("wait", "-n", namespace, "--for=condition=Available", "deploy/web",
+                          "--timeout=30s", check=False)
+    assert wait.returncode == 0, wait.stderr
 
 
 def test_status_writes_are_recorded_as_updates_of_the_status_subresource(
