@@ -161,8 +161,12 @@ def test_protobuf_secret_as_client_go_writes_it() -> None:
 def test_protobuf_refuses_what_it_cannot_read() -> None:
     with pytest.raises(ProtobufError, match="magic"):
         decode(b"{}")
-    with pytest.raises(ProtobufError, match="Deployment"):
-        decode(_envelope("apps/v1", "Deployment", b""))
+    with pytest.raises(ProtobufError, match="PodDisruptionBudget"):
+        decode(_envelope("policy/v1", "PodDisruptionBudget", b""))
+    probe = _field(10, b"")  # a livenessProbe: not in the decoder's Container table
+    pod_spec = _field(2, _field(1, b"c") + probe)
+    with pytest.raises(ProtobufError, match="field 10 of Container"):
+        decode(_envelope("v1", "Pod", _field(2, pod_spec)))
     with pytest.raises(ProtobufError, match="past the end"):
         decode(_envelope("v1", "ConfigMap", _field(1, b"abc")[:-1]))
     with pytest.raises(ProtobufError, match="varint"):
