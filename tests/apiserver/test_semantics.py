@@ -293,6 +293,15 @@ def test_events_are_served_by_both_event_apis(served: Served, namespace: str) ->
     both = served.kubectl("get", "events.events.k8s.io", "-n", namespace, "-o",
                           "name").stdout.split()
     assert len(both) == 2
+    # a watch of either API sees the same writes, each in its own form
+    code, watched = served.request(
+        "GET", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events?watch=1"
+               f"&resourceVersion={listing['metadata']['resourceVersion']}&timeoutSeconds=1")
+    assert code == 200
+    lines = [watched] if isinstance(watched, dict) else [
+        json.loads(line) for line in str(watched).splitlines()]
+    assert [(e["type"], e["object"]["apiVersion"], e["object"]["note"]) for e in lines] == [
+        ("ADDED", "events.k8s.io/v1", "new API")]
 
 
 def test_events_the_controllers_emit_are_served_with_versions(served: Served,
