@@ -49,8 +49,14 @@ log = structlog.get_logger(__name__)
 class Environment(Protocol):
     """A world to run controllers in: a cluster, a clock and the controllers that live there."""
 
-    backend: Backend
-    clock: Clock
+    # Read-only in the protocol so an implementation may hold a narrower type (the simulator's
+    # `InMemoryCluster` and `VirtualClock`): a mutable protocol attribute is invariant.
+    @property
+    def backend(self) -> Backend: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
     controllers: Sequence[Controller]
     stateful: bool
     """Whether `save_state`/`load_state` work (a simulated cluster) or not (a real one)."""

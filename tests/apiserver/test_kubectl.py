@@ -50,9 +50,10 @@ spec:
 """
 
 
-def widget(name: str, size: int = 1, color: str = "red", **labels: str) -> str:
+def widget(name: str, size: int = 1, color: str = "red",
+           labels: dict[str, str] | None = None) -> str:
     return yaml.safe_dump({"apiVersion": "example.com/v1", "kind": "Widget",
-                           "metadata": {"name": name, "labels": labels},
+                           "metadata": {"name": name, "labels": labels or {}},
                            "spec": {"size": size, "color": color}})
 
 
@@ -91,7 +92,7 @@ def test_get_yaml_label_selectors_and_all_namespaces(served: Served, widgets: No
                                                      namespace: str) -> None:
     for name, tier in (("a", "web"), ("b", "db"), ("c", "")):
         labels = {"tier": tier} if tier else {}
-        served.kubectl("apply", "-n", namespace, "-f", "-", stdin=widget(name, **labels))
+        served.kubectl("apply", "-n", namespace, "-f", "-", stdin=widget(name, labels=labels))
 
     def names(*selector: str) -> list[str]:
         out = served.kubectl("get", "widgets", "-n", namespace, *selector, "-o", "name").stdout

@@ -28,6 +28,7 @@ from reconciler.model.errors import NotFound, Rejected
 from reconciler.settings import KubernetesSettings
 from simulator.clock import VirtualClock
 from simulator.cluster import InMemoryCluster
+from simulator.kube_common import MANUAL_STATUS_ANNOTATION
 
 
 def _simulator() -> Backend:
@@ -195,15 +196,20 @@ def test_reapply_removes_dropped_fields_but_not_others(backend: Backend, ns: str
 
 
 def test_apply_leaves_status_and_status_leaves_generation(backend: Backend, ns: str) -> None:
+    # The served simulator's cloud controller releases the load-balancer address of a Service
+    # that is not `type: LoadBalancer` whenever one of its ticks lands between these writes; the
+    # annotation (inert on a real cluster) tells it the status is this test's to write. Both
+    # applies carry it, as the second would otherwise remove it (same field manager).
+    manual = {MANUAL_STATUS_ANNOTATION: "true"}
     service = backend.apply({"apiVersion": "v1", "kind": "Service",
-                             "metadata": {"name": "web", "namespace": ns},
+                             "metadata": {"name": "web", "namespace": ns, "annotations": manual},
                              "spec": {"ports": [{"port": 80}]}})
     ingress = {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}
     written = backend.update_status({**service, "status": ingress})
     assert written["status"] == ingress
     reapplied = backend.apply({"apiVersion": "v1", "kind": "Service",
                                "metadata": {"name": "web", "namespace": ns,
-                                            "labels": {"app": "web"}},
+                                            "labels": {"app": "web"}, "annotations": manual},
                                "spec": {"ports": [{"port": 80}]}})
     assert reapplied["status"] == ingress, "an apply without status keeps it"
     got = backend.get("v1", "Service", ns, "web")

@@ -5,7 +5,7 @@ for the secret values leaking into status, events or logs."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ PASSWORD = "pa55-Wörd-s3cr3t"
 TOKEN = "tok-0123456789-secret"
 
 
-def leaks(result: SourceResult, logs: list[dict[str, object]], *secrets: str) -> list[str]:
+def leaks(result: SourceResult, logs: Sequence[Mapping[str, object]], *secrets: str) -> list[str]:
     text = repr(result.status) + repr(result.events) + repr(logs)
     return [s for s in secrets if s in text]
 
@@ -52,13 +52,12 @@ def test_http_auth_from_secret(
     controller: GitRepositoryController, objects: Objects, http: SmartHttpServer,
     repo: BareRepo, tmp_path: Path, secret: dict[str, str] | None, ready: str, reason: str,
 ) -> None:
-    spec = {}
+    source = gitrepository(http.url(repo), {"branch": "main"})
     if secret is not None:
         objects.secret("git-auth", data={k: v.encode() for k, v in secret.items()})
-        spec["secretRef"] = {"name": "git-auth"}
+        source["spec"]["secretRef"] = {"name": "git-auth"}
     with structlog.testing.capture_logs() as logs:
-        result = controller.reconcile(
-            gitrepository(http.url(repo), {"branch": "main"}, **spec), objects.get)
+        result = controller.reconcile(source, objects.get)
     assert (cond(result, "Ready")["status"], cond(result, "Ready")["reason"]) == (ready, reason)
     assert leaks(result, logs, PASSWORD, TOKEN) == []
     # No credential file outlives the git command; nothing secret went into git's argv or URL.

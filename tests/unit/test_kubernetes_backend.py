@@ -21,6 +21,7 @@ from reconciler.backends.kube_environment import (
     create_environment,
 )
 from reconciler.backends.kubernetes import (
+    EventKey,
     KubernetesBackend,
     WriteCounter,
     apply_request,
@@ -158,7 +159,7 @@ def test_the_same_event_again_has_the_same_key_and_name() -> None:
 
 @pytest.mark.parametrize("change", ["uid", "reason", "message", "source"])
 def test_a_different_uid_reason_message_or_source_is_another_event(change: str) -> None:
-    def key_of(fields: dict[str, str]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    def key_of(fields: dict[str, str]) -> tuple[dict[str, Any], EventKey]:
         involved = _involved()
         involved["metadata"]["uid"] = fields["uid"]
         return involved, event_key(involved, fields["reason"], fields["message"],

@@ -43,7 +43,7 @@ def _from_response(code: int, http_reason: str, body: dict[str, Any] | str) -> A
     raw = urllib3.HTTPResponse(body=io.BytesIO(data.encode()), status=code, reason=http_reason,
                                headers={"Content-Type": content_type}, preload_content=False)
     response = RESTResponse(raw)
-    response.read()
+    response.read()  # type: ignore[no-untyped-call]  # kubernetes: unannotated
     try:
         ApiException.from_response(http_resp=response, body=None, data=None)
     except ApiException as exc:
@@ -52,7 +52,8 @@ def _from_response(code: int, http_reason: str, body: dict[str, Any] | str) -> A
 
 
 def _dynamic(code: int, http_reason: str, body: dict[str, Any] | str) -> ApiException:
-    wrapped = api_exception(_from_response(code, http_reason, body))
+    error = _from_response(code, http_reason, body)
+    wrapped = api_exception(error)  # type: ignore[no-untyped-call]  # kubernetes: unannotated
     assert isinstance(wrapped, DynamicApiError)
     return wrapped
 

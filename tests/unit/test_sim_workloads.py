@@ -24,8 +24,8 @@ from simulator.kube_common import (
 
 NS = "d"
 FAILED = {OUTCOME_ANNOTATION: "Failed"}
-TEMPLATE = {"metadata": {"labels": {"app": "x"}},
-            "spec": {"containers": [{"name": "app", "image": "app:1"}]}}
+TEMPLATE: Obj = {"metadata": {"labels": {"app": "x"}},
+                 "spec": {"containers": [{"name": "app", "image": "app:1"}]}}
 
 
 def _obj(api: str, kind: str, spec: dict[str, Any] | None = None,

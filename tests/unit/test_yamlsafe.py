@@ -56,9 +56,10 @@ def test_bytes_are_decoded_and_checked() -> None:
 
 def test_json_bounded() -> None:
     assert load_json_bounded('{"a": [1, {"b": "[[[{{"}]}', "s") == {"a": [1, {"b": "[[[{{"}]}
-    for text, fragment in [('{"a":1,"a":2}', "duplicate key"), ("[" * 5000 + "]" * 5000, "deeper"),
-                           ('{"a": NaN}', "NaN"), ('{"a":\n ]', "invalid JSON"),
-                           (b'{"a": "\xff"}', "UTF-8")]:
+    bad: list[tuple[str | bytes, str]] = [
+        ('{"a":1,"a":2}', "duplicate key"), ("[" * 5000 + "]" * 5000, "deeper"),
+        ('{"a": NaN}', "NaN"), ('{"a":\n ]', "invalid JSON"), (b'{"a": "\xff"}', "UTF-8")]
+    for text, fragment in bad:
         with pytest.raises(LoadError, match=fragment):
             load_json_bounded(text, "state.json")
     with pytest.raises(LoadError, match="too large"):
