@@ -29,8 +29,8 @@ from simulator.apiserver.authn import (
     UserInfo,
     rfc3339,
 )
-from simulator.apiserver.authproto import PROTOBUF, ProtoError, decode_object
 from simulator.apiserver.errors import ApiError
+from simulator.apiserver.protobuf import PROTOBUF, ProtobufError, decode_review
 from simulator.apiserver.rbac import Attributes, Rule
 
 AUTHZ = "authorization.k8s.io"
@@ -249,10 +249,10 @@ def _decode(body: bytes, kind: str, group: str, content_type: str) -> dict[str, 
         if len(body) > MAX_REVIEW_BYTES:
             raise errors.bad_request(f"a {kind} body may be at most {MAX_REVIEW_BYTES} bytes")
         if media == PROTOBUF:
-            value: Any = decode_object(body)
+            value: Any = decode_review(body)
         else:
             value = load_json_bounded(body or b"{}", "request body", max_bytes=MAX_REVIEW_BYTES)
-    except (LoadError, ProtoError) as exc:
+    except (LoadError, ProtobufError) as exc:
         raise errors.bad_request(f"error decoding the request body: {exc}") from exc
     if not isinstance(value, dict):
         raise errors.bad_request(f"{kind} in version \"v1\" cannot be handled as a {kind}: "

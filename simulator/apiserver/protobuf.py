@@ -15,6 +15,11 @@ Pod, Service, with the pod fields set that way); another kind, or a field outsid
 Go's generated code writes zero values of non-pointer fields (`name: ""`, `generation: 0`), which
 JSON omits; they are dropped here too. Decoding is bounded: the body size is already capped, the
 nesting depth is fixed by the message tables, and every length is checked against what is left.
+
+The same decoder reads the bodies kubectl's typed clients post to the authentication and
+authorization APIs (`auth can-i`, `auth whoami`, `create token`): the reviews and TokenRequest,
+through `decode_review`. Those messages (`REVIEW_MESSAGES`) store nothing, so a field outside
+their tables is skipped rather than refused, and the values are kept as read.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 from reconciler.model.yamlsafe import load_json_bounded
 
 MAGIC = b"k8s\x00"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 
 class ProtobufError(ValueError):
@@ -34,9 +40,10 @@ class ProtobufError(ValueError):
 
 
 # A field: (json name, type, repeated). Types: "string", "bytes", "int", "bool", "time",
-# "microtime", "map:string", "map:bytes", "ignore" (a status field a write drops anyway), or a
+# "microtime", "map:string", "map:bytes", "map:quantity", "map:ExtraValue" (a map<string,
+# ExtraValue>, its values lists of strings), "ignore" (a status field a write drops anyway), or a
 # message table's name. The tables are complete for their messages: a field number not in them
-# is refused rather than silently dropped.
+# is refused rather than silently dropped (except in `REVIEW_MESSAGES`, see there).
 Field = tuple[str, str, bool]
 
 MESSAGES: dict[str, dict[int, Field]] = {
@@ -221,7 +228,52 @@ MESSAGES: dict[str, dict[int, Field]] = {
     "Preconditions": {1: ("uid", "string", False), 2: ("resourceVersion", "string", False)},
     "EventSource": {1: ("component", "string", False), 2: ("host", "string", False)},
     "EventSeries": {1: ("count", "int", False), 2: ("lastObservedTime", "microtime", False)},
+    # The review APIs and TokenRequest (k8s.io/api authorization/v1, authentication/v1): only
+    # the fields they read; being in REVIEW_MESSAGES, the rest of each message is skipped.
+    "ReviewObjectMeta": {1: ("name", "string", False), 2: ("generateName", "string", False),
+                         3: ("namespace", "string", False)},
+    "ResourceAttributes": {1: ("namespace", "string", False), 2: ("verb", "string", False),
+                           3: ("group", "string", False), 4: ("version", "string", False),
+                           5: ("resource", "string", False),
+                           6: ("subresource", "string", False), 7: ("name", "string", False)},
+    "NonResourceAttributes": {1: ("path", "string", False), 2: ("verb", "string", False)},
+    "ExtraValue": {1: ("items", "string", True)},
+    "SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "ResourceAttributes", False),
+        2: ("nonResourceAttributes", "NonResourceAttributes", False)},
+    "SubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "ResourceAttributes", False),
+        2: ("nonResourceAttributes", "NonResourceAttributes", False),
+        3: ("user", "string", False), 4: ("groups", "string", True),
+        5: ("extra", "map:ExtraValue", False), 6: ("uid", "string", False)},
+    "SelfSubjectRulesReviewSpec": {1: ("namespace", "string", False)},
+    "TokenReviewSpec": {1: ("token", "string", False), 2: ("audiences", "string", True)},
+    "BoundObjectReference": {1: ("kind", "string", False), 2: ("apiVersion", "string", False),
+                             3: ("name", "string", False), 4: ("uid", "string", False)},
+    "TokenRequestSpec": {1: ("audiences", "string", True),
+                         3: ("boundObjectRef", "BoundObjectReference", False),
+                         4: ("expirationSeconds", "int", False)},
 }
+
+REVIEW_KINDS = {"SelfSubjectAccessReview": "SelfSubjectAccessReviewSpec",
+                "SubjectAccessReview": "SubjectAccessReviewSpec",
+                "LocalSubjectAccessReview": "SubjectAccessReviewSpec",
+                "SelfSubjectRulesReview": "SelfSubjectRulesReviewSpec",
+                "TokenReview": "TokenReviewSpec", "TokenRequest": "TokenRequestSpec",
+                "SelfSubjectReview": ""}
+"""Kinds `decode_review` reads (by kind alone: the caller checks the apiVersion), to their spec
+message; each is (metadata, spec), SelfSubjectReview metadata only."""
+for _kind, _spec in REVIEW_KINDS.items():
+    MESSAGES[_kind] = {1: ("metadata", "ReviewObjectMeta", False)}
+    if _spec:
+        MESSAGES[_kind][2] = ("spec", _spec, False)
+
+REVIEW_MESSAGES = frozenset({
+    "ReviewObjectMeta", "ResourceAttributes", "NonResourceAttributes", "ExtraValue",
+    "BoundObjectReference", *REVIEW_KINDS, *filter(None, REVIEW_KINDS.values())})
+"""The review and TokenRequest messages: nothing of them is stored, and the server reads only
+the fields in their tables, so another field (a status, a newer field) is skipped, not refused;
+values are kept as read (a zero `expirationSeconds` is the client's, not Go's default)."""
 
 KINDS = {("v1", "Secret"): "Secret", ("v1", "ConfigMap"): "ConfigMap",
          ("v1", "Namespace"): "Namespace", ("v1", "Event"): "Event",
@@ -241,6 +293,25 @@ KINDS = {("v1", "Secret"): "Secret", ("v1", "ConfigMap"): "ConfigMap",
 
 def decode(body: bytes) -> dict[str, Any]:
     """A protobuf request body (the `k8s\\x00` envelope) as the JSON object it stands for."""
+    api_version, kind, raw = _envelope(body)
+    table = KINDS.get((api_version, kind))
+    if table is None:
+        raise ProtobufError(f"the simulated cluster does not decode protobuf for "
+                            f"{api_version or '?'}, Kind={kind or '?'}; send JSON")
+    return {"apiVersion": api_version, "kind": kind, **_message(raw, table)}
+
+
+def decode_review(body: bytes) -> dict[str, Any]:
+    """A `k8s\\x00`-framed review or TokenRequest as its JSON form; the apiVersion is as given
+    (None when absent), for the caller to check against the resource posted to."""
+    api_version, kind, raw = _envelope(body)
+    if kind not in REVIEW_KINDS:
+        raise ProtobufError(f"cannot decode a {kind or 'body without a kind'} from protobuf")
+    return {"apiVersion": api_version or None, "kind": kind, **_message(raw, kind)}
+
+
+def _envelope(body: bytes) -> tuple[str, str, memoryview]:
+    """The magic and the `runtime.Unknown`: (apiVersion, kind, raw object message)."""
     if not body.startswith(MAGIC):
         raise ProtobufError("the body does not start with the Kubernetes protobuf magic number")
     envelope = _message(memoryview(body)[len(MAGIC):], "Unknown")
@@ -248,13 +319,8 @@ def decode(body: bytes) -> dict[str, Any]:
     api_version, kind = str(type_meta.get("apiVersion", "")), str(type_meta.get("kind", ""))
     if envelope.get("contentEncoding"):
         raise ProtobufError(f"content encoding {envelope['contentEncoding']!r} is not supported")
-    table = KINDS.get((api_version, kind))
-    if table is None:
-        raise ProtobufError(f"the simulated cluster does not decode protobuf for "
-                            f"{api_version or '?'}, Kind={kind or '?'}; send JSON")
     raw = envelope.get("raw", b"")
-    obj = _message(memoryview(raw if isinstance(raw, bytes) else b""), table)
-    return {"apiVersion": api_version, "kind": kind, **obj}
+    return api_version, kind, memoryview(raw if isinstance(raw, bytes) else b"")
 
 
 def _message(data: memoryview, name: str) -> dict[str, Any]:
@@ -284,6 +350,8 @@ def _message(data: memoryview, name: str) -> dict[str, Any]:
         if pos > len(data):
             raise ProtobufError("a value runs past the end of the body")
         spec = fields.get(number)
+        if spec is None and name in REVIEW_MESSAGES:
+            continue
         if spec is None:
             # Skipping it would drop what the client meant to store: refuse, and say what.
             raise ProtobufError(f"field {number} of {name} is not known to the simulated "
@@ -327,6 +395,8 @@ def _zero(message: str, name: str, value: Any) -> bool:
     """Go writes the zero values of non-pointer fields; JSON would have omitted them."""
     if message in ("Time", "Unknown", "FieldsV1", "IntOrString", "Quantity"):
         return False
+    if message in REVIEW_MESSAGES:
+        return False
     if (message, name) in _POINTERS:
         return False
     return value in ("", 0, None) or value == {}
@@ -360,8 +430,9 @@ def _value(kind: str, wire: int, payload: Any) -> Any:
     return _message(payload, kind)
 
 
-def _entry(payload: memoryview, value_kind: str) -> tuple[str, str]:
-    key, value = "", ""
+def _entry(payload: memoryview, value_kind: str) -> tuple[str, Any]:
+    key = ""
+    value: Any = [] if value_kind == "ExtraValue" else ""
     pos = 0
     while pos < len(payload):
         tag, pos = _varint(payload, pos)
@@ -379,6 +450,8 @@ def _entry(payload: memoryview, value_kind: str) -> tuple[str, str]:
                 value = base64.b64encode(bytes(data)).decode()
             elif value_kind == "quantity":
                 value = str(_message(data, "Quantity").get("string", ""))
+            elif value_kind == "ExtraValue":
+                value = list(_message(data, "ExtraValue").get("items", []))
             else:
                 value = _text(bytes(data))
     return key, value

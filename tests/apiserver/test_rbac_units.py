@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from simulator.apiserver.authn import ADMIN, Tokens, UserInfo, split_service_account
-from simulator.apiserver.authproto import decode_object
 from simulator.apiserver.errors import ApiError
 from simulator.apiserver.impersonation import ImpersonationError, impersonate
+from simulator.apiserver.protobuf import ProtobufError, decode, decode_review
 from simulator.apiserver.rbac import (
     Attributes,
     Authorizer,
@@ -195,7 +195,7 @@ def test_protobuf_review_bodies_decode_as_their_json() -> None:
     raw = _field(1, _field(1, b"ignored")) + _field(2, spec)
     type_meta = _field(1, b"authorization.k8s.io/v1") + _field(2, b"SelfSubjectAccessReview")
     body = b"k8s\x00" + _field(1, type_meta) + _field(2, raw) + _field(4, b"")
-    assert decode_object(body) == {
+    assert decode_review(body) == {
         "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
         "metadata": {"name": "ignored"},
         "spec": {"resourceAttributes": {"namespace": "ns", "verb": "get",
@@ -203,15 +203,24 @@ def test_protobuf_review_bodies_decode_as_their_json() -> None:
     token_spec = _field(1, b"a") + _field(1, b"b") + _field(4, 3600)
     raw = _field(2, token_spec)
     type_meta = _field(1, b"authentication.k8s.io/v1") + _field(2, b"TokenRequest")
-    decoded = decode_object(b"k8s\x00" + _field(1, type_meta) + _field(2, raw))
+    decoded = decode_review(b"k8s\x00" + _field(1, type_meta) + _field(2, raw))
     assert decoded["spec"] == {"audiences": ["a", "b"], "expirationSeconds": 3600}
     extra = _field(1, b"k") + _field(2, _field(1, b"v1") + _field(1, b"v2"))
     raw = _field(2, _field(3, b"alice") + _field(5, extra))
     type_meta = _field(2, b"SubjectAccessReview")
-    decoded = decode_object(b"k8s\x00" + _field(1, type_meta) + _field(2, raw))
+    decoded = decode_review(b"k8s\x00" + _field(1, type_meta) + _field(2, raw))
     assert decoded["spec"] == {"user": "alice", "extra": {"k": ["v1", "v2"]}}
-    with pytest.raises(ValueError):
-        decode_object(b"k8s\x00" + _field(1, type_meta) + b"\x12\xff\xff")
+    with pytest.raises(ProtobufError, match="past the end"):
+        decode_review(b"k8s\x00" + _field(1, type_meta) + b"\x12\xff\xff")
+    # a review's status, or a field newer than the tables, is skipped; values are kept as read
+    raw = _field(2, _field(4, 0) + _field(9, b"newer")) + _field(3, _field(1, 1))
+    type_meta = _field(1, b"authentication.k8s.io/v1") + _field(2, b"TokenRequest")
+    decoded = decode_review(b"k8s\x00" + _field(1, type_meta) + _field(2, raw))
+    assert decoded["spec"] == {"expirationSeconds": 0}
+    with pytest.raises(ProtobufError, match="cannot decode a ConfigMap"):
+        decode_review(b"k8s\x00" + _field(1, _field(1, b"v1") + _field(2, b"ConfigMap")))
+    with pytest.raises(ProtobufError, match=r"does not decode protobuf for .*TokenRequest"):
+        decode(b"k8s\x00" + _field(1, type_meta) + _field(2, raw))
 
 
 def test_escalation_covers_and_compact_strings() -> None:

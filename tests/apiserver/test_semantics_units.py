@@ -11,7 +11,14 @@ import pytest
 from reconciler.model.errors import NotFound, Rejected
 from reconciler.model.objects import Obj
 from simulator.apiserver import events
-from simulator.apiserver.protobuf import ProtobufError, decode
+from simulator.apiserver.protobuf import (
+    KINDS,
+    MESSAGES,
+    REVIEW_KINDS,
+    REVIEW_MESSAGES,
+    ProtobufError,
+    decode,
+)
 from simulator.clock import VirtualClock
 from simulator.cluster import AlreadyExists, InMemoryCluster, StaleVersion
 
@@ -175,3 +182,35 @@ def test_protobuf_refuses_what_it_cannot_read() -> None:
         decode(_envelope("v1", "ConfigMap", _field(9, b"x")))
     with pytest.raises(ProtobufError, match="UTF-8"):
         decode(_envelope("v1", "ConfigMap", _field(1, _field(1, b"\xff"))))
+
+
+def test_protobuf_tables_bound_the_decoding() -> None:
+    """Every message type named resolves, and no message reaches itself: the nesting depth is
+    fixed by the tables. The write path (`KINDS`) never reaches a review message, so it stays
+    strict about unknown fields."""
+    scalars = {"string", "bytes", "rawbytes", "int", "bool", "time", "microtime", "ignore",
+               "intorstring", "quantity"}
+
+    def children(name: str) -> set[str]:
+        out: set[str] = set()
+        for _, kind, _ in MESSAGES[name].values():
+            kind = kind.removeprefix("map:")
+            if kind in scalars:
+                continue
+            assert kind in MESSAGES, f"{name} names an unknown message {kind}"
+            out.add(kind)
+        return out
+
+    def walk(name: str, path: tuple[str, ...]) -> set[str]:
+        assert name not in path, f"a cycle: {' -> '.join((*path, name))}"
+        seen = {name}
+        for child in children(name):
+            seen |= walk(child, (*path, name))
+        return seen
+
+    reached: set[str] = set()
+    for table in {*KINDS.values(), "Unknown"}:
+        reached |= walk(table, ())
+    assert not reached & REVIEW_MESSAGES
+    for kind in REVIEW_KINDS:
+        assert walk(kind, ()) - {kind} <= REVIEW_MESSAGES
