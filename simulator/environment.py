@@ -25,6 +25,7 @@ STATE_VERSION = 1
 
 class SimulatedEnvironment:
     stateful = True
+    virtual_clock = True
     def __init__(self, timing: Timing | None = None) -> None:
         self.clock = VirtualClock()
         self.cluster = InMemoryCluster(self.clock, (*BUILTIN_KINDS, *ECOSYSTEM_KINDS))

@@ -45,6 +45,7 @@ class CountsWrites(Backend, Protocol):
 
 class KubernetesEnvironment:
     stateful = False
+    virtual_clock = False
     def __init__(self, backend: CountsWrites, clock: Clock | None = None) -> None:
         self._counting = backend
         self.backend: Backend = backend

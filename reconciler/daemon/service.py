@@ -101,6 +101,10 @@ class Daemon:
             raise DaemonStartError(
                 f"--state {settings.state}: the {settings.environment} environment keeps its "
                 "state in the cluster, not in a file; run without --state")
+        if settings.time_scale != 1.0 and not env.virtual_clock:
+            raise DaemonStartError(
+                f"--time-scale {settings.time_scale:g}: the {settings.environment} environment "
+                "runs on real time, which cannot be scaled; run without --time-scale")
         if settings.state is not None and settings.state.exists():
             env.load_state(settings.state)
         apply_inputs(env.backend, self.objects)

@@ -60,6 +60,9 @@ class Environment(Protocol):
     controllers: Sequence[Controller]
     stateful: bool
     """Whether `save_state`/`load_state` work (a simulated cluster) or not (a real one)."""
+    virtual_clock: bool
+    """Whether `advance` moves the world's clock (a simulated cluster, whose clock a daemon may
+    scale), or real time moves by itself (a real cluster)."""
 
     def advance(self, seconds: float) -> None: ...
 

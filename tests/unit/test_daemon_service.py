@@ -138,6 +138,19 @@ class _RealClusterLike(SimulatedEnvironment):
     """An environment that, like a real cluster, keeps no state files."""
 
     stateful = False
+    virtual_clock = False
+
+
+def test_time_scale_refused_at_start_for_an_environment_on_real_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reconciler.daemon.service as service
+
+    monkeypatch.setattr(service, "load_environment", lambda name: _RealClusterLike())
+    daemon = Daemon(greeter(), settings(tmp_path, time_scale=20.0))
+    with pytest.raises(DaemonStartError, match=r"runs on real time.*run without --time-scale"), \
+            daemon:
+        pass
 
 
 def test_state_file_refused_at_start_for_an_environment_without_one(
