@@ -258,15 +258,12 @@ def test_an_unreadable_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
         create_environment(kubeconfig=broken, environ={})
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def test_an_unreachable_api_server_is_a_clear_error(tmp_path: Path) -> None:
-    port = _closed_port()
+    # Bound but not listening for the whole test: connections are refused, and no other test
+    # running in parallel can take the port meanwhile (a port closed again could be reused).
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    port: int = held.getsockname()[1]
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(f"""\
 apiVersion: v1
@@ -285,6 +282,6 @@ contexts:
   context: {{cluster: gone, user: me}}
 current-context: gone
 """)
-    with pytest.raises(BackendError, match=f"cannot reach the API server at https://127.0.0.1:"
-                                           f"{port} \\({kubeconfig}\\)"):
+    with held, pytest.raises(BackendError, match=f"cannot reach the API server at "
+                                                 f"https://127.0.0.1:{port} \\({kubeconfig}\\)"):
         connect(kubeconfig, request_timeout=2.0)
