@@ -401,11 +401,37 @@ KUSTOMIZATION = KindSchema("kustomize.toolkit.fluxcd.io", "v1", "Kustomization",
     "nameSuffix": string(), "decryption": free_object(), "kubeConfig": free_object(),
 }, required=["sourceRef", "interval", "prune"]), short_names=("ks",))
 
+RECEIVER_TYPES = ["generic", "generic-hmac", "github", "gitlab"]
+"""The `spec.type`s this product verifies; Flux's others (bitbucket, harbor, quay, ...) are refused
+at load and admission rather than accepted and never served."""
+
+RECEIVER_RESOURCE_KINDS = [
+    "Bucket", "GitRepository", "Kustomization", "HelmRelease", "HelmChart", "HelmRepository",
+    "ImageRepository", "ImagePolicy", "ImageUpdateAutomation", "OCIRepository",
+]
+
+RECEIVER = KindSchema("notification.toolkit.fluxcd.io", "v1", "Receiver", "receivers", True, obj({
+    "type": string("How a request is verified: generic (none), generic-hmac (X-Signature), "
+                   "github (X-Hub-Signature-256) or gitlab (X-Gitlab-Token).", RECEIVER_TYPES),
+    "interval": string("How often to re-read the token Secret, as a Go duration (default 10m)."),
+    "events": array(string(), "Event types to act on (X-GitHub-Event, X-Gitlab-Event); "
+                              "empty: every event."),
+    "resources": array(obj({
+        "apiVersion": string("Default: the Flux API version of the kind."),
+        "kind": string(enum=RECEIVER_RESOURCE_KINDS),
+        "name": string("The object's name, or * with matchLabels."),
+        "namespace": string("Default: the Receiver's namespace."),
+        "matchLabels": string_map("Labels the objects must carry; only with name *."),
+    }, required=["kind", "name"]), "Objects to request a reconcile of."),
+    "secretRef": obj({"name": string()}, required=["name"]),
+    "suspend": boolean("Stop handling requests."),
+}, required=["type", "resources", "secretRef"]))
+
 ALL_KINDS: tuple[KindSchema, ...] = (
     WORKLOAD, CLUSTER_SUPPLY_CHAIN, CLUSTER_SOURCE_TEMPLATE, CLUSTER_IMAGE_TEMPLATE,
     CLUSTER_CONFIG_TEMPLATE, CLUSTER_TEMPLATE, DELIVERABLE, CLUSTER_DELIVERY,
     CLUSTER_DEPLOYMENT_TEMPLATE, CLUSTER_RUN_TEMPLATE, RUNNABLE, GIT_REPOSITORY,
-    KUSTOMIZATION,
+    KUSTOMIZATION, RECEIVER,
 )
 
 _BY_GVK = {(k.group, k.version, k.kind): k for k in ALL_KINDS}
