@@ -1,23 +1,25 @@
 """The built-in deployer: Flux's `kustomize.toolkit.fluxcd.io/v1` `Kustomization`.
 
-A reconcile is an ordered list of steps with one signature; each records what it learned in the
-`KsRun` and stops the run (`StepStop`) with its own failure reason. Status, conditions and events
-are written once, in `_finish`, from a `finally`.
+A reconcile is an ordered list of steps with one signature (`engine/reconcile.Step`): each
+records what it learned in the `KsRun`, sets its own conditions (Healthy, Drifted, or Ready's
+reason when it stops) and returns DONE, a requeue or STOP. Status, conditions and events are
+written once, in `_finish`, from a `finally`, through the one summarizer (`reconcile.summarize`).
 
     check_dependencies → fetch (artifact from the GitRepository's store) → build (folder,
     kustomization.yaml, postBuild, targetNamespace, owner labels) → apply (waves, drift,
     conflicts) → prune (only after a complete apply) → assess health (wait / healthChecks)
 
-Status follows Flux: `lastAttemptedRevision`, `lastAppliedRevision`, `inventory.entries`, and a
-`Ready` condition with Flux's reasons; `Healthy` and `Drifted` conditions say more.
+Status follows Flux: `lastAttemptedRevision`, `lastAppliedRevision`, `inventory.entries`, and
+Flux's conditions (`CONDITIONS`): Ready with Flux's reasons, Reconciling while in progress or
+retrying, Stalled for a stalling error, `Healthy`; `Drifted` says more.
 
-Only a run whose every step returned is a success. A step that raised anything but `StepStop`
-(an error of the product, a crash, the reconcile's deadline) is recorded as a
-`ReconcileFailure`: Ready=False with its reason and message, `lastAppliedRevision` and
-`lastAppliedDigest` stay at the last good revision, the inventory keeps every object (including
-those applied before the failure), nothing more is pruned, and the exception goes on to the
-runner, which retries with backoff. The requeue of a success, or of a failure retrying cannot
-fix (`BuildFailed`), is a `Resync`; waits and retries are work in flight.
+Only a run whose every step said DONE is a success. A step that raised (an error of the product, a
+crash, the reconcile's deadline) is a failure of its class: Ready=False with its reason and
+message, Reconciling=True `ProgressingWithRetry`, `lastAppliedRevision` and `lastAppliedDigest`
+stay at the last good revision, the inventory keeps every object (including those applied before
+the failure), nothing more is pruned, and the exception goes on to the runner, which retries with
+backoff. The requeue of a success, or of a stop retrying cannot fix (`BuildFailed`), is a
+`Resync`; waits and retries are work in flight.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import hashlib
 import json
 import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,16 +47,26 @@ from reconciler.backends.base import Backend
 from reconciler.diff.changeset import ChangeAction
 from reconciler.diff.ignore import IgnoreRule, IgnoreRuleError, parse_rules
 from reconciler.engine.clock import Clock, rfc3339
-from reconciler.engine.controller import ReconcileFailure, Resync
-from reconciler.model.conditions import (
-    FALSE,
-    TRUE,
-    UNKNOWN,
-    Condition,
-    find_condition,
-    merge_conditions,
+from reconciler.engine.controller import Resync
+from reconciler.engine.reconcile import (
+    DONE,
+    PROGRESSING_WITH_RETRY,
+    READY,
+    RECONCILING,
+    STOP,
+    Conditions,
+    Ending,
+    FluxConditions,
+    Result,
+    Step,
+    keep_last_good,
+    reconcile,
+    render,
+    requeue,
+    summarize,
 )
-from reconciler.model.errors import BackendError, InputError, ReconcilerError
+from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
+from reconciler.model.errors import BackendError, InputError
 from reconciler.model.limits import DEFAULT_LIMITS, Limits, check_deadline
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of, status_of
 from reconciler.sources.artifacts import ArtifactError, ArtifactStore
@@ -78,35 +90,37 @@ HEALTH_FAILED = "HealthCheckFailed"
 DEPENDENCY_NOT_READY = "DependencyNotReady"
 PROGRESSING = "Progressing"
 PRUNE_FAILED = "PruneFailed"
+HEALTHY = "Healthy"
+DRIFTED = "Drifted"
+CONDITIONS = FluxConditions(negative=(), positive=(HEALTHY,), success_reason=SUCCEEDED)
+"""Flux's Kustomization conditions: Ready, Reconciling, Stalled, Healthy (and our Drifted)."""
+LAST_GOOD = ("lastAppliedRevision", "lastAppliedDigest")
+"""Status fields only a successful reconcile changes."""
 UNSUPPORTED = ("patches", "images", "components", "commonMetadata", "namePrefix", "nameSuffix",
                "decryption", "kubeConfig")
-
-
-class StepStop(ReconcilerError):
-    """A step ended the run; the reason is recorded in the run."""
 
 
 @dataclass
 class KsRun:
     owner: Obj
+    conditions: Conditions = field(default_factory=Conditions)
     revision: str = ""
     desired: list[Obj] = field(default_factory=list)
     digest: str = ""
     applied: SetResult | None = None
     pruned: PruneResult | None = None
     health: HealthStatus | None = None
-    failure: Condition | None = None
-    requeue: float | None = None
     workdir: Path | None = None
-    retry: bool = False
-    """The failure may clear by itself (a source not ready yet, a failed apply): work in flight."""
-    error: ReconcileFailure | None = None
-    """A step raised: the run failed, whatever the steps recorded before."""
     partial: list[Obj] = field(default_factory=list)
     """Objects applied by an apply that did not return (cut short by an error or the deadline)."""
+    after: float | None = None
+    """When to run again, decided by `_finish` from how the reconcile ended."""
 
-
-Step = Callable[[KsRun], None]
+    @classmethod
+    def of(cls, owner: Obj) -> KsRun:
+        # Conditions a step of this run does not assess (it stopped earlier) keep their value.
+        previous = status_of(owner).get("conditions")
+        return cls(owner, Conditions.of(previous, (HEALTHY, DRIFTED)))
 
 
 class KustomizationReconciler:
@@ -118,7 +132,7 @@ class KustomizationReconciler:
         self.clock = clock
         self.store = store
         self.limits = limits
-        self.steps: Sequence[Step] = (self.check_dependencies, self.fetch, self.build,
+        self.steps: Sequence[Step[KsRun]] = (self.check_dependencies, self.fetch, self.build,
                                       self.apply, self.prune, self.assess_health)
 
     def watches(self) -> Sequence[tuple[str, str]]:
@@ -127,66 +141,60 @@ class KustomizationReconciler:
     def reconcile(self, obj: Obj) -> float | None:
         if spec_of(obj).get("suspend"):
             return None
-        run = KsRun(obj)
+        run = KsRun.of(obj)
+        where = f"reconciling Kustomization {namespace_of(obj)}/{name_of(obj)}"
         structlog.contextvars.bind_contextvars(kustomization=f"{namespace_of(obj)}/{name_of(obj)}")
         try:
             with tempfile.TemporaryDirectory(prefix="kustomization-") as scratch:
                 run.workdir = Path(scratch)
-                for step in self.steps:
-                    check_deadline(f"reconciling Kustomization {namespace_of(obj)}/"
-                                   f"{name_of(obj)}")
-                    step(run)
-        except StepStop:
-            pass
-        except Exception as exc:
-            run.error = ReconcileFailure.of(exc)
-            log.warning("kustomization reconcile failed", reason=run.error.reason,
-                        message=run.error.message)
-            raise
+                reconcile(run, self.steps, self._finish, lambda: check_deadline(where))
         finally:
-            self._finish(run)
             structlog.contextvars.unbind_contextvars("kustomization")
-        return run.requeue
+        return run.after
 
     # --- steps ---------------------------------------------------------------------------
 
-    def check_dependencies(self, run: KsRun) -> None:
+    def check_dependencies(self, run: KsRun) -> Result:
         unsupported = [f for f in UNSUPPORTED if f in spec_of(run.owner)]
         if unsupported:
-            self._stop(run, BUILD_FAILED, f"spec.{', spec.'.join(unsupported)}: not supported by "
-                       "the built-in deployer; render the manifests before committing them")
+            return self._stop(run, BUILD_FAILED, f"spec.{', spec.'.join(unsupported)}: not "
+                              "supported by the built-in deployer; render the manifests before "
+                              "committing them")
         for dep in spec_of(run.owner).get("dependsOn") or []:
             ns = str(dep.get("namespace") or namespace_of(run.owner))
             other = self.backend.get(KUSTOMIZE_API, "Kustomization", ns, str(dep.get("name")))
-            ready = find_condition(status_of(other or {}).get("conditions"), "Ready")
+            ready = find_condition(status_of(other or {}).get("conditions"), READY)
             if other is None or ready is None or ready.get("status") != TRUE:
-                self._stop(run, DEPENDENCY_NOT_READY,
-                           f"dependency '{ns}/{dep.get('name')}' is not ready", retry=True)
+                return self._stop(run, DEPENDENCY_NOT_READY,
+                                  f"dependency '{ns}/{dep.get('name')}' is not ready", retry=True)
+        return DONE
 
-    def fetch(self, run: KsRun) -> None:
+    def fetch(self, run: KsRun) -> Result:
         ref = spec_of(run.owner).get("sourceRef") or {}
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
         ns = str(ref.get("namespace") or namespace_of(run.owner))
         if kind != "GitRepository":
-            self._stop(run, ARTIFACT_FAILED, f"spec.sourceRef.kind {kind!r} is not supported "
-                       "(only GitRepository)")
+            return self._stop(run, ARTIFACT_FAILED, f"spec.sourceRef.kind {kind!r} is not "
+                              "supported (only GitRepository)")
         source = self.backend.get(SOURCE_API, kind, ns, name)
         if source is None:
-            self._stop(run, ARTIFACT_FAILED, f"Source '{kind}/{ns}/{name}' not found", retry=True)
-        artifact = status_of(source or {}).get("artifact") or {}
+            return self._stop(run, ARTIFACT_FAILED, f"Source '{kind}/{ns}/{name}' not found",
+                              retry=True)
+        artifact = status_of(source).get("artifact") or {}
         if not artifact.get("path"):
-            self._stop(run, ARTIFACT_FAILED, f"Source '{kind}/{ns}/{name}' is not ready, "
-                       "artifact not found", retry=True)
+            return self._stop(run, ARTIFACT_FAILED, f"Source '{kind}/{ns}/{name}' is not ready, "
+                              "artifact not found", retry=True)
         assert run.workdir is not None
         try:
             archive = self.store.open(str(artifact["path"]))
             unpack_artifact(archive, run.workdir / "src", limits=self.limits)
         except (ArtifactError, tarfile.TarError, OSError) as exc:
-            self._stop(run, ARTIFACT_FAILED, f"cannot read artifact of '{kind}/{ns}/{name}': "
-                       f"{exc}", retry=True)
+            return self._stop(run, ARTIFACT_FAILED, f"cannot read artifact of "
+                              f"'{kind}/{ns}/{name}': {exc}", retry=True)
         run.revision = str(artifact.get("revision") or "")
+        return DONE
 
-    def build(self, run: KsRun) -> None:
+    def build(self, run: KsRun) -> Result:
         assert run.workdir is not None
         spec = spec_of(run.owner)
         try:
@@ -200,16 +208,17 @@ class KustomizationReconciler:
                 desired.append(self._stamp(run.owner, obj))
             run.desired = desired
         except (InputError, BackendError) as exc:
-            self._stop(run, BUILD_FAILED, str(exc))
+            return self._stop(run, BUILD_FAILED, str(exc))
         run.digest = "sha256:" + hashlib.sha256(
             json.dumps(run.desired, sort_keys=True).encode()).hexdigest()
+        return DONE
 
-    def apply(self, run: KsRun) -> None:
+    def apply(self, run: KsRun) -> Result:
         spec, status = spec_of(run.owner), status_of(run.owner)
         try:
             ignore = self._ignore_rules(run.owner)
         except IgnoreRuleError as exc:
-            self._stop(run, BUILD_FAILED, str(exc))
+            return self._stop(run, BUILD_FAILED, str(exc))
         options = ApplyOptions(
             field_manager=FIELD_MANAGER,
             force=bool(spec.get("force")),
@@ -220,29 +229,40 @@ class KustomizationReconciler:
         )
         writer = _CheckedWrites(self.backend, run.partial)
         run.applied = apply_set(cast(Backend, writer), run.desired, options)
+        drifted = run.applied.drifted
+        if drifted:
+            names = ", ".join(o.change.title for o in drifted)
+            healed = all(o.applied for o in drifted)
+            verb = "corrected" if healed else "detected (self-heal disabled)"
+            run.conditions.set(Condition(DRIFTED, TRUE, "DriftCorrected" if healed
+                                         else "DriftDetected", f"drift {verb}: {names}"))
+        else:
+            run.conditions.set(Condition(DRIFTED, FALSE, "NoDrift", "live objects match"))
         if run.applied.errors:
-            self._stop(run, FAILED, "; ".join(run.applied.errors), retry=True)
+            return self._stop(run, FAILED, "; ".join(run.applied.errors), retry=True)
         if not run.applied.complete:
-            run.failure = Condition("Ready", UNKNOWN, PROGRESSING,
-                                    f"waiting for the next sync wave: {run.applied.waiting}")
-            run.requeue = 5.0
-            raise StepStop()
+            waiting = f"waiting for the next sync wave: {run.applied.waiting}"
+            run.conditions.set(Condition(READY, UNKNOWN, PROGRESSING, waiting))
+            run.conditions.set(Condition(RECONCILING, TRUE, PROGRESSING, waiting))
+            return requeue(5.0)
+        return DONE
 
-    def prune(self, run: KsRun) -> None:
+    def prune(self, run: KsRun) -> Result:
         assert run.applied is not None
         if not spec_of(run.owner).get("prune"):
-            return
+            return DONE
         labels = self._owner_labels(run.owner)
         run.pruned = prune(self.backend, Inventory.from_status(status_of(run.owner)),
                            Inventory.of_objects(run.desired), labels, applied_all=True,
                            allow_empty=OwnerPolicy.of(run.owner).allow_empty_prune)
         if run.pruned.refused:
-            self._stop(run, PRUNE_FAILED, run.pruned.refused, retry=True)
+            return self._stop(run, PRUNE_FAILED, run.pruned.refused, retry=True)
         if run.pruned.failed:
             failed = "; ".join(f"{ref}: {why}" for ref, why in run.pruned.failed)
-            self._stop(run, PRUNE_FAILED, f"prune failed: {failed}", retry=True)
+            return self._stop(run, PRUNE_FAILED, f"prune failed: {failed}", retry=True)
+        return DONE
 
-    def assess_health(self, run: KsRun) -> None:
+    def assess_health(self, run: KsRun) -> Result:
         spec = spec_of(run.owner)
         refs: list[ObjectRef] = []
         if spec.get("wait"):
@@ -264,9 +284,10 @@ class KustomizationReconciler:
                                          + (f" ({health.message})" if health.message else "")))
         run.health = worst(statuses)
         if run.health.status in (Health.HEALTHY, Health.SUSPENDED):
-            return
+            run.conditions.set(Condition(HEALTHY, TRUE, "Succeeded", "all health checks passed"))
+            return DONE
         timeout = self._duration(run.owner, "timeout", self._duration(run.owner, "interval", 300))
-        ready = find_condition(status_of(run.owner).get("conditions"), "Ready")
+        ready = find_condition(status_of(run.owner).get("conditions"), READY)
         if ready and ready.get("reason") == HEALTH_FAILED:
             # A failed health check stands until retryInterval has passed, as in Flux; only then
             # does a new wait (and a new timeout) begin.
@@ -274,28 +295,31 @@ class KustomizationReconciler:
             retry = self._duration(run.owner, "retryInterval",
                                    self._duration(run.owner, "interval", 300))
             if self.clock.now() - failed_at < retry:
-                self._stop(run, HEALTH_FAILED, str(ready.get("message") or ""), retry=True)
+                return self._unhealthy(run, str(ready.get("message") or ""))
         started = _seconds(str((ready or {}).get("lastTransitionTime") or "")) if (
             ready and ready.get("reason") == PROGRESSING) else self.clock.now()
         if self.clock.now() - started >= timeout:
-            self._stop(run, HEALTH_FAILED, f"health check failed after {timeout:g}s: "
-                       f"{run.health.message}", retry=True)
-        run.failure = Condition("Ready", UNKNOWN, PROGRESSING,
-                                f"waiting for health: {run.health.message}")
-        run.requeue = min(5.0, timeout)
-        raise StepStop()
+            return self._unhealthy(run, f"health check failed after {timeout:g}s: "
+                                   f"{run.health.message}")
+        waiting = f"waiting for health: {run.health.message}"
+        run.conditions.set(Condition(HEALTHY, UNKNOWN, PROGRESSING, waiting))
+        run.conditions.set(Condition(READY, UNKNOWN, PROGRESSING, waiting))
+        run.conditions.set(Condition(RECONCILING, TRUE, PROGRESSING, waiting))
+        return requeue(min(5.0, timeout))
+
+    def _unhealthy(self, run: KsRun, message: str) -> Result:
+        run.conditions.set(Condition(HEALTHY, FALSE, HEALTH_FAILED, message))
+        return self._stop(run, HEALTH_FAILED, message, retry=True)
 
     # --- the one place status is written --------------------------------------------------
 
-    def _finish(self, run: KsRun) -> None:
-        if run.error is not None:
-            # Whatever the steps recorded, a run that raised is a failure of its own class.
-            run.failure = run.error.condition("Ready")
-            run.retry = True
+    def _finish(self, run: KsRun, ending: Ending) -> None:
         owner, now = run.owner, rfc3339(self.clock.now())
         previous = status_of(owner)
-        status: dict[str, Any] = {k: v for k, v in previous.items()}
-        status["observedGeneration"] = meta(owner).get("generation", 1)
+        generation = int(meta(owner).get("generation", 1))
+        status: dict[str, Any] = dict(previous)
+        if ending.succeeded or ending.stalled:
+            status["observedGeneration"] = generation  # Flux: observed on success or a stall
         if run.revision:
             status["lastAttemptedRevision"] = run.revision
         inventory = Inventory.from_status(previous)
@@ -305,54 +329,37 @@ class KustomizationReconciler:
         elif run.partial:
             # An apply cut short: what it applied before is ours too.
             inventory = inventory.union(Inventory.of_objects(run.partial))
-        if run.pruned is not None:
-            inventory = run.pruned.inventory if not run.pruned.refused else inventory
-        conditions: list[Condition] = []
-        if run.failure is None:
+        if run.pruned is not None and not run.pruned.refused:
+            inventory = run.pruned.inventory
+        if ending.succeeded or run.applied is not None or run.partial:
             status["inventory"] = inventory.to_status()
-            status["lastAppliedRevision"] = run.revision
-            status["lastAppliedDigest"] = run.digest
-            message = f"Applied revision: {run.revision}"
-            conditions.append(Condition("Ready", TRUE, SUCCEEDED, message))
-            if run.health is not None:
-                conditions.append(Condition("Healthy", TRUE, "Succeeded",
-                                            "all health checks passed"))
-            run.requeue = Resync(self._duration(owner, "interval", 300))
-        else:
-            if run.applied is not None or run.partial:
-                status["inventory"] = inventory.to_status()
-            conditions.append(run.failure)
-            if run.failure.reason == HEALTH_FAILED:
-                conditions.append(Condition("Healthy", FALSE, HEALTH_FAILED,
-                                            run.failure.message))
-            elif run.failure.reason == PROGRESSING and run.health is not None:
-                conditions.append(Condition("Healthy", UNKNOWN, PROGRESSING,
-                                            run.failure.message))
-        drifted = run.applied.drifted if run.applied is not None else []
-        if drifted:
-            names = ", ".join(o.change.title for o in drifted)
-            healed = all(o.applied for o in drifted)
-            verb = "corrected" if healed else "detected (self-heal disabled)"
-            conditions.append(Condition("Drifted", TRUE, "DriftCorrected" if healed
-                                        else "DriftDetected", f"drift {verb}: {names}"))
-        elif run.applied is not None:
-            conditions.append(Condition("Drifted", FALSE, "NoDrift", "live objects match"))
-        # Conditions this run did not assess (it stopped earlier) keep their last value.
-        kept = [c for c in previous.get("conditions") or []
-                if c.get("type") not in {new.type for new in conditions}]
-        status["conditions"] = kept + merge_conditions(previous.get("conditions"), conditions,
-                                                       now, status["observedGeneration"])
+        status["lastAppliedRevision"] = run.revision
+        status["lastAppliedDigest"] = run.digest
+        status = keep_last_good(status, previous, ending, LAST_GOOD)
+        conditions = summarize(run.conditions, ending, CONDITIONS,
+                               f"Applied revision: {run.revision}")
+        status["conditions"] = render(previous.get("conditions"), conditions, CONDITIONS, ending,
+                                      now, generation)
         if status != previous:
             self.backend.update_status({**owner, "status": status})
-        self._events(run, drifted)
-        if run.requeue is None:
-            retry_in = self._duration(owner, "retryInterval",
-                                      self._duration(owner, "interval", 300))
-            # A failure retrying cannot fix until the input changes is not work in flight.
-            run.requeue = retry_in if run.retry else Resync(retry_in)
+        ready = conditions[0]
+        if ending.failure is not None:
+            log.warning("kustomization reconcile failed", reason=ready.reason,
+                        message=ready.message)
+        self._events(run, ready)
+        retry_in = self._duration(owner, "retryInterval", self._duration(owner, "interval", 300))
+        if ending.succeeded:
+            run.after = Resync(self._duration(owner, "interval", 300))
+        elif ending.result is not None and ending.result.after is not None:
+            run.after = ending.result.after
+        else:
+            # A stop retrying cannot fix until the input changes is not work in flight; a raised
+            # error is retried by the runner.
+            run.after = Resync(retry_in)
 
-    def _events(self, run: KsRun, drifted: list[Any]) -> None:
+    def _events(self, run: KsRun, ready: Condition) -> None:
         owner = run.owner
+        drifted = run.applied.drifted if run.applied is not None else []
         if drifted:
             healed = all(o.applied for o in drifted)
             self.backend.emit_event(
@@ -368,17 +375,22 @@ class KustomizationReconciler:
         if run.pruned is not None and run.pruned.deleted:
             self.backend.emit_event(owner, "Normal", "Pruned", "\n".join(
                 f"{ref} deleted" for ref in run.pruned.deleted), source=self.name)
-        if run.failure is not None and run.failure.status == FALSE:
-            self.backend.emit_event(owner, "Warning", run.failure.reason, run.failure.message,
+        if ready.status == FALSE:
+            self.backend.emit_event(owner, "Warning", ready.reason, ready.message,
                                     source=self.name)
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _stop(self, run: KsRun, reason: str, message: str, retry: bool = False) -> None:
-        run.failure = Condition("Ready", FALSE, reason, message)
-        run.retry = retry
+    def _stop(self, run: KsRun, reason: str, message: str, retry: bool = False) -> Result:
+        """Stop the run with Ready's reason; `retry`: the failure may clear by itself (a source
+        not ready yet, a failed apply), so it is work in flight, retried after retryInterval."""
+        run.conditions.set(Condition(READY, FALSE, reason, message))
         log.info("kustomization not ready", reason=reason, message=message)
-        raise StepStop()
+        if not retry:
+            return STOP
+        run.conditions.set(Condition(RECONCILING, TRUE, PROGRESSING_WITH_RETRY, message))
+        return requeue(self._duration(run.owner, "retryInterval",
+                                      self._duration(run.owner, "interval", 300)))
 
     def _duration(self, owner: Obj, key: str, default: float) -> float:
         raw = spec_of(owner).get(key)
