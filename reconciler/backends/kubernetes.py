@@ -19,6 +19,8 @@ How each operation maps to the API:
 - `emit_event` / `events`: core/v1 Events with the simulator's shape; the same involved uid,
   reason, message and source count up on one Event (a deterministic name, so the aggregation
   survives a restart of the daemon).
+- `leases()`: a `KubernetesLeaseStore` for leader election (`reconciler.ha`): get, create and
+  replace of coordination.k8s.io/v1 Leases with optimistic concurrency, outside the rate limit.
 
 Errors: `map_api_exception` turns an `ApiException` (status code plus a `Status` body) into the
 product's error tree; network failures are `Transient`.
@@ -464,6 +466,10 @@ class _KubeWatch:
 
 _ALWAYS = 2 ** 62  # the change revision of what no informer watches: always changed
 
+LEASE_REQUEST_SECONDS = 5.0
+"""A Lease request's bound: half the default renew deadline, so one hung request leaves time
+for another attempt before leadership lapses."""
+
 
 class KubernetesBackend:
     """The `Backend` protocol over an API server reached through `dynamic`, a `DynamicClient`.
@@ -695,6 +701,14 @@ class KubernetesBackend:
                 found[(str(meta.get("namespace")), str(meta.get("name")))] = item
         return sorted(found.values(), key=lambda e: (str(e.get("firstTimestamp") or ""),
                                                      str(e["metadata"].get("name"))))
+
+    # --- Leases (reconciler.ha) --------------------------------------------------------------
+
+    def leases(self, timeout: float = LEASE_REQUEST_SECONDS) -> KubernetesLeaseStore:
+        """A `reconciler.ha.lease.LeaseStore` over this cluster's coordination.k8s.io/v1 Leases
+        (discovered through this backend; requests bounded by `timeout` seconds)."""
+        found = self._kind("coordination.k8s.io/v1", "Lease")
+        return KubernetesLeaseStore(found.resource, timeout, self.requests)
 
     # --- ChangeFeed (reconciler.engine.tracking) -------------------------------------------
 
@@ -989,6 +1003,61 @@ class KubernetesBackend:
         asked = retry_after_seconds(headers, cap=self._settings.retry_max_seconds) \
             if code == 429 else None
         return max(delay, asked) if asked is not None else delay
+
+
+class KubernetesLeaseStore:
+    """`reconciler.ha.lease.LeaseStore` over coordination.k8s.io/v1 Leases: get, create (POST)
+    and replace (PUT, carrying the resourceVersion read); 409 is `Conflict`, 404 `NotFound`.
+
+    Its requests bypass the backend's token bucket and retries, as controller-runtime gives
+    leader election a client of its own: a renewal must not queue behind a burst of reconcile
+    writes, and the elector retries on its own schedule, within its renew deadline.
+    """
+
+    RESOURCE = "leases.coordination.k8s.io"
+
+    def __init__(self, resource: Any, timeout: float = LEASE_REQUEST_SECONDS,
+                 requests: RequestCounter | None = None) -> None:
+        self._resource = resource  # kubernetes.dynamic.resource.Resource of Leases
+        self._timeout = timeout
+        self._requests = requests
+
+    def get(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return self._request(Operation("get", self.RESOURCE, namespace, name),
+                                 lambda: self._resource.get(
+                                     name=name, namespace=namespace, serialize=False,
+                                     _request_timeout=self._timeout))
+        except NotFound:
+            return None
+
+    def create(self, lease: Obj) -> Obj:
+        meta = lease.get("metadata") or {}
+        namespace = str(meta.get("namespace") or "")
+        return self._request(Operation("create", self.RESOURCE, namespace, meta.get("name")),
+                             lambda: self._resource.create(
+                                 body=lease, namespace=namespace, serialize=False,
+                                 _request_timeout=self._timeout))
+
+    def update(self, lease: Obj, resource_version: str) -> Obj:
+        body = deep_copy(lease)
+        meta = body.setdefault("metadata", {})
+        meta["resourceVersion"] = resource_version
+        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        return self._request(Operation("update", self.RESOURCE, namespace, name),
+                             lambda: self._resource.replace(
+                                 body=body, name=name, namespace=namespace, serialize=False,
+                                 _request_timeout=self._timeout))
+
+    def _request(self, op: Operation, call: Callable[[], Any]) -> Obj:
+        if self._requests is not None:
+            self._requests.count(op)
+        try:
+            return _decode(call())
+        except ApiException as exc:
+            raise map_api_exception(exc, op) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise Transient("Unreachable", f"cannot reach the API server to {op}: {exc}") from exc
 
 
 class _CountingPool:

@@ -1,0 +1,75 @@
+"""`LeaderGatedBackend`: a `Backend` whose writes happen only while this replica leads.
+
+The daemon reconciles through it when `--leader-elect` is on. Reads pass through (a standby
+keeps its informers warm, so it takes over with full caches); `apply`, `update_status`,
+`delete` and `emit_event` first ask `is_leader` (`LeaderElector.is_leader`, which also ends
+leadership when renewals stop for the renew deadline) and raise `NotLeader` if it says no.
+
+This is the last line of defence, not the mechanism: a standby should not start reconciles
+at all (the work queue's workers wait for `on_started_leading`). A write that raises
+`NotLeader` fails the reconcile as a `Transient` error would; once leadership is lost the
+daemon exits (see `reconciler.ha` for why), so that retry never happens here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from reconciler.backends.base import FIELD_MANAGER, Backend
+from reconciler.model.errors import Transient
+from reconciler.model.kinds import KindInfo
+from reconciler.model.objects import Obj, describe
+
+
+class NotLeader(Transient):
+    """A write refused because this replica does not hold the leader election Lease."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__("NotLeader", f"not the leader: refusing to {operation}")
+
+
+class LeaderGatedBackend:
+    """`backend` with every write gated on `is_leader()`; everything else (the change feed,
+    `close`, `informers`) is the wrapped backend's."""
+
+    def __init__(self, backend: Backend, is_leader: Callable[[], bool]) -> None:
+        self.backend = backend
+        self._is_leader = is_leader
+
+    def _gate(self, operation: str) -> None:
+        if not self._is_leader():
+            raise NotLeader(operation)
+
+    def kind_info(self, api_version: str, kind: str) -> KindInfo:
+        return self.backend.kind_info(api_version, kind)
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        return self.backend.get(api_version, kind, namespace, name)
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             labels: Mapping[str, str] | None = None) -> list[Obj]:
+        return self.backend.list(api_version, kind, namespace, labels)
+
+    def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
+        self._gate(f"apply {describe(obj)}")
+        return self.backend.apply(obj, field_manager, force)
+
+    def update_status(self, obj: Obj) -> Obj:
+        self._gate(f"write the status of {describe(obj)}")
+        return self.backend.update_status(obj)
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self._gate(f"delete {kind}/{namespace}/{name}" if namespace else f"delete {kind}/{name}")
+        self.backend.delete(api_version, kind, namespace, name)
+
+    def emit_event(self, involved: Obj, type_: str, reason: str, message: str,
+                   source: str = FIELD_MANAGER) -> None:
+        self._gate(f"emit event {reason} for {describe(involved)}")
+        self.backend.emit_event(involved, type_, reason, message, source)
+
+    def events(self) -> Sequence[Obj]:
+        return self.backend.events()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
