@@ -132,9 +132,9 @@ def test_a_key_handed_out_loses_its_pending_delayed_add() -> None:
 
 def test_a_key_that_keeps_failing_cannot_starve_the_others() -> None:
     q, clock = make()
-    for key in ("bad", "x", "y"):
-        q.add(key)
-    served = []
+    for name in ("bad", "x", "y"):
+        q.add(name)
+    served: list[str] = []
     for _ in range(12):
         clock.advance(1)
         q.pump()
@@ -144,8 +144,8 @@ def test_a_key_that_keeps_failing_cannot_starve_the_others() -> None:
         served.append(key)
         if key == "bad":
             q.add_rate_limited(key)
-        else:
-            q.add(key) if served.count(key) < 4 else None
+        elif served.count(key) < 4:
+            q.add(key)
         q.done(key)
     # "bad" waits its growing backoff while the others go round.
     assert served.count("bad") <= 2
