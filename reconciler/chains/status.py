@@ -123,27 +123,22 @@ def _summarize(type_: str, conditions: Sequence[Condition], true_reason: str) ->
     return Condition(type_, TRUE, true_reason)
 
 
-def owner_conditions(
-    blueprint_ready: Condition,
-    first_error: Realized | None,
-    healths: Sequence[Condition],
-    blueprint_condition_type: str,
-) -> list[Condition]:
-    """The owner's top-level conditions: <blueprint>Ready, ResourcesSubmitted, ResourcesHealthy,
-    Ready."""
-    conditions = [blueprint_ready]
-    if blueprint_ready.status != TRUE:
-        submitted = None
-    elif first_error is not None and first_error.error is not None:
+def ready_of(conditions: Sequence[Condition]) -> Condition:
+    """Cartographer's Ready of an owner: the first False, else the first Unknown, else True."""
+    return _summarize(READY, conditions, true_reason="Ready")
+
+
+def submitted_conditions(
+    first_error: Realized | None, healths: Sequence[Condition]
+) -> tuple[Condition, Condition]:
+    """ResourcesSubmitted (the first resource error, as Cartographer reports it) and
+    ResourcesHealthy of an owner whose blueprint is ready and was realized."""
+    if first_error is not None and first_error.error is not None:
         err = first_error.error
         submitted = Condition(RESOURCES_SUBMITTED, err.status, err.reason, str(err))
     else:
         submitted = Condition(RESOURCES_SUBMITTED, TRUE, "ResourceSubmissionComplete")
-    if submitted is not None:
-        conditions.append(submitted)
-        conditions.append(resources_healthy(healths))
-    conditions.append(_summarize(READY, conditions, true_reason="Ready"))
-    return conditions
+    return submitted, resources_healthy(healths)
 
 
 def resources_healthy(healths: Sequence[Condition]) -> Condition:
@@ -154,9 +149,3 @@ def resources_healthy(healths: Sequence[Condition]) -> Condition:
         return Condition(RESOURCES_HEALTHY, UNKNOWN, "HealthyConditionRule")
     return Condition(RESOURCES_HEALTHY, TRUE, "HealthyConditionRule")
 
-
-def render_conditions(
-    previous: Sequence[Mapping[str, Any]] | None, conditions: Sequence[Condition], now: str,
-    generation: int | None = None,
-) -> list[dict[str, Any]]:
-    return merge_conditions(previous, conditions, now, generation)

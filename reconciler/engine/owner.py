@@ -1,15 +1,19 @@
 """Reconciling a blueprint owner (Workload, Deliverable) as an ordered list of small steps.
 
-Steps share one signature; the status, conditions and events are written in one place at the end
-(`_finish`, run from a `finally`), never scattered across steps. `_finish` knows how the reconcile
-ended: a step that raised (an error of the product, a crash, the deadline) is never a success;
-the last good `status.resources` (outputs included) are kept, nothing is pruned, Ready is False
-with the failure's reason and message, and the exception goes on to the runner.
+    select_blueprint → check_blueprint → realize → remove_orphans
+
+Steps share one signature (`engine/reconcile.Step`) and set only their own conditions
+(<blueprint>Ready; ResourcesSubmitted and ResourcesHealthy); Ready is derived from them by the one
+summarizer with Cartographer's rule, and status is written in one place at the end (`_finish`,
+run from a `finally`). `_finish` knows how the reconcile ended: a step that raised (an error of
+the product, a crash, the deadline) is never a success; the last good `status.resources` (outputs
+included) are kept, nothing is pruned, ResourcesSubmitted and Ready are False with the failure's
+reason and message, and the exception goes on to the runner.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,16 +27,28 @@ from reconciler.chains.lifecycle import LIFECYCLE_LABEL, MUTABLE
 from reconciler.chains.realizer import OwnerContext, Realized, Realizer
 from reconciler.chains.selection import Selector, SelectorError, best_matches
 from reconciler.chains.status import (
-    READY,
+    RESOURCES_HEALTHY,
     RESOURCES_SUBMITTED,
-    owner_conditions,
-    render_conditions,
+    ready_of,
     resource_status,
+    submitted_conditions,
 )
 from reconciler.engine.blueprints import blueprint_ready, templates_ready
 from reconciler.engine.clock import Clock, rfc3339
-from reconciler.engine.controller import ReconcileFailure
-from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
+from reconciler.engine.reconcile import (
+    DONE,
+    STOP,
+    CartographerConditions,
+    Conditions,
+    Ending,
+    Result,
+    Step,
+    keep_last_good,
+    reconcile,
+    render,
+    summarize,
+)
+from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.objects import Obj, labels_of, meta, name_of, namespace_of, status_of
 
@@ -73,8 +89,12 @@ DELIVERABLE = OwnerKind(
 )
 
 
-class StepStop(ReconcilerError):
-    """A step decided the reconcile cannot go further; its condition is already recorded."""
+def owner_conditions(kind: OwnerKind) -> CartographerConditions:
+    """The owner's conditions as Cartographer writes them: <blueprint>Ready, ResourcesSubmitted,
+    ResourcesHealthy, Ready; a raised error is reported on ResourcesSubmitted and Ready."""
+    return CartographerConditions(
+        order=(kind.blueprint_condition, RESOURCES_SUBMITTED, RESOURCES_HEALTHY),
+        ready_of=ready_of, failure_types=(RESOURCES_SUBMITTED,))
 
 
 @dataclass
@@ -82,14 +102,11 @@ class Run:
     """The state one reconcile builds up, step by step."""
 
     owner: Obj
+    conditions: Conditions = field(default_factory=Conditions)
     blueprint: Blueprint | None = None
-    blueprint_ready: Condition | None = None
     realized: list[Realized] = field(default_factory=list)
-    failure: ReconcileFailure | None = None
-    """Set when a step raised: the reconcile failed, whatever the steps recorded before."""
-
-
-Step = Callable[[Run], None]
+    resources: list[Obj] = field(default_factory=list)
+    """`status.resources` as this reconcile realized them."""
 
 
 class OwnerController:
@@ -99,7 +116,9 @@ class OwnerController:
         self.kind = kind
         self.name = f"{kind.kind.lower()}-controller"
         self.realizer = Realizer(backend, self._template)
-        self.steps: Sequence[Step] = (self.select_blueprint, self.check_blueprint, self.realize)
+        self.rules = owner_conditions(kind)
+        self.steps: Sequence[Step[Run]] = (self.select_blueprint, self.check_blueprint,
+                                           self.realize, self.remove_orphans)
 
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(CARTO_API, self.kind.kind)]
@@ -109,63 +128,57 @@ class OwnerController:
         structlog.contextvars.bind_contextvars(
             owner=f"{namespace_of(obj)}/{name_of(obj)}", kind=self.kind.kind)
         try:
-            for step in self.steps:
-                step(run)
-        except StepStop:
-            pass
-        except Exception as exc:
-            run.failure = ReconcileFailure.of(exc)
-            raise
+            reconcile(run, self.steps, self._finish)
         finally:
-            self._finish(run)
             structlog.contextvars.unbind_contextvars("owner", "kind")
         return None
 
     # --- steps ---------------------------------------------------------------------------
 
-    def select_blueprint(self, run: Run) -> None:
+    def select_blueprint(self, run: Run) -> Result:
         k = self.kind
         labels = labels_of(run.owner)
         if not labels:
-            run.blueprint_ready = Condition(
-                k.blueprint_condition, FALSE, k.labels_missing_reason,
-                f"{k.kind.lower()} has no labels to match to {k.blueprint_words}")
-            raise StepStop()
+            return self._not_selected(run, k.labels_missing_reason,
+                                      f"{k.kind.lower()} has no labels to match to "
+                                      f"{k.blueprint_words}")
         candidates = self.backend.list(CARTO_API, k.blueprint_kind)
         selectors = [Selector.of_blueprint(c.get("spec") or {}) for c in candidates]
         try:
             best = best_matches(selectors, run.owner)
         except SelectorError as exc:
-            run.blueprint_ready = Condition(k.blueprint_condition, FALSE, k.not_found_reason,
-                                            str(exc))
-            raise StepStop() from exc
+            return self._not_selected(run, k.not_found_reason, str(exc))
         if not best:
             shown = "map[" + " ".join(f"{key}:{v}" for key, v in sorted(labels.items())) + "]"
-            run.blueprint_ready = Condition(
-                k.blueprint_condition, FALSE, k.not_found_reason,
+            return self._not_selected(
+                run, k.not_found_reason,
                 f"no {k.blueprint_words} found where full selector is satisfied by labels: "
                 f"{shown}")
-            raise StepStop()
         if len(best) > 1:
             log.info("owner matches more than one blueprint",
                      blueprints=[name_of(candidates[i]) for i in best])
-            run.blueprint_ready = Condition(
-                k.blueprint_condition, FALSE, k.multiple_reason,
+            return self._not_selected(
+                run, k.multiple_reason,
                 f"{k.kind.lower()} may only match a single {k.blueprint_words}'s selector")
-            raise StepStop()
         run.blueprint = Blueprint.of(candidates[best[0]])
+        return DONE
 
-    def check_blueprint(self, run: Run) -> None:
+    def _not_selected(self, run: Run, reason: str, message: str) -> Result:
+        run.conditions.set(Condition(self.kind.blueprint_condition, FALSE, reason, message))
+        return STOP
+
+    def check_blueprint(self, run: Run) -> Result:
         """Mirror the blueprint's readiness (the same test its own controller writes)."""
         assert run.blueprint is not None
         ready = blueprint_ready(templates_ready(run.blueprint.obj, self._template_exists))
         if ready.status != TRUE:
-            run.blueprint_ready = Condition(self.kind.blueprint_condition, FALSE, ready.reason,
-                                            ready.message)
-            raise StepStop()
-        run.blueprint_ready = Condition(self.kind.blueprint_condition, TRUE, "Ready")
+            return self._not_selected(run, ready.reason, ready.message)
+        run.conditions.set(Condition(self.kind.blueprint_condition, TRUE, "Ready"))
+        return DONE
 
-    def realize(self, run: Run) -> None:
+    def realize(self, run: Run) -> Result:
+        """Realize every resource, then say per resource and overall what was submitted and how
+        healthy it is (ResourcesSubmitted, ResourcesHealthy) and record the resource events."""
         assert run.blueprint is not None
         blueprint = run.blueprint
         ctx = OwnerContext(
@@ -175,77 +188,61 @@ class OwnerController:
             labels=lambda res, tpl: self._labels(run.owner, blueprint, res, tpl),
         )
         run.realized = self.realizer.realize(ctx, blueprint)
+        now = rfc3339(self.clock.now())
+        before = {r.get("name"): r for r in status_of(run.owner).get("resources") or []}
+        healths: list[Condition] = []
+        for realized in run.realized:
+            info = None
+            if realized.stamped is not None:
+                info = self.backend.kind_info(str(realized.stamped["apiVersion"]),
+                                              str(realized.stamped["kind"]))
+            old = before.get(realized.resource.name)
+            rs = resource_status(realized, old, info, now)
+            run.resources.append(rs.entry)
+            if rs.healthy is not None:
+                healths.append(rs.healthy)
+            self._events(run.owner, realized, old, rs.entry)
+        first_error = next((r for r in run.realized if r.error is not None), None)
+        for cond in submitted_conditions(first_error, healths):
+            run.conditions.set(cond)
+        return DONE
+
+    def remove_orphans(self, run: Run) -> Result:
+        if run.resources:
+            self._remove_orphans(run.owner, status_of(run.owner).get("resources") or [],
+                                 run.resources)
+        return DONE
 
     # --- the one place status is written --------------------------------------------------
 
-    def _finish(self, run: Run) -> None:
-        if run.failure is not None:
-            self._finish_failed(run, run.failure)
-            return
+    def _finish(self, run: Run, ending: Ending) -> None:
         now = rfc3339(self.clock.now())
         owner = run.owner
         previous = status_of(owner)
-        before_resources = {r.get("name"): r for r in previous.get("resources") or []}
-        status: dict[str, Any] = {"observedGeneration": meta(owner).get("generation", 1)}
-        healths: list[Condition] = []
-        if run.blueprint is not None:
-            status[self.kind.blueprint_ref_field] = {"kind": self.kind.blueprint_kind,
-                                                     "name": run.blueprint.name}
-        elif previous.get(self.kind.blueprint_ref_field):
-            status[self.kind.blueprint_ref_field] = previous[self.kind.blueprint_ref_field]
-        if run.realized:
-            resources = []
-            for realized in run.realized:
-                info = None
-                if realized.stamped is not None:
-                    info = self.backend.kind_info(str(realized.stamped["apiVersion"]),
-                                                  str(realized.stamped["kind"]))
-                old = before_resources.get(realized.resource.name)
-                rs = resource_status(realized, old, info, now)
-                resources.append(rs.entry)
-                if rs.healthy is not None:
-                    healths.append(rs.healthy)
-                self._events(owner, realized, old, rs.entry)
-            status["resources"] = resources
-            self._remove_orphans(owner, previous.get("resources") or [], resources)
-        elif previous.get("resources"):
-            status["resources"] = previous["resources"]
-        first_error = next((r for r in run.realized if r.error is not None), None)
-        ready = run.blueprint_ready or Condition(self.kind.blueprint_condition, UNKNOWN, "")
-        conditions = owner_conditions(ready, first_error, healths, self.kind.blueprint_condition)
-        status["conditions"] = render_conditions(previous.get("conditions"), conditions, now)
-        if status != previous:
-            self.backend.update_status({**owner, "status": status})
-            ready_cond = find_condition(status["conditions"], "Ready")
-            log.info("owner status written", ready=ready_cond and ready_cond.get("status"),
-                     reason=ready_cond and ready_cond.get("reason"))
-
-    def _finish_failed(self, run: Run, failure: ReconcileFailure) -> None:
-        """A reconcile that raised: keep the last good resources and outputs, prune nothing,
-        and say why on ResourcesSubmitted and Ready."""
-        now = rfc3339(self.clock.now())
-        owner = run.owner
-        previous = status_of(owner)
-        status: dict[str, Any] = {k: v for k, v in previous.items() if k != "conditions"}
+        failure = ending.failure
+        # A raised error keeps every field of the last good status; otherwise the status is
+        # written afresh.
+        status: dict[str, Any] = (
+            {k: v for k, v in previous.items() if k != "conditions"} if failure else {})
         status["observedGeneration"] = meta(owner).get("generation", 1)
+        ref_field = self.kind.blueprint_ref_field
         if run.blueprint is not None:
-            status[self.kind.blueprint_ref_field] = {"kind": self.kind.blueprint_kind,
-                                                     "name": run.blueprint.name}
-        conditions: list[Condition] = []
-        if run.blueprint_ready is not None:
-            conditions.append(run.blueprint_ready)
-        if run.blueprint_ready is None or run.blueprint_ready.status == TRUE:
-            conditions.append(failure.condition(RESOURCES_SUBMITTED))
-        conditions.append(failure.condition(READY))
-        fresh = render_conditions(previous.get("conditions"), conditions, now)
-        by_type = {c["type"]: c for c in fresh}
-        merged = [by_type.pop(str(c.get("type")), c) for c in previous.get("conditions") or []]
-        status["conditions"] = merged + list(by_type.values())
+            status[ref_field] = {"kind": self.kind.blueprint_kind, "name": run.blueprint.name}
+        elif previous.get(ref_field):
+            status[ref_field] = previous[ref_field]
+        if run.resources:
+            status["resources"] = run.resources
+        status = keep_last_good(status, previous, ending, ("resources",))
+        conditions = summarize(run.conditions, ending, self.rules)
+        status["conditions"] = render(previous.get("conditions"), conditions, self.rules,
+                                      ending, now)
         if status != previous:
             self.backend.update_status({**owner, "status": status})
-            self.backend.emit_event(owner, "Warning", failure.reason, failure.message)
-            log.info("owner status written", ready=failure.status, reason=failure.reason,
-                     message=failure.message)
+            ready = conditions[-1]
+            if failure is not None:
+                self.backend.emit_event(owner, "Warning", failure.reason, failure.message)
+            log.info("owner status written", ready=ready.status, reason=ready.reason,
+                     message=ready.message if failure is not None else None)
 
     def _events(self, owner: Obj, realized: Realized, old: Obj | None, entry: Obj) -> None:
         if realized.stamped is not None and realized.action in (Action.CREATED,
