@@ -4,7 +4,7 @@
 metadata to an existing object is merged before the CRD schema is checked, as kube-apiserver
 does. `InMemoryCluster._admit` checks the applied configuration alone, so the receiver's apply of
 just `reconcile.fluxcd.io/requestedAt` is refused there ("spec: required field is missing");
-`test_receiver_requests.py` holds a strict xfail that flips when the simulator is fixed, and then
+`test_receiver_targets.py` holds a strict xfail that flips when the simulator is fixed, and then
 this class should go.
 """
 
