@@ -298,11 +298,13 @@ class GitRepositoryController:
                 self._includes(spec, namespace, get_object),
                 self._verify_keys(spec, namespace, get_object),
                 # The shared listing is for routine polls: a retry, a new generation or an
-                # explicit request deserves the remote's current word.
-                refresh_remote=poll is not None and (
+                # explicit request (new since the last reconcile, or not yet handled per the
+                # status, as after a restart) deserves the remote's current word.
+                refresh_remote=(poll is not None and (
                     poll.failures > 0 or poll.generation != generation
                     or poll.requested_at != requested_at
-                ),
+                )) or (bool(requested_at)
+                       and requested_at != previous.get("lastHandledReconcileAt")),
                 bound=bound.bind(auth=describe_method(spec.scheme, credentials)),
             )
             artifact, events, verified = self._sync(attempt, prior, previous, now)
