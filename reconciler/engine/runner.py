@@ -11,16 +11,19 @@ Settled means: a round changed nothing, the caller's `settled` test holds, and n
 flight within the budget, i.e. no controller (product or simulated) has a wake-up due before the
 budget ends other than a periodic `Resync`, and no failed reconcile is waiting for its retry.
 
-Each reconcile runs under `deadline_scope(limits.reconcile_seconds)`. A reconcile that raises
-(an error, a crash, `DeadlineExceeded`) or returns past its deadline is a failure: it is logged
-(a crash with its traceback), retried with exponential backoff, and counted in the report; the
-controller has already written the failure on the object. A stop request (the daemon's
-shutdown) is honoured between reconciles.
+Each reconcile runs through `reconcile_once`, which the daemon's work queue shares: under
+`deadline_scope(limits.reconcile_seconds)`, its reads tracked, and its ending classified by
+`reconciler.runtime.outcome.classify` (the result label, and what follows: a `Transient` error,
+a timeout or a crash backs off exponentially, `Waiting` retries after its own delay, `Stalled`
+waits for a change). A failure is logged (a crash with its traceback, once per distinct crash
+of an object) and counted in the report; the controller has already written the failure on the
+object. A stop request (the daemon's shutdown) is honoured between reconciles.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +36,7 @@ from reconciler.backends.base import Backend
 from reconciler.engine.clock import Clock
 from reconciler.engine.controller import Controller, ReconcileFailure, Resync
 from reconciler.engine.tracking import ChangeFeed, Dependency, TrackingBackend, changed_after
+from reconciler.model.conditions import find_condition
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.limits import (
     DEFAULT_LIMITS,
@@ -42,8 +46,13 @@ from reconciler.model.limits import (
     deadline_scope,
 )
 from reconciler.model.objects import GroupVersionKind, Obj, name_of, namespace_of
+from reconciler.runtime.outcome import Next, Outcome, Result, classify
+from reconciler.runtime.ratelimit import ExponentialBackoff
 
 log = structlog.get_logger(__name__)
+
+Observer = Callable[[str, Result, float], None]
+"""Told of every reconcile: (controller name, result, seconds it took); the daemon's metrics."""
 
 
 class Environment(Protocol):
@@ -90,12 +99,96 @@ class RunReport:
 # Retries after a failed reconcile: 5 s, doubling, at most 5 min (controller-runtime's shape).
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 300.0
+DEFAULT_BACKOFF = ExponentialBackoff(BACKOFF_BASE_SECONDS, BACKOFF_MAX_SECONDS)
 
 
 def backoff(failures: int) -> float:
     """Seconds before the retry that follows `failures` consecutive failed reconciles."""
-    exponent = max(min(failures, 32) - 1, 0)
-    return min(BACKOFF_BASE_SECONDS * float(2 ** exponent), BACKOFF_MAX_SECONDS)
+    return DEFAULT_BACKOFF.delay(failures)
+
+
+ObjKey = tuple[str, str, str, str]  # group, kind, namespace, name
+
+
+def object_key(api_version: str, obj: Obj) -> ObjKey:
+    kind = str(obj.get("kind"))
+    return (GroupVersionKind.parse(api_version, kind).group, kind, namespace_of(obj),
+            name_of(obj))
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One reconcile, as both drivers see it."""
+
+    outcome: Outcome
+    failure: ReconcileFailure | None
+    """How it failed, when it raised (what its status says)."""
+    reads: set[Dependency]
+    seconds: float
+
+
+def reconcile_once(
+    controller: Controller,
+    obj: Obj,
+    own: ObjKey,
+    tracker: TrackingBackend | None,
+    limits: Limits = DEFAULT_LIMITS,
+    previous: ReconcileFailure | None = None,
+    observe: Observer | None = None,
+) -> Attempt:
+    """Reconcile `obj` (whose key is `own`) once: under the per-reconcile deadline, its reads
+    recorded through `tracker` (None: not tracked), its ending classified. Never raises a
+    reconcile's exception: it is logged (a crash with its traceback, unless `previous` was the
+    same crash) and returned as the attempt's failure."""
+    _, kind, namespace, name = own
+    where = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+    failure: ReconcileFailure | None = None
+    error: BaseException | None = None
+    after: float | None = None
+    if tracker is not None:
+        tracker.begin()
+    started = time.perf_counter()
+    try:
+        with deadline_scope(limits.reconcile_seconds):
+            after = controller.reconcile(obj)
+            # A reconcile that never checked its deadline but overran it is not a success.
+            check_deadline(f"reconciling {where}")
+    except ReconcilerError as exc:
+        error, failure = exc, ReconcileFailure.of(exc)
+        log.warning("reconcile failed", controller=controller.name, object=(kind, namespace, name),
+                    reason=failure.reason, error=str(exc),
+                    timeout=isinstance(exc, DeadlineExceeded))
+    except Exception as exc:
+        # A bug in one reconcile must not stop every other object's: log it whole (once per
+        # distinct crash of this object, not on every retry) and retry with backoff, as a
+        # controller runtime recovers a panicking reconcile.
+        error, failure = exc, ReconcileFailure.of(exc)
+        if previous is not None and previous.crashed and previous.message == failure.message:
+            log.error("reconcile crashed again", controller=controller.name,
+                      object=(kind, namespace, name), error=failure.message)
+        else:
+            # The traceback as plain text: a console renderer that shows every frame's locals
+            # would take seconds over a deep recursion or a large object.
+            log.error("reconcile crashed", controller=controller.name,
+                      object=(kind, namespace, name), error=failure.message,
+                      traceback="".join(traceback.format_exception(exc)).rstrip())
+    finally:
+        reads = tracker.end() if tracker is not None else None
+    seconds = time.perf_counter() - started
+    ready: str | None = None
+    if reads is not None and error is None:
+        status = reads.statuses.get(own)
+        if status is None:
+            found = obj.get("status")
+            status = found if isinstance(found, dict) else {}
+        conditions = status.get("conditions")
+        cond = find_condition(conditions if isinstance(conditions, list) else None, "Ready")
+        ready = str(cond.get("status")) if cond is not None else None
+    outcome = classify(after, error, resync=isinstance(after, Resync), ready=ready)
+    if observe is not None:
+        observe(controller.name, outcome.result, seconds)
+    return Attempt(outcome, failure, reads.dependencies if reads is not None else set(),
+                   seconds)
 
 
 class RunawayError(ReconcilerError):
@@ -126,6 +219,8 @@ class _Scheduler:
     records: dict[tuple[str, str, str, str, str], _Record] = field(default_factory=dict)
     reconciles: int = 0
     skipped: int = 0
+    observe: Observer | None = None
+    backoff: ExponentialBackoff = DEFAULT_BACKOFF
 
     feed: ChangeFeed | None = None
 
@@ -180,10 +275,10 @@ class _Scheduler:
         return max(min(dues) - self.clock.now(), 0.0) if dues else None
 
     def in_flight_until(self, until: float) -> bool:
-        """Whether work is in flight: a failed reconcile waiting for its retry, or a wake-up
-        other than a periodic resync due by `until`."""
-        return any(r.failure is not None or (r.due is not None and not r.resync
-                                             and r.due <= until)
+        """Whether work is in flight: a failed reconcile waiting for its retry (a `Stalled` one
+        waits for a change instead), or a wake-up other than a periodic resync due by `until`."""
+        return any(r.due is not None and (r.failure is not None
+                                          or (not r.resync and r.due <= until))
                    for r in self.records.values())
 
     def failures(self) -> tuple[tuple[str, ReconcileFailure], ...]:
@@ -191,49 +286,33 @@ class _Scheduler:
                      for k, r in sorted(self.records.items()) if r.failure is not None)
 
     def _offer(self, controller: Controller, tracked: bool, api_version: str, obj: Obj) -> None:
-        group = GroupVersionKind.parse(api_version, str(obj.get("kind"))).group
-        own: Dependency = ("key", group, str(obj.get("kind")), namespace_of(obj), name_of(obj))
-        key = (controller.name, *own[1:])
+        own_key = object_key(api_version, obj)
+        key = (controller.name, *own_key)
         feed = self.feed
         previous = self.records.get(key)
-        failure: ReconcileFailure | None = None
-        after: float | None
-        if tracked and self.tracker is not None:
-            self.tracker.begin()
-        try:
-            with deadline_scope(self.limits.reconcile_seconds):
-                after = controller.reconcile(obj)
-                # A reconcile that never checked its deadline but overran it is not a success.
-                check_deadline(f"reconciling {own[2]} {own[3]}/{own[4]}".replace(" /", " "))
-        except ReconcilerError as exc:
-            failure = ReconcileFailure.of(exc)
-            log.warning("reconcile failed", controller=controller.name, object=own[2:],
-                        reason=failure.reason, error=str(exc),
-                        timeout=isinstance(exc, DeadlineExceeded))
-        except Exception as exc:
-            # A bug in one reconcile must not stop every other object's: log it whole
-            # and retry later, as a controller runtime recovers a panicking reconcile.
-            failure = ReconcileFailure.of(exc)
-            # The traceback as plain text: a console renderer that shows every frame's locals
-            # would take seconds over a deep recursion or a large object.
-            log.error("reconcile crashed", controller=controller.name, object=own[2:],
-                      error=failure.message,
-                      traceback="".join(traceback.format_exception(exc)).rstrip())
-        finally:
-            reads = (self.tracker.end().dependencies if tracked and self.tracker is not None
-                     else set())
+        attempt = reconcile_once(
+            controller, obj, own_key, self.tracker if tracked else None, self.limits,
+            previous.failure if previous is not None else None, self.observe)
         self.reconciles += 1
-        failures = 0
-        if failure is not None:
-            failures = (previous.failures if previous is not None else 0) + 1
-            after = backoff(failures)
+        outcome = attempt.outcome
+        failures = previous.failures if previous is not None else 0
+        after: float | None
+        if outcome.next is Next.BACKOFF:
+            failures += 1
+            after = self.backoff.delay(failures)
+        elif outcome.next is Next.RETRY_AFTER:
+            after = outcome.after
+        elif outcome.next is Next.STOP:
+            failures, after = 0, None
+        else:
+            failures, after = 0, outcome.after
         self.records[key] = _Record(
             revision=feed.revision if feed is not None else 0,
-            dependencies=reads,
+            dependencies=attempt.reads,
             due=self.clock.now() + after if after is not None else None,
-            resync=isinstance(after, Resync),
+            resync=outcome.resync,
             failures=failures,
-            failure=failure,
+            failure=attempt.failure,
         )
 
     def _due(self, record: _Record) -> bool:
@@ -264,13 +343,14 @@ class RoundDriver:
         tracker: TrackingBackend | None = None,
         tracked: Sequence[Controller] = (),
         limits: Limits = DEFAULT_LIMITS,
+        observe: Observer | None = None,
     ) -> None:
         self._env = env
         self._controllers = list(controllers)
         self._stop = threading.Event()
         self._scheduler = _Scheduler(env.backend, tracker, env.clock,
                                      frozenset(c.name for c in tracked), limits=limits,
-                                     stop=self._stop)
+                                     stop=self._stop, observe=observe)
 
     def request_stop(self) -> None:
         """Start no new reconcile (the one in progress finishes); for shutdown. Permanent."""
@@ -315,6 +395,7 @@ def run_until_settled(
     tracker: TrackingBackend | None = None,
     tracked: Sequence[Controller] = (),
     limits: Limits = DEFAULT_LIMITS,
+    observe: Observer | None = None,
 ) -> RunReport:
     """Drive `controllers` until `settled()` holds at a fixed point with nothing in flight.
 
@@ -324,7 +405,7 @@ def run_until_settled(
     start = env.clock.now()
     deadline = start + budget_seconds
     scheduler = _Scheduler(env.backend, tracker, env.clock,
-                           frozenset(c.name for c in tracked), limits=limits)
+                           frozenset(c.name for c in tracked), limits=limits, observe=observe)
     rounds = 0
 
     def report(done: bool, reason: str) -> RunReport:

@@ -5,11 +5,17 @@ reconciled again when its supply chain, a template or a stamped object changes, 
 change in the cluster. `TrackingBackend` records the reads of one reconcile; a backend that can
 say when a key or a kind last changed (`ChangeFeed`) lets the runner skip every object none of
 whose reads changed. That makes the no-op reconcile, the common one, cost nothing.
+
+Reads are recorded per thread, so the daemon's workers can reconcile at once through one
+`TrackingBackend`. `DependencyIndex` is the same idea on keys, for the daemon's work queue: it
+maps what each key's last reconcile read to that key, so a change of one object enqueues
+exactly the keys that read it (and never the others).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -42,25 +48,50 @@ class ChangeFeed(Protocol):
 @dataclass
 class Reads:
     dependencies: set[Dependency] = field(default_factory=set)
+    statuses: dict[tuple[str, str, str, str], Mapping[str, object]] = field(
+        default_factory=dict)
+    """The last status this reconcile wrote, by (group, kind, namespace, name)."""
 
 
 class TrackingBackend:
-    """A Backend that forwards everything and records what the current reconcile reads."""
+    """A Backend that forwards everything and records what the current reconcile reads (and
+    the statuses it writes), per thread."""
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
-        self._reads: Reads | None = None
+        self._local = threading.local()
+        self._namespaced: dict[tuple[str, str], bool] = {}
 
     def begin(self) -> None:
-        self._reads = Reads()
+        self._local.reads = Reads()
 
     def end(self) -> Reads:
-        reads, self._reads = self._reads or Reads(), None
+        reads: Reads | None = getattr(self._local, "reads", None)
+        self._local.reads = None
+        return reads or Reads()
+
+    def _current(self) -> Reads | None:
+        reads: Reads | None = getattr(self._local, "reads", None)
         return reads
 
     def _record(self, dep: Dependency) -> None:
-        if self._reads is not None:
-            self._reads.dependencies.add(dep)
+        reads = self._current()
+        if reads is not None:
+            reads.dependencies.add(dep)
+
+    def _namespace(self, api_version: str, kind: str, namespace: str) -> str:
+        """"" for a cluster-scoped kind, whatever namespace the caller passed, so a read and
+        a change of the same object name the same key."""
+        if not namespace:
+            return namespace
+        known = self._namespaced.get((api_version, kind))
+        if known is None:
+            try:
+                known = self.inner.kind_info(api_version, kind).namespaced
+            except Exception:
+                return namespace  # not served (yet): the read will fail or find nothing
+            self._namespaced[(api_version, kind)] = known
+        return namespace if known else ""
 
     # --- Backend -------------------------------------------------------------------------
 
@@ -68,8 +99,10 @@ class TrackingBackend:
         return self.inner.kind_info(api_version, kind)
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        group = GroupVersionKind.parse(api_version, kind).group
-        self._record(("key", group, kind, namespace, name))
+        if self._current() is not None:
+            group = GroupVersionKind.parse(api_version, kind).group
+            self._record(("key", group, kind, self._namespace(api_version, kind, namespace),
+                          name))
         return self.inner.get(api_version, kind, namespace, name)
 
     def list(
@@ -79,15 +112,26 @@ class TrackingBackend:
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> list[Obj]:
-        group = GroupVersionKind.parse(api_version, kind).group
-        self._record(("kind", group, kind, namespace if namespace is not None else "*", ""))
+        if self._current() is not None:
+            group = GroupVersionKind.parse(api_version, kind).group
+            scope = "*" if namespace is None else self._namespace(api_version, kind, namespace)
+            self._record(("kind", group, kind, scope, ""))
         return self.inner.list(api_version, kind, namespace, labels)
 
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
         return self.inner.apply(obj, field_manager, force)
 
     def update_status(self, obj: Obj) -> Obj:
-        return self.inner.update_status(obj)
+        live = self.inner.update_status(obj)
+        reads = self._current()
+        if reads is not None:
+            meta = obj.get("metadata") or {}
+            api_version, kind = str(obj.get("apiVersion")), str(obj.get("kind"))
+            group = GroupVersionKind.parse(api_version, kind).group
+            namespace = self._namespace(api_version, kind, str(meta.get("namespace") or ""))
+            reads.statuses[(group, kind, namespace, str(meta.get("name")))] = (
+                obj.get("status") or {})
+        return live
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         self.inner.delete(api_version, kind, namespace, name)
@@ -110,3 +154,61 @@ def changed_after(feed: ChangeFeed, dependencies: set[Dependency], revision: int
                 revision):
             return True
     return False
+
+
+def dependencies_of_change(group: str, kind: str, namespace: str,
+                           name: str) -> tuple[Dependency, Dependency, Dependency]:
+    """The reads a change of one object makes stale: the object itself, a list of its kind in
+    its namespace, and a list of its kind across namespaces."""
+    return (("key", group, kind, namespace, name), ("kind", group, kind, namespace, ""),
+            ("kind", group, kind, "*", ""))
+
+
+class DependencyIndex:
+    """What each key's last reconcile read, and its inverse: which keys read a dependency.
+
+    Keys are whatever the caller queues (the daemon: (controller, group, kind, namespace,
+    name)). Thread-safe: workers record while producers look up.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reads: dict[Hashable, frozenset[Dependency]] = {}
+        self._readers: dict[Dependency, set[Hashable]] = {}
+
+    def record(self, key: Hashable, dependencies: Iterable[Dependency]) -> None:
+        fresh = frozenset(dependencies)
+        with self._lock:
+            old = self._reads.get(key, frozenset())
+            for dep in old - fresh:
+                readers = self._readers.get(dep)
+                if readers is not None:
+                    readers.discard(key)
+                    if not readers:
+                        del self._readers[dep]
+            for dep in fresh - old:
+                self._readers.setdefault(dep, set()).add(key)
+            self._reads[key] = fresh
+
+    def forget(self, key: Hashable) -> None:
+        self.record(key, ())
+        with self._lock:
+            self._reads.pop(key, None)
+
+    def readers(self, changed: Iterable[Dependency]) -> set[Hashable]:
+        """Every key whose last reconcile read one of `changed`."""
+        found: set[Hashable] = set()
+        with self._lock:
+            for dep in changed:
+                readers = self._readers.get(dep)
+                if readers:
+                    found |= readers
+        return found
+
+    def reads(self, key: Hashable) -> frozenset[Dependency]:
+        with self._lock:
+            return self._reads.get(key, frozenset())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._reads)

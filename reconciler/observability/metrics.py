@@ -1,8 +1,12 @@
 """The daemon's Prometheus metrics: their names, labels and help texts, and how they are fed.
 
 Everything lives in one `CollectorRegistry` owned by `ReconcilerMetrics` (never the process-wide
-default), so two daemons in one test process do not share counters. Three ways in:
-- `InstrumentedController` wraps a controller and records each reconcile's result and duration;
+default), so two daemons in one test process do not share counters. Four ways in:
+- the drivers report each reconcile's result (`reconciler.runtime.outcome`: the same outcome
+  that steers its retry) and duration through `observe_reconcile`; `InstrumentedController`
+  does the same for a controller run outside them;
+- each work queue reports through `WorkqueueMetrics.for_queue`, under controller-runtime's
+  `workqueue_*` names with a `name` label (the controller's);
 - `record_cluster` sets the object and readiness gauges from the cluster, once per tick, on the
   thread that reconciles (a scrape never reads the cluster while a round changes it);
 - `CallbackCounters` exposes counters other components already keep (Git network calls,
@@ -14,25 +18,31 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from reconciler import __version__
 from reconciler.backends.base import Backend
 from reconciler.chains.blueprint import CARTO_API
-from reconciler.engine.controller import Controller
-from reconciler.model.errors import BackendError, ReconcilerError
+from reconciler.engine.controller import Controller, Resync
+from reconciler.model.errors import BackendError
 from reconciler.model.objects import GroupVersionKind, Obj
 from reconciler.report import owner_ready
+from reconciler.runtime.outcome import Result, classify
+from reconciler.runtime.workqueue import WorkQueue
 
 # Reconcile results, as controller-runtime names them where it has a name for them.
 SUCCESS, REQUEUE, ERROR, CRASH = "success", "requeue", "error", "crash"
+STALLED, WAITING = "stalled", "waiting"
 READY_STATES = ("True", "False", "Unknown")
 # Git fetches and image builds take seconds; most reconciles take milliseconds.
 _DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Time in a work queue: from microseconds when idle to minutes when a backlog builds up.
+_QUEUE_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0)
 
 
 class ReconcilerMetrics:
@@ -43,7 +53,8 @@ class ReconcilerMetrics:
         r = self.registry
         self.reconcile_total = Counter(
             "reconciler_reconcile_total",
-            "Reconciles by controller and result (success, requeue, error, crash).",
+            "Reconciles by controller and result (success, requeue, error, stalled, waiting, "
+            "crash).",
             ["controller", "result"], registry=r)
         self.reconcile_duration = Histogram(
             "reconciler_reconcile_duration_seconds", "Time one reconcile took, by controller.",
@@ -80,13 +91,101 @@ class ReconcilerMetrics:
             self.workloads.labels(ready=state).set(0)
             self.deliverables.labels(ready=state).set(0)
 
+        self.workqueues = WorkqueueMetrics(r)
+
     def observe_reconcile(self, controller: str, result: str, seconds: float) -> None:
-        self.reconcile_total.labels(controller=controller, result=result).inc()
+        self.reconcile_total.labels(controller=controller, result=str(result)).inc()
         self.reconcile_duration.labels(controller=controller).observe(seconds)
 
 
+class WorkqueueMetrics:
+    """controller-runtime's work-queue metrics, one `name` label per queue."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.depth = Gauge("workqueue_depth", "Current depth of the work queue (keys ready).",
+                           ["name"], registry=registry)
+        self.adds = Counter("workqueue_adds_total", "Adds handled by the work queue.",
+                            ["name"], registry=registry)
+        self.queue_duration = Histogram(
+            "workqueue_queue_duration_seconds",
+            "How long a key stays in the work queue before it is handed to a worker.",
+            ["name"], buckets=_QUEUE_BUCKETS, registry=registry)
+        self.work_duration = Histogram(
+            "workqueue_work_duration_seconds",
+            "How long processing a key from the work queue takes.",
+            ["name"], buckets=_QUEUE_BUCKETS, registry=registry)
+        self.retries = Counter("workqueue_retries_total",
+                               "Retries (rate-limited adds) handled by the work queue.",
+                               ["name"], registry=registry)
+        self._queues: list[WorkQueue[object]] = []
+        registry.register(_InFlightCollector(self._queues))
+
+    def for_queue(self, queue_name: str) -> _QueueSink:
+        """The sink a queue named `queue_name` reports to (pass it to `WorkQueue`)."""
+        return _QueueSink(self, queue_name)
+
+    def watch(self, queue: WorkQueue[Any]) -> None:
+        """Read `queue`'s work in flight at scrape time (unfinished and longest running)."""
+        self._queues.append(queue)
+
+
+class _QueueSink:
+    def __init__(self, metrics: WorkqueueMetrics, name: str) -> None:
+        self._depth = metrics.depth.labels(name=name)
+        self._adds = metrics.adds.labels(name=name)
+        self._queued = metrics.queue_duration.labels(name=name)
+        self._worked = metrics.work_duration.labels(name=name)
+        self._retries = metrics.retries.labels(name=name)
+        self._depth.set(0)
+
+    def added(self) -> None:
+        self._adds.inc()
+
+    def depth(self, value: int) -> None:
+        self._depth.set(value)
+
+    def queued_for(self, seconds: float) -> None:
+        self._queued.observe(seconds)
+
+    def worked_for(self, seconds: float) -> None:
+        self._worked.observe(seconds)
+
+    def retried(self) -> None:
+        self._retries.inc()
+
+
+class _InFlightCollector(Collector):
+    """`workqueue_unfinished_work_seconds` and `workqueue_longest_running_processor_seconds`,
+    computed from the queues when scraped (client-go updates them on a timer instead)."""
+
+    def __init__(self, queues: Sequence[WorkQueue[Any]]) -> None:
+        self._queues = queues
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (GaugeMetricFamily(
+                    "workqueue_unfinished_work_seconds",
+                    "Seconds of work in progress not yet observed by work_duration; large "
+                    "values mean stuck workers.", labels=["name"]),
+                GaugeMetricFamily(
+                    "workqueue_longest_running_processor_seconds",
+                    "How long the longest-running worker of the queue has been processing its "
+                    "key.", labels=["name"]))
+
+    def collect(self) -> Iterator[Metric]:
+        unfinished, longest = self._families()
+        for queue in list(self._queues):
+            unfinished.add_metric([queue.name], queue.unfinished_work_seconds())
+            longest.add_metric([queue.name], queue.longest_running_seconds())
+        yield unfinished
+        yield longest
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+
 class InstrumentedController:
-    """A controller that records the result and duration of each reconcile of the one it wraps.
+    """A controller that records the result and duration of each reconcile of the one it wraps,
+    for a controller run outside the drivers (which report outcomes themselves).
 
     It keeps the wrapped controller's `name`, so the runner's read tracking (keyed by name)
     treats it as the same controller; exceptions pass through untouched for the runner to handle.
@@ -102,15 +201,16 @@ class InstrumentedController:
 
     def reconcile(self, obj: Obj) -> float | None:
         started = time.perf_counter()
-        result = CRASH
+        after: float | None = None
+        error: BaseException | None = None
         try:
             after = self.inner.reconcile(obj)
-            result = SUCCESS if after is None else REQUEUE
             return after
-        except ReconcilerError:
-            result = ERROR
+        except Exception as exc:
+            error = exc
             raise
         finally:
+            result: Result = classify(after, error, resync=isinstance(after, Resync)).result
             self._metrics.observe_reconcile(self.name, result, time.perf_counter() - started)
 
 

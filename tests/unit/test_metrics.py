@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from reconciler.engine.controller import Resync
 from reconciler.model.conditions import Condition, merge_conditions
-from reconciler.model.errors import Stalled
+from reconciler.model.errors import Stalled, Transient, Waiting
 from reconciler.model.objects import Obj
 from reconciler.observability.metrics import (
     CallbackCounter,
@@ -40,7 +41,10 @@ class Scripted:
 @pytest.mark.parametrize(("outcome", "result"), [
     (None, "success"),
     (5.0, "requeue"),
-    (Stalled("TemplateStampFailure", "no such template"), "error"),
+    (Resync(60.0), "success"),  # a periodic re-check (a Git poll) is not a requeue
+    (Stalled("TemplateStampFailure", "no such template"), "stalled"),
+    (Waiting("DependencyNotReady", "later"), "waiting"),
+    (Transient("Unreachable", "reset"), "error"),
     (KeyError("bug"), "crash"),
 ])
 def test_instrumented_controller_records_result_and_duration(
@@ -118,3 +122,30 @@ def test_watched_kinds_keeps_one_version_per_group_and_kind() -> None:
     ])
     assert kinds == [("v1", "ConfigMap"), ("v1", "Service"), ("kpack.io/v1alpha2", "Image"),
                      ("serving.knative.dev/v1", "Service")]
+
+
+def test_work_queue_metrics_have_controller_runtime_names() -> None:
+    from reconciler.runtime.ratelimit import ExponentialBackoff
+    from reconciler.runtime.workqueue import WorkQueue
+
+    metrics = ReconcilerMetrics()
+    ticks = iter(float(t) for t in range(100))
+    queue: WorkQueue[str] = WorkQueue("workload-controller", lambda: 0.0, ExponentialBackoff(),
+                                      metrics.workqueues.for_queue("workload-controller"),
+                                      monotonic=lambda: next(ticks))
+    metrics.workqueues.watch(queue)
+    queue.add("a")
+    queue.add("b")
+    assert queue.get(timeout=0) == "a"
+    queue.add_rate_limited("c")
+    get = metrics.registry.get_sample_value
+    name = {"name": "workload-controller"}
+    assert get("workqueue_adds_total", name) == 2.0
+    assert get("workqueue_depth", name) == 1.0
+    assert get("workqueue_retries_total", name) == 1.0
+    assert get("workqueue_queue_duration_seconds_count", name) == 1.0
+    assert (get("workqueue_unfinished_work_seconds", name) or 0) > 0
+    assert (get("workqueue_longest_running_processor_seconds", name) or 0) > 0
+    queue.done("a")
+    assert get("workqueue_work_duration_seconds_count", name) == 1.0
+    assert get("workqueue_unfinished_work_seconds", name) == 0.0
