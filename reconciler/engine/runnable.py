@@ -3,13 +3,15 @@
 Each change of a Runnable's inputs stamps a NEW immutable object (a "run": a Tekton PipelineRun,
 a test.run Test, ...) from its ClusterRunTemplate; unchanged inputs stamp nothing. The Runnable
 reports the outputs of its newest succeeded run, and finished runs beyond the retention policy
-are deleted. Steps share one signature and stop by raising a `RunnableError`; status, conditions
-and observedGeneration are written once, in `_finish`, run from a `finally`.
+are deleted. Steps share one signature (`engine/reconcile.Step`); a step that meets a
+`RunnableError` records it on RunTemplateReady and stops. Status, conditions and observedGeneration
+are written once, in `_finish`, run from a `finally`, with Ready from Cartographer's rule in the
+one summarizer; a step that raised keeps the last good outputs and says why on Ready.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -40,15 +42,19 @@ from reconciler.chains.runnable_stamp import (
 )
 from reconciler.diff.compare import in_sync
 from reconciler.engine.clock import Clock, rfc3339
-from reconciler.engine.controller import ReconcileFailure
-from reconciler.model.conditions import (
-    FALSE,
-    TRUE,
-    UNKNOWN,
-    Condition,
-    find_condition,
-    merge_conditions,
+from reconciler.engine.reconcile import (
+    DONE,
+    STOP,
+    CartographerConditions,
+    Conditions,
+    Ending,
+    Result,
+    Step,
+    reconcile,
+    render,
+    summarize,
 )
+from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
 from reconciler.model.errors import BackendError, NotFound
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of, status_of
 
@@ -70,17 +76,14 @@ class RunnableReconcile:
     """The state one reconcile builds up, step by step."""
 
     runnable: Obj
+    conditions: Conditions = field(default_factory=Conditions)
     template: Obj | None = None
     stamped: Obj | None = None
     created: bool = False
     runs: list[Obj] = field(default_factory=list)
     outputs: dict[str, Any] | None = None
     error: RunnableError | None = None
-    failure: ReconcileFailure | None = None
-    """A step raised something other than a `RunnableError`: never a success."""
-
-
-Step = Callable[[RunnableReconcile], None]
+    """The error a step stopped on (Cartographer then writes no outputs)."""
 
 
 class RunnableController:
@@ -89,7 +92,7 @@ class RunnableController:
     def __init__(self, backend: Backend, clock: Clock) -> None:
         self.backend = backend
         self.clock = clock
-        self.steps: Sequence[Step] = (
+        self.steps: Sequence[Step[RunnableReconcile]] = (
             self.check_service_account,
             self.get_run_template,
             self.stamp,
@@ -106,39 +109,33 @@ class RunnableController:
         structlog.contextvars.bind_contextvars(
             owner=f"{namespace_of(obj)}/{name_of(obj)}", kind=RUNNABLE_KIND)
         try:
-            for step in self.steps:
-                step(state)
-        except RunnableError as exc:
-            state.error = exc
-        except Exception as exc:
-            state.failure = ReconcileFailure.of(exc)
-            raise
+            reconcile(state, self.steps, self._finish)
         finally:
-            self._finish(state)
             structlog.contextvars.unbind_contextvars("owner", "kind")
         # Every round of the runner reconciles again; a run finishing is a cluster change.
         return None
 
     # --- steps ---------------------------------------------------------------------------
 
-    def check_service_account(self, state: RunnableReconcile) -> None:
+    def check_service_account(self, state: RunnableReconcile) -> Result:
         runnable = state.runnable
         account = str(spec_of(runnable).get("serviceAccountName") or DEFAULT_SERVICE_ACCOUNT)
         if account == DEFAULT_SERVICE_ACCOUNT:
-            return
+            return DONE
         where = f"{namespace_of(runnable)}/{account}"
         try:
             found = self.backend.get("v1", "ServiceAccount", namespace_of(runnable), account)
         except BackendError as exc:
-            raise ServiceAccountNotFoundError(
-                f"failed to get service account [{where}]: {exc}") from exc
+            return self._stop(state, ServiceAccountNotFoundError(
+                f"failed to get service account [{where}]: {exc}"))
         if found is None:
-            raise ServiceAccountNotFoundError(
+            return self._stop(state, ServiceAccountNotFoundError(
                 f"failed to get service account [{where}]: serviceaccounts \"{account}\" not "
                 f"found. Create it, or fix spec.serviceAccountName of Runnable "
-                f"[{namespace_of(runnable)}/{name_of(runnable)}]")
+                f"[{namespace_of(runnable)}/{name_of(runnable)}]"))
+        return DONE
 
-    def get_run_template(self, state: RunnableReconcile) -> None:
+    def get_run_template(self, state: RunnableReconcile) -> Result:
         ref = spec_of(state.runnable).get("runTemplateRef") or {}
         name = str(ref.get("name") or "")
         template = None
@@ -148,15 +145,19 @@ class RunnableController:
         except BackendError as exc:
             problem = str(exc)
         if template is None:
-            raise RunTemplateNotFoundError(
+            return self._stop(state, RunTemplateNotFoundError(
                 f"unable to get run template [{name}]: failed to get run template object from "
-                f"api server [{RUN_TEMPLATE_KIND}/{name}]: {problem}")
+                f"api server [{RUN_TEMPLATE_KIND}/{name}]: {problem}"))
         state.template = template
+        return DONE
 
-    def stamp(self, state: RunnableReconcile) -> None:
+    def stamp(self, state: RunnableReconcile) -> Result:
         assert state.template is not None
-        selected = resolve_selected(self.backend, state.runnable)
-        desired = stamp_run(state.template, state.runnable, selected)
+        try:
+            selected = resolve_selected(self.backend, state.runnable)
+            desired = stamp_run(state.template, state.runnable, selected)
+        except RunnableError as exc:
+            return self._stop(state, exc)
         api_version, kind = str(desired["apiVersion"]), str(desired["kind"])
         where = (f"unable to apply object [{namespace_of(desired)}/{display_name(desired)}] for "
                  f"run template [{name_of(state.template)}]")
@@ -165,18 +166,19 @@ class RunnableController:
             if live is not None and not meta(desired).get("generateName") and not in_sync(
                     desired, live):
                 info = self.backend.kind_info(api_version, kind)
-                raise RunRejectedError(
+                return self._stop(state, RunRejectedError(
                     f"{where}: create: {info.qualified_resource} \"{name_of(desired)}\" already "
                     "exists (runs are immutable: use metadata.generateName in the "
-                    f"ClusterRunTemplate [{name_of(state.template)}])")
+                    f"ClusterRunTemplate [{name_of(state.template)}])"))
             if live is None:
                 live = self.backend.apply(desired)
                 state.created = True
         except BackendError as exc:
-            raise RunRejectedError(f"{where}: {exc}") from exc
+            return self._stop(state, RunRejectedError(f"{where}: {exc}"))
         state.stamped = live
+        return DONE
 
-    def list_runs(self, state: RunnableReconcile) -> None:
+    def list_runs(self, state: RunnableReconcile) -> Result:
         assert state.stamped is not None and state.template is not None
         run = state.stamped
         labels = run_labels(state.runnable, name_of(state.template))
@@ -185,11 +187,12 @@ class RunnableController:
                                            namespace_of(run), labels)
         except BackendError as exc:
             shown = "map[" + " ".join(f"{k}:{v}" for k, v in sorted(labels.items())) + "]"
-            raise ListRunsError(
+            return self._stop(state, ListRunsError(
                 f"unable to list objects in namespace [{namespace_of(run)}] with labels "
-                f"[{shown}]: {exc}") from exc
+                f"[{shown}]: {exc}"))
+        return DONE
 
-    def collect_garbage(self, state: RunnableReconcile) -> None:
+    def collect_garbage(self, state: RunnableReconcile) -> Result:
         for run in runs_to_delete(state.runs, RetentionPolicy.of(state.runnable)):
             try:
                 self.backend.delete(str(run["apiVersion"]), str(run["kind"]), namespace_of(run),
@@ -203,8 +206,9 @@ class RunnableController:
                 continue
             self.backend.emit_event(state.runnable, "Normal", "StampedObjectRemoved",
                                     f"Deleted object [{self._qualified(run)}/{name_of(run)}]")
+        return DONE
 
-    def read_outputs(self, state: RunnableReconcile) -> None:
+    def read_outputs(self, state: RunnableReconcile) -> Result:
         assert state.template is not None
         paths = {str(k): str(v) for k, v in (spec_of(state.template).get("outputs") or {}).items()}
         latest = latest_succeeded_outputs(state.runs, paths)
@@ -213,49 +217,54 @@ class RunnableController:
             ns = namespace_of(source)
             qualified = self._qualified(source)
             in_ns = f" in namespace [{ns}]" if ns else ""
-            raise OutputPathNotSatisfiedError(
+            return self._stop(state, OutputPathNotSatisfiedError(
                 f"waiting to read value from resource [{qualified}/{name_of(source)}]{in_ns}: "
                 f"unable to retrieve outputs from stamped object [{ns}/{name_of(source)}] of "
                 f"type [{qualified}] for run template [{name_of(state.template)}]: failed to "
-                f"evaluate path [{latest.path}]: {latest.error}")
+                f"evaluate path [{latest.path}]: {latest.error}"))
         # No succeeded run yet: keep the outputs reported before, as Cartographer does.
         state.outputs = latest.outputs or status_of(state.runnable).get("outputs") or None
+        for cond in runnable_conditions(None, state.stamped):
+            state.conditions.set(cond)
+        return DONE
+
+    def _stop(self, state: RunnableReconcile, error: RunnableError) -> Result:
+        """Stop on `error`: RunTemplateReady=False with its reason, as Cartographer writes it."""
+        state.error = error
+        for cond in runnable_conditions(error, state.stamped):
+            state.conditions.set(cond)
+        return STOP
 
     # --- the one place status is written --------------------------------------------------
 
-    def _finish(self, state: RunnableReconcile) -> None:
+    def _finish(self, state: RunnableReconcile, ending: Ending) -> None:
         runnable = state.runnable
         if state.created and state.stamped is not None:
             self.backend.emit_event(
                 runnable, "Normal", "StampedObjectApplied",
                 f"Created object [{self._qualified(state.stamped)}/{name_of(state.stamped)}]")
         previous = status_of(runnable)
-        if state.failure is not None:
+        conditions = summarize(state.conditions, ending, CONDITIONS)
+        if ending.failure is not None:
             # Keep the outputs of the last good reconcile; say why this one failed.
-            failed: dict[str, Any] = {**previous,
-                                      "observedGeneration": meta(runnable).get("generation", 1)}
-            failed_ready = merge_conditions(previous.get("conditions"),
-                                            [state.failure.condition(READY)],
-                                            rfc3339(self.clock.now()))
-            failed["conditions"] = [c for c in previous.get("conditions") or []
-                                    if c.get("type") != READY] + failed_ready
-            if failed != previous:
-                self.backend.update_status({**runnable, "status": failed})
-            return
-        conditions = runnable_conditions(state.error, state.stamped)
-        status: dict[str, Any] = {
-            "observedGeneration": meta(runnable).get("generation", 1),
-            "conditions": merge_conditions(previous.get("conditions"), conditions,
-                                           rfc3339(self.clock.now())),
-        }
-        # On an error Cartographer writes no outputs: consumers wait instead of reading stale ones.
-        if state.error is None and state.outputs:
-            status["outputs"] = state.outputs
+            status: dict[str, Any] = dict(previous)
+        else:
+            # On a RunnableError Cartographer writes no outputs: consumers wait instead of
+            # reading stale ones.
+            status = {}
+            if state.error is None and state.outputs:
+                status["outputs"] = state.outputs
+        status["observedGeneration"] = meta(runnable).get("generation", 1)
+        status["conditions"] = render(previous.get("conditions"), conditions, CONDITIONS, ending,
+                                      rfc3339(self.clock.now()))
+        if ending.failure is None:
+            # Cartographer's key order: observedGeneration, conditions, outputs.
+            status = {k: status[k] for k in ("observedGeneration", "conditions", "outputs")
+                      if k in status}
         if status != previous:
             self.backend.update_status({**runnable, "status": status})
-            ready = find_condition(status["conditions"], READY) or {}
-            log.info("runnable status written", ready=ready.get("status"),
-                     reason=ready.get("reason"))
+            ready = conditions[-1]
+            log.info("runnable status written", ready=ready.status, reason=ready.reason)
 
     def _qualified(self, obj: Obj) -> str:
         try:
@@ -289,6 +298,11 @@ def ready_of(conditions: Sequence[Condition]) -> Condition:
         elif cond.status == UNKNOWN and status == TRUE:
             status, reason, message = UNKNOWN, cond.reason, cond.message
     return Condition(READY, status, reason, message)
+
+
+CONDITIONS = CartographerConditions(order=(RUN_TEMPLATE_READY, STAMPED_OBJECT_CONDITION),
+                                    ready_of=ready_of)
+"""A Runnable's conditions as Cartographer writes them; a raised error is reported on Ready."""
 
 
 def _run_message(run: Obj | None, cond: Mapping[str, Any]) -> str:
