@@ -15,8 +15,9 @@ from typing import Any
 from reconciler.model.errors import LoadError
 from reconciler.model.objects import Obj
 from reconciler.model.yamlsafe import load_json_bounded, load_yaml
-from simulator.apiserver import discovery, errors, openapi, protobuf, tables
+from simulator.apiserver import discovery, errors, fieldvalidation, openapi, protobuf, tables
 from simulator.apiserver.errors import ApiError
+from simulator.apiserver.fieldvalidation import FieldCheck
 from simulator.apiserver.routing import BadPath, Discovery, Route, route, split
 from simulator.apiserver.selectors import field_matcher, label_matcher
 from simulator.apiserver.store import (
@@ -160,8 +161,10 @@ class Api:
                 return self._watch(target, r, query, accept) if watching else self._list(
                     target, r, query, accept)
             if method == "POST":
-                body = _decode(request)
-                return Response(201, self.store.create(target, body, manager, dry_run))
+                fields = FieldCheck(fieldvalidation.directive(query, "CreateOptions"))
+                body = _decode(request, fields=fields)
+                return _warned(Response(201, self.store.create(target, body, manager, dry_run,
+                                                               fields)), fields)
             if method == "DELETE":
                 return self._delete_collection(target, r, query, request, dry_run)
             raise errors.method_not_allowed(method)
@@ -171,21 +174,25 @@ class Api:
             obj = self.store.get(target, r.name)
             return self._one(target, obj, accept, query)
         if method == "PUT":
-            return Response(200, self.store.update(target, r.name, _decode(request), manager,
-                                                   dry_run, r.subresource))
+            fields = FieldCheck(fieldvalidation.directive(query, "UpdateOptions"))
+            body = _decode(request, fields=fields)
+            return _warned(Response(200, self.store.update(target, r.name, body, manager,
+                                                           dry_run, r.subresource, fields)),
+                           fields)
         if method == "PATCH":
             content_type = request.headers.get("content-type", "").split(";")[0].strip()
             if content_type not in (MERGE, JSON_PATCH, STRATEGIC, APPLY):
                 if content_type == APPLY_CBOR:
                     raise errors.unsupported_media_type(content_type)
                 raise errors.unsupported_media_type(content_type)
-            patch = _decode(request, yaml_body=content_type == APPLY)
+            fields = FieldCheck(fieldvalidation.directive(query, "PatchOptions"))
+            patch = _decode(request, yaml_body=content_type == APPLY, fields=fields)
             force = query.get("force") in ("true", "1")
             if force and content_type != APPLY:
                 raise errors.bad_request("force is only allowed for apply patches")
             obj, created = self.store.patch(target, r.name, content_type, patch, manager, force,
-                                            dry_run, r.subresource)
-            return Response(201 if created else 200, obj)
+                                            dry_run, r.subresource, fields)
+            return _warned(Response(201 if created else 200, obj), fields)
         if method == "DELETE":
             options = _delete_options(request, query)
             dry_run = dry_run or options.get("dryRun") == ["All"]
@@ -280,7 +287,14 @@ def _no_resource() -> ApiError:
     return ApiError(404, "the server could not find the requested resource", "NotFound")
 
 
-def _decode(request: Request, yaml_body: bool = False) -> Any:
+def _warned(response: Response, fields: FieldCheck) -> Response:
+    """The response with the request's field warnings, in one `Warning` header."""
+    if fields.warnings:
+        response.headers["Warning"] = fieldvalidation.warning_header(fields.warnings)
+    return response
+
+
+def _decode(request: Request, yaml_body: bool = False, fields: FieldCheck | None = None) -> Any:
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if len(request.body) > MAX_BODY_BYTES:
         raise ApiError(413, "Request entity too large: limit is 3145728",
@@ -302,6 +316,12 @@ def _decode(request: Request, yaml_body: bool = False) -> Any:
             return load_yaml(request.body, "request body")
         return load_json_bounded(request.body, "request body", max_bytes=MAX_BODY_BYTES)
     except LoadError as exc:
+        if fields is not None and not yaml_body and "duplicate key" in str(exc):
+            # Repeated keys are the directive's to judge (Strict refuses them, Warn reports
+            # them, Ignore keeps the last value), once size and depth have been checked.
+            if fields.directive != fieldvalidation.IGNORE:
+                fields.duplicates = fieldvalidation.duplicate_paths(request.body)
+            return fieldvalidation.load_lenient(request.body)
         raise errors.bad_request(f"error decoding the request body: {exc}") from exc
 
 

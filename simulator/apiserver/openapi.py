@@ -49,6 +49,8 @@ _OBJECT_META = {
                               "description": "A timestamp representing the server time when "
                                              "this object was created."},
         "deletionTimestamp": {"type": "string", "format": "date-time"},
+        "deletionGracePeriodSeconds": {"type": "integer", "format": "int64"},
+        "selfLink": {"type": "string"},
         "finalizers": {"type": "array", "items": _STRING,
                        "x-kubernetes-list-type": "set", "x-kubernetes-patch-strategy": "merge"},
         "ownerReferences": {"type": "array", "items": {"type": "object",
@@ -61,6 +63,11 @@ _OBJECT_META = {
 _LIST_META = {"type": "object", "properties": {"continue": _STRING, "resourceVersion": _STRING,
                                                "remainingItemCount": {"type": "integer"}}}
 _QUERY = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
+
+
+def object_meta() -> dict[str, Any]:
+    """ObjectMeta's schema (what `fieldValidation` checks every object's metadata against)."""
+    return copy.deepcopy(_OBJECT_META)
 
 
 def schema_name(group: str, version: str, kind: str) -> str:

@@ -26,9 +26,10 @@ from typing import Any
 from reconciler.apply.conflicts import ApplyConflict
 from reconciler.model.errors import NotFound, Rejected
 from reconciler.model.objects import Obj, deep_copy
-from simulator.apiserver import errors, events
+from simulator.apiserver import errors, events, fieldvalidation
 from simulator.apiserver.changes import ChangeLog
 from simulator.apiserver.errors import ApiError
+from simulator.apiserver.fieldvalidation import FieldCheck
 from simulator.apiserver.patches import json_patch, merge_patch, strategic_merge_patch
 from simulator.apiserver.resources import CRD_API, Catalog, ResourceType
 from simulator.apiserver.selectors import Matcher
@@ -131,8 +132,11 @@ class Store:
 
     # --- writes ----------------------------------------------------------------------------
 
-    def create(self, target: Target, body: Obj, manager: str, dry_run: bool) -> Obj:
+    def create(self, target: Target, body: Obj, manager: str, dry_run: bool,
+               fields: FieldCheck | None = None) -> Obj:
         t = target.type
+        if fields is not None:
+            body = fields.decoded(t, target.version, body)
         obj = self._body(target, body)
         meta = obj["metadata"]
         if not meta.get("name") and meta.get("generateName"):
@@ -157,7 +161,9 @@ class Store:
             return _dry(created, None) if dry_run else created
 
     def update(self, target: Target, name: str, body: Obj, manager: str, dry_run: bool,
-               subresource: str = "") -> Obj:
+               subresource: str = "", fields: FieldCheck | None = None) -> Obj:
+        if fields is not None:
+            body = fields.decoded(target.type, target.version, body)
         obj = self._body(target, body)
         self._same_name(target, obj, name)
         with self.lock:
@@ -166,7 +172,8 @@ class Store:
             return self._store(target, name, obj, live, manager, dry_run, subresource)
 
     def patch(self, target: Target, name: str, patch_type: str, patch: Any, manager: str,
-              force: bool, dry_run: bool, subresource: str = "") -> tuple[Obj, bool]:
+              force: bool, dry_run: bool, subresource: str = "",
+              fields: FieldCheck | None = None) -> tuple[Obj, bool]:
         """The patched object, and whether it was created (an apply of a new object)."""
         t = target.type
         if patch_type == STRATEGIC and t.custom:
@@ -188,6 +195,10 @@ class Store:
                 patched = strategic_merge_patch(live, patch)
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch does not leave an object")
+            if fields is not None:
+                kind = {MERGE: "merge", JSON_PATCH: "json", STRATEGIC: "strategic"}.get(
+                    patch_type, "merge")
+                patched = fields.patched(t, target.version, patched, live, patch, kind)
             patched.setdefault("apiVersion", target.api_version)
             patched.setdefault("kind", t.kind)
             obj = self._body(target, patched)
@@ -262,6 +273,7 @@ class Store:
                     if field == "apiVersion" else
                     f"the kind in the data ({config.get('kind')}) does not match the expected "
                     f"kind ({t.kind})")
+        fieldvalidation.apply_unknown(t, target.version, config, target.api_version)
         obj = self._body(target, config)
         self._same_name(target, obj, name)
         live = self.cluster.get(target.api_version, t.kind, target.namespace, name)
