@@ -128,9 +128,9 @@ class WebhookReceiver:
             if receiver.type == GITHUB and verified.event.casefold() == "ping":
                 bound.info("answered GitHub ping")
                 return Answer(HTTPStatus.OK, "ignored", "pong")
-            bound.warning("event not accepted", event=verified.event)
+            bound.warning("event not accepted", webhook_event=verified.event)
             return Answer(HTTPStatus.BAD_REQUEST, "bad_request")
-        bound.info("handling event", type=receiver.type, event=verified.event or None)
+        bound.info("handling event", type=receiver.type, webhook_event=verified.event or None)
         failed = self._request_all(receiver, bound)
         if failed:
             return Answer(HTTPStatus.INTERNAL_SERVER_ERROR, "failed")
@@ -214,8 +214,9 @@ class _HookHandler(BaseHTTPRequestHandler):
             log.info("webhook client went away", error=str(exc))
             self.close_connection = True
             return
-        except Exception:
-            log.exception("webhook request failed")
+        except Exception as exc:
+            # No traceback: its frames' locals would include the token.
+            log.error("webhook request failed", error=f"{type(exc).__name__}: {exc}")
             answer = Answer(HTTPStatus.INTERNAL_SERVER_ERROR, "failed")
         if not read:
             self.close_connection = True  # the body is still on the wire

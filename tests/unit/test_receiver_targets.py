@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from reconciler.model.errors import Rejected
@@ -28,9 +30,9 @@ def cluster() -> InMemoryCluster:
     return c
 
 
-def resolve(cluster: InMemoryCluster, ref: dict[str, object], *, block: bool = False,
+def resolve(cluster: InMemoryCluster, ref: Mapping[str, object], *, block: bool = False,
             ) -> list[str]:
-    rcv = Receiver.parse(receiver(resources=[ref]))
+    rcv = Receiver.parse(receiver(resources=[dict(ref)]))
     return names(resolve_targets(cluster, rcv, rcv.resources[0], no_cross_namespace_refs=block))
 
 
@@ -87,7 +89,7 @@ def test_missing_object_and_kind_without_default_version(cluster: InMemoryCluste
 
 def test_requested_at_is_set_by_its_own_field_manager_and_always_new(
         cluster: InMemoryCluster) -> None:
-    clock = cluster.clock  # type: ignore[attr-defined]
+    clock = cluster.clock
     requester = ReconcileRequester(cluster, clock)
     target = Target(GIT, "GitRepository", "default", "app")
     first = requester.request(target)
@@ -104,7 +106,7 @@ def test_requested_at_is_set_by_its_own_field_manager_and_always_new(
 
 
 def test_requested_at_on_a_deleted_object_creates_nothing(cluster: InMemoryCluster) -> None:
-    requester = ReconcileRequester(cluster, cluster.clock)  # type: ignore[attr-defined]
+    requester = ReconcileRequester(cluster, cluster.clock)
     with pytest.raises(Rejected):
         requester.request(Target(GIT, "GitRepository", "default", "gone"))
     assert cluster.get(GIT, "GitRepository", "default", "gone") is None
