@@ -2,7 +2,9 @@
 
 It hands the controller the Backend's `get`, through which Secrets (`spec.secretRef`,
 `spec.verify.secretRef`, `spec.proxySecretRef`) and included GitRepositories are read; the
-controller never writes.
+controller never writes. Its steps (`GitRepositoryController.steps`: check_spec, check_interval,
+load_inputs, sync) run in the one reconcile shape (`engine/reconcile`), and the status they
+summarize is written here, from the `finally` of that reconcile, once.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from collections.abc import Sequence
 from reconciler.backends.base import Backend
 from reconciler.model.objects import Obj, status_of
 from reconciler.sources.git import GitRepositoryController
+from reconciler.sources.gitspec import SourceResult
 
 GIT_API = "source.toolkit.fluxcd.io/v1"
-
 
 
 class GitRepositoryReconciler:
@@ -28,11 +30,12 @@ class GitRepositoryReconciler:
         return [(GIT_API, "GitRepository")]
 
     def reconcile(self, obj: Obj) -> float | None:
-        result = self.git.reconcile(obj, self.backend.get)
-        if result.status != status_of(obj):
-            self.backend.update_status({**obj, "status": result.status})
-        for event in result.events:
-            self.backend.emit_event(obj, event.type, event.reason, event.message,
-                                    source="source-controller")
-        return result.requeue_after
+        def write(result: SourceResult) -> None:
+            if result.status != status_of(obj):
+                self.backend.update_status({**obj, "status": result.status})
+            for event in result.events:
+                self.backend.emit_event(obj, event.type, event.reason, event.message,
+                                        source="source-controller")
+
+        return self.git.reconcile(obj, self.backend.get, write).requeue_after
 

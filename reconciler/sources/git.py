@@ -24,15 +24,30 @@ import re
 import stat
 import tarfile
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from reconciler.engine.clock import Clock, rfc3339
-from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition, merge_conditions
+from reconciler.engine.reconcile import (
+    DONE,
+    PROGRESSING,
+    Conditions,
+    Ending,
+    FluxConditions,
+    Result,
+    Step,
+    keep_last_good,
+    reconcile,
+    render,
+    requeue,
+    summarize,
+)
+from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
 from reconciler.model.objects import Obj, deep_copy, meta, name_of, namespace_of, status_of
 from reconciler.sources.artifacts import (
     Artifact,
@@ -68,11 +83,8 @@ from reconciler.sources.gitspec import (
     INVALID_VERIFICATION_MODE,
     NEW_ARTIFACT,
     NEW_REVISION,
-    PROGRESSING_WITH_RETRY,
-    READY,
     RECONCILING,
     SOURCE_VERIFIED,
-    STALLED,
     STATUS_CONTENT_FIELDS,
     STORAGE_OPERATION_FAILED,
     SUCCEEDED,
@@ -121,8 +133,16 @@ KIND = "GitRepository"
 API_VERSION = "source.toolkit.fluxcd.io/v1"
 REQUESTED_AT_ANNOTATION = "reconcile.fluxcd.io/requestedAt"
 
-_OWNED_CONDITIONS = (RECONCILING, STALLED, READY, FETCH_FAILED, ARTIFACT_IN_STORAGE,
-                     ARTIFACT_OUTDATED, SOURCE_VERIFIED, INCLUDE_UNAVAILABLE)
+CONDITIONS = FluxConditions(
+    negative=(FETCH_FAILED, INCLUDE_UNAVAILABLE, ARTIFACT_OUTDATED),
+    positive=(SOURCE_VERIFIED, ARTIFACT_IN_STORAGE),
+    success_reason=SUCCEEDED,
+    retry_message="retrying after a failed reconcile",
+)
+"""Flux's GitRepository conditions: Ready, Reconciling, Stalled, FetchFailed, IncludeUnavailable,
+ArtifactOutdated, SourceVerified, ArtifactInStorage."""
+LAST_GOOD = ("artifact", "includedArtifacts", *STATUS_CONTENT_FIELDS)
+"""Status fields only a successful reconcile changes: they describe what consumers download."""
 
 _AUTH_HINTS = re.compile(
     r"authentication failed|could not read (username|password)|terminal prompts disabled"
@@ -185,6 +205,34 @@ class _Attempt:
         return redact(text, self.credentials, self.proxy)
 
 
+@dataclass
+class GitRun:
+    """What one reconcile of one GitRepository builds up, step by step."""
+
+    obj: Obj
+    key: tuple[str, str]
+    get_object: ObjectLookup | None
+    generation: int
+    requested_at: str
+    uid: str
+    previous: dict[str, Any]
+    now: float
+    bound: Any
+    prior: Artifact | None
+    conditions: Conditions = field(default_factory=Conditions)
+    spec: GitRepositorySpec | None = None
+    poll: _PollRecord | None = None
+    credentials: GitCredentials | None = None
+    proxy: GitProxy | None = None
+    attempt: _Attempt | None = None
+    artifact: Artifact | None = None
+    events: list[SourceEvent] = field(default_factory=list)
+    skipped: bool = False
+    """Suspended, or within its interval with nothing changed: nothing reconciled, nothing
+    written."""
+    result: SourceResult | None = None
+
+
 class GitRepositoryController:
     """Reconciles GitRepository objects into artifacts; safe to call from several threads.
 
@@ -227,6 +275,8 @@ class GitRepositoryController:
         # Archives already built, by (url, commit, content config): many objects tracking the
         # same repository and ref share one fetch and one archive instead of one each.
         self._built: dict[tuple[str, str, ContentConfig], tuple[Artifact, str]] = {}
+        self.steps: tuple[Step[GitRun], ...] = (
+            self.check_spec, self.check_interval, self.load_inputs, self.sync)
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop what the controller remembers about a deleted object."""
@@ -234,94 +284,207 @@ class GitRepositoryController:
             self._polls.pop((namespace, name), None)
             self._locks.pop((namespace, name), None)
 
-    def reconcile(self, obj: Obj, get_object: ObjectLookup | None = None) -> SourceResult:
+    def reconcile(
+        self, obj: Obj, get_object: ObjectLookup | None = None,
+        write: Callable[[SourceResult], None] | None = None,
+    ) -> SourceResult:
         """One reconcile; `get_object(api_version, kind, namespace, name)` reads Secrets and
-        included GitRepositories (the engine passes its Backend's `get`)."""
+        included GitRepositories (the engine passes its Backend's `get`). `write` persists the
+        result from the `finally` that summarizes it, so a status is written even when a step
+        crashes (the crash then goes on to the caller)."""
         key = (namespace_of(obj), name_of(obj))
         with self._lock_for(key):
-            return self._reconcile(obj, key, get_object)
+            run = self._begin(obj, key, get_object)
+
+            def finish(run: GitRun, ending: Ending) -> None:
+                self.finish(run, ending)
+                if write is not None and run.result is not None:
+                    write(run.result)
+
+            # A git failure or a spec that cannot work is recorded on the status and retried on
+            # this controller's own backoff (or not at all); anything else goes on to the caller.
+            with suppress(GitSourceError, GitSpecError):
+                reconcile(run, self.steps, finish)
+            assert run.result is not None
+            return run.result
 
     def _lock_for(self, key: tuple[str, str]) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def _reconcile(
+    def _begin(
         self, obj: Obj, key: tuple[str, str], get_object: ObjectLookup | None
-    ) -> SourceResult:
+    ) -> GitRun:
         namespace, name = key
         m = meta(obj)
         generation = int(m.get("generation") or 0)
         annotations = m.get("annotations") if isinstance(m.get("annotations"), dict) else {}
-        requested_at = str((annotations or {}).get(REQUESTED_AT_ANNOTATION) or "")
-        uid = str(m.get("uid") or "")
         previous = deep_copy(status_of(obj))
-        now = self.clock.now()
-        bound = log.bind(kind=KIND, namespace=namespace, name=name, generation=generation)
+        run = GitRun(
+            obj=obj, key=key, get_object=get_object, generation=generation,
+            requested_at=str((annotations or {}).get(REQUESTED_AT_ANNOTATION) or ""),
+            uid=str(m.get("uid") or ""), previous=previous, now=self.clock.now(),
+            bound=log.bind(kind=KIND, namespace=namespace, name=name, generation=generation),
+            prior=Artifact.from_status(previous.get("artifact")),
+        )
+        if run.prior is not None and self.store.exists(run.prior.path):
+            # What consumers download until a new artifact is stored.
+            run.conditions.set(Condition(ARTIFACT_IN_STORAGE, TRUE, SUCCEEDED,
+                                         f"stored artifact for revision '{run.prior.revision}'"))
+        return run
 
+    # --- steps ----------------------------------------------------------------------------
+
+    def check_spec(self, run: GitRun) -> Result:
+        """Parse the spec; one that cannot work as written stalls the object."""
+        namespace, name = run.key
         try:
             # The name becomes a path under workdir and the store: refuse `..` and friends early.
             try:
                 check_object_key(KIND, namespace, name)
             except ArtifactPathError as exc:
                 raise GitSpecError(f"metadata: {exc}") from None
-            spec = GitRepositorySpec.parse(obj)
-            check_url_allowed(spec.url, self.allow_local_urls)
+            run.spec = GitRepositorySpec.parse(run.obj)
+            check_url_allowed(run.spec.url, self.allow_local_urls)
         except GitSpecError as exc:
-            bound.warning("invalid spec", reason=exc.reason, error=str(exc))
-            self._polls.pop(key, None)
-            return SourceResult(
-                self._stalled_status(previous, exc, generation, requested_at, now),
-                self.backoff_max,
-                [SourceEvent("Warning", exc.reason, str(exc))],
-            )
+            if exc.reason == INVALID_VERIFICATION_MODE:
+                run.conditions.set(Condition(SOURCE_VERIFIED, FALSE, exc.reason, str(exc)))
+            raise
+        return DONE
 
+    def check_interval(self, run: GitRun) -> Result:
+        """Nothing to do while suspended, or before the interval is due when nothing changed:
+        the run is skipped and writes nothing."""
+        spec = run.spec
+        assert spec is not None
         if spec.suspend:
-            bound.info("reconciliation suspended")
-            return SourceResult(previous, spec.interval)
-
-        poll = self._polls.get(key)
-        if poll is not None and self._may_skip(
-            poll, uid, generation, requested_at, previous, now, spec, namespace, get_object
+            run.bound.info("reconciliation suspended")
+            run.skipped = True
+            return requeue(spec.interval)
+        run.poll = self._polls.get(run.key)
+        namespace = run.key[0]
+        if run.poll is not None and self._may_skip(
+            run.poll, run.uid, run.generation, run.requested_at, run.previous, run.now, spec,
+            namespace, run.get_object,
         ):
-            return SourceResult(previous, poll.next_due - now)
+            run.skipped = True
+            return requeue(run.poll.next_due - run.now)
+        old_generation = run.previous.get("observedGeneration")
+        if old_generation is not None and old_generation != run.generation:
+            run.conditions.set(Condition(
+                RECONCILING, TRUE, PROGRESSING,
+                f"processing object: new generation {old_generation} -> {run.generation}"))
+        return DONE
 
-        bound = bound.bind(url=sanitize_url(spec.url), ref=spec.ref.describe())
-        prior = Artifact.from_status(previous.get("artifact"))
-        credentials: GitCredentials | None = None
-        proxy: GitProxy | None = None
-        attempt: _Attempt | None = None
-        try:
-            credentials = self._credentials(spec, namespace, get_object)
-            proxy = self._proxy(spec, namespace, get_object)
-            attempt = _Attempt(
-                spec, namespace, name, credentials, proxy,
-                self._includes(spec, namespace, get_object),
-                self._verify_keys(spec, namespace, get_object),
+    def load_inputs(self, run: GitRun) -> Result:
+        """Credentials, the proxy, included artifacts and verification keys."""
+        spec = run.spec
+        assert spec is not None
+        namespace, name = run.key
+        run.bound = run.bound.bind(url=sanitize_url(spec.url), ref=spec.ref.describe())
+        with self._recording(run):
+            run.credentials = self._credentials(spec, namespace, run.get_object)
+            run.proxy = self._proxy(spec, namespace, run.get_object)
+            run.attempt = _Attempt(
+                spec, namespace, name, run.credentials, run.proxy,
+                self._includes(spec, namespace, run.get_object),
+                self._verify_keys(spec, namespace, run.get_object),
                 # The shared listing is for routine polls: a retry, a new generation or an
-                # explicit request (new since the last reconcile, or not yet handled per the
-                # status, as after a restart) deserves the remote's current word.
-                refresh_remote=(poll is not None and (
-                    poll.failures > 0 or poll.generation != generation
-                    or poll.requested_at != requested_at
-                )) or (bool(requested_at)
-                       and requested_at != previous.get("lastHandledReconcileAt")),
-                bound=bound.bind(auth=describe_method(spec.scheme, credentials)),
+                # explicit request deserves the remote's current word.
+                refresh_remote=run.poll is not None and (
+                    run.poll.failures > 0 or run.poll.generation != run.generation
+                    or run.poll.requested_at != run.requested_at
+                ),
+                bound=run.bound.bind(auth=describe_method(spec.scheme, run.credentials)),
             )
-            artifact, events, verified = self._sync(attempt, prior, previous, now)
-        except GitSourceError as exc:
-            failures = (poll.failures if poll is not None and poll.uid == uid else 0) + 1
-            delay = min(self.backoff_base * 2 ** (failures - 1), self.backoff_max)
-            self._polls[key] = _PollRecord(uid, generation, requested_at, now + delay, failures)
-            message = redact(str(exc), credentials, proxy)
-            bound.warning("reconcile failed", reason=exc.reason, error=message, retry_in=delay)
-            status = self._failed_status(previous, prior, exc, message, generation,
-                                         requested_at, now, attempt.outdated if attempt else "")
-            return SourceResult(status, delay, [SourceEvent("Warning", exc.reason, message)])
+        return DONE
 
-        self._polls[key] = _PollRecord(uid, generation, requested_at, now + spec.interval, 0)
-        status = self._ready_status(previous, attempt, artifact, verified, generation,
-                                    requested_at, now)
-        return SourceResult(status, spec.interval, events)
+    def sync(self, run: GitRun) -> Result:
+        """Resolve the ref, and when it or the content moved: fetch, verify, include, store."""
+        attempt = run.attempt
+        assert attempt is not None
+        try:
+            with self._recording(run):
+                run.artifact, run.events, verified = self._sync(
+                    attempt, run.prior, run.previous, run.now)
+        finally:
+            if attempt.outdated:
+                message = f"new upstream revision '{attempt.outdated}'"
+                run.conditions.set(Condition(ARTIFACT_OUTDATED, TRUE, NEW_REVISION, message))
+                run.conditions.set(Condition(RECONCILING, TRUE, PROGRESSING,
+                                             f"building artifact: {message}"))
+        message = f"stored artifact for revision '{run.artifact.revision}'"
+        run.conditions.set(Condition(ARTIFACT_IN_STORAGE, TRUE, SUCCEEDED, message))
+        if attempt.spec.content.verification_mode:
+            # An up-to-date artifact was verified when it was built: keep saying so.
+            run.conditions.set(verified or _carried(run.previous, SOURCE_VERIFIED))
+        return DONE
+
+    @contextmanager
+    def _recording(self, run: GitRun) -> Iterator[None]:
+        """A git failure recorded on its own condition, its message redacted of credentials."""
+        try:
+            yield
+        except GitSourceError as exc:
+            message = redact(str(exc), run.credentials, run.proxy)
+            exc.args = (message,)
+            # SourceVerified has positive polarity (False when failing); the others negative.
+            run.conditions.set(Condition(
+                exc.condition_type, FALSE if exc.condition_type == SOURCE_VERIFIED else TRUE,
+                exc.reason, message))
+            raise
+
+    # --- the one place the status is summarized -------------------------------------------
+
+    def finish(self, run: GitRun, ending: Ending) -> None:
+        """The new status, events and requeue of a run, from how it ended."""
+        if run.skipped:
+            assert ending.result is not None and ending.result.after is not None
+            run.result = SourceResult(run.previous, ending.result.after)
+            return
+        status = dict(run.previous)
+        if run.requested_at:
+            status["lastHandledReconcileAt"] = run.requested_at
+        if ending.succeeded or ending.stalled:
+            status["observedGeneration"] = run.generation  # Flux: on success or a stall
+        if ending.succeeded:
+            assert run.spec is not None and run.artifact is not None and run.attempt is not None
+            for stale in (*STATUS_CONTENT_FIELDS, "includedArtifacts"):
+                status.pop(stale, None)
+            status.update(run.spec.content.to_status())
+            if run.attempt.includes:
+                status["includedArtifacts"] = _included_status(run.attempt.includes)
+            status["artifact"] = run.artifact.to_status()
+        # artifact, includedArtifacts and the observed content configuration describe the last
+        # success, which is still what consumers download.
+        status = keep_last_good(status, run.previous, ending, LAST_GOOD)
+        message = f"stored artifact for revision '{run.artifact.revision}'" if (
+            run.artifact is not None) else ""
+        conditions = summarize(run.conditions, ending, CONDITIONS, message)
+        status["conditions"] = render(run.previous.get("conditions"), conditions, CONDITIONS,
+                                      ending, rfc3339(run.now), run.generation)
+        failure = ending.failure
+        if ending.succeeded:
+            assert run.spec is not None
+            self._polls[run.key] = _PollRecord(run.uid, run.generation, run.requested_at,
+                                               run.now + run.spec.interval, 0)
+            run.result = SourceResult(status, run.spec.interval, run.events)
+            return
+        assert failure is not None
+        events = [SourceEvent("Warning", failure.reason, failure.message)]
+        if ending.stalled:
+            run.bound.warning("invalid spec", reason=failure.reason, error=failure.message)
+            self._polls.pop(run.key, None)
+            run.result = SourceResult(status, self.backoff_max, events)
+            return
+        poll = run.poll
+        failures = (poll.failures if poll is not None and poll.uid == run.uid else 0) + 1
+        delay = min(self.backoff_base * 2 ** (failures - 1), self.backoff_max)
+        self._polls[run.key] = _PollRecord(run.uid, run.generation, run.requested_at,
+                                           run.now + delay, failures)
+        run.bound.warning("reconcile failed", reason=failure.reason, error=failure.message,
+                          retry_in=delay, crashed=failure.crashed)
+        run.result = SourceResult(status, delay, events)
 
     def _may_skip(
         self,
@@ -790,103 +953,6 @@ class GitRepositoryController:
                     f"exist in artifact revision '{artifact.revision}'", "NotFound",
                 )
 
-    # --- status summary -------------------------------------------------------------------
-
-    def _ready_status(
-        self,
-        previous: dict[str, Any],
-        attempt: _Attempt,
-        artifact: Artifact,
-        verified: Condition | None,
-        generation: int,
-        requested_at: str,
-        now: float,
-    ) -> dict[str, Any]:
-        message = f"stored artifact for revision '{artifact.revision}'"
-        status = _base_status(previous, requested_at)
-        for stale in (*STATUS_CONTENT_FIELDS, "includedArtifacts"):
-            status.pop(stale, None)
-        status.update(attempt.spec.content.to_status())
-        if attempt.includes:
-            status["includedArtifacts"] = _included_status(attempt.includes)
-        status["observedGeneration"] = generation
-        status["artifact"] = artifact.to_status()
-        current = [
-            Condition(READY, TRUE, SUCCEEDED, message),
-            Condition(ARTIFACT_IN_STORAGE, TRUE, SUCCEEDED, message),
-        ]
-        if attempt.spec.content.verification_mode:
-            # An up-to-date artifact was verified when it was built: keep saying so.
-            current.append(verified or _carried(previous, SOURCE_VERIFIED))
-        status["conditions"] = _conditions(previous, current, now, generation)
-        return status
-
-    def _failed_status(
-        self,
-        previous: dict[str, Any],
-        prior: Artifact | None,
-        exc: GitSourceError,
-        message: str,
-        generation: int,
-        requested_at: str,
-        now: float,
-        outdated: str = "",
-    ) -> dict[str, Any]:
-        # observedGeneration and artifact stay as they were: they describe the last success,
-        # which is still what consumers download.
-        status = _base_status(previous, requested_at)
-        old_generation = previous.get("observedGeneration")
-        progress = (
-            f"processing object: new generation {old_generation} -> {generation}"
-            if old_generation is not None and old_generation != generation
-            else "retrying after a failed reconcile"
-        )
-        if outdated:
-            # Flux's later progress message wins over the generation one.
-            progress = f"building artifact: new upstream revision '{outdated}'"
-        current = [
-            Condition(RECONCILING, TRUE, PROGRESSING_WITH_RETRY, progress),
-            Condition(READY, FALSE, exc.reason, message),
-            # SourceVerified has positive polarity (False when failing); the others negative.
-            Condition(exc.condition_type, FALSE if exc.condition_type == SOURCE_VERIFIED else TRUE,
-                      exc.reason, message),
-        ]
-        if outdated:
-            current.append(Condition(ARTIFACT_OUTDATED, TRUE, NEW_REVISION,
-                                     f"new upstream revision '{outdated}'"))
-        if prior is not None and self.store.exists(prior.path):
-            current.append(
-                Condition(ARTIFACT_IN_STORAGE, TRUE, SUCCEEDED,
-                          f"stored artifact for revision '{prior.revision}'")
-            )
-        status["conditions"] = _conditions(previous, current, now, generation)
-        return status
-
-    def _stalled_status(
-        self,
-        previous: dict[str, Any],
-        exc: GitSpecError,
-        generation: int,
-        requested_at: str,
-        now: float,
-    ) -> dict[str, Any]:
-        status = _base_status(previous, requested_at)
-        status["observedGeneration"] = generation
-        current = [
-            Condition(STALLED, TRUE, exc.reason, str(exc)),
-            Condition(READY, FALSE, exc.reason, str(exc)),
-        ]
-        if exc.reason == INVALID_VERIFICATION_MODE:
-            current.append(Condition(SOURCE_VERIFIED, FALSE, exc.reason, str(exc)))
-        prior = Artifact.from_status(previous.get("artifact"))
-        if prior is not None and self.store.exists(prior.path):
-            current.append(
-                Condition(ARTIFACT_IN_STORAGE, TRUE, SUCCEEDED,
-                          f"stored artifact for revision '{prior.revision}'")
-            )
-        status["conditions"] = _conditions(previous, current, now, generation)
-        return status
-
 
 def _init_cache(directory: Path, spec: GitRepositorySpec, home: Path, allow_file: bool) -> None:
     if not (directory / ".git").is_dir():
@@ -958,25 +1024,3 @@ def _stderr_of(exc: GitCommandFailed) -> str:
     telling = [line for line in lines if _TELLING.search(line)]
     chosen = "; ".join((telling or lines)[:3]) or f"git exited with status {exc.status}"
     return scrub_userinfo(chosen)
-
-
-def _base_status(previous: dict[str, Any], requested_at: str) -> dict[str, Any]:
-    status = dict(previous)
-    if requested_at:
-        status["lastHandledReconcileAt"] = requested_at
-    return status
-
-
-def _conditions(
-    previous: Mapping[str, Any], current: list[Condition], now: float, generation: int
-) -> list[dict[str, Any]]:
-    old = previous.get("conditions")
-    old_list = old if isinstance(old, list) else []
-    rendered = merge_conditions(old_list, current, rfc3339(now), generation)
-    # Keep conditions other writers own; drop ours that no longer hold (negative polarity ones
-    # are only present while True).
-    foreign = [
-        c for c in old_list
-        if isinstance(c, dict) and c.get("type") not in _OWNED_CONDITIONS
-    ]
-    return rendered + foreign
