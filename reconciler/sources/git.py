@@ -390,11 +390,13 @@ class GitRepositoryController:
                 self._includes(spec, namespace, run.get_object),
                 self._verify_keys(spec, namespace, run.get_object),
                 # The shared listing is for routine polls: a retry, a new generation or an
-                # explicit request deserves the remote's current word.
-                refresh_remote=run.poll is not None and (
+                # explicit request (new since the last reconcile, or not yet handled per the
+                # status, as after a restart) deserves the remote's current word.
+                refresh_remote=(run.poll is not None and (
                     run.poll.failures > 0 or run.poll.generation != run.generation
                     or run.poll.requested_at != run.requested_at
-                ),
+                )) or (bool(run.requested_at)
+                       and run.requested_at != run.previous.get("lastHandledReconcileAt")),
                 bound=run.bound.bind(auth=describe_method(spec.scheme, run.credentials)),
             )
         return DONE
