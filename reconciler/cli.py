@@ -131,7 +131,10 @@ def diff(paths: Sequence[str], output: str, state: Path | None) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Artifacts and Git caches [default: STATE.d, else a temporary directory].")
 @click.option("--tick", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
-              help="Real seconds between reconcile ticks.")
+              help="Real seconds between ticks: the simulator's clock catches up, its "
+                   "controllers run, due requeues are queued.")
+@click.option("--concurrent", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Reconciles each controller runs at once (worker threads per queue).")
 @click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True,
               help="Simulator seconds per real second (simulated builds finish sooner above 1).")
@@ -140,12 +143,13 @@ def diff(paths: Sequence[str], output: str, state: Path | None) -> None:
 @click.pass_context
 def run(ctx: click.Context, paths: Sequence[str], environment: str, state: Path | None,
         listen: str, artifacts_listen: str, artifacts_url: str | None, data_dir: Path | None,
-        tick: float, time_scale: float, log_format: str) -> None:
+        tick: float, concurrent: int, time_scale: float, log_format: str) -> None:
     """Run the reconciler as a daemon over PATHS until SIGTERM or SIGINT.
 
-    Applies PATHS, then reconciles every TICK seconds of real time, serving artifacts over HTTP
-    and Prometheus metrics on --listen. Exit 0 after a graceful shutdown, 2 when it cannot
-    start (invalid input, an address in use).
+    Applies PATHS, then reconciles each object when it, or something its last reconcile read,
+    changes, or its requeue is due (a work queue per controller, --concurrent workers each),
+    serving artifacts over HTTP and Prometheus metrics on --listen. Exit 0 after a graceful
+    shutdown, 2 when it cannot start (invalid input, an address in use).
     """
     # Imported here so the other commands do not pay for APScheduler and the HTTP servers.
     from reconciler.daemon import run_daemon
@@ -158,7 +162,8 @@ def run(ctx: click.Context, paths: Sequence[str], environment: str, state: Path 
         settings = DaemonSettings(
             environment=environment, listen=ListenAddress.parse(listen),
             artifacts_listen=ListenAddress.parse(artifacts_listen), artifacts_url=artifacts_url,
-            state=state, data_dir=data_dir, tick_seconds=tick, time_scale=time_scale)
+            state=state, data_dir=data_dir, tick_seconds=tick, time_scale=time_scale,
+            concurrent=concurrent)
         objects = load_paths(paths, allow_empty=False)
         with _writing(state):
             run_daemon(objects, settings)

@@ -81,6 +81,27 @@ class DaemonSettings:
     """Rounds a tick may run while the cluster keeps changing before it yields to the next."""
     stall_after_seconds: float = 300.0
     """A tick running longer than this fails the liveness check."""
+    concurrent: int = 4
+    """Reconciles each controller runs at once (its work queue's worker threads)."""
+    retry_base_seconds: float = 5.0
+    """First retry after a failed reconcile (a transient error, a timeout, a crash); doubles
+    with each consecutive failure of the same object."""
+    retry_max_seconds: float = 300.0
+    """Cap on the retry delay of one object."""
+    requeue_qps: float = 10.0
+    """Retries per second one controller's queue lets through on average (its token bucket,
+    controller-runtime's default), on top of the per-object backoff."""
+    requeue_burst: int = 100
+    """Retries the token bucket lets through at once."""
+
+    def __post_init__(self) -> None:
+        if self.concurrent < 1:
+            raise InputError(f"--concurrent must be at least 1 (got {self.concurrent})")
+        if not 0 < self.retry_base_seconds <= self.retry_max_seconds:
+            raise InputError("retries: need 0 < retry_base_seconds <= retry_max_seconds (got "
+                             f"{self.retry_base_seconds:g} and {self.retry_max_seconds:g})")
+        if self.requeue_qps <= 0 or self.requeue_burst < 1:
+            raise InputError("retries: need requeue_qps > 0 and requeue_burst >= 1")
 
     @property
     def resolved_data_dir(self) -> Path | None:

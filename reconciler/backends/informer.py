@@ -13,7 +13,8 @@ Cache update rules (`KindCache`):
   the watch was down.
 
 Every change bumps the shared `ChangeLog`, whose revisions answer the runner's
-`last_change`/`last_kind_change` (`reconciler.engine.tracking.ChangeFeed`).
+`last_change`/`last_kind_change` (`reconciler.engine.tracking.ChangeFeed`), and which tells its
+listeners (the daemon's work queue) of each changed key.
 
 `Informer` loop: list (synchronously, in `start`), then watch from the list's resourceVersion in
 a thread; BOOKMARKs move the resourceVersion; a watch that ends (its `timeoutSeconds`) is
@@ -69,19 +70,27 @@ def labels_match(obj: Obj, labels: Mapping[str, str] | None) -> bool:
     return all(have.get(k) == v for k, v in labels.items())
 
 
+KeyListener = Callable[[str, str, str, str], None]
+"""Told of a changed object: (group, kind, namespace, name)."""
+
+
 class ChangeLog:
-    """A revision that grows with every cache change, and when each key and kind last changed."""
+    """A revision that grows with every cache change, and when each key and kind last changed;
+    listeners (the daemon's work queue) are told of each changed key as it changes."""
 
     def __init__(self) -> None:
         self.revision = 0
         self._keys: dict[tuple[str, str, str, str], int] = {}
         self._kinds: dict[tuple[str, str, str | None], int] = {}
+        self.listeners: list[KeyListener] = []
 
     def bump(self, group: str, kind: str, namespace: str, name: str) -> None:
         self.revision += 1
         self._keys[(group, kind, namespace, name)] = self.revision
         self._kinds[(group, kind, namespace)] = self.revision
         self._kinds[(group, kind, None)] = self.revision
+        for listener in self.listeners:
+            listener(group, kind, namespace, name)
 
     def last_change(self, group: str, kind: str, namespace: str, name: str) -> int:
         return self._keys.get((group, kind, namespace, name), 0)

@@ -486,7 +486,14 @@ class KubernetesBackend:
     are applied only at its sync points (the next `names`): a reconcile reads a snapshot that
     does not move under it, and a change that arrives meanwhile is seen as one after it.
     Before that (tests, scripts), every read applies what has arrived.
+
+    With a listener (`add_change_listener`: the daemon's work queue), events are applied as they
+    arrive instead, and the listener is told of each changed key at once, as controller-runtime's
+    informers feed its queues.
     """
+
+    thread_safe = True
+    """Reconciles may call it from several threads at once (the daemon's workers)."""
 
     def __init__(
         self,
@@ -526,6 +533,7 @@ class KubernetesBackend:
         self._uncached: set[tuple[str, str]] = set()
         self._pending: list[Callable[[], None]] = []
         self._frozen = False
+        self._live = False
         self._closed = False
 
     @property
@@ -738,6 +746,15 @@ class KubernetesBackend:
             self._drain()
             return cache.names()
 
+    def add_change_listener(self, listener: Callable[[str, str, str, str], None]) -> None:
+        """Call `listener(group, kind, namespace, name)` for every change of a cached object
+        (watch events, our own writes' responses, re-lists), under the cache lock, from the
+        thread that saw it; from now on events are applied as they arrive."""
+        with self._lock:
+            self._changes.listeners.append(listener)
+            self._live = True
+            self._drain()
+
     def sync(self) -> int:
         """Apply the watch events that arrived; the change revision after them."""
         with self._lock:
@@ -767,7 +784,7 @@ class KubernetesBackend:
                 def run() -> None:
                     self._apply_event(cache, type_, obj, items)
                 with self._lock:
-                    if not started:  # the first list: its caller waits for it
+                    if not started or self._live:  # the first list: its caller waits for it
                         run()
                     else:
                         self._pending.append(run)

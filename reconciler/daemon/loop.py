@@ -1,12 +1,23 @@
-"""One reconcile tick: catch the environment's clock up with real time, then run rounds until
-the cluster stops changing, then refresh the cluster gauges.
+"""Ticks: what still runs on a timer now that work queues drive the daemon's reconciles.
 
-The scheduler calls `tick` from its worker thread; the debug endpoint reads the cluster from the
-HTTP thread. `lock` keeps the two apart, so a reader never sees half a round.
+`QueueLoop` is `reconciler run`'s. `ReconcileLoop` (below) is the round-based tick that
+`reconciler serve` keeps for the controllers it runs in-process: rounds of every controller to
+a fixed point under one lock shared with its API handlers.
 
-Each reconcile runs under the runner's per-reconcile deadline, so no object holds a tick. Once
-`request_stop` is called (shutdown), no new reconcile starts: the one in progress finishes, the
-tick returns, and no later tick runs rounds.
+`QueueLoop`:
+
+Every `--tick` real seconds, from APScheduler's thread:
+1. the environment's clock catches up with real time (scaled; a no-op on a real cluster);
+2. the delayed keys now due (requeue-after, retries) go to their queues (`QueueDriver.pump`);
+3. the tick waits for the queues to go idle (bounded), then runs the simulated controllers'
+   rounds to a fixed point, if the cluster changed since their last round or one of them asked
+   to be woken; their writes feed the queues, so 3 repeats until a round changes nothing;
+4. the cluster gauges are refreshed, if anything changed since they last were.
+At rest (nothing changed, nothing due) a tick reads no object.
+
+`request_stop` (shutdown) makes the queues hand out no more keys and the tick return at once.
+`read` runs a reader (the debug endpoint) under the lock that serializes access to a
+non-thread-safe cluster, so it never sees half a write.
 """
 
 from __future__ import annotations
@@ -19,6 +30,8 @@ from typing import TypeVar
 import structlog
 
 from reconciler.daemon.clock import ClockFollower
+from reconciler.daemon.locked import LockedBackend
+from reconciler.daemon.manager import QueueDriver
 from reconciler.engine.runner import Environment, RoundDriver
 from reconciler.observability.health import HealthState
 from reconciler.observability.metrics import ReconcilerMetrics, record_cluster
@@ -28,7 +41,108 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+class QueueLoop:
+    def __init__(
+        self,
+        env: Environment,
+        driver: QueueDriver,
+        follower: ClockFollower,
+        metrics: ReconcilerMetrics,
+        health: HealthState,
+        kinds: Sequence[tuple[str, str]],
+        max_rounds: int,
+        backend: LockedBackend,
+        idle_wait: float = 30.0,
+    ) -> None:
+        self.env, self.driver, self.follower = env, driver, follower
+        self.metrics, self.health, self.kinds = metrics, health, kinds
+        self.max_rounds, self.backend, self.idle_wait = max_rounds, backend, idle_wait
+        self.ticks = 0
+        self.skipped = 0
+        """Per tick, the objects known to the controllers that it did not reconcile."""
+        self._sim_revision = -1
+        self._gauged_at = -1
+        self._reconciled_at = 0
+
+    def request_stop(self) -> None:
+        """Start no new reconcile; callable from any thread, without waiting for the tick."""
+        self.driver.request_stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self.driver.stopping
+
+    def tick(self) -> None:
+        """Never raises: a failed tick is logged, counted and retried at the next one."""
+        if self.driver.stopping:
+            return
+        self.health.tick_started()
+        started = time.perf_counter()
+        error: str | None = None
+        try:
+            self._tick()
+        except Exception as exc:
+            # The scheduler would log and carry on too; doing it here keeps the count and
+            # the readiness reason right.
+            log.exception("reconcile tick failed")
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.metrics.tick_duration.observe(time.perf_counter() - started)
+            self.metrics.ticks_total.labels(result="ok" if error is None else "failed").inc()
+            self.health.tick_finished(error)
+
+    def read(self, reader: Callable[[], T]) -> T:
+        """Run `reader` between two writes to the cluster."""
+        with self.backend.lock:
+            return reader()
+
+    def _tick(self) -> None:
+        driver = self.driver
+        deadline = time.monotonic() + self.idle_wait
+        with self.backend.lock:
+            self.follower.catch_up()
+        rounds = 0
+        for _ in range(self.max_rounds):
+            driver.pump()
+            if not driver.wait_idle(max(deadline - time.monotonic(), 0.0)):
+                log.debug("queues still busy at the end of the tick's wait")
+                break
+            if driver.rounds is None or driver.stopping:
+                break
+            with self.backend.lock:
+                before = self.env.revision()
+                due = driver.rounds.next_wakeup()
+                if before == self._sim_revision and (due is None or due > 0):
+                    break
+                report = driver.run_rounds(self.max_rounds)
+                self._sim_revision = self.env.revision()
+            if report is None or report.stopped:
+                break
+            rounds += report.rounds
+            if self._sim_revision == before or time.monotonic() > deadline:
+                break
+        if rounds:
+            self.metrics.rounds_total.inc(rounds)
+        if driver.stopping:
+            log.info("tick cut short: stopping")
+            return
+        if driver.changes != self._gauged_at:
+            self._gauged_at = driver.changes
+            with self.backend.lock:
+                record_cluster(self.metrics, self.backend, self.kinds)
+        self.ticks += 1
+        reconciled = driver.product_reconciles - self._reconciled_at
+        self._reconciled_at += reconciled
+        self.skipped += max(len(driver.index) - reconciled, 0)
+        if reconciled:
+            log.debug("tick", tick=self.ticks, rounds=rounds, reconciles=reconciled)
+
+
 class ReconcileLoop:
+    """One tick of rounds: catch the environment's clock up with real time, run rounds of every
+    controller until the cluster stops changing, refresh the cluster gauges. `lock` keeps a tick
+    and a reader (`read`) apart; `request_stop` starts no new reconcile."""
+
     def __init__(
         self,
         env: Environment,

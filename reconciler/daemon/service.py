@@ -1,12 +1,15 @@
 """The daemon's lifecycle: start everything in order, run until signalled, stop in reverse.
 
 Start: load the environment (and `--state`), apply the input objects, start the artifact server
-(its real URL goes into `status.artifact.url`), wire the product's controllers with metrics,
-start the operations server and the APScheduler job that ticks every `tick_seconds`.
-Stop (SIGTERM/SIGINT, or leaving the `with` block): the loop starts no new reconcile (the tick
-in progress ends after its current reconcile, itself bounded by `Limits.reconcile_seconds`),
-readiness goes false, the scheduler stops, `--state` is saved, then the servers stop. A start
-that fails half way stops what it had started.
+(its real URL goes into `status.artifact.url`), wire the product's controllers to one work
+queue each (`manager.QueueDriver`, `--concurrent` workers per queue) fed by the environment's
+change notifications, queue every watched object once, start the operations server and the
+APScheduler job that ticks every `tick_seconds` (`loop.QueueLoop`: the virtual clock, the
+simulated controllers' rounds, due requeues, gauges).
+Stop (SIGTERM/SIGINT, or leaving the `with` block): the queues hand out no more keys, readiness
+goes false, the scheduler stops, the reconciles in flight finish (each bounded by
+`Limits.reconcile_seconds`), `--state` is saved, then the servers stop. A start that fails half
+way stops what it had started.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from reconciler.daemon.artifacts import CountingArtifactStore
 from reconciler.daemon.clock import ClockFollower
 from reconciler.daemon.debug import debug_document
-from reconciler.daemon.loop import ReconcileLoop
-from reconciler.engine.controller import Controller
+from reconciler.daemon.locked import LockedBackend
+from reconciler.daemon.loop import QueueLoop
+from reconciler.daemon.manager import QueueDriver, QueueSettings
+from reconciler.engine.controller import Controller, Polling
 from reconciler.engine.runner import Environment, RoundDriver
 from reconciler.engine.sources import GitRepositoryReconciler
 from reconciler.engine.tracking import TrackingBackend
@@ -42,13 +47,13 @@ from reconciler.observability.health import HealthState
 from reconciler.observability.metrics import (
     CallbackCounter,
     CallbackCounters,
-    InstrumentedController,
     ReconcilerMetrics,
     watched_kinds,
 )
 from reconciler.observability.stdlib_logs import route_to_structlog
 from reconciler.settings import DaemonSettings, SourceSettings
 from reconciler.simulation import apply_inputs
+from reconciler.sources.git import GitRepositoryController
 from reconciler.sources.server import ArtifactServer
 
 log = structlog.get_logger(__name__)
@@ -72,7 +77,7 @@ class Daemon:
         self.health = HealthState(settings.stall_after_seconds)
         self._stack = contextlib.ExitStack()
         self.env: Environment | None = None
-        self.loop: ReconcileLoop | None = None
+        self.loop: QueueLoop | None = None
         self.operations: OperationsServer | None = None
         self.artifacts: ArtifactServer | None = None
 
@@ -126,27 +131,54 @@ class Daemon:
             # Never local paths or file:// in the daemon: they read any repository on the host.
             allow_local_urls=False)
 
-        tracker = TrackingBackend(env.backend)
-        product = product_controllers(tracker, env.clock, sources)
-        controllers: list[Controller] = [InstrumentedController(c, self.metrics)
-                                         for c in (*product, *env.controllers)]
-        driver = RoundDriver(env, controllers, tracker, tracked=product, limits=self.limits)
-        self._register_counters(product, driver)
+        # A cluster that is not thread-safe (the simulator's) is called under one lock.
+        locked = LockedBackend(env.backend, serialize=not getattr(env.backend, "thread_safe",
+                                                                  False))
+        tracker = TrackingBackend(locked)
+        built = product_controllers(tracker, env.clock, sources)
+        gits = [c.git for c in built if isinstance(c, GitRepositoryReconciler)]
+        # A poll interval is a periodic re-check, not work in flight (a success, not a requeue).
+        product: list[Controller] = [Polling(c) if isinstance(c, GitRepositoryReconciler) else c
+                                     for c in built]
+        observe = self.metrics.observe_reconcile
+        rounds = (RoundDriver(env, env.controllers, limits=self.limits, observe=observe)
+                  if env.controllers else None)
+        driver = QueueDriver(
+            locked, tracker, product, env.clock,
+            QueueSettings(settings.concurrent, settings.retry_base_seconds,
+                          settings.retry_max_seconds, settings.requeue_qps,
+                          settings.requeue_burst),
+            self.limits, observe, self.metrics.workqueues.for_queue, rounds)
+        for queue in driver.queues:
+            self.metrics.workqueues.watch(queue)
+        try:
+            driver.subscribe(env.backend)
+        except TypeError as exc:
+            raise DaemonStartError(
+                f"the {settings.environment} environment cannot run the daemon: {exc}") from exc
         follower = ClockFollower(env, settings.time_scale)
-        follower.align()
-        kinds = watched_kinds(controllers)
-        loop = self.loop = ReconcileLoop(env, driver, follower, self.metrics, self.health, kinds,
-                                         settings.max_rounds_per_tick)
+        with locked.lock:
+            follower.align()
+        kinds = watched_kinds([*product, *env.controllers])
+        loop = self.loop = QueueLoop(env, driver, follower, self.metrics, self.health, kinds,
+                                         settings.max_rounds_per_tick, locked,
+                                         idle_wait=self.limits.reconcile_seconds)
+        self._register_counters(gits, loop)
 
         self.operations = OperationsServer(
             self.metrics.registry, self.health, settings.listen.host, settings.listen.port,
             debug_objects=lambda query: loop.read(
-                lambda: debug_document(env.backend, kinds, query)))
+                lambda: debug_document(locked, kinds, query)))
         self.operations.start()
         self._stack.callback(self.operations.stop)
 
         if settings.state is not None:
             self._stack.callback(self._save_state, env, settings.state)
+        queued = driver.enqueue_all()
+        driver.start()
+        # Runs after the scheduler's shutdown and before the state is saved: the reconciles in
+        # flight finish (each within its deadline).
+        self._stack.callback(self._drain, driver, self.limits.reconcile_seconds + 1.0)
         route_to_structlog("apscheduler")
         scheduler = BackgroundScheduler(timezone=UTC)
         scheduler.add_job(
@@ -157,13 +189,14 @@ class Daemon:
         scheduler.start()
         self._stack.callback(scheduler.shutdown, wait=True)
         self._stack.callback(self.health.stopping)
-        # Run first on stop: the tick in progress ends after its current reconcile, so the
-        # scheduler's shutdown (which waits for it) is prompt.
+        # Run first on stop: the queues hand out nothing more and the tick in progress returns,
+        # so the scheduler's shutdown (which waits for it) is prompt.
         self._stack.callback(loop.request_stop)
         log.info("daemon started", environment=settings.environment,
                  metrics=f"{self.operations.url}/metrics",
                  artifacts=sources.artifact_base_url, data_dir=str(data_dir),
-                 tick_seconds=settings.tick_seconds, time_scale=settings.time_scale)
+                 tick_seconds=settings.tick_seconds, time_scale=settings.time_scale,
+                 concurrent=settings.concurrent, queued=queued)
 
     def _data_dir(self) -> Path:
         chosen = self.settings.resolved_data_dir
@@ -178,8 +211,8 @@ class Daemon:
                 f"cannot use data directory {chosen}: {exc.strerror}") from exc
         return chosen
 
-    def _register_counters(self, product: Sequence[Controller], driver: RoundDriver) -> None:
-        gits = [c.git for c in product if isinstance(c, GitRepositoryReconciler)]
+    def _register_counters(self, gits: Sequence[GitRepositoryController],
+                           loop: QueueLoop) -> None:
         self.metrics.registry.register(CallbackCounters([
             CallbackCounter("reconciler_git_ls_remote_calls",
                             "git ls-remote calls made by the GitRepository controller.",
@@ -188,10 +221,18 @@ class Daemon:
                             "git fetches made by the GitRepository controller.",
                             lambda: sum(g.fetch_calls for g in gits)),
             CallbackCounter("reconciler_reconcile_skipped",
-                            "Reconciles skipped because nothing the object's last reconcile "
-                            "read has changed and no wake-up is due.",
-                            lambda: driver.skipped),
+                            "Per tick, objects the controllers watch that it did not reconcile "
+                            "(nothing they read changed and no requeue was due).",
+                            lambda: loop.skipped),
         ]))
+
+    @staticmethod
+    def _drain(driver: QueueDriver, timeout: float) -> None:
+        if not driver.shutdown(timeout):
+            log.warning("reconciles still running at shutdown were abandoned",
+                        waited_seconds=timeout)
+        else:
+            log.debug("work queues drained")
 
     @staticmethod
     def _save_state(env: Environment, path: Path) -> None:

@@ -114,8 +114,9 @@ def test_run_reconciles_serves_artifacts_and_stops_gracefully(
 
         metrics = daemon.metrics()
         for name, labels, at_least in [
+            # A poll on the interval is a success, not a requeue (issue 10).
             ("reconciler_reconcile_total", {"controller": "source-controller",
-                                            "result": "requeue"}, 2),
+                                            "result": "success"}, 2),
             ("reconciler_reconcile_duration_seconds_count",
              {"controller": "workload-controller"}, 1),
             ("reconciler_git_ls_remote_calls_total", {}, 2),
@@ -129,6 +130,12 @@ def test_run_reconciles_serves_artifacts_and_stops_gracefully(
             value = sample(metrics, name, **labels)
             assert value is not None and value >= at_least, (name, labels, value)
         assert sample(metrics, "reconciler_workloads", ready="False") == 0.0
+        # The work queues' metrics, under controller-runtime's names.
+        for series in ('workqueue_adds_total{name="workload-controller"}',
+                       'workqueue_work_duration_seconds_count{name="source-controller"}',
+                       'workqueue_depth{name="kustomize-controller"}',
+                       'workqueue_unfinished_work_seconds{name="workload-controller"}'):
+            assert series in metrics, series
 
         assert daemon.stop() == 0, daemon.stderr_tail()
 
