@@ -41,6 +41,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Protocol
 
 import structlog
@@ -63,6 +64,19 @@ JITTER_FACTOR = 1.2
 """client-go's: a candidate waits `retry_period * (1 + random * 1.2)` between attempts."""
 
 DEFAULT_LEASE_NAME = "reconciler-leader-election"
+
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def in_cluster_namespace(path: Path = SERVICE_ACCOUNT_NAMESPACE) -> str | None:
+    """The pod's own namespace when running in a cluster (the default of
+    `--leader-election-namespace`, as controller-runtime's), else None."""
+    try:
+        namespace = path.read_text().strip()
+    except OSError:
+        return None
+    return namespace or None
 
 
 def default_identity() -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from reconciler.ha.election import (
     LeaderElector,
     Outcome,
     default_identity,
+    in_cluster_namespace,
     run_elector,
 )
 from reconciler.ha.lease import (
@@ -444,6 +446,15 @@ def test_identities_are_the_host_and_a_random_suffix() -> None:
     import socket
     first, second = default_identity(), default_identity()
     assert first != second and first.startswith(socket.gethostname() + "_")
+
+
+def test_the_namespace_in_a_pod_is_the_service_accounts(tmp_path: Path) -> None:
+    file = tmp_path / "namespace"
+    assert in_cluster_namespace(file) is None
+    file.write_text("reconciler-system\n")
+    assert in_cluster_namespace(file) == "reconciler-system"
+    file.write_text("")
+    assert in_cluster_namespace(file) is None
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
