@@ -167,7 +167,7 @@ class InMemoryCluster:
         return out
 
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
-        info, desired, key = self._admit(obj)
+        info, desired, key = self._admit(obj, applying=True)
         api_version = str(obj.get("apiVersion", ""))
         live = self._objects.get(key)
         if live is None:
@@ -207,7 +207,8 @@ class InMemoryCluster:
             current.update(desired)
         return self.edit(api_version, info.kind, key[2], key[3], replace, field_manager)
 
-    def _admit(self, obj: Obj, creating: bool = True) -> tuple[KindInfo, Obj, Key]:
+    def _admit(self, obj: Obj, creating: bool = True,
+               applying: bool = False) -> tuple[KindInfo, Obj, Key]:
         """What kube-apiserver checks before it stores `obj`: kind, name, namespace, object
         meta, the CRD schema, admission; the object as it would be stored, and its key."""
         api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
@@ -239,20 +240,29 @@ class InMemoryCluster:
         _refuse(desired, object_problems(desired, namespaced=info.namespaced))
         if kind == "Secret" and api_version == "v1" and "stringData" in desired:
             desired = fold_string_data(desired)
+        key = self._key(info, namespace, name)
+        if not (applying and key in self._objects):
+            # An apply to an existing object is a partial configuration (only the fields its
+            # manager owns): the schema and the webhooks judge the merged object instead.
+            self._check_schema_and_admission(desired, info)
+        return info, desired, key
+
+    def _check_schema_and_admission(self, obj: Obj, info: KindInfo) -> None:
+        """The CRD's schema, then Cartographer's validating webhooks, as a cluster running
+        Cartographer has them; raises `Rejected`."""
         schema = self._schemas.get((info.group, info.kind))
         if schema is not None:
-            problems = validate(desired, schema)
+            problems = validate(obj, schema)
             if problems:
                 field, message = problems[0]
+                name = obj["metadata"]["name"]
                 raise Rejected(f"{info.kind}.{info.group} \"{name}\" is invalid: {field}: "
                                f"{message}", field=field)
-        # Cartographer's validating webhooks, as a cluster running Cartographer has them.
-        admission = admission_problems(desired)
+        admission = admission_problems(obj)
         if admission:
             webhook = webhook_for(info.kind)
             raise Rejected(f"admission webhook \"{webhook}\" denied the request: "
                            f"{admission[0].message}", field=admission[0].field)
-        return info, desired, self._key(info, namespace, name)
 
     def update_status(self, obj: Obj, field_manager: str | None = None) -> Obj:
         """Write the status subresource; with `field_manager`, recorded in managedFields as an
@@ -628,6 +638,12 @@ class InMemoryCluster:
             live.clear()
             live.update(before)
             _refuse(live, problems)
+        try:
+            self._check_schema_and_admission(_without(live, "status"), info)
+        except Rejected:
+            live.clear()
+            live.update(before)
+            raise
         self._commit(before, live)
 
     def _commit(self, before: Obj, live: Obj) -> None:
@@ -873,6 +889,10 @@ def _int(value: Any) -> int:
         return int(value or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def _without(obj: Obj, field: str) -> Obj:
+    return {k: v for k, v in obj.items() if k != field}
 
 
 def _matches(obj: Obj, labels: Mapping[str, str]) -> bool:

@@ -164,3 +164,47 @@ def test_a_status_that_makes_the_object_too_large_is_refused(cluster: InMemoryCl
     assert "status" not in stored
     live["status"] = {"phase": "ok"}
     assert cluster.update_status(live)["status"] == {"phase": "ok"}
+
+
+GIT = "source.toolkit.fluxcd.io/v1"
+
+
+def _with_product_crds(cluster: InMemoryCluster) -> InMemoryCluster:
+    from reconciler.model.crds import product_crds
+
+    for crd in product_crds():
+        cluster.apply(crd)
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+    return cluster
+
+
+def _gitrepository(**spec: Any) -> dict[str, Any]:
+    return {"apiVersion": GIT, "kind": "GitRepository",
+            "metadata": {"name": "app", "namespace": "default"}, "spec": spec}
+
+
+def test_an_apply_to_an_existing_object_is_judged_merged(cluster: InMemoryCluster) -> None:
+    """An apply configuration holds only its manager's fields: the CRD schema (spec required)
+    judges the merged object, as kube-apiserver does, not the partial configuration."""
+    _with_product_crds(cluster)
+    cluster.apply(_gitrepository(url="https://example.com/a.git", interval="1m"))
+    annotated = cluster.apply({"apiVersion": GIT, "kind": "GitRepository", "metadata": {
+        "name": "app", "namespace": "default", "annotations": {"a": "b"}}}, "another-manager")
+    assert annotated["metadata"]["annotations"] == {"a": "b"}
+    assert annotated["spec"]["url"] == "https://example.com/a.git"
+
+
+def test_a_partial_apply_that_creates_is_judged_as_it_is(cluster: InMemoryCluster) -> None:
+    _with_product_crds(cluster)
+    with pytest.raises(Rejected, match="spec"):
+        cluster.apply({"apiVersion": GIT, "kind": "GitRepository",
+                       "metadata": {"name": "new", "namespace": "default"}})
+
+
+def test_a_merged_object_the_schema_refuses_is_not_stored(cluster: InMemoryCluster) -> None:
+    _with_product_crds(cluster)
+    before = cluster.apply(_gitrepository(url="https://example.com/a.git", interval="1m"))
+    with pytest.raises(Rejected, match="interval"):
+        cluster.apply(_gitrepository(url="https://example.com/a.git", interval=5))
+    after = cluster.get(GIT, "GitRepository", "default", "app")
+    assert after == before
