@@ -9,9 +9,11 @@ a fixed point under one lock shared with its API handlers.
 Every `--tick` real seconds, from APScheduler's thread:
 1. the environment's clock catches up with real time (scaled; a no-op on a real cluster);
 2. the delayed keys now due (requeue-after, retries) go to their queues (`QueueDriver.pump`);
-3. the tick waits for the queues to go idle (bounded), then runs the simulated controllers'
-   rounds to a fixed point, if the cluster changed since their last round or one of them asked
-   to be woken; their writes feed the queues, so 3 repeats until a round changes nothing;
+3. the tick waits for the queues to go idle (the first tick up to the per-reconcile deadline,
+   so readiness means every object was reconciled once; later ones up to a tick), then runs
+   the simulated controllers' rounds to a fixed point, if the cluster changed since their
+   last round or one of them asked to be woken; their writes feed the queues, so 3 repeats
+   until a round changes nothing;
 4. the cluster gauges are refreshed, if anything changed since they last were.
 At rest (nothing changed, nothing due) a tick reads no object.
 
@@ -53,10 +55,12 @@ class QueueLoop:
         max_rounds: int,
         backend: LockedBackend,
         idle_wait: float = 30.0,
+        tick_seconds: float = 1.0,
     ) -> None:
         self.env, self.driver, self.follower = env, driver, follower
         self.metrics, self.health, self.kinds = metrics, health, kinds
-        self.max_rounds, self.backend, self.idle_wait = max_rounds, backend, idle_wait
+        self.max_rounds, self.backend = max_rounds, backend
+        self.idle_wait, self.tick_seconds = idle_wait, tick_seconds
         self.ticks = 0
         self.skipped = 0
         """Per tick, the objects known to the controllers that it did not reconcile."""
@@ -98,7 +102,10 @@ class QueueLoop:
 
     def _tick(self) -> None:
         driver = self.driver
-        deadline = time.monotonic() + self.idle_wait
+        # The first tick waits for the first pass over every object (readiness), up to the
+        # per-reconcile deadline; later ones no longer than a tick, so a busy queue does not
+        # hold the virtual clock back.
+        deadline = time.monotonic() + (self.idle_wait if self.ticks == 0 else self.tick_seconds)
         with self.backend.lock:
             self.follower.catch_up()
         rounds = 0

@@ -162,7 +162,8 @@ class Daemon:
         kinds = watched_kinds([*product, *env.controllers])
         loop = self.loop = QueueLoop(env, driver, follower, self.metrics, self.health, kinds,
                                          settings.max_rounds_per_tick, locked,
-                                         idle_wait=self.limits.reconcile_seconds)
+                                         idle_wait=self.limits.reconcile_seconds,
+                                         tick_seconds=settings.tick_seconds)
         self._register_counters(gits, loop)
 
         self.operations = OperationsServer(

@@ -7,11 +7,21 @@ import logging
 
 import structlog
 
+# APScheduler warns each time a tick is due while the previous one still runs. The daemon asks
+# for exactly that (one instance, missed ticks coalesced; the first tick waits for the queues'
+# first pass), so it is debug, not a warning.
+_EXPECTED = ("maximum number of running instances reached",)
+
 
 class StructlogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            structlog.get_logger(record.name).log(record.levelno, record.getMessage())
+            message = record.getMessage()
+            level = record.levelno
+            if any(text in message for text in _EXPECTED):
+                level = logging.DEBUG
+            if level >= (logging.getLogger(record.name).getEffectiveLevel() or 0):
+                structlog.get_logger(record.name).log(level, message)
         except Exception:
             self.handleError(record)
 
