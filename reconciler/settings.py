@@ -148,6 +148,10 @@ class KubernetesSettings:
     `impersonate` verb."""
     impersonate_groups: tuple[str, ...] = ()
     """Groups to impersonate (`Impersonate-Group`, one header each); only with a user."""
+    default_service_account: str | None = None
+    """Flux's `--default-service-account`: the ServiceAccount (in the Kustomization's own
+    namespace) a Kustomization without `spec.serviceAccountName` applies, prunes and deletes
+    as; unset, those go as the reconciler's own identity, as in Flux."""
 
     def __post_init__(self) -> None:
         if not (self.qps > 0 and self.burst >= 1):
@@ -161,12 +165,17 @@ class KubernetesSettings:
         if self.impersonate_groups and not self.impersonate_user:
             raise InputError("kubernetes client: impersonating groups needs a user "
                              "(RECONCILER_KUBE_AS)")
+        account = self.default_service_account
+        if account is not None and (not account or any(c in account for c in ":/ ")):
+            raise InputError(f"kubernetes client: default service account {account!r}: "
+                             "give a ServiceAccount name (no namespace)")
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> KubernetesSettings:
         """`RECONCILER_KUBE_QPS`, `_BURST`, `_RETRIES`, `_TIMEOUT` (request seconds),
-        `_WATCH_TIMEOUT`, `_INFORMERS` (0 or 1), `_AS` (user), `_AS_GROUPS` (comma-separated);
-        unset ones keep their defaults. Raises `InputError` on a malformed value."""
+        `_WATCH_TIMEOUT`, `_INFORMERS` (0 or 1), `_AS` (user), `_AS_GROUPS` (comma-separated),
+        `_DEFAULT_SERVICE_ACCOUNT`; unset ones keep their defaults. Raises `InputError` on a
+        malformed value."""
         values: dict[str, Any] = {}
         numbers: dict[str, tuple[str, Callable[[str], Any]]] = {
             "RECONCILER_KUBE_QPS": ("qps", float),
@@ -192,6 +201,8 @@ class KubernetesSettings:
         if env.get("RECONCILER_KUBE_AS_GROUPS"):
             values["impersonate_groups"] = tuple(
                 g.strip() for g in env["RECONCILER_KUBE_AS_GROUPS"].split(",") if g.strip())
+        if env.get("RECONCILER_KUBE_DEFAULT_SERVICE_ACCOUNT"):
+            values["default_service_account"] = env["RECONCILER_KUBE_DEFAULT_SERVICE_ACCOUNT"]
         return cls(**values)
 
 

@@ -21,6 +21,12 @@ How each operation maps to the API:
   survives a restart of the daemon).
 - `leases()`: a `KubernetesLeaseStore` for leader election (`reconciler.ha`): get, create and
   replace of coordination.k8s.io/v1 Leases with optimistic concurrency, outside the rate limit.
+- `as_user(user, groups)` (`backends.base.Impersonating`): a view whose apply, update_status and
+  delete are sent with `Impersonate-User`/`Impersonate-Group` headers, so the API server
+  authorizes them as that user (a tenant's ServiceAccount); its reads are the backend's own
+  (the shared informer caches, under the controller's identity). The identity rides on a
+  context variable read by the connection pool wrapper, so it covers exactly the requests made
+  inside the view's call, retries included, and never an informer's list or watch.
 
 Errors: `map_api_exception` turns an `ApiException` (status code plus a `Status` body) into the
 product's error tree; network failures are `Transient`.
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import contextvars
 import copy
 import hashlib
 import json
@@ -56,7 +63,7 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError, ResourceNotUniq
 from kubernetes.watch.watch import iter_resp_lines
 
 from reconciler.apply.conflicts import ApplyConflict, FieldConflict
-from reconciler.backends.base import FIELD_MANAGER
+from reconciler.backends.base import FIELD_MANAGER, Backend, Identity
 from reconciler.backends.informer import (
     ChangeLog,
     Informer,
@@ -279,11 +286,13 @@ def apply_conflict(status: Obj, obj: str, manager: str) -> ApplyConflict | None:
 
 
 def map_api_exception(exc: Any, op: Operation, applied: str | None = None,
-                      field_manager: str = FIELD_MANAGER) -> ReconcilerError:
+                      field_manager: str = FIELD_MANAGER,
+                      identity: Identity | None = None) -> ReconcilerError:
     """The product's error for an API server's refusal.
 
     `applied` names the object of a server-side apply, so a 409 becomes an `ApplyConflict`
-    listing each field and its manager.
+    listing each field and its manager. `identity`: the request was sent impersonating it, so
+    a 403 names it as the one to grant the verb to.
     """
     code = int(getattr(exc, "status", 0) or 0)
     status = status_of(exc)
@@ -308,7 +317,7 @@ def map_api_exception(exc: Any, op: Operation, applied: str | None = None,
             f"unauthorized to {op}: the API server rejected the credentials (an expired token "
             "or the wrong kubeconfig context?)")
     if code == 403:
-        return _forbidden(message, op, causes, field)
+        return _forbidden(message, op, causes, field, identity)
     if code == 405:
         return Rejected(f"{message} ({op}: the resource does not support this verb)")
     if code in (408, 410, 429) or code >= 500:
@@ -318,22 +327,28 @@ def map_api_exception(exc: Any, op: Operation, applied: str | None = None,
 
 
 def _forbidden(message: str, op: Operation, causes: Sequence[Obj],
-               field: str | None) -> ReconcilerError:
+               field: str | None, identity: Identity | None = None) -> ReconcilerError:
     rbac = _RBAC.search(message)
     if rbac is not None:
         group = rbac.group("group")
         resource = rbac.group("resource") + (f".{group}" if group else "")
+        verb = rbac.group("verb")
+        # Refused impersonation is the reconciler's own permission; anything else, the
+        # impersonated identity's.
+        who = str(identity) if identity is not None and verb != "impersonate" else (
+            "the reconciler's identity")
         return BackendError(
-            f"forbidden to {op}: {message}. Grant the reconciler's identity the "
-            f"{rbac.group('verb')!r} verb on {resource!r} (a Role, or a ClusterRole for "
-            "cluster-scoped kinds and lists across namespaces) and bind it")
+            f"forbidden to {op}: {message}. Grant {who} the {verb!r} verb on {resource!r} "
+            "(a Role, or a ClusterRole for cluster-scoped kinds and lists across namespaces) "
+            "and bind it")
     if any(c.get("reason") == "NamespaceTerminating" for c in causes):
         return Transient("NamespaceTerminating", f"{op}: {message}")
     if "admission webhook" in message or "exceeded quota" in message:
         # Policy, not permissions: the object itself was refused.
         return Rejected(message, field=field)
+    who = f" {identity}" if identity is not None else ""
     return BackendError(
-        f"forbidden to {op}: {message}. If this is RBAC, grant the {op.verb!r} verb on "
+        f"forbidden to {op}: {message}. If this is RBAC, grant{who} the {op.verb!r} verb on "
         f"{op.resource!r}")
 
 
@@ -542,6 +557,11 @@ class KubernetesBackend:
         return self._counter.count
 
     @property
+    def default_service_account(self) -> str | None:
+        """Flux's `--default-service-account` (`KubernetesSettings.default_service_account`)."""
+        return self._settings.default_service_account
+
+    @property
     def informers(self) -> Mapping[tuple[str, str], Informer]:
         return dict(self._informers)
 
@@ -710,6 +730,16 @@ class KubernetesBackend:
         return sorted(found.values(), key=lambda e: (str(e.get("firstTimestamp") or ""),
                                                      str(e["metadata"].get("name"))))
 
+    # --- Impersonating (reconciler.backends.base) --------------------------------------------
+
+    def as_user(self, user: str, groups: Sequence[str] = ()) -> Backend:
+        """A view whose writes go as `user` with `groups` (see `KubernetesView`); the
+        credentials need the `impersonate` verb on them (users or serviceaccounts, groups)."""
+        if not user:
+            raise BackendError("impersonation needs a user name")
+        _install_identity_pool(self._dynamic)
+        return KubernetesView(self, Identity(user, tuple(groups)))
+
     # --- Leases (reconciler.ha) --------------------------------------------------------------
 
     def leases(self, timeout: float = LEASE_REQUEST_SECONDS) -> KubernetesLeaseStore:
@@ -856,14 +886,26 @@ class KubernetesBackend:
                     del self._caches[key]
 
     def _list_all(self, found: _Kind, api_version: str) -> tuple[builtins.list[Obj], str]:
-        items, version = self._pages(found, None)
-        listed = []
-        for item in items:
-            item["apiVersion"], item["kind"] = api_version, found.info.kind
-            listed.append(item)
-        return listed, version()
+        token = _ACTING_AS.set(None)  # the shared caches are read as the controller
+        try:
+            items, version = self._pages(found, None)
+            listed = []
+            for item in items:
+                item["apiVersion"], item["kind"] = api_version, found.info.kind
+                listed.append(item)
+            return listed, version()
+        finally:
+            _ACTING_AS.reset(token)
 
     def _watch(self, found: _Kind, api_version: str, resource_version: str) -> _KubeWatch:
+        token = _ACTING_AS.set(None)
+        try:
+            return self._watch_as_controller(found, api_version, resource_version)
+        finally:
+            _ACTING_AS.reset(token)
+
+    def _watch_as_controller(self, found: _Kind, api_version: str,
+                             resource_version: str) -> _KubeWatch:
         op = Operation("watch", found.info.qualified_resource)
         seconds = self._settings.watch_timeout_seconds
         response = self._call_raw(op, lambda: found.resource.get(
@@ -996,7 +1038,8 @@ class KubernetesBackend:
                 code = int(getattr(exc, "status", 0) or 0)
                 wait = self._retry_wait(verb, code, attempt, getattr(exc, "headers", None))
                 if wait is None:
-                    raise map_api_exception(exc, op, applied, field_manager) from exc
+                    raise map_api_exception(exc, op, applied, field_manager,
+                                            _ACTING_AS.get()) from exc
                 log.info("retrying", request=str(op), code=code, attempt=attempt + 1,
                          after_seconds=round(wait, 3))
             except urllib3.exceptions.HTTPError as exc:
@@ -1020,6 +1063,80 @@ class KubernetesBackend:
         asked = retry_after_seconds(headers, cap=self._settings.retry_max_seconds) \
             if code == 429 else None
         return max(delay, asked) if asked is not None else delay
+
+
+_ACTING_AS: contextvars.ContextVar[Identity | None] = contextvars.ContextVar(
+    "reconciler_kube_acting_as", default=None)
+"""The identity the requests made in this context are sent as (None: the backend's own, or
+the settings' `impersonate_user`). Set only around a `KubernetesView`'s writes."""
+
+
+@contextlib.contextmanager
+def acting_as(identity: Identity | None) -> Iterator[None]:
+    """Send the requests made inside as `identity` (the pool wrapper adds the headers)."""
+    token = _ACTING_AS.set(identity)
+    try:
+        yield
+    finally:
+        _ACTING_AS.reset(token)
+
+
+class KubernetesView:
+    """`KubernetesBackend.as_user`: the backend, with its writes sent as `identity`.
+
+    apply, update_status and delete go to the API server with the impersonation headers, so
+    RBAC authorizes them as the tenant and a refusal is its 403 (mapped to a `BackendError`
+    naming the identity, the verb and the resource); what they return goes into the shared
+    caches as any write does. get, list, kind_info and events are the backend's own: the
+    informer caches are shared and cluster-wide, filled under the controller's identity (the
+    realizer reads back what it stamped and the objects its owner labels select; a tenant that
+    may patch an object gets the same object back from its own apply).
+    """
+
+    thread_safe = True
+
+    def __init__(self, base: KubernetesBackend, identity: Identity) -> None:
+        self.base = base
+        self.identity = identity
+
+    def kind_info(self, api_version: str, kind: str) -> KindInfo:
+        return self.base.kind_info(api_version, kind)
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        return self.base.get(api_version, kind, namespace, name)
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> builtins.list[Obj]:
+        return self.base.list(api_version, kind, namespace, labels)
+
+    def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
+        # Discovery first, as the controller: a tenant need not be able to read it.
+        self.base.kind_info(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        with acting_as(self.identity):
+            return self.base.apply(obj, field_manager, force)
+
+    def update_status(self, obj: Obj) -> Obj:
+        self.base.kind_info(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        with acting_as(self.identity):
+            return self.base.update_status(obj)
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self.base.kind_info(api_version, kind)
+        with acting_as(self.identity):
+            self.base.delete(api_version, kind, namespace, name)
+
+    def emit_event(
+        self, involved: Obj, type_: str, reason: str, message: str, source: str = FIELD_MANAGER
+    ) -> None:
+        self.base.emit_event(involved, type_, reason, message, source)
+
+    def events(self) -> Sequence[Obj]:
+        return self.base.events()
 
 
 class KubernetesLeaseStore:
@@ -1095,18 +1212,43 @@ class _CountingPool:
 class _ImpersonatingPool:
     """The client's urllib3 pool manager, adding `Impersonate-User` and one `Impersonate-Group`
     header per group to every request (the generated client keeps headers in a dict, which
-    cannot repeat a name; kube-apiserver reads each repeated header as one group)."""
+    cannot repeat a name; kube-apiserver reads each repeated header as one group).
 
-    def __init__(self, inner: Any, user: str, groups: Sequence[str]) -> None:
+    The identity is the context's (`acting_as`, a `KubernetesView`'s writes) if one is set,
+    else `user` and `groups` (the settings' `impersonate_user`), else none: the request goes
+    as the credentials' own identity. kube-apiserver has no nested impersonation, so a view's
+    identity replaces the settings' one; the credentials need `impersonate` on both."""
+
+    def __init__(self, inner: Any, user: str | None, groups: Sequence[str]) -> None:
         self._inner, self._user, self._groups = inner, user, tuple(groups)
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        kwargs["headers"] = impersonation_headers(kwargs.get("headers"), self._user,
-                                                  self._groups)
+        acting = _ACTING_AS.get()
+        user, groups = ((acting.user, acting.groups) if acting is not None
+                        else (self._user, self._groups))
+        if user:
+            kwargs["headers"] = impersonation_headers(kwargs.get("headers"), user, groups)
         return self._inner.request(method, url, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+def _install_identity_pool(dynamic: Any) -> None:
+    """Make sure the client's pool manager adds a view's impersonation headers (`connect`
+    installs the wrapper; a backend built around another client gets it here)."""
+    rest = getattr(getattr(dynamic, "client", None), "rest_client", None)
+    pool = getattr(rest, "pool_manager", None)
+    if rest is None or pool is None:
+        raise BackendError("impersonation needs the official client's connection pool "
+                           "(build the backend with `connect`)")
+    layer = pool
+    while layer is not None:
+        if isinstance(layer, _ImpersonatingPool):
+            return
+        layer = getattr(layer, "_inner", None) if isinstance(
+            layer, _CountingPool | _ImpersonatingPool) else None
+    rest.pool_manager = _ImpersonatingPool(pool, None, ())
 
 
 def impersonation_headers(headers: Mapping[str, str] | None, user: str,
@@ -1165,10 +1307,10 @@ def connect(
     configuration.connection_pool_maxsize = max(
         int(configuration.connection_pool_maxsize or 0), 32)
     api = k8s_client.ApiClient(configuration)
-    if settings.impersonate_user:
-        api.rest_client.pool_manager = _ImpersonatingPool(  # type: ignore[assignment]
-            api.rest_client.pool_manager, settings.impersonate_user,
-            settings.impersonate_groups)
+    # Always: the settings' identity (if any), and a `KubernetesView`'s per request.
+    api.rest_client.pool_manager = _ImpersonatingPool(  # type: ignore[assignment]
+        api.rest_client.pool_manager, settings.impersonate_user,
+        settings.impersonate_groups)
     http_requests: Counter[str] = Counter()
     api.rest_client.pool_manager = _CountingPool(  # type: ignore[assignment]
         api.rest_client.pool_manager, http_requests)

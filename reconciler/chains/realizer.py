@@ -3,6 +3,11 @@
 Each resource is realized on its own; an error is recorded for that resource and the walk goes on
 (later resources that need its outputs fail to render), so the status shows every resource. The
 first error decides the owner's `ResourcesSubmitted` condition, as in Cartographer.
+
+`realize` takes the backend to write through for this owner (`backends.base.impersonated`: the
+owner's ServiceAccount), so every apply and delete of a stamped object is authorized as the
+tenant; a refusal (403) is the resource's `TemplateRejectedByAPIServer` with the API server's
+message, and nothing is created.
 """
 
 from __future__ import annotations
@@ -75,6 +80,14 @@ class Outputs:
 
 
 @dataclass(frozen=True)
+class _Writes:
+    """What one owner's stamped objects are written through (its identity's backend)."""
+
+    backend: Backend
+    immutables: ImmutableStamper
+
+
+@dataclass(frozen=True)
 class OwnerContext:
     """What the realizer needs to know about the owner and how to label what it stamps."""
 
@@ -94,13 +107,18 @@ class Realizer:
         self.templates = templates
         self.immutables = ImmutableStamper(backend, lambda _obj: None)
 
-    def realize(self, ctx: OwnerContext, blueprint: Blueprint) -> list[Realized]:
+    def realize(self, ctx: OwnerContext, blueprint: Blueprint,
+                writer: Backend | None = None) -> list[Realized]:
+        """Realize every resource; `writer` (default: this realizer's backend) is the backend
+        the stamped objects are applied and deleted through, the owner's identity."""
+        writes = _Writes(writer or self.backend, self.immutables if writer in (
+            None, self.backend) else ImmutableStamper(writer or self.backend, lambda _obj: None))
         outputs = Outputs()
         results = []
         for resource in blueprint.resources:
             # Between resources: a reconcile past its deadline stops here, as a failure.
             check_deadline(f"realizing resource [{resource.name}]")
-            result = self._realize_one(ctx, blueprint, resource, outputs)
+            result = self._realize_one(ctx, blueprint, resource, outputs, writes)
             if result.outputs is not None:
                 outputs.by_resource[resource.name] = result.outputs
             results.append(result)
@@ -109,8 +127,10 @@ class Realizer:
     # --- one resource --------------------------------------------------------------------
 
     def _realize_one(
-        self, ctx: OwnerContext, blueprint: Blueprint, resource: BlueprintResource, outputs: Outputs
+        self, ctx: OwnerContext, blueprint: Blueprint, resource: BlueprintResource,
+        outputs: Outputs, writes: _Writes | None = None,
     ) -> Realized:
+        writes = writes or _Writes(self.backend, self.immutables)
         result = Realized(resource)
         where = f"resource [{resource.name}] in {ctx.blueprint_key} [{blueprint.name}]"
         try:
@@ -132,9 +152,10 @@ class Realizer:
             desired = self._stamp(ctx, blueprint, resource, template, outputs, where,
                                   {**owner_labels, LIFECYCLE_LABEL: lifecycle})
             if is_immutable(lifecycle):
-                self._realize_immutable(result, template, desired, owner_labels, where)
+                self._realize_immutable(result, template, desired, owner_labels, where,
+                                        writes.immutables)
             else:
-                self._realize_mutable(result, desired, where)
+                self._realize_mutable(result, desired, where, writes.backend)
             source = result.outputs_from or result.stamped
             assert source is not None
             result.outputs = self._read_outputs(resource, template, source, outputs)
@@ -142,9 +163,10 @@ class Realizer:
             result.error = exc
         return result
 
-    def _realize_mutable(self, result: Realized, desired: Obj, where: str) -> None:
+    def _realize_mutable(self, result: Realized, desired: Obj, where: str,
+                         writer: Backend | None = None) -> None:
         try:
-            applied = apply_object(self.backend, desired)
+            applied = apply_object(writer or self.backend, desired)
         except BackendError as exc:
             raise TemplateRejectedError(
                 f"unable to apply object [{namespace_of(desired)}/{name_of(desired)}] for "
@@ -154,12 +176,13 @@ class Realizer:
 
     def _realize_immutable(
         self, result: Realized, template: Template, desired: Obj, owner_labels: Mapping[str, str],
-        where: str,
+        where: str, immutables: ImmutableStamper | None = None,
     ) -> None:
         """A new object per distinct content; outputs come from the newest healthy object."""
+        stamper = immutables or self.immutables
         try:
-            ensured = self.immutables.ensure(desired, owner_labels, template.health_rule,
-                                             RetentionPolicy.of(template.spec.get("retentionPolicy")))
+            ensured = stamper.ensure(desired, owner_labels, template.health_rule,
+                                     RetentionPolicy.of(template.spec.get("retentionPolicy")))
         except BackendError as exc:
             shown = name_of(desired) or meta(desired).get("generateName") or ""
             raise TemplateRejectedError(

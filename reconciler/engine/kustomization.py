@@ -20,6 +20,12 @@ stay at the last good revision, the inventory keeps every object (including thos
 the failure), nothing more is pruned, and the exception goes on to the runner, which retries with
 backoff. The requeue of a success, or of a stop retrying cannot fix (`BuildFailed`), is a
 `Resync`; waits and retries are work in flight.
+
+Multi-tenancy as Flux has it: with `spec.serviceAccountName` (else the controller's
+`--default-service-account`, `KubernetesSettings.default_service_account`), the applies and
+prune deletes go as `system:serviceaccount:<namespace>:<name>` (`backends.base.impersonated`);
+without either, as the controller itself. A refusal (403) is Ready=False
+`ReconciliationFailed` with the API server's message.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from reconciler.apply.kustomize import KustomizeError, build, substitute
 from reconciler.apply.policy import OwnerPolicy
 from reconciler.apply.prune import PruneResult, prune
 from reconciler.apply.staged import ApplyOptions, SetResult, apply_set
-from reconciler.backends.base import Backend
+from reconciler.backends.base import Backend, Identity, impersonated, impersonating_backend
 from reconciler.diff.changeset import ChangeAction
 from reconciler.diff.ignore import IgnoreRule, IgnoreRuleError, parse_rules
 from reconciler.engine.clock import Clock, rfc3339
@@ -115,6 +121,8 @@ class KsRun:
     """Objects applied by an apply that did not return (cut short by an error or the deadline)."""
     after: float | None = None
     """When to run again, decided by `_finish` from how the reconcile ended."""
+    writer: Backend | None = None
+    """The backend applies and prunes go through: the Kustomization's ServiceAccount, if any."""
 
     @classmethod
     def of(cls, owner: Obj) -> KsRun:
@@ -123,15 +131,29 @@ class KsRun:
         return cls(owner, Conditions.of(previous, (HEALTHY, DRIFTED)))
 
 
+def kustomization_identity(owner: Obj, default_service_account: str | None) -> Identity | None:
+    """Who a Kustomization's applies and prunes go as, Flux's rule: its
+    `spec.serviceAccountName`, else the controller's default ServiceAccount, either in the
+    Kustomization's namespace; else None (the controller's own identity)."""
+    own = spec_of(owner).get("serviceAccountName")
+    name = own if isinstance(own, str) and own else default_service_account
+    return Identity.service_account(namespace_of(owner), name) if name else None
+
+
 class KustomizationReconciler:
     name = "kustomize-controller"
 
     def __init__(self, backend: Backend, clock: Clock, store: ArtifactStore,
-                 limits: Limits = DEFAULT_LIMITS) -> None:
+                 limits: Limits = DEFAULT_LIMITS,
+                 default_service_account: str | None = None) -> None:
         self.backend = backend
         self.clock = clock
         self.store = store
         self.limits = limits
+        # Flux's --default-service-account: given, or the Kubernetes backend's setting.
+        found = getattr(impersonating_backend(backend), "default_service_account", None)
+        self.default_service_account = default_service_account or (
+            found if isinstance(found, str) and found else None)
         self.steps: Sequence[Step[KsRun]] = (self.check_dependencies, self.fetch, self.build,
                                       self.apply, self.prune, self.assess_health)
 
@@ -227,7 +249,8 @@ class KustomizationReconciler:
             ignore=ignore,
             previous=Inventory.from_status(status),
         )
-        writer = _CheckedWrites(self.backend, run.partial)
+        run.writer = self.writer_for(run.owner)
+        writer = _CheckedWrites(run.writer, run.partial)
         run.applied = apply_set(cast(Backend, writer), run.desired, options)
         drifted = run.applied.drifted
         if drifted:
@@ -252,7 +275,8 @@ class KustomizationReconciler:
         if not spec_of(run.owner).get("prune"):
             return DONE
         labels = self._owner_labels(run.owner)
-        run.pruned = prune(self.backend, Inventory.from_status(status_of(run.owner)),
+        run.pruned = prune(run.writer or self.writer_for(run.owner),
+                           Inventory.from_status(status_of(run.owner)),
                            Inventory.of_objects(run.desired), labels, applied_all=True,
                            allow_empty=OwnerPolicy.of(run.owner).allow_empty_prune)
         if run.pruned.refused:
@@ -380,6 +404,12 @@ class KustomizationReconciler:
                                     source=self.name)
 
     # --- helpers -------------------------------------------------------------------------
+
+    def writer_for(self, owner: Obj) -> Backend:
+        """The backend this Kustomization's objects are applied and pruned through
+        (`kustomization_identity`)."""
+        return impersonated(self.backend, kustomization_identity(owner,
+                                                                 self.default_service_account))
 
     def _stop(self, run: KsRun, reason: str, message: str, retry: bool = False) -> Result:
         """Stop the run with Ready's reason; `retry`: the failure may clear by itself (a source

@@ -9,6 +9,14 @@ run from a `finally`). `_finish` knows how the reconcile ended: a step that rais
 the product, a crash, the deadline) is never a success; the last good `status.resources` (outputs
 included) are kept, nothing is pruned, ResourcesSubmitted and Ready are False with the failure's
 reason and message, and the exception goes on to the runner.
+
+Multi-tenancy as Cartographer has it: everything `realize` and `remove_orphans` write for an
+owner (applies of stamped objects, immutable retention, orphan deletes) goes as the owner's
+ServiceAccount (`service_account_for`: the owner's `spec.serviceAccountName`, else the
+blueprint's `spec.serviceAccountRef`, else `default` in the owner's namespace), through
+`backends.base.impersonated`; the owner's own status and events stay the controller's. An API
+server that refuses one (403) gives `ResourcesSubmitted=False TemplateRejectedByAPIServer` with its
+message, which names the ServiceAccount, the verb and the resource.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import structlog
 
 from reconciler.apply.applier import Action
 from reconciler.apply.prune import prune_disabled
-from reconciler.backends.base import Backend
+from reconciler.backends.base import Backend, Identity, impersonated
 from reconciler.chains.blueprint import CARTO_API, Blueprint, BlueprintResource, Template
 from reconciler.chains.lifecycle import LIFECYCLE_LABEL, MUTABLE
 from reconciler.chains.realizer import OwnerContext, Realized, Realizer
@@ -50,7 +58,15 @@ from reconciler.engine.reconcile import (
 )
 from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
 from reconciler.model.errors import ReconcilerError
-from reconciler.model.objects import Obj, labels_of, meta, name_of, namespace_of, status_of
+from reconciler.model.objects import (
+    Obj,
+    labels_of,
+    meta,
+    name_of,
+    namespace_of,
+    spec_of,
+    status_of,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +105,31 @@ DELIVERABLE = OwnerKind(
 )
 
 
+DEFAULT_SERVICE_ACCOUNT = "default"
+
+
+def service_account_for(owner: Obj, blueprint: Obj | None) -> tuple[str, str]:
+    """(namespace, name) of the ServiceAccount an owner's stamped objects are written as,
+    Cartographer's rule: the owner's `spec.serviceAccountName` (in the owner's namespace) wins;
+    else the blueprint's `spec.serviceAccountRef` (its `namespace`, or the owner's when it names
+    none); else the `default` ServiceAccount of the owner's namespace."""
+    namespace = namespace_of(owner)
+    own = spec_of(owner).get("serviceAccountName")
+    if isinstance(own, str) and own:
+        return namespace, own
+    ref = spec_of(blueprint or {}).get("serviceAccountRef")
+    if isinstance(ref, dict) and isinstance(ref.get("name"), str) and ref["name"]:
+        ref_namespace = ref.get("namespace")
+        return (ref_namespace if isinstance(ref_namespace, str) and ref_namespace
+                else namespace), ref["name"]
+    return namespace, DEFAULT_SERVICE_ACCOUNT
+
+
+def owner_identity(owner: Obj, blueprint: Obj | None) -> Identity:
+    """The identity (`service_account_for`) the owner's writes are impersonated as."""
+    return Identity.service_account(*service_account_for(owner, blueprint))
+
+
 def owner_conditions(kind: OwnerKind) -> CartographerConditions:
     """The owner's conditions as Cartographer writes them: <blueprint>Ready, ResourcesSubmitted,
     ResourcesHealthy, Ready; a raised error is reported on ResourcesSubmitted and Ready."""
@@ -107,6 +148,8 @@ class Run:
     realized: list[Realized] = field(default_factory=list)
     resources: list[Obj] = field(default_factory=list)
     """`status.resources` as this reconcile realized them."""
+    writer: Backend | None = None
+    """The backend this owner's stamped objects are written through (its ServiceAccount)."""
 
 
 class OwnerController:
@@ -181,13 +224,14 @@ class OwnerController:
         healthy it is (ResourcesSubmitted, ResourcesHealthy) and record the resource events."""
         assert run.blueprint is not None
         blueprint = run.blueprint
+        run.writer = self.writer_for(run.owner, blueprint.obj)
         ctx = OwnerContext(
             owner=run.owner,
             owner_key=self.kind.context_key,
             blueprint_key=self.kind.blueprint_words,
             labels=lambda res, tpl: self._labels(run.owner, blueprint, res, tpl),
         )
-        run.realized = self.realizer.realize(ctx, blueprint)
+        run.realized = self.realizer.realize(ctx, blueprint, run.writer)
         now = rfc3339(self.clock.now())
         before = {r.get("name"): r for r in status_of(run.owner).get("resources") or []}
         healths: list[Condition] = []
@@ -210,8 +254,14 @@ class OwnerController:
     def remove_orphans(self, run: Run) -> Result:
         if run.resources:
             self._remove_orphans(run.owner, status_of(run.owner).get("resources") or [],
-                                 run.resources)
+                                 run.resources, run.writer or self.backend)
         return DONE
+
+    def writer_for(self, owner: Obj, blueprint: Obj | None) -> Backend:
+        """The backend the owner's stamped objects are applied and deleted through: a view
+        acting as its ServiceAccount (`owner_identity`), or the backend itself where there is
+        no authentication (the simulated cluster)."""
+        return impersonated(self.backend, owner_identity(owner, blueprint))
 
     # --- the one place status is written --------------------------------------------------
 
@@ -276,7 +326,8 @@ class OwnerController:
         self.backend.emit_event(owner, "Normal", "StampedObjectRemoved",
                                 f"Deleted object [{info.qualified_resource}/{name_of(obj)}]")
 
-    def _remove_orphans(self, owner: Obj, before: Sequence[Obj], after: Sequence[Obj]) -> None:
+    def _remove_orphans(self, owner: Obj, before: Sequence[Obj], after: Sequence[Obj],
+                        writer: Backend) -> None:
         """Delete what this owner stamped for a resource that no longer produces that object.
 
         Only objects this owner controls (its ownerReference) are touched, never immutable
@@ -303,7 +354,7 @@ class OwnerController:
                          object=name)
                 continue
             try:
-                self.backend.delete(api_version, kind, namespace, name)
+                writer.delete(api_version, kind, namespace, name)
             except ReconcilerError as exc:
                 log.warning("could not delete orphaned stamped object", object=name,
                             error=str(exc))
