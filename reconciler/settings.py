@@ -93,6 +93,26 @@ class DaemonSettings:
     controller-runtime's default), on top of the per-object backoff."""
     requeue_burst: int = 100
     """Retries the token bucket lets through at once."""
+    webhook_listen: ListenAddress | None = None
+    """Where the Flux `Receiver` webhook server listens (`--webhook-listen`); None: not served."""
+    no_cross_namespace_refs: bool = False
+    """Flux's `--no-cross-namespace-refs`: a Receiver may only name resources in its own
+    namespace."""
+    leader_elect: bool = False
+    """Elect a leader on a `coordination.k8s.io/v1` Lease; only the leader reconciles."""
+    leader_election_namespace: str | None = None
+    """The Lease's namespace; None: the pod's own namespace (required outside a pod)."""
+    lease_name: str | None = None
+    """The Lease's name; None: `reconciler-leader-election`, with `-shard-KEY` for a shard."""
+    lease_duration_seconds: float = 15.0
+    """How long a standby waits after the last renewal before taking the Lease over."""
+    renew_deadline_seconds: float = 10.0
+    """How long the leader keeps trying to renew before it stops leading (and exits)."""
+    retry_period_seconds: float = 2.0
+    """Between two attempts to acquire or renew the Lease."""
+    shard: str | None = None
+    """Reconcile only owners labelled `sharding.fluxcd.io/key: SHARD` (None: the unlabelled
+    owners and the cluster-scoped blueprints)."""
 
     def __post_init__(self) -> None:
         if self.concurrent < 1:
@@ -102,6 +122,11 @@ class DaemonSettings:
                              f"{self.retry_base_seconds:g} and {self.retry_max_seconds:g})")
         if self.requeue_qps <= 0 or self.requeue_burst < 1:
             raise InputError("retries: need requeue_qps > 0 and requeue_burst >= 1")
+        if self.leader_elect and self.environment != "kubernetes":
+            raise InputError(
+                f"--leader-elect needs --environment kubernetes: the {self.environment} "
+                "environment is one process's own cluster, with no other replica to elect "
+                "a leader among")
 
     @property
     def resolved_data_dir(self) -> Path | None:
