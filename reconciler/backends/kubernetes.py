@@ -1224,7 +1224,7 @@ class _ImpersonatingPool:
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         acting = _ACTING_AS.get()
-        user, groups = ((acting.user, acting.groups) if acting is not None
+        user, groups = ((acting.user, _groups_to_send(acting)) if acting is not None
                         else (self._user, self._groups))
         if user:
             kwargs["headers"] = impersonation_headers(kwargs.get("headers"), user, groups)
@@ -1232,6 +1232,17 @@ class _ImpersonatingPool:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+def _groups_to_send(identity: Identity) -> tuple[str, ...]:
+    """The `Impersonate-Group` headers for `identity`: none for a ServiceAccount with exactly
+    the groups kube-apiserver gives one impersonated without groups (`system:serviceaccounts`,
+    `system:serviceaccounts:NS`, `system:authenticated`), so the controller needs `impersonate`
+    on `serviceaccounts` only, as Flux's does; otherwise every group, each authorized."""
+    ref = identity.service_account_ref
+    if ref is not None and identity.groups == Identity.service_account(*ref).groups:
+        return ()
+    return identity.groups
 
 
 def _install_identity_pool(dynamic: Any) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reconciler.backends.base import Identity
 from reconciler.backends.kubernetes import KubernetesBackend, connect
@@ -78,7 +79,9 @@ def _tenant(backend: KubernetesBackend, verbs: list[str], account: str = "tenant
 
 
 def _grant(backend: KubernetesBackend, ns: str, name: str, verbs: list[str],
-           account: str = "tenant") -> None:
+           account: str = "tenant", group: str | None = None) -> None:
+    subject = ({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
+               if group else {"kind": "ServiceAccount", "name": account, "namespace": ns})
     backend.apply({"apiVersion": RBAC_API, "kind": "Role",
                    "metadata": {"name": name, "namespace": ns},
                    "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}]})
@@ -86,7 +89,7 @@ def _grant(backend: KubernetesBackend, ns: str, name: str, verbs: list[str],
                    "metadata": {"name": name, "namespace": ns},
                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                "name": name},
-                   "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ns}]})
+                   "subjects": [subject]})
 
 
 def _cm(ns: str, name: str) -> Obj:
@@ -116,7 +119,10 @@ def test_a_view_writes_as_the_service_account(admin: KubernetesBackend,
     assert reader.get("v1", "ConfigMap", ns, "made-by-admin") is not None
     # Reads go through the controller's caches: the view sees what the tenant may not list.
     assert view.get("v1", "ConfigMap", ns, "made-by-admin") is not None
-    _grant(admin, ns, "configmaps-write", ["create", "patch", "delete"])
+    # Bound to the namespace's ServiceAccounts group: the API server gives the impersonated
+    # ServiceAccount its groups.
+    _grant(admin, ns, "configmaps-write", ["create", "patch", "delete"],
+           group=f"system:serviceaccounts:{ns}")
     view.apply(_cm(ns, "made-by-tenant"))
     assert reader.get("v1", "ConfigMap", ns, "made-by-tenant") is not None
     view.delete("v1", "ConfigMap", ns, "made-by-tenant")
@@ -280,3 +286,48 @@ def test_a_tenant_kustomization_is_refused_then_ready_once_granted(
     assert reader.get("v1", "ConfigMap", ns, "web") is not None
 
 
+
+
+# --- the controller's own permission: impersonate serviceaccounts --------------------------------
+
+
+def test_the_controller_needs_impersonate_on_serviceaccounts_only(
+        rbac: Served, admin: KubernetesBackend, reader: KubernetesBackend,
+        tmp_path: Path) -> None:
+    """A controller identity that may write ConfigMaps but not impersonate is told to grant
+    itself `impersonate`; with `impersonate` on `serviceaccounts` (no `groups`, no `users`) its
+    views write as the tenant."""
+    ns = _tenant(admin, ["get", "create", "patch"])
+    admin.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                 "metadata": {"name": "controller", "namespace": ns}})
+    _grant(admin, ns, "controller-configmaps", ["get", "list", "watch", "create", "patch"],
+           account="controller")
+    token = rbac.kubectl("create", "token", "controller", "-n", ns).stdout.strip()
+    config = yaml.safe_load(rbac.kubeconfig.read_text())
+    config["users"][0]["user"] = {"token": token}
+    kubeconfig = tmp_path / "controller.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    controller = connect(kubeconfig, settings=KubernetesSettings(informers=False))
+    try:
+        view = controller.as_user(*_user_and_groups(Identity.service_account(ns, "tenant")))
+        with pytest.raises(BackendError) as refused:
+            view.apply(_cm(ns, "via-controller"))
+        message = str(refused.value)
+        assert (f'User "system:serviceaccount:{ns}:controller" cannot impersonate resource '
+                '"serviceaccounts"') in message
+        assert "Grant the reconciler's identity the 'impersonate' verb on 'serviceaccounts'" in (
+            message)
+        admin.apply({"apiVersion": RBAC_API, "kind": "Role",
+                     "metadata": {"name": "impersonate-tenant", "namespace": ns},
+                     "rules": [{"apiGroups": [""], "resources": ["serviceaccounts"],
+                                "verbs": ["impersonate"], "resourceNames": ["tenant"]}]})
+        admin.apply({"apiVersion": RBAC_API, "kind": "RoleBinding",
+                     "metadata": {"name": "impersonate-tenant", "namespace": ns},
+                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                 "name": "impersonate-tenant"},
+                     "subjects": [{"kind": "ServiceAccount", "name": "controller",
+                                   "namespace": ns}]})
+        view.apply(_cm(ns, "via-controller"))
+        assert reader.get("v1", "ConfigMap", ns, "via-controller") is not None
+    finally:
+        controller.close()
