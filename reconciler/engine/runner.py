@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,11 @@ def reconcile_once(
     if tracker is not None:
         tracker.begin()
     started = time.perf_counter()
+    # Every line logged during this reconcile (here, in the controller, in what it calls)
+    # carries these keys: controller-runtime's, for log pipelines built for it.
+    bound = structlog.contextvars.bind_contextvars(
+        controller=controller.name, name=name, namespace=namespace,
+        reconcileID=str(uuid.uuid4()))
     try:
         with deadline_scope(limits.reconcile_seconds):
             after = controller.reconcile(obj)
@@ -173,6 +179,7 @@ def reconcile_once(
                       object=(kind, namespace, name), error=failure.message,
                       traceback="".join(traceback.format_exception(exc)).rstrip())
     finally:
+        structlog.contextvars.reset_contextvars(**bound)
         reads = tracker.end() if tracker is not None else None
     seconds = time.perf_counter() - started
     ready: str | None = None

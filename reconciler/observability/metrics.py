@@ -10,7 +10,13 @@ default), so two daemons in one test process do not share counters. Four ways in
 - `record_cluster` sets the object and readiness gauges from the cluster, once per tick, on the
   thread that reconciles (a scrape never reads the cluster while a round changes it);
 - `CallbackCounters` exposes counters other components already keep (Git network calls,
-  skipped reconciles) by reading them at scrape time.
+  skipped reconciles) by reading them at scrape time;
+- `resource_info` (`reconciler_resource_info`, one series per managed object, as Flux's
+  `gotk_resource_info`) follows the objects' changes once the daemon `track`s its backend.
+The registry also holds the process, platform and garbage-collector collectors (`process_*`,
+`python_*`), and no counter or histogram exports a `_created` series
+(`disable_created_metrics`: a start time per label set that no dashboard reads, and doubles the
+series count).
 """
 
 from __future__ import annotations
@@ -20,7 +26,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -31,6 +46,7 @@ from reconciler.chains.blueprint import CARTO_API
 from reconciler.engine.controller import Controller, Resync
 from reconciler.model.errors import BackendError
 from reconciler.model.objects import GroupVersionKind, Obj
+from reconciler.observability.resource_info import ResourceInfo
 from reconciler.report import owner_ready
 from reconciler.runtime.outcome import Result, classify
 from reconciler.runtime.workqueue import WorkQueue
@@ -49,8 +65,12 @@ class ReconcilerMetrics:
     """Every metric the daemon exports, registered in its own registry."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # Process-wide in prometheus_client, read when a sample is collected.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)
         self.reconcile_total = Counter(
             "reconciler_reconcile_total",
             "Reconciles by controller and result (success, requeue, error, stalled, waiting, "
@@ -92,6 +112,9 @@ class ReconcilerMetrics:
             self.deliverables.labels(ready=state).set(0)
 
         self.workqueues = WorkqueueMetrics(r)
+        self.resource_info = ResourceInfo()
+        """`reconciler_resource_info`; the daemon calls `resource_info.track(backend)`."""
+        r.register(self.resource_info)
 
     def observe_reconcile(self, controller: str, result: str, seconds: float) -> None:
         self.reconcile_total.labels(controller=controller, result=str(result)).inc()

@@ -115,7 +115,7 @@ def running_daemon(args: list[str], log_path: Path,
             if proc.poll() is not None:
                 raise AssertionError(f"daemon exited with {proc.returncode}:\n"
                                      f"{daemon.stderr_tail()}")
-            return next((e for e in daemon.log_events() if e.get("event") == "daemon started"),
+            return next((e for e in daemon.log_events() if e.get("msg") == "daemon started"),
                         None)
 
         event = wait_for("the daemon to start", started)

@@ -139,7 +139,7 @@ def test_run_reconciles_serves_artifacts_and_stops_gracefully(
 
         assert daemon.stop() == 0, daemon.stderr_tail()
 
-    events = [e["event"] for e in daemon.log_events()]
+    events = [e["msg"] for e in daemon.log_events()]
     assert events[-5:] == ["shutting down", "state saved", "operations server stopped",
                            "artifact server stopped", "daemon stopped"]
     saved = json.loads(state.read_text())
