@@ -140,16 +140,42 @@ def diff(paths: Sequence[str], output: str, state: Path | None) -> None:
               help="Simulator seconds per real second (simulated builds finish sooner above 1).")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
               show_default=True)
+@click.option("--webhook-listen", metavar="HOST:PORT",
+              help="Serve Flux Receiver webhooks (POST /hook/...) here (port 0: any) "
+                   "[default: not served].")
+@click.option("--no-cross-namespace-refs", is_flag=True,
+              help="A Receiver may only name resources in its own namespace.")
+@click.option("--leader-elect", is_flag=True,
+              help="Elect a leader on a coordination.k8s.io/v1 Lease; only the leader "
+                   "reconciles (--environment kubernetes only).")
+@click.option("--leader-election-namespace", metavar="NAMESPACE",
+              help="The Lease's namespace [default: the pod's own; required outside a pod].")
+@click.option("--lease-name", metavar="NAME",
+              help="The Lease's name [default: reconciler-leader-election, with -shard-KEY "
+                   "for --shard KEY].")
+@click.option("--lease-duration", type=click.FloatRange(min=1), default=15.0,
+              show_default=True, help="Seconds a standby waits after the last renewal.")
+@click.option("--renew-deadline", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, help="Seconds the leader tries to renew before giving up.")
+@click.option("--retry-period", type=click.FloatRange(min=0.001), default=2.0,
+              show_default=True, help="Seconds between attempts to acquire or renew.")
+@click.option("--shard", metavar="KEY",
+              help="Reconcile only owners labelled sharding.fluxcd.io/key=KEY [default: only "
+                   "the unlabelled ones, and the cluster-scoped blueprints].")
 @click.pass_context
 def run(ctx: click.Context, paths: Sequence[str], environment: str, state: Path | None,
         listen: str, artifacts_listen: str, artifacts_url: str | None, data_dir: Path | None,
-        tick: float, concurrent: int, time_scale: float, log_format: str) -> None:
+        tick: float, concurrent: int, time_scale: float, log_format: str,
+        webhook_listen: str | None, no_cross_namespace_refs: bool, leader_elect: bool,
+        leader_election_namespace: str | None, lease_name: str | None, lease_duration: float,
+        renew_deadline: float, retry_period: float, shard: str | None) -> None:
     """Run the reconciler as a daemon over PATHS until SIGTERM or SIGINT.
 
     Applies PATHS, then reconciles each object when it, or something its last reconcile read,
     changes, or its requeue is due (a work queue per controller, --concurrent workers each),
     serving artifacts over HTTP and Prometheus metrics on --listen. Exit 0 after a graceful
-    shutdown, 2 when it cannot start (invalid input, an address in use).
+    shutdown, 1 after losing the leader election Lease (--leader-elect), 2 when it cannot
+    start (invalid input, an address in use).
     """
     # Imported here so the other commands do not pay for APScheduler and the HTTP servers.
     from reconciler.daemon import run_daemon
@@ -163,13 +189,18 @@ def run(ctx: click.Context, paths: Sequence[str], environment: str, state: Path 
             environment=environment, listen=ListenAddress.parse(listen),
             artifacts_listen=ListenAddress.parse(artifacts_listen), artifacts_url=artifacts_url,
             state=state, data_dir=data_dir, tick_seconds=tick, time_scale=time_scale,
-            concurrent=concurrent)
+            concurrent=concurrent,
+            webhook_listen=ListenAddress.parse(webhook_listen) if webhook_listen else None,
+            no_cross_namespace_refs=no_cross_namespace_refs, leader_elect=leader_elect,
+            leader_election_namespace=leader_election_namespace, lease_name=lease_name,
+            lease_duration_seconds=lease_duration, renew_deadline_seconds=renew_deadline,
+            retry_period_seconds=retry_period, shard=shard)
         objects = load_paths(paths, allow_empty=False)
         with _writing(state):
-            run_daemon(objects, settings)
+            code = run_daemon(objects, settings)
     except InputError as exc:
         _fail(exc)
-    sys.exit(EXIT_OK)
+    sys.exit(code)
 
 
 @main.command()

@@ -111,7 +111,8 @@ class QueueLoop:
         rounds = 0
         for _ in range(self.max_rounds):
             driver.pump()
-            if not driver.wait_idle(max(deadline - time.monotonic(), 0.0)):
+            # A standby's queues have no workers: nothing to wait for.
+            if driver.started and not driver.wait_idle(max(deadline - time.monotonic(), 0.0)):
                 log.debug("queues still busy at the end of the tick's wait")
                 break
             if driver.rounds is None or driver.stopping:

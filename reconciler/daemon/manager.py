@@ -107,9 +107,15 @@ class QueueDriver:
         observe: Observer | None = None,
         queue_metrics: Callable[[str], QueueMetrics] | None = None,
         rounds: RoundDriver | None = None,
+        owns: Callable[[Obj], bool] | None = None,
     ) -> None:
         self._backend, self._tracker, self._limits = backend, tracker, limits
         self._observe = observe
+        self._owns = owns
+        """Which objects this replica reconciles (`--shard`: `ShardFilter.owns`); None: all."""
+        self.not_owned = 0
+        """Keys skipped because another shard owns the object."""
+        self._started = False
         self.rounds = rounds
         """The simulated controllers' rounds on virtual time (None on a real cluster)."""
         self.index = DependencyIndex()
@@ -215,10 +221,30 @@ class QueueDriver:
 
     # --- workers --------------------------------------------------------------------------
 
+    def warm(self) -> None:
+        """List every watched kind without queueing anything (a standby's informers start and
+        stay current, so it takes over with full caches)."""
+        for controlled in self._controllers.values():
+            for (_, kind), api_version in controlled.kinds.items():
+                try:
+                    self._backend.names(api_version, kind)
+                except BackendError as exc:
+                    log.info("kind not served yet", kind=kind, error=str(exc))
+
     def start(self) -> None:
+        """Start the workers (once; later calls do nothing)."""
+        with self._lock:
+            if self._started or self._stop.is_set():
+                return
+            self._started = True
         for controlled in self._controllers.values():
             assert controlled.pool is not None
             controlled.pool.start()
+
+    @property
+    def started(self) -> bool:
+        """Whether the workers run (a standby's do not)."""
+        return self._started
 
     def _processor(self, controlled: _Controlled) -> Callable[[ObjKey], None]:
         return lambda key: self._process(controlled, key)
@@ -227,7 +253,13 @@ class QueueDriver:
         group, kind, namespace, name = key
         qkey: QueueKey = (controlled.controller.name, *key)
         obj = self._backend.get(controlled.kinds[(group, kind)], kind, namespace, name)
-        if obj is None:  # deleted: nothing to reconcile, nothing to remember
+        if obj is None or (self._owns is not None and not self._owns(obj)):
+            # Deleted, or another shard's (relabelled away): nothing to reconcile, nothing to
+            # remember, and nothing to clean up or prune for it either.
+            if obj is not None:
+                with self._lock:
+                    self.not_owned += 1
+                log.debug("skipped: another shard's", kind=kind, namespace=namespace, name=name)
             self.index.forget(qkey)
             controlled.queue.forget(key)
             controlled.failures.pop(key, None)

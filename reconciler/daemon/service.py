@@ -19,10 +19,11 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Any
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -31,17 +32,25 @@ from apscheduler.triggers.interval import IntervalTrigger
 from reconciler.daemon.artifacts import CountingArtifactStore
 from reconciler.daemon.clock import ClockFollower
 from reconciler.daemon.debug import debug_document
+from reconciler.daemon.leadership import Leadership
 from reconciler.daemon.locked import LockedBackend
 from reconciler.daemon.loop import QueueLoop
 from reconciler.daemon.manager import QueueDriver, QueueSettings
+from reconciler.engine.clock import SystemClock
 from reconciler.engine.controller import Controller, Polling
 from reconciler.engine.runner import Environment, RoundDriver
 from reconciler.engine.sources import GitRepositoryReconciler
 from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import load_environment, product_controllers
+from reconciler.ha.election import DEFAULT_LEASE_NAME, ElectionConfig, in_cluster_namespace
+from reconciler.ha.gate import LeaderGatedBackend
+from reconciler.ha.lease import LeaseStore
+from reconciler.ha.shard import ShardFilter, lease_name
 from reconciler.loader import LoadedObject
-from reconciler.model.errors import ReconcilerError
+from reconciler.model.errors import InputError, ReconcilerError
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
+from reconciler.notification.metrics import ReceiverMetrics
+from reconciler.notification.server import ReceiverServer
 from reconciler.observability.endpoints import OperationsServer
 from reconciler.observability.health import HealthState
 from reconciler.observability.metrics import (
@@ -59,6 +68,10 @@ from reconciler.sources.server import ArtifactServer
 log = structlog.get_logger(__name__)
 
 JOB_ID = "reconcile"
+
+EXIT_LEADERSHIP_LOST = 1
+"""`reconciler run`'s exit status after losing the leader election Lease (the kubelet restarts
+the pod, which comes back as a standby)."""
 
 
 class DaemonStartError(ReconcilerError):
@@ -80,6 +93,10 @@ class Daemon:
         self.loop: QueueLoop | None = None
         self.operations: OperationsServer | None = None
         self.artifacts: ArtifactServer | None = None
+        self.webhooks: ReceiverServer | None = None
+        self.leadership: Leadership | None = None
+        self.stop_requested = threading.Event()
+        """Set by a signal, or by losing leadership: the caller leaves the `with` block."""
 
     def __enter__(self) -> Daemon:
         try:
@@ -135,7 +152,12 @@ class Daemon:
         locked = LockedBackend(env.backend, serialize=not getattr(env.backend, "thread_safe",
                                                                   False))
         tracker = TrackingBackend(locked)
-        built = product_controllers(tracker, env.clock, sources)
+        shard = self._shard()
+        leadership = self.leadership = self._leadership(env)
+        # Under --leader-elect every controller writes through the gate: only the leader may.
+        writer = (LeaderGatedBackend(tracker, leadership.is_leader) if leadership is not None
+                  else tracker)
+        built = product_controllers(writer, env.clock, sources)
         gits = [c.git for c in built if isinstance(c, GitRepositoryReconciler)]
         # A poll interval is a periodic re-check, not work in flight (a success, not a requeue).
         product: list[Controller] = [Polling(c) if isinstance(c, GitRepositoryReconciler) else c
@@ -148,7 +170,8 @@ class Daemon:
             QueueSettings(settings.concurrent, settings.retry_base_seconds,
                           settings.retry_max_seconds, settings.requeue_qps,
                           settings.requeue_burst),
-            self.limits, observe, self.metrics.workqueues.for_queue, rounds)
+            self.limits, observe, self.metrics.workqueues.for_queue, rounds,
+            owns=shard.owns)
         for queue in driver.queues:
             self.metrics.workqueues.watch(queue)
         try:
@@ -172,11 +195,26 @@ class Daemon:
                 lambda: debug_document(locked, kinds, query)))
         self.operations.start()
         self._stack.callback(self.operations.stop)
+        self._start_webhooks(env, locked)
 
         if settings.state is not None:
             self._stack.callback(self._save_state, env, settings.state)
-        queued = driver.enqueue_all()
-        driver.start()
+        if leadership is None:
+            queued = driver.enqueue_all()
+            driver.start()
+        else:
+            # A standby: informers warm, no worker, nothing queued until it leads.
+            driver.warm()
+            queued = 0
+
+            def start_work() -> None:
+                added = driver.enqueue_all()
+                driver.start()
+                log.info("workers started", queued=added)
+
+            leadership.start(start_work)
+            # Runs after the drain below: workers stop first, then the Lease is released.
+            self._stack.callback(leadership.stop)
         # Runs after the scheduler's shutdown and before the state is saved: the reconciles in
         # flight finish (each within its deadline).
         self._stack.callback(self._drain, driver, self.limits.reconcile_seconds + 1.0)
@@ -197,7 +235,71 @@ class Daemon:
                  metrics=f"{self.operations.url}/metrics",
                  artifacts=sources.artifact_base_url, data_dir=str(data_dir),
                  tick_seconds=settings.tick_seconds, time_scale=settings.time_scale,
-                 concurrent=settings.concurrent, queued=queued)
+                 concurrent=settings.concurrent, queued=queued,
+                 webhooks=self.webhooks.url if self.webhooks is not None else None,
+                 shard=settings.shard,
+                 lease=(f"{leadership.config.namespace}/{leadership.config.name}"
+                        if leadership is not None else None))
+
+    def _shard(self) -> ShardFilter:
+        try:
+            return ShardFilter(self.settings.shard)
+        except ValueError as exc:
+            raise InputError(f"--shard: {exc}") from exc
+
+    def _leadership(self, env: Environment) -> Leadership | None:
+        settings = self.settings
+        if not settings.leader_elect:
+            return None
+        leases = getattr(env.backend, "leases", None)
+        if not callable(leases):
+            raise DaemonStartError(f"--leader-elect: the {settings.environment} environment "
+                                   "has no Leases to elect a leader on")
+        namespace = settings.leader_election_namespace or in_cluster_namespace()
+        if not namespace:
+            raise InputError("--leader-elect outside a cluster needs "
+                             "--leader-election-namespace (the Lease's namespace)")
+        try:
+            config = ElectionConfig(
+                namespace=namespace,
+                name=settings.lease_name or lease_name(DEFAULT_LEASE_NAME, settings.shard),
+                lease_duration=settings.lease_duration_seconds,
+                renew_deadline=settings.renew_deadline_seconds,
+                retry_period=settings.retry_period_seconds)
+        except ValueError as exc:
+            raise InputError(f"--leader-elect: {exc}") from exc
+        store: LeaseStore = leases()
+
+        def lost(reason: str) -> None:
+            if self.loop is not None:
+                self.loop.request_stop()  # no new reconcile; the gate already refuses writes
+            self.stop_requested.set()
+
+        # The Lease is judged on the wall clock, whatever the environment's clock is.
+        return Leadership(store, config, SystemClock(), self.metrics.registry,
+                          on_lost=lost)
+
+    def _start_webhooks(self, env: Environment, locked: LockedBackend) -> None:
+        listen = self.settings.webhook_listen
+        if listen is None:
+            return
+        lock = locked.lock
+
+        def guard(work: Callable[[], Any]) -> Any:
+            with lock:  # the simulator's cluster is not thread-safe; a real one: no lock
+                return work()
+
+        self.webhooks = ReceiverServer(
+            env.backend, env.clock, listen.host, listen.port,
+            metrics=ReceiverMetrics(self.metrics.registry),
+            no_cross_namespace_refs=self.settings.no_cross_namespace_refs, guard=guard)
+        try:
+            self.webhooks.start()
+        except OSError as exc:
+            raise DaemonStartError(
+                f"cannot serve webhooks on {listen}: {exc.strerror} "
+                "(choose another address with --webhook-listen)") from exc
+        self._stack.callback(self.webhooks.stop)
 
     def _data_dir(self) -> Path:
         chosen = self.settings.resolved_data_dir
@@ -241,18 +343,23 @@ class Daemon:
         log.info("state saved", path=str(path))
 
 
-def run_daemon(objects: Sequence[LoadedObject], settings: DaemonSettings) -> None:
-    """Run until SIGTERM or SIGINT, then stop gracefully; must be called on the main thread."""
-    stop = threading.Event()
+def run_daemon(objects: Sequence[LoadedObject], settings: DaemonSettings) -> int:
+    """Run until SIGTERM or SIGINT, then stop gracefully; must be called on the main thread.
+    The exit status: 0, or `EXIT_LEADERSHIP_LOST` when the leader election Lease was lost."""
+    daemon = Daemon(objects, settings)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("shutting down", signal=signal.Signals(signum).name)
-        stop.set()
+        daemon.stop_requested.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with Daemon(objects, settings):
-            stop.wait()
+        with daemon:
+            daemon.stop_requested.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if daemon.leadership is not None and daemon.leadership.lost is not None:
+        log.error("exiting: leadership lost", reason=daemon.leadership.lost)
+        return EXIT_LEADERSHIP_LOST
+    return 0

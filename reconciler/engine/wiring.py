@@ -20,6 +20,7 @@ from reconciler.engine.runner import Environment
 from reconciler.engine.sources import GitRepositoryReconciler
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
+from reconciler.notification.controller import ReceiverController
 from reconciler.settings import SourceSettings
 from reconciler.sources.artifacts import ArtifactStore
 from reconciler.sources.git import GitRepositoryController
@@ -42,6 +43,8 @@ def product_controllers(
         OwnerController(backend, clock, DELIVERABLE),
         RunnableController(backend, clock),
         KustomizationReconciler(backend, clock, store, limits),
+        # Flux's Receiver: publishes status.webhookPath for the daemon's --webhook-listen.
+        ReceiverController(backend, clock),
     ]
 
 

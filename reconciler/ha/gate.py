@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from reconciler.backends.base import FIELD_MANAGER, Backend
+from reconciler.backends.base import FIELD_MANAGER, Backend, impersonating_backend
 from reconciler.model.errors import Transient
 from reconciler.model.kinds import KindInfo
 from reconciler.model.objects import Obj, describe
@@ -70,6 +70,15 @@ class LeaderGatedBackend:
 
     def events(self) -> Sequence[Obj]:
         return self.backend.events()
+
+    def as_user(self, user: str, groups: Sequence[str] = ()) -> Backend:
+        """A tenant's view (`backends.base.impersonated`), gated as well: without this, the
+        view of the impersonating backend underneath would write past the gate. A backend
+        that cannot impersonate (the simulator) gives this gate itself."""
+        found = impersonating_backend(self.backend)
+        if found is None:
+            return self
+        return LeaderGatedBackend(found.as_user(user, groups), self._is_leader)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.backend, name)
