@@ -179,6 +179,8 @@ class Daemon:
         except TypeError as exc:
             raise DaemonStartError(
                 f"the {settings.environment} environment cannot run the daemon: {exc}") from exc
+        # reconciler_resource_info: the managed objects listed once, then their changes.
+        self.metrics.resource_info.track(env.backend, locked)
         follower = ClockFollower(env, settings.time_scale)
         with locked.lock:
             follower.align()

@@ -24,7 +24,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from reconciler.model.conditions import find_condition
-from reconciler.model.errors import BackendError
+from reconciler.model.errors import ReconcilerError
 from reconciler.model.objects import GroupVersionKind, Obj
 from reconciler.model.schema import (
     CLUSTER_DELIVERY,
@@ -117,8 +117,10 @@ class ResourceInfo(Collector):
         for (_, kind), api_version in self._api_versions.items():
             try:
                 objects = read.list(api_version, kind)
-            except BackendError:
-                continue  # a kind whose CRD is not installed (yet): its objects come as changes
+            except ReconcilerError:
+                # A kind whose CRD is not installed (yet), or not readable now: its objects
+                # come as changes.
+                continue
             for obj in objects:
                 self.observe(obj)
                 recorded += 1
@@ -166,7 +168,7 @@ class ResourceInfo(Collector):
             group, kind, namespace, name = key
             try:
                 obj = reader.get(self._api_versions[(group, kind)], kind, namespace, name)
-            except BackendError:
+            except ReconcilerError:
                 with self._lock:
                     self._dirty.add(key)  # try again at the next scrape
                 continue
