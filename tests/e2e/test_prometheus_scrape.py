@@ -1,4 +1,6 @@
-"""A real Prometheus server scrapes `reconciler run`'s /metrics and answers queries about it."""
+"""A real Prometheus server scrapes `reconciler run`'s /metrics and answers queries about it;
+`promtool check metrics` finds nothing to complain about in a scrape; the JSON log has the keys
+operators' pipelines expect."""
 
 from __future__ import annotations
 
@@ -14,11 +16,18 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from tests.conftest import EXAMPLES, GitRepo
-from tests.e2e.daemon_harness import http_get, paved_path_copy, running_daemon, wait_for
+from tests.e2e.daemon_harness import (
+    http_get,
+    paved_path_copy,
+    running_daemon,
+    sample,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
 PROMETHEUS = shutil.which("prometheus")
+PROMTOOL = shutil.which("promtool")
 
 
 def _free_port() -> int:
@@ -118,4 +127,52 @@ def test_prometheus_scrapes_the_daemon(
         targets = _query(api, "up")
         assert [t["value"][1] for t in targets] == ["1"]
         assert _query(api, 'reconciler_reconcile_total{controller="workload-controller"}')
+        # The per-object info metric is what an alert is written on.
+        info = wait_for("Prometheus to see the Ready workload's info series", lambda: _query(
+            api, 'reconciler_resource_info{kind="Workload",ready="True"} == 1') or None)
+        assert info[0]["metric"]["name"] == "band-service"
+        assert not _query(api, 'reconciler_resource_info{kind="Workload",ready!="True"}')
+        assert _query(api, "process_resident_memory_bytes")
         assert daemon.stop() == 0, daemon.stderr_tail()
+
+
+def _promtool_problems(text: str) -> str:
+    assert PROMTOOL is not None
+    run = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(),
+                         capture_output=True, timeout=60)
+    problems = (run.stdout + run.stderr).decode().strip()
+    return problems if run.returncode != 0 or problems else ""
+
+
+def test_promtool_checks_the_daemons_metrics(
+    app_repo: GitRepo, app_url: str, tmp_path: Path
+) -> None:
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus` ships it; "
+                    ".ci/run installs it)")
+    inputs = paved_path_copy(tmp_path / "paved-path", poll_interval="2s")
+    args = [str(inputs), "--listen", "127.0.0.1:0", "--artifacts-listen", "127.0.0.1:0",
+            "--tick", "0.2", "--time-scale", "20"]
+    with running_daemon(args, tmp_path / "daemon.log", {"APP_REPO_URL": app_url}) as daemon:
+        # Once the workload is Ready every family has samples: reconciles of every controller,
+        # queue histograms, Git calls, the info series with a revision.
+        text = wait_for("the workload to be Ready", lambda: (
+            m if sample(m := daemon.metrics(), "reconciler_resource_info", kind="Workload",
+                        ready="True") == 1.0 else None), timeout=60)
+        assert _promtool_problems(text) == "", text
+        assert "_created" not in text
+        for name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                     "python_info", "reconciler_build_info"):
+            assert sample(text, name) is not None, name
+        git = [line for line in text.splitlines()
+               if line.startswith('reconciler_resource_info{kind="GitRepository"')]
+        assert len(git) == 1 and 'revision="main@sha1:' in git[0], git
+        assert daemon.stop() == 0, daemon.stderr_tail()
+
+    lines = daemon.log_events()
+    assert lines and all(list(line)[:3] == ["ts", "level", "msg"] and "logger" in line
+                         for line in lines), lines[:3]
+    reconciles = [line for line in lines if "reconcileID" in line]
+    assert reconciles, "no line logged during a reconcile"
+    assert all(line["controller"] and line["name"] and "namespace" in line
+               for line in reconciles)
