@@ -166,5 +166,7 @@ def _apply_one(backend: Backend, desired: Obj, options: ApplyOptions) -> ObjectO
     except ApplyConflict as exc:
         outcome.error, outcome.conflicts = str(exc), exc.conflicts
     except BackendError as exc:
-        outcome.error = f"{describe(desired)}: {exc}"
+        # Name the object once: a backend's message may already name it.
+        message, name = str(exc), describe(desired)
+        outcome.error = message if name in message else f"{name}: {message}"
     return outcome
