@@ -129,7 +129,8 @@ class Daemon:
                 "runs on real time, which cannot be scaled; run without --time-scale")
         if settings.state is not None and settings.state.exists():
             env.load_state(settings.state)
-        apply_inputs(env.backend, self.objects)
+        if not settings.leader_elect:
+            apply_inputs(env.backend, self.objects)  # a standby writes nothing: on leading
         data_dir = self._data_dir()
 
         self.artifacts = ArtifactServer(
@@ -210,6 +211,10 @@ class Daemon:
             queued = 0
 
             def start_work() -> None:
+                try:
+                    apply_inputs(writer, self.objects)
+                except ReconcilerError as exc:
+                    log.error("cannot apply the inputs; reconciling what is there", error=str(exc))
                 added = driver.enqueue_all()
                 driver.start()
                 log.info("workers started", queued=added)
