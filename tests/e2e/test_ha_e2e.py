@@ -184,7 +184,8 @@ def test_only_the_leader_writes_and_a_standby_takes_over(served: Served,
         # SIGTERM: workers drain, then the Lease is released (holder cleared).
         assert second.stop() == 0, second.stderr_tail()
         held = reader.get("coordination.k8s.io/v1", "Lease", "default", lease)
-        assert held is not None and not held["spec"].get("holderIdentity"), held["spec"]
+        assert held is not None
+        assert not held["spec"].get("holderIdentity"), held["spec"]
 
 
 def test_two_shards_split_the_workloads_by_label(served: Served, reader: KubernetesBackend,
