@@ -7,6 +7,13 @@ are deleted. Steps share one signature (`engine/reconcile.Step`); a step that me
 `RunnableError` records it on RunTemplateReady and stops. Status, conditions and observedGeneration
 are written once, in `_finish`, run from a `finally`, with Ready from Cartographer's rule in the
 one summarizer; a step that raised keeps the last good outputs and says why on Ready.
+
+The runs are written as the Runnable's ServiceAccount (`runnable_identity`: Cartographer's
+`spec.serviceAccountName`, else `default`, in the Runnable's namespace), through
+`backends.base.impersonated` as the owner and Kustomization controllers do: stamping a run and
+deleting runs beyond retention go as it; reads, the Runnable's own status and its events stay
+the controller's. A refused stamp is `RunTemplateReady=False StampedObjectRejectedByAPIServer`
+with the API server's message.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any, Final
 
 import structlog
 
-from reconciler.backends.base import Backend
+from reconciler.backends.base import Backend, Identity, impersonated
 from reconciler.chains.blueprint import CARTO_API
 from reconciler.chains.runnable_errors import (
     ListRunsError,
@@ -69,6 +76,14 @@ UNKNOWN_STAMPED_REASON: Final = "Unknown"
 # Every namespace has a `default` service account (the controller-manager creates it), so only
 # a named one is looked up.
 DEFAULT_SERVICE_ACCOUNT: Final = "default"
+
+
+def runnable_identity(runnable: Obj) -> Identity:
+    """The ServiceAccount a Runnable's runs are written as: its `spec.serviceAccountName`, else
+    `default`, in the Runnable's namespace (Cartographer's rule)."""
+    account = spec_of(runnable).get("serviceAccountName")
+    name = account if isinstance(account, str) and account else DEFAULT_SERVICE_ACCOUNT
+    return Identity.service_account(namespace_of(runnable), name)
 
 
 @dataclass
@@ -171,7 +186,7 @@ class RunnableController:
                     "exists (runs are immutable: use metadata.generateName in the "
                     f"ClusterRunTemplate [{name_of(state.template)}])"))
             if live is None:
-                live = self.backend.apply(desired)
+                live = self._writer(state.runnable).apply(desired)
                 state.created = True
         except BackendError as exc:
             return self._stop(state, RunRejectedError(f"{where}: {exc}"))
@@ -193,9 +208,10 @@ class RunnableController:
         return DONE
 
     def collect_garbage(self, state: RunnableReconcile) -> Result:
+        writer = self._writer(state.runnable)
         for run in runs_to_delete(state.runs, RetentionPolicy.of(state.runnable)):
             try:
-                self.backend.delete(str(run["apiVersion"]), str(run["kind"]), namespace_of(run),
+                writer.delete(str(run["apiVersion"]), str(run["kind"]), namespace_of(run),
                                     name_of(run))
             except NotFound:
                 continue
@@ -227,6 +243,12 @@ class RunnableController:
         for cond in runnable_conditions(None, state.stamped):
             state.conditions.set(cond)
         return DONE
+
+    def _writer(self, runnable: Obj) -> Backend:
+        """The backend the runs are stamped and deleted through: a view acting as the
+        Runnable's ServiceAccount (`runnable_identity`), or the backend itself where there is
+        no authentication (the simulated cluster)."""
+        return impersonated(self.backend, runnable_identity(runnable))
 
     def _stop(self, state: RunnableReconcile, error: RunnableError) -> Result:
         """Stop on `error`: RunTemplateReady=False with its reason, as Cartographer writes it."""

@@ -34,6 +34,7 @@ from reconciler.engine.owner import (
     owner_identity,
     service_account_for,
 )
+from reconciler.engine.runnable import RunnableController, runnable_identity
 from reconciler.engine.tracking import TrackingBackend
 from reconciler.model.conditions import find_condition
 from reconciler.model.errors import BackendError, InputError
@@ -422,6 +423,75 @@ def test_kustomization_default_comes_from_the_kubernetes_backend_setting() -> No
                                        ArtifactStore(Path("/nonexistent"), "http://x"),
                                        default_service_account="explicit")
     assert explicit.default_service_account == "explicit"
+
+
+# --- the Runnable controller -------------------------------------------------------------------
+
+
+def _runnable_world(recording_args: dict[str, Any], account: str | None
+                    ) -> tuple[Any, Recording, RunnableController]:
+    env = SimulatedEnvironment()
+    cluster = env.cluster
+    cluster.apply({"apiVersion": API, "kind": "ClusterRunTemplate", "metadata": {"name": "tpl"},
+                   "spec": {"template": {"apiVersion": "v1", "kind": "ConfigMap",
+                                         "metadata": {"generateName": "run-"},
+                                         "data": {"url": "$(runnable.spec.inputs.url)$"}}}})
+    if account:
+        cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                       "metadata": {"name": account, "namespace": "default"}})
+    spec: dict[str, Any] = {"runTemplateRef": {"name": "tpl"}, "inputs": {"url": "https://a"}}
+    if account is not None:
+        spec["serviceAccountName"] = account
+    cluster.apply({"apiVersion": API, "kind": "Runnable",
+                   "metadata": {"name": "r", "namespace": "default"}, "spec": spec})
+    recording = Recording(cluster, **recording_args)
+    return cluster, recording, RunnableController(recording, env.clock)
+
+
+@pytest.mark.parametrize(
+    ("account", "user"),
+    [(None, "system:serviceaccount:default:default"),
+     ("", "system:serviceaccount:default:default"),
+     ("runner", "system:serviceaccount:default:runner")],
+    ids=["namespace-default", "empty-name", "own-account"],
+)
+def test_the_runnable_stamps_its_run_as_its_service_account(account: str | None,
+                                                            user: str) -> None:
+    cluster, recording, controller = _runnable_world({}, account)
+    runnable = cluster.get(API, "Runnable", "default", "r")
+    assert runnable_identity(runnable).user == user
+    controller.reconcile(runnable)
+    stamped = [w for w in recording.writes if w[1] == "patch"]
+    assert [(w[0], w[2].split("/")[0]) for w in stamped] == [(user, "ConfigMap")]
+    # The Runnable's own status stays the controller's.
+    assert ("controller", "status", "Runnable/r") in recording.writes
+    assert not [w for w in recording.writes if w[0] == "controller" and w[1] != "status"]
+
+
+def test_a_refused_run_is_rejected_naming_the_service_account() -> None:
+    cluster, _, controller = _runnable_world({"refused": ["ConfigMap"]}, "runner")
+    controller.reconcile(cluster.get(API, "Runnable", "default", "r"))
+    after = cluster.get(API, "Runnable", "default", "r")
+    cond = find_condition(after["status"]["conditions"], "RunTemplateReady")
+    assert cond is not None
+    assert (cond["status"], cond["reason"]) == ("False", "StampedObjectRejectedByAPIServer")
+    assert ('User "system:serviceaccount:default:runner" cannot patch resource "configmaps"'
+            in cond["message"])
+    assert cluster.list("v1", "ConfigMap", "default") == []
+
+
+def test_runs_beyond_retention_are_deleted_as_the_runnables_account(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster, recording, controller = _runnable_world({}, "runner")
+    controller.reconcile(cluster.get(API, "Runnable", "default", "r"))
+    (run,) = cluster.list("v1", "ConfigMap", "default")
+    # Whichever runs the policy lets go: here, the one just stamped.
+    monkeypatch.setattr("reconciler.engine.runnable.runs_to_delete",
+                        lambda runs, policy: [r for r in runs if name_of(r) == name_of(run)])
+    controller.reconcile(cluster.get(API, "Runnable", "default", "r"))
+    assert ("system:serviceaccount:default:runner", "delete",
+            f"ConfigMap/{name_of(run)}") in recording.writes
+    assert cluster.get("v1", "ConfigMap", "default", name_of(run)) is None
 
 
 # --- the Kubernetes client's headers and messages -----------------------------------------------
