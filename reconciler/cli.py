@@ -162,13 +162,18 @@ def diff(paths: Sequence[str], output: str, state: Path | None) -> None:
 @click.option("--shard", metavar="KEY",
               help="Reconcile only owners labelled sharding.fluxcd.io/key=KEY [default: only "
                    "the unlabelled ones, and the cluster-scoped blueprints].")
+@click.option("--interval-jitter-percentage", type=click.FloatRange(min=0, max=100, max_open=True),
+              default=5.0, show_default=True,
+              help="A source's next poll is its interval ± this percentage (Flux's flag), so "
+                   "sources on one interval do not poll in lockstep.")
 @click.pass_context
 def run(ctx: click.Context, paths: Sequence[str], environment: str, state: Path | None,
         listen: str, artifacts_listen: str, artifacts_url: str | None, data_dir: Path | None,
         tick: float, concurrent: int, time_scale: float, log_format: str,
         webhook_listen: str | None, no_cross_namespace_refs: bool, leader_elect: bool,
         leader_election_namespace: str | None, lease_name: str | None, lease_duration: float,
-        renew_deadline: float, retry_period: float, shard: str | None) -> None:
+        renew_deadline: float, retry_period: float, shard: str | None,
+        interval_jitter_percentage: float) -> None:
     """Run the reconciler as a daemon over PATHS until SIGTERM or SIGINT.
 
     Applies PATHS, then reconciles each object when it, or something its last reconcile read,
@@ -194,7 +199,8 @@ def run(ctx: click.Context, paths: Sequence[str], environment: str, state: Path 
             no_cross_namespace_refs=no_cross_namespace_refs, leader_elect=leader_elect,
             leader_election_namespace=leader_election_namespace, lease_name=lease_name,
             lease_duration_seconds=lease_duration, renew_deadline_seconds=renew_deadline,
-            retry_period_seconds=retry_period, shard=shard)
+            retry_period_seconds=retry_period, shard=shard,
+            interval_jitter_percentage=interval_jitter_percentage)
         objects = load_paths(paths, allow_empty=False)
         with _writing(state):
             code = run_daemon(objects, settings)

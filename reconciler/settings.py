@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.model.errors import InputError
+from reconciler.runtime.jitter import check_percentage
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class SourceSettings:
     (such a URL would read any repository on the host, another namespace's Git cache included);
     on for `simulate`, `test` and `diff`, which run the user's own files on their machine.
     Submodules never may, either way."""
+    interval_jitter: float = 0.0
+    """A GitRepository's next poll after a success is `spec.interval * (1 ± interval_jitter)`
+    (Flux's `--interval-jitter-percentage` / 100). 0 for `simulate`, `test` and `diff`, so their
+    virtual timelines stay deterministic; the daemon's `--interval-jitter-percentage` (5)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,9 @@ class DaemonSettings:
     shard: str | None = None
     """Reconcile only owners labelled `sharding.fluxcd.io/key: SHARD` (None: the unlabelled
     owners and the cluster-scoped blueprints)."""
+    interval_jitter_percentage: float = 5.0
+    """Flux's `--interval-jitter-percentage`: a source's next poll is its interval ± this
+    percentage, drawn per poll, so sources on one interval do not poll in lockstep."""
 
     def __post_init__(self) -> None:
         if self.concurrent < 1:
@@ -122,6 +130,10 @@ class DaemonSettings:
                              f"{self.retry_base_seconds:g} and {self.retry_max_seconds:g})")
         if self.requeue_qps <= 0 or self.requeue_burst < 1:
             raise InputError("retries: need requeue_qps > 0 and requeue_burst >= 1")
+        try:
+            check_percentage(self.interval_jitter_percentage)
+        except ValueError as exc:
+            raise InputError(f"--interval-jitter-percentage: {exc}") from None
         if self.leader_elect and self.environment != "kubernetes":
             raise InputError(
                 f"--leader-elect needs --environment kubernetes: the {self.environment} "

@@ -60,6 +60,7 @@ from reconciler.observability.metrics import (
     watched_kinds,
 )
 from reconciler.observability.stdlib_logs import route_to_structlog
+from reconciler.runtime.jitter import check_percentage
 from reconciler.settings import DaemonSettings, SourceSettings
 from reconciler.simulation import apply_inputs
 from reconciler.sources.git import GitRepositoryController
@@ -147,7 +148,8 @@ class Daemon:
             artifact_root=data_dir / "artifacts", workdir=data_dir / "git",
             artifact_base_url=settings.artifacts_url or self.artifacts.base_url,
             # Never local paths or file:// in the daemon: they read any repository on the host.
-            allow_local_urls=False)
+            allow_local_urls=False,
+            interval_jitter=check_percentage(settings.interval_jitter_percentage))
 
         # A cluster that is not thread-safe (the simulator's) is called under one lock.
         locked = LockedBackend(env.backend, serialize=not getattr(env.backend, "thread_safe",

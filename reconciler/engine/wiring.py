@@ -33,7 +33,8 @@ def product_controllers(
 ) -> list[Controller]:
     store = ArtifactStore(sources.artifact_root, sources.artifact_base_url)
     git = GitRepositoryController(store, clock, sources.workdir,
-                                  allow_local_urls=sources.allow_local_urls)
+                                  allow_local_urls=sources.allow_local_urls,
+                                  interval_jitter=sources.interval_jitter)
     return [
         GitRepositoryReconciler(backend, git),
         # Blueprints before owners, so an owner reads a blueprint status from this same round.

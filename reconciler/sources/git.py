@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import random as _random
 import re
 import stat
 import tarfile
@@ -49,6 +50,7 @@ from reconciler.engine.reconcile import (
 )
 from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
 from reconciler.model.objects import Obj, deep_copy, meta, name_of, namespace_of, status_of
+from reconciler.runtime.jitter import jittered
 from reconciler.sources.artifacts import (
     Artifact,
     ArtifactError,
@@ -252,8 +254,15 @@ class GitRepositoryController:
         keep_artifacts: int = 2,
         remote_refs: RemoteRefCache | None = None,
         allow_local_urls: bool = False,
+        interval_jitter: float = 0.0,
+        random: Callable[[], float] = _random.random,
     ) -> None:
         self.store = store
+        # Flux's --interval-jitter-percentage as a fraction: after a success the next poll is
+        # spec.interval * (1 ± interval_jitter) (`runtime/jitter`), so sources applied together
+        # on one interval spread out. 0 (simulate, test): exactly the interval.
+        self.interval_jitter = interval_jitter
+        self.random = random
         self.clock = clock
         self.workdir = Path(workdir)
         # file:// URLs and local paths in spec.url (SourceSettings.allow_local_urls): for
@@ -277,6 +286,10 @@ class GitRepositoryController:
         self._built: dict[tuple[str, str, ContentConfig], tuple[Artifact, str]] = {}
         self.steps: tuple[Step[GitRun], ...] = (
             self.check_spec, self.check_interval, self.load_inputs, self.sync)
+
+    def next_interval(self, interval: float) -> float:
+        """Seconds until the next poll after a success: `interval`, jittered."""
+        return jittered(interval, self.interval_jitter, self.random)
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop what the controller remembers about a deleted object."""
@@ -468,9 +481,10 @@ class GitRepositoryController:
         failure = ending.failure
         if ending.succeeded:
             assert run.spec is not None
+            interval = self.next_interval(run.spec.interval)
             self._polls[run.key] = _PollRecord(run.uid, run.generation, run.requested_at,
-                                               run.now + run.spec.interval, 0)
-            run.result = SourceResult(status, run.spec.interval, run.events)
+                                               run.now + interval, 0)
+            run.result = SourceResult(status, interval, run.events)
             return
         assert failure is not None
         events = [SourceEvent("Warning", failure.reason, failure.message)]
