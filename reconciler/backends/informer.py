@@ -70,6 +70,44 @@ def labels_match(obj: Obj, labels: Mapping[str, str] | None) -> bool:
     return all(have.get(k) == v for k, v in labels.items())
 
 
+def selector_matcher(selector: str | None) -> Callable[[Obj], bool]:
+    """Whether an object matches a label selector string, as the API server filters a list or
+    watch with `labelSelector`: comma-separated requirements, each `key`, `!key`, `key=value`,
+    `key==value` or `key!=value` (the forms an informer of ours is given; ValueError for the
+    set-based `in`/`notin`). None or "": everything."""
+    requirements: list[tuple[str, str, str]] = []  # (operator, key, value)
+    for raw in (selector or "").split(","):
+        term = raw.strip()
+        if not term:
+            continue
+        if "(" in term or " " in term:
+            raise ValueError(f"label selector {selector!r}: only equality and existence "
+                             "requirements are supported here")
+        if term.startswith("!"):
+            requirements.append(("absent", term[1:], ""))
+        elif "!=" in term:
+            key, value = term.split("!=", 1)
+            requirements.append(("!=", key, value))
+        elif "=" in term:
+            key, value = term.replace("==", "=", 1).split("=", 1)
+            requirements.append(("=", key, value))
+        else:
+            requirements.append(("present", term, ""))
+
+    def holds(labels: Mapping[str, object], operator: str, key: str, value: str) -> bool:
+        if operator == "absent":
+            return key not in labels
+        if operator == "present":
+            return key in labels
+        return (labels.get(key) == value) == (operator == "=")
+
+    def matches(obj: Obj) -> bool:
+        have = _meta(obj).get("labels")
+        labels = have if isinstance(have, dict) else {}
+        return all(holds(labels, *requirement) for requirement in requirements)
+    return matches
+
+
 KeyListener = Callable[[str, str, str, str], None]
 """Told of a changed object: (group, kind, namespace, name)."""
 

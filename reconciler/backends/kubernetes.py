@@ -70,6 +70,7 @@ from reconciler.backends.informer import (
     KindCache,
     WatchExpired,
     name_of,
+    selector_matcher,
     version_of,
 )
 from reconciler.backends.throttle import (
@@ -546,6 +547,10 @@ class KubernetesBackend:
         self._caches: dict[tuple[str, str], KindCache] = {}
         self._informers: dict[tuple[str, str], Informer] = {}
         self._uncached: set[tuple[str, str]] = set()
+        # Label selectors of the informers (`select_informers`): per (api version, kind), the
+        # selector string and its matcher; a kind not here is watched whole.
+        self._selector_for: Callable[[str, str], str | None] = lambda api_version, kind: None
+        self._filters: dict[tuple[str, str], Callable[[Obj], bool]] = {}
         self._pending: list[Callable[[], None]] = []
         self._frozen = False
         self._live = False
@@ -564,6 +569,23 @@ class KubernetesBackend:
     @property
     def informers(self) -> Mapping[tuple[str, str], Informer]:
         return dict(self._informers)
+
+    def select_informers(self, selector_for: Callable[[str, str], str | None]) -> None:
+        """List and watch each kind with `selector_for(apiVersion, kind)` as `labelSelector`
+        (None: the whole kind), as controller-runtime's cache `ByObject` label selectors and
+        Flux's `--watch-label-selector` do: the daemon's `--shard` passes
+        `ShardFilter.selector_for`, so a shard's informers hold only its own owners. An object
+        relabelled out of the selector leaves the cache (the API server sends DELETED).
+
+        A filtered cache is this replica's view, not the cluster's: a `get` it misses and every
+        `list` of a filtered kind are asked of the API server (an owner of another shard read
+        by name, a Receiver selecting sources), and those reads are not watched. Call before
+        the first read of a filtered kind; BackendError when its informer already runs."""
+        for api_version, kind in list(self._caches):
+            if selector_for(api_version, kind):
+                raise BackendError(f"{kind} ({api_version}) is already watched (with another "
+                                   "selector or none); select informers before the first read")
+        self._selector_for = selector_for
 
     def close(self) -> None:
         """Stop every informer (their watch connections close)."""
@@ -591,7 +613,10 @@ class KubernetesBackend:
                 obj = copy.deepcopy(cached) if cached is not None else None
             if obj is not None:
                 self._counter.observe(_key(found.info, obj), _resource_version(obj))
-            return obj
+                return obj
+            if (api_version, kind) not in self._filters:
+                return None
+            # A filtered cache misses what is outside its selector: ask the API server.
         op = Operation("get", found.info.qualified_resource, ns, name)
         try:
             obj = self._call(op, lambda: found.resource.get(
@@ -616,7 +641,7 @@ class KubernetesBackend:
         ns = namespace if found.info.namespaced else None
         selector = label_selector(labels)  # refuses what the API server would
         cache = self._cache(found, api_version)
-        if cache is not None:
+        if cache is not None and (api_version, kind) not in self._filters:
             with self._lock:
                 if not self._frozen:
                     self._drain()
@@ -808,6 +833,7 @@ class KubernetesBackend:
             if cache is not None or key in self._uncached:
                 return cache
             cache = KindCache(found.info.group, found.info.kind, self._changes)
+            selector = self._selector_for(api_version, found.info.kind) or None
             started: list[bool] = []
 
             def apply(type_: str, obj: Obj | None, items: Iterable[Obj] | None) -> None:
@@ -821,8 +847,8 @@ class KubernetesBackend:
 
             informer = Informer(
                 name=f"{found.info.qualified_resource}",
-                lister=partial(self._list_all, found, api_version),
-                watcher=partial(self._watch, found, api_version),
+                lister=partial(self._list_all, found, api_version, selector),
+                watcher=partial(self._watch, found, api_version, selector=selector),
                 apply=apply, backoff=Backoff(self._settings.retry_base_seconds,
                                              self._settings.retry_max_seconds,
                                              self._backoff.random))
@@ -841,11 +867,13 @@ class KubernetesBackend:
             with self._lock:
                 self._caches[key] = cache
                 self._informers[key] = informer
+                if selector is not None:
+                    self._filters[key] = selector_matcher(selector)
             thread = threading.Thread(target=informer.run, name=f"informer {informer.name}",
                                       daemon=True)
             informer._thread = thread  # started here, after the synchronous list
             thread.start()
-            log.debug("informer started", kind=key, objects=len(cache),
+            log.debug("informer started", kind=key, objects=len(cache), selector=selector,
                       resource_version=informer.resource_version)
             return cache
 
@@ -867,7 +895,12 @@ class KubernetesBackend:
         """A write's response into the cache (read your writes)."""
         cache = self._caches.get((api_version, kind))
         if cache is not None and live.get("metadata"):
+            selected = self._filters.get((api_version, kind))
             with self._lock:
+                if selected is not None and not selected(live):
+                    # Outside this cache's selector (another shard's): never cached.
+                    cache.remove(name_of(live), version_of(live))
+                    return
                 cache.upsert({**live, "apiVersion": api_version, "kind": kind})
 
     def _forget_crd(self, name: str) -> None:
@@ -885,10 +918,11 @@ class KubernetesBackend:
                     del self._informers[key]
                     del self._caches[key]
 
-    def _list_all(self, found: _Kind, api_version: str) -> tuple[builtins.list[Obj], str]:
+    def _list_all(self, found: _Kind, api_version: str,
+                  selector: str | None = None) -> tuple[builtins.list[Obj], str]:
         token = _ACTING_AS.set(None)  # the shared caches are read as the controller
         try:
-            items, version = self._pages(found, None)
+            items, version = self._pages(found, None, label_selector=selector)
             listed = []
             for item in items:
                 item["apiVersion"], item["kind"] = api_version, found.info.kind
@@ -897,22 +931,24 @@ class KubernetesBackend:
         finally:
             _ACTING_AS.reset(token)
 
-    def _watch(self, found: _Kind, api_version: str, resource_version: str) -> _KubeWatch:
+    def _watch(self, found: _Kind, api_version: str, resource_version: str,
+               selector: str | None = None) -> _KubeWatch:
         token = _ACTING_AS.set(None)
         try:
-            return self._watch_as_controller(found, api_version, resource_version)
+            return self._watch_as_controller(found, api_version, resource_version, selector)
         finally:
             _ACTING_AS.reset(token)
 
-    def _watch_as_controller(self, found: _Kind, api_version: str,
-                             resource_version: str) -> _KubeWatch:
+    def _watch_as_controller(self, found: _Kind, api_version: str, resource_version: str,
+                             selector: str | None = None) -> _KubeWatch:
         op = Operation("watch", found.info.qualified_resource)
         seconds = self._settings.watch_timeout_seconds
+        filtered = {"label_selector": selector} if selector else {}
         response = self._call_raw(op, lambda: found.resource.get(
             namespace=None, watch=True, resource_version=resource_version or None,
             allow_watch_bookmarks=True, timeout_seconds=seconds, serialize=False,
-            _request_timeout=(self._settings.connect_timeout_seconds, seconds + 30.0)),
-            retry_as="watch")
+            _request_timeout=(self._settings.connect_timeout_seconds, seconds + 30.0),
+            **filtered), retry_as="watch")
         return _KubeWatch(response, api_version, found.info.kind)
 
     def _kind(self, api_version: str, kind: str) -> _Kind:

@@ -128,6 +128,12 @@ class Daemon:
             raise DaemonStartError(
                 f"--time-scale {settings.time_scale:g}: the {settings.environment} environment "
                 "runs on real time, which cannot be scaled; run without --time-scale")
+        select = getattr(env.backend, "select_informers", None)
+        if callable(select):
+            # Sharding at the watch: the owners' informers list and watch with this replica's
+            # label selector, so its caches hold only its own owners; the queue driver's
+            # `owns` stays as a second guard (and is the only one on the simulator).
+            select(self._shard().selector_for)
         if settings.state is not None and settings.state.exists():
             env.load_state(settings.state)
         if not settings.leader_elect:
