@@ -17,9 +17,9 @@ from reconciler.loader import load_paths
 from reconciler.model.errors import InputError, ReconcilerError
 from reconciler.observability.logging import configure_logging
 from reconciler.report import render_json, render_table, render_yaml
+from reconciler.runtime.statefile import state_lock
 from reconciler.settings import SimulateSettings
 from reconciler.simulation import simulate as run_simulation
-from reconciler.statefile import state_lock
 
 EXIT_OK, EXIT_NOT_READY, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 

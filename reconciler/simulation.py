@@ -18,7 +18,6 @@ from reconciler.diff.changeset import (
     plan_object,
 )
 from reconciler.diff.compare import comparable, is_subset
-from reconciler.engine.controller import Controller, Polling
 from reconciler.engine.runnable import runnable_settled
 from reconciler.engine.runner import Environment, RunReport, run_until_settled
 from reconciler.engine.sources import GitRepositoryReconciler
@@ -29,6 +28,7 @@ from reconciler.model.errors import BackendError, InputError
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.model.objects import Obj, ObjectKey, describe, status_of
 from reconciler.report import owner_ready
+from reconciler.runtime.controller import Controller, Polling
 from reconciler.settings import SimulateSettings, SourceSettings
 
 # Kinds an API server needs before the objects that use them: namespaces, then CRDs.

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.backends.base import Backend
-from reconciler.engine.clock import Clock, rfc3339
-from reconciler.engine.controller import Resync
 from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
 from reconciler.model.objects import Obj, meta, spec_of, status_of
+from reconciler.runtime.clock import Clock, rfc3339
+from reconciler.runtime.controller import Resync
 from simulator.cron import CronError, CronSchedule
 from simulator.kube_common import (
     KubeTiming,

@@ -40,9 +40,18 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from reconciler.apply.conflicts import ApplyConflict, FieldConflict
 from reconciler.backends.base import FIELD_MANAGER
-from reconciler.diff.fieldsets import (
+from reconciler.model.apivalidation import (
+    Problem,
+    is_label_value,
+    is_qualified_name,
+    object_problems,
+    rejection_message,
+    size_problems,
+)
+from reconciler.model.conflicts import ApplyConflict, FieldConflict
+from reconciler.model.errors import Conflict, NotFound, Rejected
+from reconciler.model.fieldsets import (
     ITEM,
     FieldPath,
     FieldSet,
@@ -54,21 +63,11 @@ from reconciler.diff.fieldsets import (
     merge_key,
     to_tree,
 )
-from reconciler.diff.normalize import fold_string_data
-from reconciler.engine.clock import Clock, rfc3339
-from reconciler.model.apivalidation import (
-    Problem,
-    is_label_value,
-    is_qualified_name,
-    object_problems,
-    rejection_message,
-    size_problems,
-)
-from reconciler.model.errors import Conflict, NotFound, Rejected
 from reconciler.model.kinds import BUILTIN_KINDS, KindInfo, KindRegistry, kind_info_from_crd
-from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe
+from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe, fold_string_data
 from reconciler.model.schema import validate
 from reconciler.model.validation import admission_problems, webhook_for
+from reconciler.runtime.clock import Clock, rfc3339
 
 Key = tuple[str, str, str, str]  # group, kind, namespace, name
 _SERVER_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")

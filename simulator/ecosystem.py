@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.backends.base import Backend
-from reconciler.engine.clock import Clock, rfc3339
 from reconciler.model.conditions import Condition, merge_conditions
 from reconciler.model.kinds import KindInfo
 from reconciler.model.objects import Obj, meta, spec_of, status_of
+from reconciler.runtime.clock import Clock, rfc3339
 
 ECOSYSTEM_KINDS: tuple[KindInfo, ...] = (
     KindInfo("kpack.io", ("v1alpha2", "v1alpha1"), "Image", "images", True),

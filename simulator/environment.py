@@ -7,13 +7,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.controller import Controller
 from reconciler.model.crds import product_crds
 from reconciler.model.errors import LoadError
 from reconciler.model.kinds import BUILTIN_KINDS
 from reconciler.model.limits import DEFAULT_LIMITS
 from reconciler.model.yamlsafe import load_json_bounded
-from reconciler.statefile import write_private
+from reconciler.runtime.controller import Controller
+from reconciler.runtime.statefile import write_private
 from simulator.clock import VirtualClock
 from simulator.cluster import InMemoryCluster
 from simulator.ecosystem import ECOSYSTEM_KINDS, ImageBuilder, KnativeServing, Timing

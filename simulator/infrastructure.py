@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.backends.base import Backend
-from reconciler.engine.clock import Clock, rfc3339
 from reconciler.model.conditions import FALSE, TRUE, Condition
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of, status_of
+from reconciler.runtime.clock import Clock, rfc3339
 from simulator.kube_common import (
     KubeTiming,
     Stopwatch,

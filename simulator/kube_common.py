@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from reconciler.backends.base import Backend
-from reconciler.engine.clock import Clock
 from reconciler.model.conditions import Condition
 from reconciler.model.objects import Obj, meta, status_of
+from reconciler.runtime.clock import Clock
 
 ANNOTATION_PREFIX: Final = "simulator.reconciler.dev/"
 OUTCOME_ANNOTATION: Final = ANNOTATION_PREFIX + "outcome"

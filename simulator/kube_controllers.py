@@ -4,8 +4,8 @@ simulated cluster runs, so built-in workloads report status as on a real cluster
 from __future__ import annotations
 
 from reconciler.backends.base import Backend
-from reconciler.engine.clock import Clock
-from reconciler.engine.controller import Controller
+from reconciler.runtime.clock import Clock
+from reconciler.runtime.controller import Controller
 from simulator.batch import CronJobSchedules, JobRuns
 from simulator.infrastructure import LoadBalancers, PodLifecycle, VolumeBinder
 from simulator.kube_common import KubeTiming

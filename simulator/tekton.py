@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from reconciler.backends.base import Backend
-from reconciler.engine.clock import Clock, rfc3339
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, merge_conditions
 from reconciler.model.errors import BackendError
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of, status_of
+from reconciler.runtime.clock import Clock, rfc3339
 
 TEKTON_API: Final = "tekton.dev/v1"
 ANNOTATION_PREFIX: Final = "simulator.reconciler.dev/"

@@ -25,9 +25,9 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.backends.base import Backend
-from reconciler.engine.clock import Clock, rfc3339
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition
 from reconciler.model.objects import Obj, name_of, spec_of, status_of
+from reconciler.runtime.clock import Clock, rfc3339
 from simulator.kube_common import (
     KubeTiming,
     Stopwatch,

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from reconciler.apply.conflicts import ApplyConflict, FieldConflict
 from reconciler.apply.health import Health, HealthStatus, assess
 from reconciler.apply.inventory import Inventory, ObjectRef
 from reconciler.apply.ordering import apply_order
@@ -34,6 +33,7 @@ from reconciler.diff.changeset import (
     plan_object,
 )
 from reconciler.diff.ignore import IgnoreRule, ignored_paths, respect
+from reconciler.model.conflicts import ApplyConflict, FieldConflict
 from reconciler.model.errors import BackendError, Rejected
 from reconciler.model.objects import Obj, describe
 

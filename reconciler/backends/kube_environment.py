@@ -20,9 +20,9 @@ from typing import Protocol
 
 from reconciler.backends.base import Backend
 from reconciler.backends.kubernetes import connect
-from reconciler.engine.clock import Clock, SystemClock
-from reconciler.engine.controller import Controller
 from reconciler.model.errors import ReconcilerError
+from reconciler.runtime.clock import Clock, SystemClock
+from reconciler.runtime.controller import Controller
 from reconciler.settings import KubernetesSettings
 
 KUBECONFIG_VARIABLE = "RECONCILER_KUBECONFIG"

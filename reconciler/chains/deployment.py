@@ -18,9 +18,9 @@ from reconciler.chains.errors import (
     TemplateStampError,
     UnknownResourceError,
 )
-from reconciler.chains.jsonpath import JSONPathError, PathNotFoundError, evaluate_single
-from reconciler.chains.selection import display
+from reconciler.model.jsonpath import JSONPathError, PathNotFoundError, evaluate_single
 from reconciler.model.objects import Obj
+from reconciler.model.selectors import display
 
 
 def deployment_outputs(

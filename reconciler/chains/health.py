@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.chains.jsonpath import JSONPathError, evaluate
-from reconciler.chains.selection import display, requirement_holds
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
+from reconciler.model.jsonpath import JSONPathError, evaluate
 from reconciler.model.objects import Obj
+from reconciler.model.selectors import display, requirement_holds
 
 HEALTHY = "Healthy"
 

@@ -36,8 +36,8 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-from reconciler.chains import jsonpath
 from reconciler.chains.yamlenc import float_digits
+from reconciler.model import jsonpath
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.limits import DEFAULT_LIMITS, Limits, check_deadline
 

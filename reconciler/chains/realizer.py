@@ -36,7 +36,6 @@ from reconciler.chains.errors import (
     TemplateStampError,
 )
 from reconciler.chains.interpolate import InterpolationError
-from reconciler.chains.jsonpath import JSONPathError, evaluate_single
 from reconciler.chains.lifecycle import (
     LIFECYCLE_LABEL,
     ImmutableStamper,
@@ -46,10 +45,12 @@ from reconciler.chains.lifecycle import (
 )
 from reconciler.chains.params import resolve_params
 from reconciler.chains.render import RenderError, render
-from reconciler.chains.selection import Selector, SelectorError, best_matches
+from reconciler.chains.selection import best_matches
 from reconciler.model.errors import BackendError
+from reconciler.model.jsonpath import JSONPathError, evaluate_single
 from reconciler.model.limits import check_deadline
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of
+from reconciler.model.selectors import Selector, SelectorError
 
 
 @dataclass

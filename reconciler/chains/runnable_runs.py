@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from reconciler.chains.jsonpath import JSONPathError, evaluate_single
 from reconciler.model.conditions import FALSE, TRUE, find_condition
+from reconciler.model.jsonpath import JSONPathError, evaluate_single
 from reconciler.model.objects import Obj, meta, spec_of, status_of
 
 SUCCEEDED: Final = "Succeeded"

@@ -19,10 +19,10 @@ from typing import Any, Final
 
 from reconciler.backends.base import Backend
 from reconciler.chains.interpolate import InterpolationError, interpolate
-from reconciler.chains.jsonpath import JSONPathError
 from reconciler.chains.realizer import stamp_metadata
 from reconciler.chains.runnable_errors import RunStampError
 from reconciler.model.errors import BackendError
+from reconciler.model.jsonpath import JSONPathError
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of
 
 RUN_TEMPLATE_KIND: Final = "ClusterRunTemplate"

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from reconciler.engine.clock import Clock
+from reconciler.runtime.clock import Clock
 
 
 class Advanceable(Protocol):

@@ -17,9 +17,9 @@ from collections.abc import Callable
 import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
-from reconciler.engine.clock import Clock
 from reconciler.ha.election import ElectionConfig, LeaderCallbacks, LeaderElector, run_elector
 from reconciler.ha.lease import LeaseStore
+from reconciler.runtime.clock import Clock
 
 log = structlog.get_logger(__name__)
 

@@ -35,8 +35,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
-from reconciler.engine.clock import Clock
-from reconciler.engine.controller import Controller, ReconcileFailure
 from reconciler.engine.runner import ObjKey, Observer, RoundDriver, RoundsReport, reconcile_once
 from reconciler.engine.tracking import (
     Dependency,
@@ -47,6 +45,8 @@ from reconciler.engine.tracking import (
 from reconciler.model.errors import BackendError
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.model.objects import GroupVersionKind, Obj
+from reconciler.runtime.clock import Clock
+from reconciler.runtime.controller import Controller, ReconcileFailure
 from reconciler.runtime.outcome import Next
 from reconciler.runtime.ratelimit import ExponentialBackoff, MaxOf, TokenBucket
 from reconciler.runtime.workers import WorkerPool

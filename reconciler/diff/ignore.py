@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.diff.fieldsets import ITEM, FieldPath, find_item, from_tree
 from reconciler.model.errors import InputError
+from reconciler.model.fieldsets import ITEM, FieldPath, find_item, from_tree
 from reconciler.model.objects import GroupVersionKind, Obj, name_of, namespace_of
 
 Path = tuple[str | int, ...]

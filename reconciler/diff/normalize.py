@@ -9,11 +9,10 @@ in `compare`, where the walk already knows the field it is in.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.model.objects import Obj
+from reconciler.model.objects import Obj, fold_string_data
 
 SERVER_METADATA = frozenset({
     "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink",
@@ -38,16 +37,4 @@ def normalize(obj: Mapping[str, Any]) -> Obj:
         out["metadata"] = new_meta
     if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1" and "stringData" in obj:
         out = fold_string_data(out)
-    return out
-
-
-def fold_string_data(secret: Obj) -> Obj:
-    """`stringData` merged into `data` as base64; `stringData` wins on the same key (as the API
-    server does)."""
-    out = dict(secret)
-    string_data = out.pop("stringData", None) or {}
-    data = dict(out.get("data") or {})
-    for key, value in string_data.items():
-        data[key] = base64.b64encode(str(value).encode()).decode()
-    out["data"] = data
     return out

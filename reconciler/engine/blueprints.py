@@ -14,10 +14,10 @@ import structlog
 
 from reconciler.backends.base import Backend
 from reconciler.chains.blueprint import CARTO_API
-from reconciler.engine.clock import Clock, rfc3339
 from reconciler.model.conditions import FALSE, TRUE, Condition, merge_conditions
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.objects import Obj, meta, spec_of, status_of
+from reconciler.runtime.clock import Clock, rfc3339
 
 log = structlog.get_logger(__name__)
 

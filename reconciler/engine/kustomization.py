@@ -52,9 +52,13 @@ from reconciler.apply.staged import ApplyOptions, SetResult, apply_set
 from reconciler.backends.base import Backend, Identity, impersonated, impersonating_backend
 from reconciler.diff.changeset import ChangeAction
 from reconciler.diff.ignore import IgnoreRule, IgnoreRuleError, parse_rules
-from reconciler.engine.clock import Clock, rfc3339
-from reconciler.engine.controller import Resync
-from reconciler.engine.reconcile import (
+from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
+from reconciler.model.errors import BackendError, InputError
+from reconciler.model.limits import DEFAULT_LIMITS, Limits, check_deadline
+from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of, status_of
+from reconciler.runtime.clock import Clock, rfc3339
+from reconciler.runtime.controller import Resync
+from reconciler.runtime.reconcile import (
     DONE,
     PROGRESSING_WITH_RETRY,
     READY,
@@ -71,10 +75,6 @@ from reconciler.engine.reconcile import (
     requeue,
     summarize,
 )
-from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
-from reconciler.model.errors import BackendError, InputError
-from reconciler.model.limits import DEFAULT_LIMITS, Limits, check_deadline
-from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of, status_of
 from reconciler.sources.artifacts import ArtifactError, ArtifactStore
 from reconciler.sources.git import parse_duration
 from reconciler.sources.unpack import unpack_artifact

@@ -33,7 +33,7 @@ from reconciler.backends.base import Backend, Identity, impersonated
 from reconciler.chains.blueprint import CARTO_API, Blueprint, BlueprintResource, Template
 from reconciler.chains.lifecycle import LIFECYCLE_LABEL, MUTABLE
 from reconciler.chains.realizer import OwnerContext, Realized, Realizer
-from reconciler.chains.selection import Selector, SelectorError, best_matches
+from reconciler.chains.selection import best_matches
 from reconciler.chains.status import (
     RESOURCES_HEALTHY,
     RESOURCES_SUBMITTED,
@@ -42,8 +42,20 @@ from reconciler.chains.status import (
     submitted_conditions,
 )
 from reconciler.engine.blueprints import blueprint_ready, templates_ready
-from reconciler.engine.clock import Clock, rfc3339
-from reconciler.engine.reconcile import (
+from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
+from reconciler.model.errors import ReconcilerError
+from reconciler.model.objects import (
+    Obj,
+    labels_of,
+    meta,
+    name_of,
+    namespace_of,
+    spec_of,
+    status_of,
+)
+from reconciler.model.selectors import Selector, SelectorError
+from reconciler.runtime.clock import Clock, rfc3339
+from reconciler.runtime.reconcile import (
     DONE,
     STOP,
     CartographerConditions,
@@ -55,17 +67,6 @@ from reconciler.engine.reconcile import (
     reconcile,
     render,
     summarize,
-)
-from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
-from reconciler.model.errors import ReconcilerError
-from reconciler.model.objects import (
-    Obj,
-    labels_of,
-    meta,
-    name_of,
-    namespace_of,
-    spec_of,
-    status_of,
 )
 
 log = structlog.get_logger(__name__)

@@ -48,8 +48,11 @@ from reconciler.chains.runnable_stamp import (
     stamp_run,
 )
 from reconciler.diff.compare import in_sync
-from reconciler.engine.clock import Clock, rfc3339
-from reconciler.engine.reconcile import (
+from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
+from reconciler.model.errors import BackendError, NotFound
+from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of, status_of
+from reconciler.runtime.clock import Clock, rfc3339
+from reconciler.runtime.reconcile import (
     DONE,
     STOP,
     CartographerConditions,
@@ -61,9 +64,6 @@ from reconciler.engine.reconcile import (
     render,
     summarize,
 )
-from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
-from reconciler.model.errors import BackendError, NotFound
-from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of, status_of
 
 log = structlog.get_logger(__name__)
 

@@ -34,8 +34,6 @@ from typing import Protocol
 import structlog
 
 from reconciler.backends.base import Backend
-from reconciler.engine.clock import Clock
-from reconciler.engine.controller import Controller, ReconcileFailure, Resync
 from reconciler.engine.tracking import ChangeFeed, Dependency, TrackingBackend, changed_after
 from reconciler.model.conditions import find_condition
 from reconciler.model.errors import ReconcilerError
@@ -47,6 +45,8 @@ from reconciler.model.limits import (
     deadline_scope,
 )
 from reconciler.model.objects import GroupVersionKind, Obj, name_of, namespace_of
+from reconciler.runtime.clock import Clock
+from reconciler.runtime.controller import Controller, ReconcileFailure, Resync
 from reconciler.runtime.outcome import Next, Outcome, Result, classify
 from reconciler.runtime.ratelimit import ExponentialBackoff
 

@@ -11,8 +11,6 @@ from typing import cast
 
 from reconciler.backends.base import Backend
 from reconciler.engine.blueprints import BlueprintController
-from reconciler.engine.clock import Clock
-from reconciler.engine.controller import Controller
 from reconciler.engine.kustomization import KustomizationReconciler
 from reconciler.engine.owner import DELIVERABLE, WORKLOAD, OwnerController
 from reconciler.engine.runnable import RunnableController
@@ -21,6 +19,8 @@ from reconciler.engine.sources import GitRepositoryReconciler
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.notification.controller import ReceiverController
+from reconciler.runtime.clock import Clock
+from reconciler.runtime.controller import Controller
 from reconciler.settings import SourceSettings
 from reconciler.sources.artifacts import ArtifactStore
 from reconciler.sources.git import GitRepositoryController

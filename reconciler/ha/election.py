@@ -46,7 +46,6 @@ from typing import Protocol
 
 import structlog
 
-from reconciler.engine.clock import Clock
 from reconciler.ha.lease import (
     LeaseRecord,
     LeaseStore,
@@ -57,6 +56,7 @@ from reconciler.ha.lease import (
 )
 from reconciler.model.errors import Conflict, NotFound, ReconcilerError
 from reconciler.model.objects import Obj
+from reconciler.runtime.clock import Clock
 
 log = structlog.get_logger(__name__)
 

@@ -22,7 +22,6 @@ import structlog
 
 from reconciler.backends.base import Backend
 from reconciler.chains.blueprint import CARTO_API
-from reconciler.engine.controller import Controller
 from reconciler.engine.runner import Environment, run_until_settled
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.kuttl.assertions import Verdict, check_step
@@ -31,6 +30,7 @@ from reconciler.kuttl.suite import TestCase
 from reconciler.loader import LoadedObject
 from reconciler.model.errors import BackendError, InputError, NotFound
 from reconciler.model.objects import Obj, describe
+from reconciler.runtime.controller import Controller
 from reconciler.settings import SourceSettings
 
 log = structlog.get_logger(__name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import marshal
 from collections.abc import Mapping
@@ -104,3 +105,15 @@ def deep_copy(obj: Obj) -> Obj:
     except ValueError:  # something that is not JSON-like: fall back to the general copy
         return copy.deepcopy(obj)
     return copied
+
+
+def fold_string_data(secret: Obj) -> Obj:
+    """`stringData` merged into `data` as base64; `stringData` wins on the same key (as the API
+    server does)."""
+    out = dict(secret)
+    string_data = out.pop("stringData", None) or {}
+    data = dict(out.get("data") or {})
+    for key, value in string_data.items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    out["data"] = data
+    return out

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.chains.jsonpath import JSONPathError, compile_path
+from reconciler.model.jsonpath import JSONPathError, compile_path
 
 CARTO_GROUP = "carto.run"
 

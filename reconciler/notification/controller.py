@@ -21,7 +21,6 @@ from typing import Any
 import structlog
 
 from reconciler.backends.base import Backend
-from reconciler.engine.controller import Resync
 from reconciler.model.conditions import FALSE, TRUE, Condition, merge_conditions
 from reconciler.model.errors import Stalled
 from reconciler.model.objects import Obj, deep_copy, status_of
@@ -35,6 +34,7 @@ from reconciler.notification.receiver import (
 )
 from reconciler.notification.requests import Clock
 from reconciler.notification.token import TokenNotFound, read_token
+from reconciler.runtime.controller import Resync
 
 log = structlog.get_logger(__name__)
 

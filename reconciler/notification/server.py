@@ -49,7 +49,7 @@ from reconciler.notification.requests import Clock, ReconcileRequester
 from reconciler.notification.targets import Target, TargetError, resolve_targets
 from reconciler.notification.token import TokenNotFound, read_token
 from reconciler.notification.verify import Refused, verify
-from reconciler.serving import MAX_CONNECTIONS, READ_TIMEOUT_SECONDS, BackgroundHTTPServer
+from reconciler.runtime.serving import MAX_CONNECTIONS, READ_TIMEOUT_SECONDS, BackgroundHTTPServer
 
 log = structlog.get_logger(__name__)
 

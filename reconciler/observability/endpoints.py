@@ -20,7 +20,7 @@ from prometheus_client.exposition import choose_encoder
 
 from reconciler.model.errors import ReconcilerError
 from reconciler.observability.health import HealthState, Verdict
-from reconciler.serving import BackgroundHTTPServer
+from reconciler.runtime.serving import BackgroundHTTPServer
 
 log = structlog.get_logger(__name__)
 

@@ -43,11 +43,11 @@ from prometheus_client.registry import Collector
 from reconciler import __version__
 from reconciler.backends.base import Backend
 from reconciler.chains.blueprint import CARTO_API
-from reconciler.engine.controller import Controller, Resync
 from reconciler.model.errors import BackendError
 from reconciler.model.objects import GroupVersionKind, Obj
 from reconciler.observability.resource_info import ResourceInfo
 from reconciler.report import owner_ready
+from reconciler.runtime.controller import Controller, Resync
 from reconciler.runtime.outcome import Result, classify
 from reconciler.runtime.workqueue import WorkQueue
 

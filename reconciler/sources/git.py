@@ -33,8 +33,11 @@ from typing import Any
 
 import structlog
 
-from reconciler.engine.clock import Clock, rfc3339
-from reconciler.engine.reconcile import (
+from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
+from reconciler.model.objects import Obj, deep_copy, meta, name_of, namespace_of, status_of
+from reconciler.runtime.clock import Clock, rfc3339
+from reconciler.runtime.jitter import jittered
+from reconciler.runtime.reconcile import (
     DONE,
     PROGRESSING,
     Conditions,
@@ -48,9 +51,6 @@ from reconciler.engine.reconcile import (
     requeue,
     summarize,
 )
-from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
-from reconciler.model.objects import Obj, deep_copy, meta, name_of, namespace_of, status_of
-from reconciler.runtime.jitter import jittered
 from reconciler.sources.artifacts import (
     Artifact,
     ArtifactError,

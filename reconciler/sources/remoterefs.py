@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reconciler.engine.clock import Clock
+from reconciler.runtime.clock import Clock
 
 RemoteKey = tuple[str, str]  # (url, credentials fingerprint)
 

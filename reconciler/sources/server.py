@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 import structlog
 
-from reconciler.serving import BackgroundHTTPServer
+from reconciler.runtime.serving import BackgroundHTTPServer
 from reconciler.sources.artifacts import ArtifactNotFoundError, ArtifactPathError, ArtifactStore
 
 log = structlog.get_logger(__name__)

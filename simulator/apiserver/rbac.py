@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from reconciler.chains.selection import Selector, matches
+from reconciler.model.selectors import Selector, matches
 from simulator.apiserver.authn import MASTERS, UserInfo
 from simulator.apiserver.errors import ApiError, qualified
 

@@ -25,13 +25,13 @@ import structlog
 
 from reconciler.daemon.clock import ClockFollower
 from reconciler.daemon.loop import ReconcileLoop
-from reconciler.engine.controller import Controller
 from reconciler.engine.runner import Environment, RoundDriver
 from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.loader import LoadedObject
 from reconciler.observability.health import HealthState
 from reconciler.observability.metrics import ReconcilerMetrics, watched_kinds
+from reconciler.runtime.controller import Controller
 from reconciler.settings import SourceSettings
 from reconciler.simulation import apply_inputs
 from reconciler.sources.artifacts import ArtifactStore

@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from reconciler.serving import READ_TIMEOUT_SECONDS, BoundedHTTPServer
+from reconciler.runtime.serving import READ_TIMEOUT_SECONDS, BoundedHTTPServer
 from simulator.apiserver.errors import status_body
 from simulator.apiserver.gate import Gate
 from simulator.apiserver.handlers import MAX_BODY_BYTES, PUBLIC, Request, Response

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.apply.conflicts import ApplyConflict
+from reconciler.model.conflicts import ApplyConflict
 from reconciler.model.errors import NotFound, Rejected
 from reconciler.model.objects import Obj, deep_copy
 from simulator.apiserver import errors, events, fieldvalidation

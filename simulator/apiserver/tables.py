@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from reconciler.chains.jsonpath import compile_path
+from reconciler.model.jsonpath import compile_path
 from reconciler.model.objects import Obj
 from simulator.apiserver import events
 from simulator.apiserver.resources import ResourceType

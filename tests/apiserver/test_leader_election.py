@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from reconciler.backends.kubernetes import KubernetesBackend, KubernetesLeaseStore, connect
-from reconciler.engine.clock import SystemClock
 from reconciler.ha.election import ElectionConfig, LeaderCallbacks, LeaderElector, run_elector
 from reconciler.ha.lease import LeaseRecord, LeaseStore, new_lease, parse_time
 from reconciler.model.errors import Conflict, NotFound
+from reconciler.runtime.clock import SystemClock
 from tests.apiserver.conftest import Served, start_server, wait_for
 
 LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 1.5, 1.0, 0.2

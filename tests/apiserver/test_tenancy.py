@@ -21,11 +21,11 @@ import yaml
 from reconciler.backends.base import Identity
 from reconciler.backends.kubernetes import KubernetesBackend, connect
 from reconciler.engine.blueprints import BlueprintController
-from reconciler.engine.clock import SystemClock
 from reconciler.engine.kustomization import KustomizationReconciler
 from reconciler.engine.owner import WORKLOAD, OwnerController
 from reconciler.model.errors import BackendError
 from reconciler.model.objects import Obj
+from reconciler.runtime.clock import SystemClock
 from reconciler.settings import KubernetesSettings
 from reconciler.sources.artifacts import ArtifactStore
 from tests.apiserver.conftest import Served, start_server

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from reconciler.apply.applier import Action, apply_object
-from reconciler.apply.conflicts import ApplyConflict, FieldConflict
 from reconciler.backends.base import Backend
 from reconciler.backends.kubernetes import connect
+from reconciler.model.conflicts import ApplyConflict, FieldConflict
 from reconciler.model.errors import NotFound, Rejected
 from reconciler.settings import KubernetesSettings
 from simulator.clock import VirtualClock

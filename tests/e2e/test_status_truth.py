@@ -16,9 +16,9 @@ import pytest
 
 import reconciler.chains.realizer as realizer_module
 import reconciler.engine.kustomization as kustomization_module
-from reconciler.engine.controller import RECONCILE_ERROR
 from reconciler.loader import load_paths
 from reconciler.model.errors import Transient
+from reconciler.runtime.controller import RECONCILE_ERROR
 from reconciler.settings import SimulateSettings
 from reconciler.simulation import SimulationResult, simulate
 from reconciler.sources.artifacts import ArtifactStore

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from reconciler.chains import jsonpath
 from reconciler.chains.blueprint import Template
 from reconciler.chains.interpolate import InterpolationLimitError, interpolate
 from reconciler.chains.render import RenderError, RenderLimitError, render
+from reconciler.model import jsonpath
 from reconciler.model.limits import Limits
 
 

@@ -16,12 +16,12 @@ import pytest
 import reconciler.chains.realizer as realizer_module
 from reconciler.chains.render import render
 from reconciler.daemon import Daemon
-from reconciler.engine.controller import RECONCILE_TIMEOUT, ReconcileFailure, Resync
 from reconciler.engine.runner import Environment, RoundDriver, backoff, run_until_settled
 from reconciler.loader import load_paths, load_text
 from reconciler.model.errors import Transient
 from reconciler.model.limits import DeadlineExceeded, Limits, check_deadline
 from reconciler.model.objects import Obj, name_of
+from reconciler.runtime.controller import RECONCILE_TIMEOUT, ReconcileFailure, Resync
 from reconciler.settings import DaemonSettings, ListenAddress, SimulateSettings
 from reconciler.simulation import simulate
 from simulator.cluster import InMemoryCluster

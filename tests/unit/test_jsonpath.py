@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.chains.jsonpath import (
+from reconciler.model.errors import ReconcilerError
+from reconciler.model.jsonpath import (
     AmbiguousPathError,
     JSONPathError,
     JSONPathSyntaxError,
@@ -15,7 +16,6 @@ from reconciler.chains.jsonpath import (
     evaluate,
     evaluate_single,
 )
-from reconciler.model.errors import ReconcilerError
 
 DATA: dict[str, Any] = {
     "metadata": {

@@ -33,11 +33,11 @@ from reconciler.backends.kubernetes import (
     new_event,
     status_request,
 )
-from reconciler.engine.clock import SystemClock
 from reconciler.engine.runner import Environment
 from reconciler.engine.wiring import ENTRY_POINT_GROUP, load_environment
 from reconciler.model.errors import BackendError, ReconcilerError, Rejected
 from reconciler.model.kinds import KindInfo
+from reconciler.runtime.clock import SystemClock
 
 CONFIGMAPS = KindInfo("", ("v1",), "ConfigMap", "configmaps", True)
 NAMESPACES = KindInfo("", ("v1",), "Namespace", "namespaces", False)

@@ -19,8 +19,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTResponse
 from kubernetes.dynamic.exceptions import DynamicApiError, api_exception
 
-from reconciler.apply.conflicts import ApplyConflict, FieldConflict
 from reconciler.backends.kubernetes import Operation, apply_conflict, map_api_exception, status_of
+from reconciler.model.conflicts import ApplyConflict, FieldConflict
 from reconciler.model.errors import (
     BackendError,
     Conflict,

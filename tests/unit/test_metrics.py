@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import pytest
 
-from reconciler.engine.controller import Resync
 from reconciler.model.conditions import Condition, merge_conditions
 from reconciler.model.errors import Stalled, Transient, Waiting
 from reconciler.model.objects import Obj
@@ -18,6 +17,7 @@ from reconciler.observability.metrics import (
     record_cluster,
     watched_kinds,
 )
+from reconciler.runtime.controller import Resync
 from simulator.environment import SimulatedEnvironment
 
 

@@ -9,7 +9,6 @@ import subprocess
 import pytest
 import structlog
 
-from reconciler.engine.controller import ReconcileFailure, Resync
 from reconciler.loader import load_text
 from reconciler.model.conditions import find_condition
 from reconciler.model.errors import Stalled, ValidationError
@@ -17,6 +16,7 @@ from reconciler.model.objects import Obj
 from reconciler.notification.controller import ReceiverController
 from reconciler.notification.receiver import Receiver, go_duration, webhook_path
 from reconciler.notification.token import TokenNotFound
+from reconciler.runtime.controller import ReconcileFailure, Resync
 from tests.unit.receiver_helpers import TOKEN, new_cluster, receiver, token_secret
 
 API = "notification.toolkit.fluxcd.io/v1"

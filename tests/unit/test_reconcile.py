@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.controller import RECONCILE_ERROR, RECONCILE_TIMEOUT
-from reconciler.engine.reconcile import (
+from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition
+from reconciler.model.errors import BackendError, Rejected, Stalled, Transient, Waiting
+from reconciler.model.limits import DeadlineExceeded
+from reconciler.runtime.controller import RECONCILE_ERROR, RECONCILE_TIMEOUT
+from reconciler.runtime.reconcile import (
     DONE,
     PROGRESSING,
     PROGRESSING_WITH_RETRY,
@@ -28,9 +31,6 @@ from reconciler.engine.reconcile import (
     run_steps,
     summarize,
 )
-from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition
-from reconciler.model.errors import BackendError, Rejected, Stalled, Transient, Waiting
-from reconciler.model.limits import DeadlineExceeded
 
 NOW = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T00:01:00Z"

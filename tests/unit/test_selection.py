@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.chains.selection import Selector, best_matches, matches
+from reconciler.chains.selection import best_matches
+from reconciler.model.selectors import Selector, matches
 
 OWNER: dict[str, Any] = {
     "apiVersion": "carto.run/v1alpha1",

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from reconciler.serving import LISTEN_BACKLOG, BackgroundHTTPServer, BoundedHTTPServer
+from reconciler.runtime.serving import LISTEN_BACKLOG, BackgroundHTTPServer, BoundedHTTPServer
 
 
 class _Hello(BaseHTTPRequestHandler):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply.conflicts import ApplyConflict
+from reconciler.model.conflicts import ApplyConflict
 from simulator.clock import VirtualClock
 from simulator.cluster import InMemoryCluster
 

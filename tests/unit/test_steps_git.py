@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.reconcile import DONE, PROGRESSING_WITH_RETRY, Action, Ending
 from reconciler.model.conditions import find_condition
 from reconciler.model.objects import Obj
+from reconciler.runtime.reconcile import DONE, PROGRESSING_WITH_RETRY, Action, Ending
 from reconciler.sources.artifacts import ArtifactStore
 from reconciler.sources.git import GitRepositoryController, GitRun
 from reconciler.sources.gitspec import GitAuthenticationError, GitSpecError

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.controller import RECONCILE_ERROR
 from reconciler.engine.kustomization import KsRun, KustomizationReconciler
-from reconciler.engine.reconcile import DONE, PROGRESSING_WITH_RETRY, STOP, Action
 from reconciler.model.conditions import find_condition
 from reconciler.model.errors import Transient
 from reconciler.model.objects import Obj
+from reconciler.runtime.controller import RECONCILE_ERROR
+from reconciler.runtime.reconcile import DONE, PROGRESSING_WITH_RETRY, STOP, Action
 from reconciler.sources.artifacts import ArtifactStore
 from simulator.environment import SimulatedEnvironment
 

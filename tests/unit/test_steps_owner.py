@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.controller import RECONCILE_ERROR
 from reconciler.engine.owner import WORKLOAD, OwnerController, Run
-from reconciler.engine.reconcile import DONE, Action
 from reconciler.model.conditions import find_condition
 from reconciler.model.errors import Transient
 from reconciler.model.objects import Obj
+from reconciler.runtime.controller import RECONCILE_ERROR
+from reconciler.runtime.reconcile import DONE, Action
 from simulator.environment import SimulatedEnvironment
 
 API = "carto.run/v1alpha1"

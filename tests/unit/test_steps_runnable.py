@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.controller import RECONCILE_ERROR
-from reconciler.engine.reconcile import DONE, Action
 from reconciler.engine.runnable import RunnableController, RunnableReconcile
 from reconciler.model.conditions import find_condition
 from reconciler.model.objects import Obj
+from reconciler.runtime.controller import RECONCILE_ERROR
+from reconciler.runtime.reconcile import DONE, Action
 from simulator.environment import SimulatedEnvironment
 
 NS = "default"

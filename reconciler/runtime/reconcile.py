@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol, TypeVar
 
-from reconciler.engine.controller import ReconcileFailure
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, merge_conditions
 from reconciler.model.errors import Stalled, Waiting
+from reconciler.runtime.controller import ReconcileFailure
 
 READY = "Ready"
 RECONCILING = "Reconciling"
