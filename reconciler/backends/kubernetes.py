@@ -62,7 +62,6 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError, ResourceNotUniqueError
 from kubernetes.watch.watch import iter_resp_lines
 
-from reconciler.apply.conflicts import ApplyConflict, FieldConflict
 from reconciler.backends.base import FIELD_MANAGER, Backend, Identity
 from reconciler.backends.informer import (
     ChangeLog,
@@ -79,7 +78,7 @@ from reconciler.backends.throttle import (
     retry_after_seconds,
     should_retry,
 )
-from reconciler.engine.clock import Clock, SystemClock, rfc3339
+from reconciler.model.conflicts import ApplyConflict, FieldConflict
 from reconciler.model.errors import (
     BackendError,
     Conflict,
@@ -90,6 +89,7 @@ from reconciler.model.errors import (
 )
 from reconciler.model.kinds import KindInfo
 from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe
+from reconciler.runtime.clock import Clock, SystemClock, rfc3339
 from reconciler.settings import KubernetesSettings
 
 log = structlog.get_logger(__name__)

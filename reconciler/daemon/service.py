@@ -36,8 +36,6 @@ from reconciler.daemon.leadership import Leadership
 from reconciler.daemon.locked import LockedBackend
 from reconciler.daemon.loop import QueueLoop
 from reconciler.daemon.manager import QueueDriver, QueueSettings
-from reconciler.engine.clock import SystemClock
-from reconciler.engine.controller import Controller, Polling
 from reconciler.engine.runner import Environment, RoundDriver
 from reconciler.engine.sources import GitRepositoryReconciler
 from reconciler.engine.tracking import TrackingBackend
@@ -60,6 +58,8 @@ from reconciler.observability.metrics import (
     watched_kinds,
 )
 from reconciler.observability.stdlib_logs import route_to_structlog
+from reconciler.runtime.clock import SystemClock
+from reconciler.runtime.controller import Controller, Polling
 from reconciler.runtime.jitter import check_percentage
 from reconciler.settings import DaemonSettings, SourceSettings
 from reconciler.simulation import apply_inputs
