@@ -22,10 +22,14 @@ class LockedBackend:
     """`serialize=False` (a thread-safe backend such as `KubernetesBackend`): no lock at all,
     the wrapper only adds `names`."""
 
-    def __init__(self, inner: Backend, serialize: bool = True) -> None:
+    def __init__(self, inner: Backend, serialize: bool = True,
+                 lock: contextlib.AbstractContextManager[Any] | None = None) -> None:
+        """`lock`: one shared with other users of the cluster (`reconciler serve`'s API
+        handlers); by default a new re-entrant lock."""
         self.inner = inner
         self.lock: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if serialize else contextlib.nullcontext())
+            contextlib.nullcontext() if not serialize
+            else lock if lock is not None else threading.RLock())
 
     def kind_info(self, api_version: str, kind: str) -> KindInfo:
         with self.lock:

@@ -1,12 +1,7 @@
 """Ticks: what still runs on a timer now that work queues drive the daemon's reconciles.
 
-`QueueLoop` is `reconciler run`'s. `ReconcileLoop` (below) is the round-based tick that
-`reconciler serve` keeps for the controllers it runs in-process: rounds of every controller to
-a fixed point under one lock shared with its API handlers.
-
-`QueueLoop`:
-
-Every `--tick` real seconds, from APScheduler's thread:
+`QueueLoop` is the tick of `reconciler run` (from APScheduler's thread) and of `reconciler
+serve --controllers all` (from a plain thread, `inprocess.py`). Every `--tick` real seconds:
 1. the environment's clock catches up with real time (scaled; a no-op on a real cluster);
 2. the delayed keys now due (requeue-after, retries) go to their queues (`QueueDriver.pump`);
 3. the tick waits for the queues to go idle (the first tick up to the per-reconcile deadline,
@@ -24,7 +19,6 @@ non-thread-safe cluster, so it never sees half a write.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -34,7 +28,7 @@ import structlog
 from reconciler.daemon.clock import ClockFollower
 from reconciler.daemon.locked import LockedBackend
 from reconciler.daemon.manager import QueueDriver
-from reconciler.engine.runner import Environment, RoundDriver
+from reconciler.engine.runner import Environment
 from reconciler.observability.health import HealthState
 from reconciler.observability.metrics import ReconcilerMetrics, record_cluster
 
@@ -144,74 +138,3 @@ class QueueLoop:
         self.skipped += max(len(driver.index) - reconciled, 0)
         if reconciled:
             log.debug("tick", tick=self.ticks, rounds=rounds, reconciles=reconciled)
-
-
-class ReconcileLoop:
-    """One tick of rounds: catch the environment's clock up with real time, run rounds of every
-    controller until the cluster stops changing, refresh the cluster gauges. `lock` keeps a tick
-    and a reader (`read`) apart; `request_stop` starts no new reconcile."""
-
-    def __init__(
-        self,
-        env: Environment,
-        driver: RoundDriver,
-        follower: ClockFollower,
-        metrics: ReconcilerMetrics,
-        health: HealthState,
-        kinds: Sequence[tuple[str, str]],
-        max_rounds: int,
-    ) -> None:
-        self.env, self.driver, self.follower = env, driver, follower
-        self.metrics, self.health, self.kinds = metrics, health, kinds
-        self.max_rounds = max_rounds
-        self.lock = threading.Lock()
-        self.ticks = 0
-
-    def request_stop(self) -> None:
-        """Start no new reconcile; callable from any thread, without waiting for the tick."""
-        self.driver.request_stop()
-
-    @property
-    def stopping(self) -> bool:
-        return self.driver.stopping
-
-    def tick(self) -> None:
-        """Never raises: a failed tick is logged, counted and retried at the next one."""
-        if self.driver.stopping:
-            return
-        with self.lock:
-            self.health.tick_started()
-            started = time.perf_counter()
-            error: str | None = None
-            try:
-                self._tick()
-            except Exception as exc:
-                # The scheduler would log and carry on too; doing it here keeps the count and
-                # the readiness reason right.
-                log.exception("reconcile tick failed")
-                error = f"{type(exc).__name__}: {exc}"
-            finally:
-                self.metrics.tick_duration.observe(time.perf_counter() - started)
-                self.metrics.ticks_total.labels(result="ok" if error is None else "failed").inc()
-                self.health.tick_finished(error)
-
-    def read(self, reader: Callable[[], T]) -> T:
-        """Run `reader` between ticks."""
-        with self.lock:
-            return reader()
-
-    def _tick(self) -> None:
-        self.follower.catch_up()
-        before = self.driver.reconciles
-        report = self.driver.run_to_fixed_point(self.max_rounds)
-        self.metrics.rounds_total.inc(report.rounds)
-        if report.stopped:
-            log.info("tick cut short: stopping", rounds=report.rounds)
-        elif not report.fixed_point:
-            log.warning("cluster still changing after the round limit; continuing next tick",
-                        rounds=report.rounds)
-        record_cluster(self.metrics, self.env.backend, self.kinds)
-        self.ticks += 1
-        reconciles = self.driver.reconciles - before
-        if reconciles:
-            log.debug("tick", tick=self.ticks, rounds=report.rounds, reconciles=reconciles)

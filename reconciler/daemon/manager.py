@@ -276,6 +276,8 @@ class QueueDriver:
                 seen = self._in_flight.pop(qkey, set())
                 self._reconciles += 1
         self.index.record(qkey, attempt.reads)
+        log.debug("reconciled", controller=controlled.controller.name, kind=kind,
+                  namespace=namespace, name=name, result=str(attempt.outcome.result))
         if attempt.failure is not None:
             controlled.failures[key] = attempt.failure
         else:

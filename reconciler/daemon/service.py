@@ -30,16 +30,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler.daemon.artifacts import CountingArtifactStore
+from reconciler.daemon.assembly import assemble
 from reconciler.daemon.clock import ClockFollower
 from reconciler.daemon.debug import debug_document
 from reconciler.daemon.leadership import Leadership
 from reconciler.daemon.locked import LockedBackend
 from reconciler.daemon.loop import QueueLoop
 from reconciler.daemon.manager import QueueDriver, QueueSettings
-from reconciler.engine.runner import Environment, RoundDriver
-from reconciler.engine.sources import GitRepositoryReconciler
+from reconciler.engine.runner import Environment
 from reconciler.engine.tracking import TrackingBackend
-from reconciler.engine.wiring import load_environment, product_controllers
+from reconciler.engine.wiring import load_environment
 from reconciler.ha.election import DEFAULT_LEASE_NAME, ElectionConfig, in_cluster_namespace
 from reconciler.ha.gate import LeaderGatedBackend
 from reconciler.ha.lease import LeaseStore
@@ -59,7 +59,6 @@ from reconciler.observability.metrics import (
 )
 from reconciler.observability.stdlib_logs import route_to_structlog
 from reconciler.runtime.clock import SystemClock
-from reconciler.runtime.controller import Controller, Polling
 from reconciler.runtime.jitter import check_percentage
 from reconciler.settings import DaemonSettings, SourceSettings
 from reconciler.simulation import apply_inputs
@@ -166,23 +165,13 @@ class Daemon:
         # Under --leader-elect every controller writes through the gate: only the leader may.
         writer = (LeaderGatedBackend(tracker, leadership.is_leader) if leadership is not None
                   else tracker)
-        built = product_controllers(writer, env.clock, sources)
-        gits = [c.git for c in built if isinstance(c, GitRepositoryReconciler)]
-        # A poll interval is a periodic re-check, not work in flight (a success, not a requeue).
-        product: list[Controller] = [Polling(c) if isinstance(c, GitRepositoryReconciler) else c
-                                     for c in built]
-        observe = self.metrics.observe_reconcile
-        rounds = (RoundDriver(env, env.controllers, limits=self.limits, observe=observe)
-                  if env.controllers else None)
-        driver = QueueDriver(
-            locked, tracker, product, env.clock,
+        assembly = assemble(
+            env, locked, tracker, writer, sources,
             QueueSettings(settings.concurrent, settings.retry_base_seconds,
                           settings.retry_max_seconds, settings.requeue_qps,
                           settings.requeue_burst),
-            self.limits, observe, self.metrics.workqueues.for_queue, rounds,
-            owns=shard.owns)
-        for queue in driver.queues:
-            self.metrics.workqueues.watch(queue)
+            self.limits, self.metrics, owns=shard.owns)
+        driver, product, gits = assembly.driver, assembly.product, assembly.gits
         try:
             driver.subscribe(env.backend)
         except TypeError as exc:

@@ -37,7 +37,8 @@ class Event:
 
 
 class ChangeLog:
-    def __init__(self, cluster: Any, lock: threading.Lock, capacity: int = 50_000) -> None:
+    def __init__(self, cluster: Any, lock: threading.Lock | threading.RLock,
+                 capacity: int = 50_000) -> None:
         self._cluster = cluster
         self.changed = threading.Condition(lock)
         self._events: collections.deque[Event] = collections.deque(maxlen=capacity)

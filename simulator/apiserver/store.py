@@ -6,9 +6,10 @@ this adapter adds what the HTTP API promises on top: the three patch types, dry 
 selectors and pages, the change log watches read, and `events.k8s.io/v1` Events as a view of
 the core ones.
 
-One lock guards the cluster: the in-process controllers' tick holds the same one, so an HTTP
-request never sees half a round and the controllers never see half a request. Every method
-here takes it. A dry run does the same work on a scratch cluster holding only what the request
+One lock guards the cluster: the in-process controllers (`reconciler.daemon.inprocess`: their
+workers' every call, their tick) take the same one, so an HTTP request never sees half a
+controller's write and the controllers never see half a request. Every method here takes it.
+A dry run does the same work on a scratch cluster holding only what the request
 touches (the namespace, the CRD, the live object), so nothing is stored.
 """
 
@@ -81,7 +82,7 @@ class Page:
 
 
 class Store:
-    def __init__(self, cluster: InMemoryCluster, lock: threading.Lock) -> None:
+    def __init__(self, cluster: InMemoryCluster, lock: threading.Lock | threading.RLock) -> None:
         self.cluster = cluster
         self.lock = lock
         self.catalog = Catalog(cluster)

@@ -109,14 +109,15 @@ class Served:
                 self.process.stdout.close()
 
 
-def start_server(tmp: Path, *args: str) -> Served:
+def start_server(tmp: Path, *args: str, debug: bool = False) -> Served:
+    """`debug`: `reconciler -vv serve` (debug logs in `stderr_path`)."""
     kubeconfig = tmp / "kubeconfig"
     home = tmp / "home"
     home.mkdir(exist_ok=True)
     stderr_path = tmp / "serve.log"
     with stderr_path.open("w") as stderr:
         process = subprocess.Popen(
-            [str(RECONCILER), "serve", "--kubeconfig", str(kubeconfig),
+            [str(RECONCILER), *(["-vv"] if debug else []), "serve", "--kubeconfig", str(kubeconfig),
              "--listen", "127.0.0.1:0", *args],
             stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
     assert process.stdout is not None
