@@ -1,15 +1,16 @@
-"""The `reconciler` command line: simulate | validate | version."""
+"""The `reconciler` command line: simulate | validate | version | run | settings | ..."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from reconciler import __version__
 from reconciler.diff.mask import mask_secret
@@ -18,7 +19,8 @@ from reconciler.model.errors import InputError, ReconcilerError
 from reconciler.observability.logging import configure_logging
 from reconciler.report import render_json, render_table, render_yaml
 from reconciler.runtime.statefile import state_lock
-from reconciler.settings import SimulateSettings
+from reconciler.settings import DaemonSettings, SimulateSettings
+from reconciler.settings.tree import FLAGS, LEGACY_ENVIRONMENT, Resolved, resolve
 from reconciler.simulation import simulate as run_simulation
 
 EXIT_OK, EXIT_NOT_READY, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -116,97 +118,160 @@ def diff(paths: Sequence[str], output: str, state: Path | None) -> None:
     sys.exit(1 if changes.has_changes else EXIT_OK)
 
 
+_D = DaemonSettings
+_RUN_OPTIONS: tuple[Callable[[Any], Any], ...] = (
+    click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Read settings from this YAML file (`reconciler settings --defaults` "
+                      "writes a complete one); environment variables and flags override it."),
+    click.option("--environment", default=_D.environment, show_default=True,
+                 help="The environment to run in, by name: `simulator` or `kubernetes`."),
+    click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Load the environment from FILE at start and save it at shutdown."),
+    click.option("--listen", default=str(_D.listen), show_default=True, metavar="HOST:PORT",
+                 help="Serve /metrics, /healthz, /readyz and /debug/objects here (port 0: any)."),
+    click.option("--artifacts-listen", default=str(_D.artifacts_listen), show_default=True,
+                 metavar="HOST:PORT", help="Serve artifacts here (port 0: any)."),
+    click.option("--artifacts-url", metavar="URL",
+                 help="Base URL written into status.artifact.url [default: the artifact "
+                      "server's]."),
+    click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+                 help="Artifacts and Git caches [default: STATE.d, else a temporary directory]."),
+    click.option("--tick", type=click.FloatRange(min=0.01), default=_D.tick_seconds,
+                 show_default=True,
+                 help="Real seconds between ticks: the simulator's clock catches up, its "
+                      "controllers run, due requeues are queued."),
+    click.option("--concurrent", type=click.IntRange(min=1), default=_D.concurrent,
+                 show_default=True,
+                 help="Reconciles each controller runs at once (worker threads per queue)."),
+    click.option("--time-scale", type=click.FloatRange(min=0, min_open=True),
+                 default=_D.time_scale, show_default=True,
+                 help="Simulator seconds per real second (simulated builds finish sooner "
+                      "above 1)."),
+    click.option("--log-format", type=click.Choice(["console", "json"]), default=_D.log_format,
+                 show_default=True),
+    click.option("--webhook-listen", metavar="HOST:PORT",
+                 help="Serve Flux Receiver webhooks (POST /hook/...) here (port 0: any) "
+                      "[default: not served]."),
+    click.option("--no-cross-namespace-refs", is_flag=True,
+                 help="A Receiver may only name resources in its own namespace."),
+    click.option("--leader-elect", is_flag=True,
+                 help="Elect a leader on a coordination.k8s.io/v1 Lease; only the leader "
+                      "reconciles (--environment kubernetes only)."),
+    click.option("--leader-election-namespace", metavar="NAMESPACE",
+                 help="The Lease's namespace [default: the pod's own; required outside a pod]."),
+    click.option("--lease-name", metavar="NAME",
+                 help="The Lease's name [default: reconciler-leader-election, with -shard-KEY "
+                      "for --shard KEY]."),
+    click.option("--lease-duration", type=click.FloatRange(min=1),
+                 default=_D.lease_duration_seconds, show_default=True,
+                 help="Seconds a standby waits after the last renewal."),
+    click.option("--renew-deadline", type=click.FloatRange(min=0, min_open=True),
+                 default=_D.renew_deadline_seconds, show_default=True,
+                 help="Seconds the leader tries to renew before giving up."),
+    click.option("--retry-period", type=click.FloatRange(min=0.001),
+                 default=_D.retry_period_seconds, show_default=True,
+                 help="Seconds between attempts to acquire or renew."),
+    click.option("--shard", metavar="KEY",
+                 help="Reconcile only owners labelled sharding.fluxcd.io/key=KEY [default: only "
+                      "the unlabelled ones, and the cluster-scoped blueprints]."),
+    click.option("--interval-jitter-percentage",
+                 type=click.FloatRange(min=0, max=100, max_open=True),
+                 default=_D.interval_jitter_percentage, show_default=True,
+                 help="A source's next poll is its interval ± this percentage (Flux's flag), so "
+                      "sources on one interval do not poll in lockstep."),
+)
+
+
+def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`reconciler run`'s settings flags, shared with `reconciler settings`."""
+    for option in reversed(_RUN_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _resolve_settings(ctx: click.Context, config: Path | None) -> Resolved:
+    """The settings tree from defaults, --config, the environment and the flags given."""
+    import os
+
+    given = {flag: ctx.params[flag.removeprefix("--").replace("-", "_")] for flag in FLAGS
+             if ctx.get_parameter_source(flag.removeprefix("--").replace("-", "_"))
+             is ParameterSource.COMMANDLINE}
+    return resolve(config, os.environ, given)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--environment", default="simulator", show_default=True,
-              help="The environment to run in, by name: `simulator` or `kubernetes`.")
-@click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
-              help="Load the environment from FILE at start and save it at shutdown.")
-@click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
-              help="Serve /metrics, /healthz, /readyz and /debug/objects here (port 0: any).")
-@click.option("--artifacts-listen", default="127.0.0.1:9090", show_default=True,
-              metavar="HOST:PORT", help="Serve artifacts here (port 0: any).")
-@click.option("--artifacts-url", metavar="URL",
-              help="Base URL written into status.artifact.url [default: the artifact server's].")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Artifacts and Git caches [default: STATE.d, else a temporary directory].")
-@click.option("--tick", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
-              help="Real seconds between ticks: the simulator's clock catches up, its "
-                   "controllers run, due requeues are queued.")
-@click.option("--concurrent", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Reconciles each controller runs at once (worker threads per queue).")
-@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True,
-              help="Simulator seconds per real second (simulated builds finish sooner above 1).")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
-              show_default=True)
-@click.option("--webhook-listen", metavar="HOST:PORT",
-              help="Serve Flux Receiver webhooks (POST /hook/...) here (port 0: any) "
-                   "[default: not served].")
-@click.option("--no-cross-namespace-refs", is_flag=True,
-              help="A Receiver may only name resources in its own namespace.")
-@click.option("--leader-elect", is_flag=True,
-              help="Elect a leader on a coordination.k8s.io/v1 Lease; only the leader "
-                   "reconciles (--environment kubernetes only).")
-@click.option("--leader-election-namespace", metavar="NAMESPACE",
-              help="The Lease's namespace [default: the pod's own; required outside a pod].")
-@click.option("--lease-name", metavar="NAME",
-              help="The Lease's name [default: reconciler-leader-election, with -shard-KEY "
-                   "for --shard KEY].")
-@click.option("--lease-duration", type=click.FloatRange(min=1), default=15.0,
-              show_default=True, help="Seconds a standby waits after the last renewal.")
-@click.option("--renew-deadline", type=click.FloatRange(min=0, min_open=True), default=10.0,
-              show_default=True, help="Seconds the leader tries to renew before giving up.")
-@click.option("--retry-period", type=click.FloatRange(min=0.001), default=2.0,
-              show_default=True, help="Seconds between attempts to acquire or renew.")
-@click.option("--shard", metavar="KEY",
-              help="Reconcile only owners labelled sharding.fluxcd.io/key=KEY [default: only "
-                   "the unlabelled ones, and the cluster-scoped blueprints].")
-@click.option("--interval-jitter-percentage", type=click.FloatRange(min=0, max=100, max_open=True),
-              default=5.0, show_default=True,
-              help="A source's next poll is its interval ± this percentage (Flux's flag), so "
-                   "sources on one interval do not poll in lockstep.")
+@_run_options
 @click.pass_context
-def run(ctx: click.Context, paths: Sequence[str], environment: str, state: Path | None,
-        listen: str, artifacts_listen: str, artifacts_url: str | None, data_dir: Path | None,
-        tick: float, concurrent: int, time_scale: float, log_format: str,
-        webhook_listen: str | None, no_cross_namespace_refs: bool, leader_elect: bool,
-        leader_election_namespace: str | None, lease_name: str | None, lease_duration: float,
-        renew_deadline: float, retry_period: float, shard: str | None,
-        interval_jitter_percentage: float) -> None:
+def run(ctx: click.Context, /, paths: Sequence[str], config: Path | None,
+        **_flags: Any) -> None:
     """Run the reconciler as a daemon over PATHS until SIGTERM or SIGINT.
 
     Applies PATHS, then reconciles each object when it, or something its last reconcile read,
     changes, or its requeue is due (a work queue per controller, --concurrent workers each),
-    serving artifacts over HTTP and Prometheus metrics on --listen. Exit 0 after a graceful
-    shutdown, 1 after losing the leader election Lease (--leader-elect), 2 when it cannot
-    start (invalid input, an address in use).
+    serving artifacts over HTTP and Prometheus metrics on --listen. Settings: defaults, then
+    --config FILE, then RECONCILER_<GROUP>_<FIELD> variables, then the flags given
+    (`reconciler settings` shows the result). Exit 0 after a graceful shutdown, 1 after losing
+    the leader election Lease (--leader-elect), 2 when it cannot start (invalid input or
+    settings, an address in use).
     """
     # Imported here so the other commands do not pay for APScheduler and the HTTP servers.
     from reconciler.daemon import run_daemon
-    from reconciler.settings import DaemonSettings, ListenAddress
 
     verbose = ctx.parent.params.get("verbose", 0) if ctx.parent is not None else 0
-    # A daemon's log is its record of what it did: info by default, -vv for debug.
-    configure_logging("debug" if verbose >= 2 else "info", json_output=log_format == "json")
     try:
-        settings = DaemonSettings(
-            environment=environment, listen=ListenAddress.parse(listen),
-            artifacts_listen=ListenAddress.parse(artifacts_listen), artifacts_url=artifacts_url,
-            state=state, data_dir=data_dir, tick_seconds=tick, time_scale=time_scale,
-            concurrent=concurrent,
-            webhook_listen=ListenAddress.parse(webhook_listen) if webhook_listen else None,
-            no_cross_namespace_refs=no_cross_namespace_refs, leader_elect=leader_elect,
-            leader_election_namespace=leader_election_namespace, lease_name=lease_name,
-            lease_duration_seconds=lease_duration, renew_deadline_seconds=renew_deadline,
-            retry_period_seconds=retry_period, shard=shard,
-            interval_jitter_percentage=interval_jitter_percentage)
+        resolved = _resolve_settings(ctx, config)
+    except InputError as exc:
+        _fail(exc)
+    settings = resolved.settings
+    # A daemon's log is its record of what it did: info by default, -vv for debug.
+    configure_logging("debug" if verbose >= 2 else "info",
+                      json_output=settings.daemon.log_format == "json")
+    try:
+        _refuse_unapplied(resolved)
         objects = load_paths(paths, allow_empty=False)
-        with _writing(state):
-            code = run_daemon(objects, settings)
+        with _writing(settings.daemon.state):
+            code = run_daemon(objects, settings.daemon)
     except InputError as exc:
         _fail(exc)
     sys.exit(code)
+
+
+def _refuse_unapplied(resolved: Resolved) -> None:
+    """The daemon does not take the `kubernetes` and `limits` groups yet (`run_daemon` takes
+    the `daemon` group; the `kubernetes` environment still reads its `RECONCILER_KUBE_*`
+    variables itself): refuse such a setting rather than ignore it."""
+    unapplied = sorted(f"{group}.{name} ({origin})"
+                       for (group, name), origin in resolved.origins.items()
+                       if group != "daemon" and origin != "default"
+                       and origin.removeprefix("env ") not in LEGACY_ENVIRONMENT)
+    if unapplied:
+        raise InputError("reconciler run does not apply these settings yet (only the daemon "
+                         "group, and the RECONCILER_KUBE_* variables): " + ", ".join(unapplied))
+
+
+@main.command(name="settings")
+@_run_options
+@click.option("--defaults", is_flag=True,
+              help="Print a complete, commented settings file holding every default instead.")
+@click.pass_context
+def show_settings(ctx: click.Context, /, config: Path | None, defaults: bool,
+                  **_flags: Any) -> None:
+    """Print the effective settings of `reconciler run` as YAML, with where each came from.
+
+    Takes the same --config and flags as `run`. With --defaults, print a complete commented
+    settings file (what the Helm chart renders from); it loads back to the defaults.
+    Exit 2 on an invalid settings file, variable or flag.
+    """
+    from reconciler.settings.tree import render_defaults, render_effective
+
+    if defaults:
+        click.echo(render_defaults(), nl=False)
+        return
+    try:
+        click.echo(render_effective(_resolve_settings(ctx, config)), nl=False)
+    except InputError as exc:
+        _fail(exc)
 
 
 @main.command()

@@ -69,6 +69,7 @@ def create_environment(
     kubeconfig: Path | None = None,
     context: str | None = None,
     environ: Mapping[str, str] | None = None,
+    settings: KubernetesSettings | None = None,
 ) -> KubernetesEnvironment:
     """The entry point: connect with `kubeconfig` (default: `$RECONCILER_KUBECONFIG`), else the
     in-cluster service account, else the default kubeconfig (`$KUBECONFIG`, `~/.kube/config`).
@@ -76,13 +77,15 @@ def create_environment(
     The entry point is called without arguments, so an explicit kubeconfig and context come
     from `RECONCILER_KUBECONFIG` and `RECONCILER_KUBE_CONTEXT`, and the client's settings
     (QPS, burst, retries, timeouts, informers, impersonation) from `RECONCILER_KUBE_*`
-    (`KubernetesSettings.from_environ`). Raises `BackendError` when the configuration cannot
-    be loaded or the API server cannot be reached, `InputError` on a malformed setting.
+    (`KubernetesSettings.from_environ`) unless `settings` are given (the settings tree's
+    `kubernetes` group, which already layered those variables over its file). Raises
+    `BackendError` when the configuration cannot be loaded or the API server cannot be
+    reached, `InputError` on a malformed setting.
     """
     env = os.environ if environ is None else environ
     if kubeconfig is None and env.get(KUBECONFIG_VARIABLE):
         kubeconfig = Path(env[KUBECONFIG_VARIABLE]).expanduser()
     clock = SystemClock()
     backend = connect(kubeconfig, context or env.get(CONTEXT_VARIABLE) or None, clock,
-                      settings=KubernetesSettings.from_environ(env))
+                      settings=settings or KubernetesSettings.from_environ(env))
     return KubernetesEnvironment(backend, clock)

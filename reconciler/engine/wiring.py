@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import entry_points
 from typing import cast
 
@@ -21,7 +22,7 @@ from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.notification.controller import ReceiverController
 from reconciler.runtime.clock import Clock
 from reconciler.runtime.controller import Controller
-from reconciler.settings import SourceSettings
+from reconciler.settings import KubernetesSettings, SourceSettings
 from reconciler.sources.artifacts import ArtifactStore
 from reconciler.sources.git import GitRepositoryController
 
@@ -49,10 +50,15 @@ def product_controllers(
     ]
 
 
-def load_environment(name: str) -> Environment:
+def load_environment(name: str, kubernetes: KubernetesSettings | None = None) -> Environment:
+    """The environment named `name`; `kubernetes` (the settings tree's group) goes to a factory
+    that takes a `settings` argument (the `kubernetes` environment's), else it reads them from
+    its `RECONCILER_KUBE_*` variables."""
     found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
     if not found:
         known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
         raise ReconcilerError(f"no environment named {name!r} is installed (known: {known})")
     factory = found[0].load()
+    if kubernetes is not None and "settings" in inspect.signature(factory).parameters:
+        return cast(Environment, factory(settings=kubernetes))
     return cast(Environment, factory())

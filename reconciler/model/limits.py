@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from reconciler.model.errors import Transient
+from reconciler.model.errors import InputError, Transient
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,11 @@ class Limits:
     """Values one JSONPath step may select (repeated recursive descent multiplies them)."""
     render_iterations: int = 1_000_000
     """Loop iterations and range items one Jinja2 render may go through."""
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if value <= 0:
+                raise InputError(f"limits: {name} must be positive (got {value})")
 
 
 DEFAULT_LIMITS = Limits()

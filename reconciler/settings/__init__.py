@@ -65,6 +65,9 @@ class ListenAddress:
 
 @dataclass(frozen=True)
 class DaemonSettings:
+    """`reconciler run`: where it serves, how it ticks and retries, leader election, sharding
+    and the webhook receiver."""
+
     environment: str = "simulator"
     """The environment to run in, by its `reconciler.environments` entry point name."""
     listen: ListenAddress = ListenAddress("127.0.0.1", 8080)
@@ -121,8 +124,20 @@ class DaemonSettings:
     interval_jitter_percentage: float = 5.0
     """Flux's `--interval-jitter-percentage`: a source's next poll is its interval ± this
     percentage, drawn per poll, so sources on one interval do not poll in lockstep."""
+    log_format: str = "console"
+    """`console` (`TIMESTAMP [level] message key=value`) or `json` (one object per line, with
+    the keys controller-runtime's and Flux's log pipelines expect)."""
 
     def __post_init__(self) -> None:
+        if self.log_format not in ("console", "json"):
+            raise InputError(f"log_format must be console or json (got {self.log_format!r})")
+        if self.tick_seconds < 0.01 or self.time_scale <= 0:
+            raise InputError("need tick_seconds >= 0.01 and time_scale > 0 (got "
+                             f"{self.tick_seconds:g} and {self.time_scale:g})")
+        if self.lease_duration_seconds < 1 or self.renew_deadline_seconds <= 0 or \
+                self.retry_period_seconds < 0.001:
+            raise InputError("leader election: need lease_duration_seconds >= 1, "
+                             "renew_deadline_seconds > 0 and retry_period_seconds >= 0.001")
         if self.concurrent < 1:
             raise InputError(f"--concurrent must be at least 1 (got {self.concurrent})")
         if not 0 < self.retry_base_seconds <= self.retry_max_seconds:
