@@ -20,7 +20,7 @@ from reconciler.observability.logging import configure_logging
 from reconciler.report import render_json, render_table, render_yaml
 from reconciler.runtime.statefile import state_lock
 from reconciler.settings import DaemonSettings, SimulateSettings
-from reconciler.settings.tree import FLAGS, LEGACY_ENVIRONMENT, Resolved, resolve
+from reconciler.settings.tree import FLAGS, Resolved, resolve
 from reconciler.simulation import simulate as run_simulation
 
 EXIT_OK, EXIT_NOT_READY, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -228,26 +228,13 @@ def run(ctx: click.Context, /, paths: Sequence[str], config: Path | None,
     configure_logging("debug" if verbose >= 2 else "info",
                       json_output=settings.daemon.log_format == "json")
     try:
-        _refuse_unapplied(resolved)
         objects = load_paths(paths, allow_empty=False)
         with _writing(settings.daemon.state):
-            code = run_daemon(objects, settings.daemon)
+            code = run_daemon(objects, settings.daemon, limits=settings.limits,
+                              kubernetes=settings.kubernetes)
     except InputError as exc:
         _fail(exc)
     sys.exit(code)
-
-
-def _refuse_unapplied(resolved: Resolved) -> None:
-    """The daemon does not take the `kubernetes` and `limits` groups yet (`run_daemon` takes
-    the `daemon` group; the `kubernetes` environment still reads its `RECONCILER_KUBE_*`
-    variables itself): refuse such a setting rather than ignore it."""
-    unapplied = sorted(f"{group}.{name} ({origin})"
-                       for (group, name), origin in resolved.origins.items()
-                       if group != "daemon" and origin != "default"
-                       and origin.removeprefix("env ") not in LEGACY_ENVIRONMENT)
-    if unapplied:
-        raise InputError("reconciler run does not apply these settings yet (only the daemon "
-                         "group, and the RECONCILER_KUBE_* variables): " + ", ".join(unapplied))
 
 
 @main.command(name="settings")

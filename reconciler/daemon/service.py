@@ -60,7 +60,7 @@ from reconciler.observability.metrics import (
 from reconciler.observability.stdlib_logs import route_to_structlog
 from reconciler.runtime.clock import SystemClock
 from reconciler.runtime.jitter import check_percentage
-from reconciler.settings import DaemonSettings, SourceSettings
+from reconciler.settings import DaemonSettings, KubernetesSettings, SourceSettings
 from reconciler.simulation import apply_inputs
 from reconciler.sources.git import GitRepositoryController
 from reconciler.sources.server import ArtifactServer
@@ -82,10 +82,12 @@ class Daemon:
     """Use as a context manager: entering starts the daemon, leaving stops it."""
 
     def __init__(self, objects: Sequence[LoadedObject], settings: DaemonSettings,
-                 limits: Limits = DEFAULT_LIMITS) -> None:
+                 limits: Limits = DEFAULT_LIMITS,
+                 kubernetes: KubernetesSettings | None = None) -> None:
         self.objects = objects
         self.settings = settings
         self.limits = limits
+        self.kubernetes = kubernetes
         self.metrics = ReconcilerMetrics()
         self.health = HealthState(settings.stall_after_seconds)
         self._stack = contextlib.ExitStack()
@@ -117,7 +119,7 @@ class Daemon:
 
     def _start(self) -> None:
         settings = self.settings
-        env = self.env = load_environment(settings.environment)
+        env = self.env = load_environment(settings.environment, self.kubernetes)
         if settings.state is not None and not env.stateful:
             # Refuse now, not at shutdown when the state could not be saved.
             raise DaemonStartError(
@@ -347,10 +349,12 @@ class Daemon:
         log.info("state saved", path=str(path))
 
 
-def run_daemon(objects: Sequence[LoadedObject], settings: DaemonSettings) -> int:
+def run_daemon(objects: Sequence[LoadedObject], settings: DaemonSettings, *,
+               limits: Limits = DEFAULT_LIMITS,
+               kubernetes: KubernetesSettings | None = None) -> int:
     """Run until SIGTERM or SIGINT, then stop gracefully; must be called on the main thread.
     The exit status: 0, or `EXIT_LEADERSHIP_LOST` when the leader election Lease was lost."""
-    daemon = Daemon(objects, settings)
+    daemon = Daemon(objects, settings, limits, kubernetes)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("shutting down", signal=signal.Signals(signum).name)

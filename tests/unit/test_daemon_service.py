@@ -146,7 +146,8 @@ def test_time_scale_refused_at_start_for_an_environment_on_real_time(
 ) -> None:
     import reconciler.daemon.service as service
 
-    monkeypatch.setattr(service, "load_environment", lambda name: _RealClusterLike())
+    monkeypatch.setattr(service, "load_environment",
+                        lambda name, kubernetes=None: _RealClusterLike())
     daemon = Daemon(greeter(), settings(tmp_path, time_scale=20.0))
     with pytest.raises(DaemonStartError, match=r"runs on real time.*run without --time-scale"), \
             daemon:
@@ -158,7 +159,8 @@ def test_state_file_refused_at_start_for_an_environment_without_one(
 ) -> None:
     import reconciler.daemon.service as service
 
-    monkeypatch.setattr(service, "load_environment", lambda name: _RealClusterLike())
+    monkeypatch.setattr(service, "load_environment",
+                        lambda name, kubernetes=None: _RealClusterLike())
     daemon = Daemon(greeter(), settings(tmp_path, state=tmp_path / "state.json"))
     with pytest.raises(DaemonStartError, match="run without --state"), daemon:
         pass

@@ -175,12 +175,3 @@ def test_run_refuses_a_bad_settings_file_with_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["run", "--config", str(path), str(tmp_path)])
     assert result.exit_code == 2
     assert f"{path}:2: unknown setting daemon.concurent" in result.output
-
-
-def test_run_refuses_settings_it_does_not_apply_yet(tmp_path: Path) -> None:
-    path = tmp_path / "settings.yaml"
-    path.write_text("limits:\n  reconcile_seconds: 60\n")
-    result = CliRunner().invoke(main, ["run", "--config", str(path), str(tmp_path)])
-    assert result.exit_code == 2
-    assert "does not apply these settings yet" in result.output
-    assert "limits.reconcile_seconds" in result.output
