@@ -141,20 +141,20 @@ def impersonated(backend: Backend, identity: Identity | None) -> Backend:
     return WritesAs(backend, found.as_user(identity.user, identity.groups), identity)
 
 
-class WritesAs:
-    """A `Backend` that reads through `reader` and writes through `writer` (an impersonating
-    view); `identity` names who the writes go as."""
+class Forwarding:
+    """A `Backend` that passes every call on to `inner`, unchanged. The wrappers that forward
+    to another backend (a tenant's writes, read tracking, an impersonating view, the leader
+    gate) subclass it and override only the calls they change; `inner` is also what
+    `impersonating_backend` follows."""
 
-    def __init__(self, reader: Backend, writer: Backend, identity: Identity) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.identity = identity
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
 
     def kind_info(self, api_version: str, kind: str) -> KindInfo:
-        return self.reader.kind_info(api_version, kind)
+        return self.inner.kind_info(api_version, kind)
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        return self.reader.get(api_version, kind, namespace, name)
+        return self.inner.get(api_version, kind, namespace, name)
 
     def list(
         self,
@@ -163,7 +163,34 @@ class WritesAs:
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> list[Obj]:
-        return self.reader.list(api_version, kind, namespace, labels)
+        return self.inner.list(api_version, kind, namespace, labels)
+
+    def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
+        return self.inner.apply(obj, field_manager, force)
+
+    def update_status(self, obj: Obj) -> Obj:
+        return self.inner.update_status(obj)
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self.inner.delete(api_version, kind, namespace, name)
+
+    def emit_event(
+        self, involved: Obj, type_: str, reason: str, message: str, source: str = FIELD_MANAGER
+    ) -> None:
+        self.inner.emit_event(involved, type_, reason, message, source)
+
+    def events(self) -> Sequence[Obj]:
+        return self.inner.events()
+
+
+class WritesAs(Forwarding):
+    """A `Backend` that reads through `reader` and writes through `writer` (an impersonating
+    view); `identity` names who the writes go as."""
+
+    def __init__(self, reader: Backend, writer: Backend, identity: Identity) -> None:
+        super().__init__(reader)
+        self.writer = writer
+        self.identity = identity
 
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
         return self.writer.apply(obj, field_manager, force)
@@ -173,11 +200,3 @@ class WritesAs:
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         self.writer.delete(api_version, kind, namespace, name)
-
-    def emit_event(
-        self, involved: Obj, type_: str, reason: str, message: str, source: str = FIELD_MANAGER
-    ) -> None:
-        self.reader.emit_event(involved, type_, reason, message, source)
-
-    def events(self) -> Sequence[Obj]:
-        return self.reader.events()

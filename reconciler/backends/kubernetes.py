@@ -62,7 +62,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError, ResourceNotUniqueError
 from kubernetes.watch.watch import iter_resp_lines
 
-from reconciler.backends.base import FIELD_MANAGER, Backend, Identity
+from reconciler.backends.base import FIELD_MANAGER, Backend, Forwarding, Identity
 from reconciler.backends.informer import (
     ChangeLog,
     Informer,
@@ -1117,7 +1117,7 @@ def acting_as(identity: Identity | None) -> Iterator[None]:
         _ACTING_AS.reset(token)
 
 
-class KubernetesView:
+class KubernetesView(Forwarding):
     """`KubernetesBackend.as_user`: the backend, with its writes sent as `identity`.
 
     apply, update_status and delete go to the API server with the impersonation headers, so
@@ -1132,47 +1132,24 @@ class KubernetesView:
     thread_safe = True
 
     def __init__(self, base: KubernetesBackend, identity: Identity) -> None:
-        self.base = base
+        super().__init__(base)
         self.identity = identity
-
-    def kind_info(self, api_version: str, kind: str) -> KindInfo:
-        return self.base.kind_info(api_version, kind)
-
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        return self.base.get(api_version, kind, namespace, name)
-
-    def list(
-        self,
-        api_version: str,
-        kind: str,
-        namespace: str | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> builtins.list[Obj]:
-        return self.base.list(api_version, kind, namespace, labels)
 
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
         # Discovery first, as the controller: a tenant need not be able to read it.
-        self.base.kind_info(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        self.inner.kind_info(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
         with acting_as(self.identity):
-            return self.base.apply(obj, field_manager, force)
+            return self.inner.apply(obj, field_manager, force)
 
     def update_status(self, obj: Obj) -> Obj:
-        self.base.kind_info(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        self.inner.kind_info(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
         with acting_as(self.identity):
-            return self.base.update_status(obj)
+            return self.inner.update_status(obj)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        self.base.kind_info(api_version, kind)
+        self.inner.kind_info(api_version, kind)
         with acting_as(self.identity):
-            self.base.delete(api_version, kind, namespace, name)
-
-    def emit_event(
-        self, involved: Obj, type_: str, reason: str, message: str, source: str = FIELD_MANAGER
-    ) -> None:
-        self.base.emit_event(involved, type_, reason, message, source)
-
-    def events(self) -> Sequence[Obj]:
-        return self.base.events()
+            self.inner.delete(api_version, kind, namespace, name)
 
 
 class KubernetesLeaseStore:

@@ -15,12 +15,11 @@ exactly the keys that read it (and never the others).
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from reconciler.backends.base import FIELD_MANAGER, Backend
-from reconciler.model.kinds import KindInfo
+from reconciler.backends.base import Backend, Forwarding
 from reconciler.model.objects import GroupVersionKind, Obj
 
 # ("key", group, kind, namespace, name) or ("kind", group, kind, namespace-or-"*")
@@ -53,12 +52,12 @@ class Reads:
     """The last status this reconcile wrote, by (group, kind, namespace, name)."""
 
 
-class TrackingBackend:
+class TrackingBackend(Forwarding):
     """A Backend that forwards everything and records what the current reconcile reads (and
     the statuses it writes), per thread."""
 
     def __init__(self, inner: Backend) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._local = threading.local()
         self._namespaced: dict[tuple[str, str], bool] = {}
 
@@ -95,9 +94,6 @@ class TrackingBackend:
 
     # --- Backend -------------------------------------------------------------------------
 
-    def kind_info(self, api_version: str, kind: str) -> KindInfo:
-        return self.inner.kind_info(api_version, kind)
-
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         if self._current() is not None:
             group = GroupVersionKind.parse(api_version, kind).group
@@ -118,9 +114,6 @@ class TrackingBackend:
             self._record(("kind", group, kind, scope, ""))
         return self.inner.list(api_version, kind, namespace, labels)
 
-    def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
-        return self.inner.apply(obj, field_manager, force)
-
     def update_status(self, obj: Obj) -> Obj:
         live = self.inner.update_status(obj)
         reads = self._current()
@@ -132,17 +125,6 @@ class TrackingBackend:
             reads.statuses[(group, kind, namespace, str(meta.get("name")))] = (
                 obj.get("status") or {})
         return live
-
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        self.inner.delete(api_version, kind, namespace, name)
-
-    def emit_event(
-        self, involved: Obj, type_: str, reason: str, message: str, source: str = FIELD_MANAGER
-    ) -> None:
-        self.inner.emit_event(involved, type_, reason, message, source)
-
-    def events(self) -> Sequence[Obj]:
-        return self.inner.events()
 
 
 def changed_after(feed: ChangeFeed, dependencies: set[Dependency], revision: int) -> bool:

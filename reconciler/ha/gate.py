@@ -13,12 +13,16 @@ daemon exits (see `reconciler.ha` for why), so that retry never happens here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from reconciler.backends.base import FIELD_MANAGER, Backend, impersonating_backend
+from reconciler.backends.base import (
+    FIELD_MANAGER,
+    Backend,
+    Forwarding,
+    impersonating_backend,
+)
 from reconciler.model.errors import Transient
-from reconciler.model.kinds import KindInfo
 from reconciler.model.objects import Obj, describe
 
 
@@ -29,56 +33,43 @@ class NotLeader(Transient):
         super().__init__("NotLeader", f"not the leader: refusing to {operation}")
 
 
-class LeaderGatedBackend:
+class LeaderGatedBackend(Forwarding):
     """`backend` with every write gated on `is_leader()`; everything else (the change feed,
     `close`, `informers`) is the wrapped backend's."""
 
     def __init__(self, backend: Backend, is_leader: Callable[[], bool]) -> None:
-        self.backend = backend
+        super().__init__(backend)
         self._is_leader = is_leader
 
     def _gate(self, operation: str) -> None:
         if not self._is_leader():
             raise NotLeader(operation)
 
-    def kind_info(self, api_version: str, kind: str) -> KindInfo:
-        return self.backend.kind_info(api_version, kind)
-
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        return self.backend.get(api_version, kind, namespace, name)
-
-    def list(self, api_version: str, kind: str, namespace: str | None = None,
-             labels: Mapping[str, str] | None = None) -> list[Obj]:
-        return self.backend.list(api_version, kind, namespace, labels)
-
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
         self._gate(f"apply {describe(obj)}")
-        return self.backend.apply(obj, field_manager, force)
+        return self.inner.apply(obj, field_manager, force)
 
     def update_status(self, obj: Obj) -> Obj:
         self._gate(f"write the status of {describe(obj)}")
-        return self.backend.update_status(obj)
+        return self.inner.update_status(obj)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         self._gate(f"delete {kind}/{namespace}/{name}" if namespace else f"delete {kind}/{name}")
-        self.backend.delete(api_version, kind, namespace, name)
+        self.inner.delete(api_version, kind, namespace, name)
 
     def emit_event(self, involved: Obj, type_: str, reason: str, message: str,
                    source: str = FIELD_MANAGER) -> None:
         self._gate(f"emit event {reason} for {describe(involved)}")
-        self.backend.emit_event(involved, type_, reason, message, source)
-
-    def events(self) -> Sequence[Obj]:
-        return self.backend.events()
+        self.inner.emit_event(involved, type_, reason, message, source)
 
     def as_user(self, user: str, groups: Sequence[str] = ()) -> Backend:
         """A tenant's view (`backends.base.impersonated`), gated as well: without this, the
         view of the impersonating backend underneath would write past the gate. A backend
         that cannot impersonate (the simulator) gives this gate itself."""
-        found = impersonating_backend(self.backend)
+        found = impersonating_backend(self.inner)
         if found is None:
             return self
         return LeaderGatedBackend(found.as_user(user, groups), self._is_leader)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.backend, name)
+        return getattr(self.inner, name)
