@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,17 +133,25 @@ def start_server(tmp: Path, *args: str, debug: bool = False) -> Served:
     return served
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """One server per test module, with the greeter supply chain and controllers running."""
-    tmp = tmp_path_factory.mktemp("serve")
-    server = start_server(tmp, str(ROOT / "examples" / "greeter" / "00-supply-chain.yaml"),
-                          "--time-scale", "10")
+@contextmanager
+def serving(tmp: Path, *args: str, debug: bool = False) -> Iterator[Served]:
+    """`start_server`, stopped on exit, where it must exit 0 (its log is the failure's
+    message)."""
+    server = start_server(tmp, *args, debug=debug)
     try:
         yield server
     finally:
         code = server.stop()
         assert code == 0, server.stderr_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One server per test module, with the greeter supply chain and controllers running."""
+    tmp = tmp_path_factory.mktemp("serve")
+    with serving(tmp, str(ROOT / "examples" / "greeter" / "00-supply-chain.yaml"),
+                 "--time-scale", "10") as server:
+        yield server
 
 
 _namespaces = iter(range(1, 10_000))

@@ -21,7 +21,7 @@ from reconciler.ha.election import ElectionConfig, LeaderCallbacks, LeaderElecto
 from reconciler.ha.lease import LeaseRecord, LeaseStore, new_lease, parse_time
 from reconciler.model.errors import Conflict, NotFound
 from reconciler.runtime.clock import SystemClock
-from tests.apiserver.conftest import Served, start_server, wait_for
+from tests.apiserver.conftest import Served, serving, wait_for
 
 LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 1.5, 1.0, 0.2
 WRITTEN_DURATION = 2  # seconds, as the Lease stores it (rounded up)
@@ -30,12 +30,8 @@ SLACK = 2.0  # scheduling and HTTP on a busy test machine
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(tmp_path_factory.mktemp("leader-serve"), "--controllers", "ecosystem")
-    try:
+    with serving(tmp_path_factory.mktemp("leader-serve"), "--controllers", "ecosystem") as server:
         yield server
-    finally:
-        code = server.stop()
-        assert code == 0, server.stderr_path.read_text()
 
 
 @pytest.fixture

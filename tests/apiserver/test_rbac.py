@@ -11,20 +11,15 @@ from typing import Any
 
 import pytest
 
-from tests.apiserver.conftest import Served, needs_kubectl, start_server
+from tests.apiserver.conftest import Served, needs_kubectl, serving, start_server
 
 pytestmark = needs_kubectl
 
 
 @pytest.fixture(scope="module")
 def rbac(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(tmp_path_factory.mktemp("rbac"), "--rbac", "--controllers",
-                          "ecosystem")
-    try:
+    with serving(tmp_path_factory.mktemp("rbac"), "--rbac", "--controllers", "ecosystem") as server:
         yield server
-    finally:
-        code = server.stop()
-        assert code == 0, server.stderr_path.read_text()
 
 
 _names = iter(range(1, 10_000))

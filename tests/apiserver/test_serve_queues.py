@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apiserver.conftest import Served, needs_kubectl, start_server, wait_for
+from tests.apiserver.conftest import Served, needs_kubectl, serving, wait_for
 from tests.conftest import ROOT
 
 pytestmark = needs_kubectl
@@ -30,13 +30,9 @@ spec: {{}}
 @pytest.fixture(scope="module")
 def debug_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("serve-queues")
-    server = start_server(tmp, str(ROOT / "examples" / "greeter" / "00-supply-chain.yaml"),
-                          debug=True)
-    try:
+    with serving(tmp, str(ROOT / "examples" / "greeter" / "00-supply-chain.yaml"),
+                 debug=True) as server:
         yield server
-    finally:
-        code = server.stop()
-        assert code == 0, server.stderr_path.read_text()
 
 
 def workload_reconciles(log: Path, namespace: str, start: int = 0) -> list[str]:

@@ -14,20 +14,16 @@ from reconciler.backends.kubernetes import KubernetesBackend, connect
 from reconciler.ha.shard import SHARD_LABEL, ShardFilter
 from reconciler.model.errors import BackendError
 from reconciler.settings import KubernetesSettings
-from tests.apiserver.conftest import Served, start_server, wait_for
+from tests.apiserver.conftest import Served, serving, wait_for
 
 API, KIND = "carto.run/v1alpha1", "Workload"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(tmp_path_factory.mktemp("shard-informers"), "--controllers",
-                          "ecosystem")
-    try:
+    with serving(tmp_path_factory.mktemp("shard-informers"),
+                 "--controllers", "ecosystem") as server:
         yield server
-    finally:
-        code = server.stop()
-        assert code == 0, server.stderr_path.read_text()
 
 
 def _workload(namespace: str, name: str, shard: str | None) -> dict[str, object]:

@@ -18,19 +18,15 @@ from typing import Any
 import pytest
 
 from reconciler.ha.shard import SHARD_LABEL, ShardFilter
-from tests.apiserver.conftest import Served, start_server
+from tests.apiserver.conftest import Served, serving
 
 JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(tmp_path_factory.mktemp("shard-serve"), "--controllers", "ecosystem")
-    try:
+    with serving(tmp_path_factory.mktemp("shard-serve"), "--controllers", "ecosystem") as server:
         yield server
-    finally:
-        code = server.stop()
-        assert code == 0, server.stderr_path.read_text()
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from reconciler.model.objects import Obj
 from reconciler.runtime.clock import SystemClock
 from reconciler.settings import KubernetesSettings
 from reconciler.sources.artifacts import ArtifactStore
-from tests.apiserver.conftest import Served, start_server
+from tests.apiserver.conftest import Served, serving
 
 API = "carto.run/v1alpha1"
 KS_API = "kustomize.toolkit.fluxcd.io/v1"
@@ -38,13 +38,9 @@ RBAC_API = "rbac.authorization.k8s.io/v1"
 
 @pytest.fixture(scope="module")
 def rbac(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(tmp_path_factory.mktemp("tenancy"), "--rbac", "--controllers",
-                          "ecosystem")
-    try:
+    with serving(tmp_path_factory.mktemp("tenancy"),
+                 "--rbac", "--controllers", "ecosystem") as server:
         yield server
-    finally:
-        code = server.stop()
-        assert code == 0, server.stderr_path.read_text()
 
 
 @pytest.fixture

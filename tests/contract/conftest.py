@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apiserver.conftest import Served, start_server
+from tests.apiserver.conftest import serving
 
 KUBECONFIG_VARIABLE = "RECONCILER_TEST_KUBECONFIG"
 
@@ -25,10 +25,5 @@ def served_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     if override:
         yield Path(override)
         return
-    server: Served = start_server(tmp_path_factory.mktemp("contract-serve"),
-                                  "--controllers", "ecosystem")
-    try:
+    with serving(tmp_path_factory.mktemp("contract-serve"), "--controllers", "ecosystem") as server:
         yield server.kubeconfig
-    finally:
-        code = server.stop()
-        assert code == 0, server.stderr_path.read_text()

@@ -19,7 +19,7 @@ import pytest
 
 from reconciler.backends.kubernetes import KubernetesBackend, connect
 from reconciler.settings import KubernetesSettings
-from tests.apiserver.conftest import Served, start_server
+from tests.apiserver.conftest import Served, serving
 from tests.e2e.daemon_harness import DaemonProcess, running_daemon, wait_for
 
 LEASE = ["--lease-duration", "2", "--renew-deadline", "1.5", "--retry-period", "0.2"]
@@ -64,12 +64,8 @@ def workload(name: str, shard: str | None = None) -> str:
 
 @pytest.fixture
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(tmp_path_factory.mktemp("ha"), "--controllers", "ecosystem")
-    try:
+    with serving(tmp_path_factory.mktemp("ha"), "--controllers", "ecosystem") as server:
         yield server
-    finally:
-        code = server.stop()
-        assert code == 0, server.stderr_path.read_text()
 
 
 @pytest.fixture

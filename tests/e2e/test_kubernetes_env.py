@@ -23,7 +23,7 @@ import pytest
 
 from reconciler.backends.kubernetes import KubernetesBackend, connect
 from reconciler.settings import KubernetesSettings, SourceSettings
-from tests.apiserver.conftest import Served, start_server, wait_for
+from tests.apiserver.conftest import Served, serving, wait_for
 from tests.conftest import EXAMPLES, GitRepo, _cli_command
 from tests.e2e.daemon_harness import paved_path_copy, running_daemon, sample
 
@@ -151,12 +151,8 @@ def _ready(workload: dict[str, Any]) -> bool:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(tmp_path_factory.mktemp("kube-env"), "--controllers", "ecosystem")
-    try:
+    with serving(tmp_path_factory.mktemp("kube-env"), "--controllers", "ecosystem") as server:
         yield server
-    finally:
-        code = server.stop()
-        assert code == 0, server.stderr_path.read_text()
 
 
 def test_run_on_the_served_cluster_ends_where_simulate_ends(served: Served,
@@ -276,13 +272,9 @@ def test_informer_recovers_a_broken_watch_and_relists_on_410(served: Served,
 
 @pytest.fixture(scope="module")
 def rbac_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(tmp_path_factory.mktemp("kube-env-rbac"), "--controllers",
-                          "ecosystem", "--rbac")
-    try:
+    with serving(tmp_path_factory.mktemp("kube-env-rbac"),
+                 "--controllers", "ecosystem", "--rbac") as server:
         yield server
-    finally:
-        code = server.stop()
-        assert code == 0, server.stderr_path.read_text()
 
 
 def test_impersonation_reads_as_the_user_and_groups_given(rbac_served: Served) -> None:
@@ -414,13 +406,9 @@ def paved_app(make_repo: Callable[..., GitRepo]) -> GitRepo:
 def paved_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     # A cluster of its own: the greeter test above shares `served` and counts its Workloads.
     # 30 simulated seconds per real one: kpack's 30 s build takes 1 s, Knative's rollout less.
-    server = start_server(tmp_path_factory.mktemp("kube-env-paved"), "--controllers",
-                          "ecosystem", "--time-scale", "30")
-    try:
+    with serving(tmp_path_factory.mktemp("kube-env-paved"),
+                 "--controllers", "ecosystem", "--time-scale", "30") as server:
         yield server
-    finally:
-        code = server.stop()
-        assert code == 0, server.stderr_path.read_text()
 
 
 def test_paved_path_on_the_served_cluster_ends_where_simulate_ends(

@@ -23,7 +23,7 @@ import pytest
 
 from reconciler.backends.kubernetes import connect
 from reconciler.settings import KubernetesSettings
-from tests.apiserver.conftest import Served, start_server
+from tests.apiserver.conftest import Served, serving
 from tests.conftest import EXAMPLES, GitRepo
 from tests.e2e.daemon_harness import paved_path_copy, running_daemon, sample, wait_for
 
@@ -58,13 +58,9 @@ spec:
 
 @pytest.fixture
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(tmp_path_factory.mktemp("webhook"), "--controllers", "ecosystem",
-                          "--time-scale", "30")
-    try:
+    with serving(tmp_path_factory.mktemp("webhook"),
+                 "--controllers", "ecosystem", "--time-scale", "30") as server:
         yield server
-    finally:
-        code = server.stop()
-        assert code == 0, server.stderr_path.read_text()
 
 
 @pytest.fixture
