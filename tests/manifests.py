@@ -33,3 +33,48 @@ spec:
     kind: GitRepository
     name: config
 """
+
+
+SETTINGS_TEMPLATE = """template:
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: $(workload.metadata.name)$-settings
+    data:
+      value: $(workload.spec.params[0].value)$"""
+"""The `settings` template's body: a ConfigMap `<workload>-settings` holding the Workload's
+first param."""
+
+
+def settings_template(kind: str = "ClusterTemplate", body: str = SETTINGS_TEMPLATE) -> str:
+    """A template `settings` of `kind` (a ClusterConfigTemplate exposes `.data`) with `body`
+    (the `template:` or `jinja2:` entry of its spec)."""
+    config_path = "  configPath: .data\n" if kind == "ClusterConfigTemplate" else ""
+    return f"""\
+apiVersion: carto.run/v1alpha1
+kind: {kind}
+metadata:
+  name: settings
+spec:
+{config_path}  {body}
+"""
+
+
+def settings_chain(kind: str = "ClusterTemplate", body: str = SETTINGS_TEMPLATE) -> str:
+    """`settings_template(kind, body)` and a ClusterSupplyChain `chain` that stamps it for the
+    Workloads labelled `app.example.com/kind: settings`."""
+    return settings_template(kind, body) + f"""\
+---
+apiVersion: carto.run/v1alpha1
+kind: ClusterSupplyChain
+metadata:
+  name: chain
+spec:
+  selector:
+    app.example.com/kind: settings
+  resources:
+    - name: settings
+      templateRef:
+        kind: {kind}
+        name: settings
+"""

@@ -21,36 +21,11 @@ from reconciler.backends.kubernetes import KubernetesBackend, connect
 from reconciler.settings import KubernetesSettings
 from tests.apiserver.conftest import Served, serving
 from tests.e2e.daemon_harness import DaemonProcess, running_daemon, wait_for
+from tests.manifests import settings_chain
 
 LEASE = ["--lease-duration", "2", "--renew-deadline", "1.5", "--retry-period", "0.2"]
 
-CHAIN = """\
-apiVersion: carto.run/v1alpha1
-kind: ClusterTemplate
-metadata:
-  name: settings
-spec:
-  template:
-    apiVersion: v1
-    kind: ConfigMap
-    metadata:
-      name: $(workload.metadata.name)$-settings
-    data:
-      value: $(workload.spec.params[0].value)$
----
-apiVersion: carto.run/v1alpha1
-kind: ClusterSupplyChain
-metadata:
-  name: chain
-spec:
-  selector:
-    app.example.com/kind: settings
-  resources:
-    - name: settings
-      templateRef:
-        kind: ClusterTemplate
-        name: settings
-"""
+CHAIN = settings_chain()
 
 
 def workload(name: str, shard: str | None = None) -> str:

@@ -26,21 +26,9 @@ from reconciler.settings import KubernetesSettings, SourceSettings
 from tests.apiserver.conftest import Served, serving, wait_for
 from tests.conftest import EXAMPLES, GitRepo, _cli_command
 from tests.e2e.daemon_harness import paved_path_copy, running_daemon, sample
+from tests.manifests import settings_template
 
-CHAIN = """\
-apiVersion: carto.run/v1alpha1
-kind: ClusterConfigTemplate
-metadata:
-  name: settings
-spec:
-  configPath: .data
-  template:
-    apiVersion: v1
-    kind: ConfigMap
-    metadata:
-      name: $(workload.metadata.name)$-settings
-    data:
-      value: $(workload.spec.params[0].value)$
+CHAIN = settings_template("ClusterConfigTemplate") + """\
 ---
 apiVersion: carto.run/v1alpha1
 kind: ClusterTemplate

@@ -23,38 +23,9 @@ from reconciler.settings import SimulateSettings
 from reconciler.simulation import SimulationResult, simulate
 from reconciler.sources.artifacts import ArtifactStore
 from tests.conftest import CliResult, GitRepo
-from tests.manifests import git_kustomization
+from tests.manifests import SETTINGS_TEMPLATE, git_kustomization, settings_chain
 
-CHAIN = """\
-apiVersion: carto.run/v1alpha1
-kind: ClusterConfigTemplate
-metadata:
-  name: settings
-spec:
-  configPath: .data
-  {body}
----
-apiVersion: carto.run/v1alpha1
-kind: ClusterSupplyChain
-metadata:
-  name: chain
-spec:
-  selector:
-    app.example.com/kind: settings
-  resources:
-    - name: settings
-      templateRef:
-        kind: ClusterConfigTemplate
-        name: settings
-"""
-
-GOOD = """template:
-    apiVersion: v1
-    kind: ConfigMap
-    metadata:
-      name: $(workload.metadata.name)$-settings
-    data:
-      value: $(workload.spec.params[0].value)$"""
+GOOD = SETTINGS_TEMPLATE
 
 # A macro that calls itself for ever: Jinja2 raises RecursionError while rendering.
 RECURSIVE = """jinja2: |
@@ -83,7 +54,7 @@ spec:
 
 def _write(folder: Path, body: str, value: str = "one") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "chain.yaml").write_text(CHAIN.format(body=body))
+    (folder / "chain.yaml").write_text(settings_chain("ClusterConfigTemplate", body))
     (folder / "workload.yaml").write_text(WORKLOAD.format(value=value))
     return folder
 
