@@ -65,14 +65,18 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("layers", [("file",), ("file", "env"), ("file", "env", "flag"),
-                                    ("env",), ("flag",), ("file", "flag")])
-@pytest.mark.parametrize(("group", "name", "file_text", "env", "flag", "expected"), CASES)
+LAYERS = [("file",), ("file", "env"), ("file", "env", "flag"), ("env",), ("flag",),
+          ("file", "flag")]
+# Every case at every layer combination it can have (a setting without a flag has no flag layer).
+PRECEDENCE = [(layers, *case) for case in CASES for layers in LAYERS
+              if case[4] is not None or "flag" not in layers]
+
+
+@pytest.mark.parametrize(("layers", "group", "name", "file_text", "env", "flag", "expected"),
+                         PRECEDENCE)
 def test_precedence(tmp_path: Path, layers: tuple[str, ...], group: str, name: str,
                     file_text: str, env: tuple[str, str], flag: tuple[str, object] | None,
                     expected: dict[str, object]) -> None:
-    if flag is None and "flag" in layers:
-        pytest.skip("no flag for this setting")
     config = None
     if "file" in layers:
         config = tmp_path / "settings.yaml"
