@@ -1,7 +1,8 @@
-"""Write the product's CustomResourceDefinitions to config/crds/, one YAML file per kind.
+"""Write the product's CustomResourceDefinitions, one YAML file per kind, to config/crds/ and to
+the Helm chart's charts/reconciler/crds/.
 
-The CRDs are generated from `reconciler/model/schema.py`; a unit test checks the committed files
-equal what this script writes, so run it after changing a schema:
+The CRDs are generated from `reconciler/model/schema.py`; unit tests check the committed files in
+both folders equal what this script writes, so run it after changing a schema:
 
     .venv/bin/python scripts/generate-crds.py
 """
@@ -13,18 +14,20 @@ from pathlib import Path
 
 from reconciler.model.crds import crd_files
 
-OUT = Path(__file__).resolve().parent.parent / "config" / "crds"
+ROOT = Path(__file__).resolve().parent.parent
+OUTS = (ROOT / "config" / "crds", ROOT / "charts" / "reconciler" / "crds")
 
 
 def main() -> int:
-    OUT.mkdir(parents=True, exist_ok=True)
     wanted = crd_files()
-    for stale in OUT.glob("*.yaml"):
-        if stale.name not in wanted:
-            stale.unlink()
-    for name, text in wanted.items():
-        (OUT / name).write_text(text)
-    sys.stderr.write(f"wrote {len(wanted)} CRDs to {OUT}\n")
+    for out in OUTS:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob("*.yaml"):
+            if stale.name not in wanted:
+                stale.unlink()
+        for name, text in wanted.items():
+            (out / name).write_text(text)
+        sys.stderr.write(f"wrote {len(wanted)} CRDs to {out}\n")
     return 0
 
 

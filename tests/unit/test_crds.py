@@ -1,4 +1,5 @@
-"""The committed CRDs in config/crds/ are exactly what scripts/generate-crds.py writes."""
+"""The committed CRDs in config/crds/ and in the Helm chart's charts/reconciler/crds/ are exactly
+what scripts/generate-crds.py writes."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import yaml
 from reconciler.model.crds import crd_files
 from reconciler.model.schema import ALL_KINDS
 
-CRD_DIR = Path(__file__).resolve().parents[2] / "config" / "crds"
-REGENERATE = "run `.venv/bin/python scripts/generate-crds.py` and commit config/crds/"
+ROOT = Path(__file__).resolve().parents[2]
+CRD_DIRS = (ROOT / "config" / "crds", ROOT / "charts" / "reconciler" / "crds")
+REGENERATE = ("run `.venv/bin/python scripts/generate-crds.py` and commit config/crds/ and "
+              "charts/reconciler/crds/")
 
 
-def test_committed_crds_equal_generated() -> None:
+@pytest.mark.parametrize("crd_dir", CRD_DIRS, ids=lambda d: str(d.relative_to(ROOT)))
+def test_committed_crds_equal_generated(crd_dir: Path) -> None:
     wanted = crd_files()
-    committed = {p.name: p.read_text() for p in CRD_DIR.glob("*.yaml")}
+    committed = {p.name: p.read_text() for p in crd_dir.glob("*.yaml")}
     assert sorted(committed) == sorted(wanted), REGENERATE
     stale = [name for name, text in wanted.items() if committed[name] != text]
     assert not stale, f"stale CRDs {stale}: {REGENERATE}"

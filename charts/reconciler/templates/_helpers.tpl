@@ -1,0 +1,104 @@
+{{- define "reconciler.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "reconciler.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "reconciler.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "reconciler.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "reconciler.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "reconciler.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "reconciler.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "reconciler.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "reconciler.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Deployments: the unsharded one ("" shard) and one per shard key. */}}
+{{- define "reconciler.deployments" -}}
+{{- $all := list (dict "shard" "" "name" (include "reconciler.fullname" .)) -}}
+{{- range .Values.shards -}}
+{{- $all = append $all (dict "shard" . "name" (printf "%s-shard-%s" (include "reconciler.fullname" $) . | trunc 63 | trimSuffix "-")) -}}
+{{- end -}}
+{{- toJson $all -}}
+{{- end -}}
+
+{{/* RBAC rules on namespaced kinds: cluster-wide in the ClusterRole, or per watched namespace. */}}
+{{- define "reconciler.namespacedRules" -}}
+# Cartographer's owners: the daemon reads, applies (server-side apply) and finalizes them.
+- apiGroups: [carto.run]
+  resources: [workloads, deliverables, runnables]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [carto.run]
+  resources: [workloads/status, deliverables/status, runnables/status]
+  verbs: [get, patch, update]
+# Flux's kinds the daemon reconciles.
+- apiGroups: [source.toolkit.fluxcd.io]
+  resources: [gitrepositories]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [source.toolkit.fluxcd.io]
+  resources: [gitrepositories/status]
+  verbs: [get, patch, update]
+- apiGroups: [kustomize.toolkit.fluxcd.io]
+  resources: [kustomizations]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [kustomize.toolkit.fluxcd.io]
+  resources: [kustomizations/status]
+  verbs: [get, patch, update]
+- apiGroups: [notification.toolkit.fluxcd.io]
+  resources: [receivers]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [notification.toolkit.fluxcd.io]
+  resources: [receivers/status]
+  verbs: [get, patch, update]
+# Git credentials and Receiver tokens (spec.secretRef): read only.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch]
+# The daemon's core/v1 Events, counted up when repeated.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, get, list, patch]
+{{- if .Values.rbac.impersonate }}
+# Multi-tenancy: an owner's writes go as its ServiceAccount.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [impersonate]
+{{- end }}
+# What the supply chains and Kustomizations stamp (rbac.stampedKinds).
+{{- range .Values.rbac.stampedKinds }}
+- apiGroups: {{ toJson .apiGroups }}
+  resources: {{ toJson .resources }}
+  verbs: [get, list, watch, create, update, patch, delete]
+{{- end }}
+{{- end }}

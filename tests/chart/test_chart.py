@@ -1,0 +1,249 @@
+"""The Helm chart in charts/reconciler with the real helm v4 (`.tools/bin/helm`, installed by
+`scripts/kube_tools.py`): lint, template, the values schema refusing bad values, the generated
+files (schema, README, config/install/) equal to a fresh generation, and an install into
+`reconciler serve --rbac` and its uninstall."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.apiserver.conftest import RECONCILER, Served, needs_kubectl, serving, wait_for
+from tests.conftest import ROOT
+
+HELM = ROOT / ".tools" / "bin" / "helm"
+CHART = ROOT / "charts" / "reconciler"
+ALL_FEATURES = Path(__file__).parent / "all-features.yaml"
+
+needs_helm = pytest.mark.skipif(
+    not HELM.exists(),
+    reason="the real helm is not installed: run `.venv/bin/python scripts/kube_tools.py`")
+
+
+def script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name.replace("-", "_"),
+                                                  ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def helm(*args: str, home: Path, check: bool = True,
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home),
+           "HELM_CACHE_HOME": str(home / "helm-cache"),
+           "HELM_CONFIG_HOME": str(home / "helm-config"),
+           "HELM_DATA_HOME": str(home / "helm-data")}
+    done = subprocess.run([str(HELM), *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, cwd=ROOT)
+    if check and done.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} exited {done.returncode}:\n"
+                             f"{done.stdout}\n{done.stderr}")
+    return done
+
+
+def rendered(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
+    out = helm("template", "r", str(CHART), "-n", "ops", *args, home=tmp_path).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+# --- generated files (no helm needed) ------------------------------------------------------
+
+def test_values_schema_and_readme_equal_generated() -> None:
+    for path, text in script("generate-chart-docs").generated().items():
+        assert path.read_text() == text, (
+            f"{path.relative_to(ROOT)} is stale: run "
+            "`.venv/bin/python scripts/generate-chart-docs.py` and commit it")
+
+
+def test_every_value_is_documented_in_the_readme() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    for key in values:
+        assert f"| `{key}" in readme, key
+
+
+# --- helm lint and template -----------------------------------------------------------------
+
+@needs_helm
+@pytest.mark.parametrize("values", [[], ["-f", str(ALL_FEATURES)]], ids=["defaults", "all"])
+def test_lint_strict(tmp_path: Path, values: list[str]) -> None:
+    done = helm("lint", "--strict", str(CHART), *values, home=tmp_path)
+    assert "0 chart(s) failed" in done.stdout
+
+
+@needs_helm
+def test_template_with_defaults(tmp_path: Path) -> None:
+    docs = rendered(tmp_path)
+    kinds = sorted(doc["kind"] for doc in docs)
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "Deployment",
+                     "Role", "RoleBinding", "Service", "Service", "Service", "ServiceAccount"]
+    [deployment] = by_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == "ghcr.io/reconciler/reconciler:0.1.0"
+    assert container["args"] == ["run", "--config=/etc/reconciler/settings/settings.yaml",
+                                 "/etc/reconciler/inputs"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert isinstance(security["runAsUser"], int)
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["data"] == "/data"
+    assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == "data")
+    services = {doc["metadata"]["name"] for doc in by_kind(docs, "Service")}
+    assert services == {"r-reconciler-metrics", "r-reconciler-artifacts", "r-reconciler-webhook"}
+    [cluster_role] = by_kind(docs, "ClusterRole")
+    groups = {g for rule in cluster_role["rules"] for g in rule["apiGroups"]}
+    assert {"carto.run", "source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io",
+            "notification.toolkit.fluxcd.io", "", "apps"} <= groups
+    assert not any("*" in rule["verbs"] or "*" in rule["resources"]
+                   for rule in cluster_role["rules"])
+    [role] = by_kind(docs, "Role")
+    assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                              "verbs": ["get", "create", "update"]}]
+
+
+@needs_helm
+def test_template_with_every_feature(tmp_path: Path) -> None:
+    docs = rendered(tmp_path, "-f", str(ALL_FEATURES))
+    deployments = {doc["metadata"]["name"]: doc for doc in by_kind(docs, "Deployment")}
+    assert sorted(deployments) == ["r-reconciler", "r-reconciler-shard-team-a",
+                                   "r-reconciler-shard-team-b"]
+    for name, deployment in deployments.items():
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert "--leader-elect" in args and deployment["spec"]["replicas"] == 2
+        shard = [a for a in args if a.startswith("--shard=")]
+        assert shard == ([] if name == "r-reconciler" else [f"--shard={name.rsplit('-', 2)[-2]}-"
+                                                                     f"{name.rsplit('-', 1)[-1]}"])
+    # namespaced RBAC: a Role and RoleBinding per watched namespace, plus the Lease's
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in by_kind(docs, "Role")}
+    assert roles == {("team-a", "r-reconciler"), ("team-b", "r-reconciler"),
+                     ("ops", "r-reconciler-leader-election")}
+    [cluster_role] = by_kind(docs, "ClusterRole")
+    assert not any("workloads" in rule["resources"] for rule in cluster_role["rules"])
+    for kind in ("ServiceMonitor", "NetworkPolicy", "Ingress"):
+        assert len(by_kind(docs, kind)) == 1, kind
+    assert len(by_kind(docs, "PodDisruptionBudget")) == 3
+
+
+@needs_helm
+@pytest.mark.parametrize("values", [[], ["-f", str(ALL_FEATURES)]], ids=["defaults", "all"])
+def test_rendered_settings_files_load_in_the_daemon(tmp_path: Path, values: list[str]) -> None:
+    settings = [doc["data"]["settings.yaml"] for doc in rendered(tmp_path, *values)
+                if doc["kind"] == "ConfigMap" and "settings.yaml" in doc.get("data", {})]
+    assert settings
+    for i, text in enumerate(settings):
+        path = tmp_path / f"settings-{i}.yaml"
+        path.write_text(text)
+        done = subprocess.run([str(RECONCILER), "settings", "--config", str(path)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        effective = yaml.safe_load(done.stdout)
+        assert effective["daemon"]["environment"] == "kubernetes"
+        assert effective["daemon"]["data_dir"] == "/data"
+
+
+@needs_helm
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "replicass=2"], "additional properties 'replicass' not allowed"),
+    (["--set", "replicas=two"], "at '/replicas': got string, want integer"),
+    (["--set", "ingress.enabeld=true"],
+     "at '/ingress': additional properties 'enabeld' not allowed"),
+    (["--set", "settings.daemon.concurent=8"],
+     "at '/settings/daemon': additional properties 'concurent' not allowed"),
+    (["--set", "settings.daemon.leader_elect=true"],
+     "at '/settings/daemon': additional properties 'leader_elect' not allowed"),
+    (["--set", "settings.kubernetes.qps=fast"],
+     "at '/settings/kubernetes/qps': got string, want number"),
+], ids=["typo", "type", "nested-typo", "settings-typo", "chart-owned", "settings-type"])
+def test_bad_values_are_refused_by_the_schema(tmp_path: Path, args: list[str],
+                                              message: str) -> None:
+    done = helm("template", "r", str(CHART), *args, home=tmp_path, check=False)
+    assert done.returncode != 0
+    assert "values don't meet the specifications of the schema" in done.stderr
+    assert message in done.stderr, done.stderr
+
+
+@needs_helm
+def test_install_manifests_equal_a_fresh_render() -> None:
+    fresh = script("render-install").render(HELM)
+    committed = (ROOT / "config" / "install" / "reconciler.yaml").read_text()
+    assert committed == fresh, ("config/install/reconciler.yaml is stale: run "
+                                "`.venv/bin/python scripts/render-install.py` and commit it")
+
+
+# --- helm install into reconciler serve --rbac ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def rbac_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(tmp_path_factory.mktemp("serve-rbac"), "--rbac") as server:
+        yield server
+
+
+@needs_helm
+@needs_kubectl
+def test_helm_install_and_uninstall_in_a_cluster_with_rbac(rbac_served: Served) -> None:
+    served = rbac_served
+    kube = ["--kubeconfig", str(served.kubeconfig)]
+    # Not `--wait`: the served cluster does not yet write a CRD's `Established` condition,
+    # which helm's readiness check (kstatus) waits for; the Deployment is waited for below.
+    installed = helm(*kube, "install", "rec", str(CHART), "-n", "reconciler-system",
+                     "--create-namespace", "--set", "image.repository=example.invalid/reconciler",
+                     home=served.home)
+    assert "STATUS: deployed" in installed.stdout
+    assert "kubectl -n reconciler-system rollout status deployment/rec-reconciler" in (
+        installed.stdout)
+    deployment = wait_for(lambda: (lambda d: d if d.get("status", {}).get(
+        "availableReplicas") == 1 else None)(
+        served.get_json("deploy", "rec-reconciler", "-n", "reconciler-system")), seconds=30)
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "example.invalid/reconciler:0.1.0")
+    crds = served.kubectl("get", "crd", "-o", "name").stdout.split()
+    assert "customresourcedefinition.apiextensions.k8s.io/workloads.carto.run" in crds
+    # the ServiceAccount gets what the ClusterRole grants, and no more
+    sa = "system:serviceaccount:reconciler-system:rec-reconciler"
+    for verb, resource, allowed in [
+            ("list", "workloads.carto.run", "yes"),
+            ("patch", "gitrepositories.source.toolkit.fluxcd.io/status", "yes"),
+            ("impersonate", "serviceaccounts", "yes"),
+            ("create", "events", "yes"),
+            ("delete", "workloads.carto.run", "no"),
+            ("create", "secrets", "no")]:
+        answer = served.kubectl("auth", "can-i", verb, resource, "--as", sa,
+                                check=False).stdout.strip()
+        assert answer == allowed, (verb, resource, answer)
+    lease = served.kubectl("auth", "can-i", "update", "leases.coordination.k8s.io", "--as", sa,
+                           "-n", "reconciler-system", check=False).stdout.strip()
+    assert lease == "yes"
+
+    removed = helm(*kube, "uninstall", "rec", "-n", "reconciler-system",
+                   home=served.home)
+    assert 'release "rec" uninstalled' in removed.stdout
+    for what in (("deploy", "rec-reconciler"), ("svc", "rec-reconciler-metrics"),
+                 ("sa", "rec-reconciler"), ("cm", "rec-reconciler-settings")):
+        assert served.kubectl("get", *what, "-n", "reconciler-system",
+                              check=False).returncode == 1, what
+    assert served.kubectl("get", "clusterrole", "rec-reconciler",
+                          check=False).returncode == 1
+    # helm never deletes what it installed from crds/ (so no custom resource is lost)
+    assert "customresourcedefinition.apiextensions.k8s.io/workloads.carto.run" in (
+        served.kubectl("get", "crd", "-o", "name").stdout.split())
