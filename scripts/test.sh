@@ -7,6 +7,10 @@ bash scripts/setup.sh --dev
 # when this cannot run, e.g. offline).
 .venv/bin/python scripts/kube_tools.py >/dev/null \
   || echo "warning: kubectl/helm not installed (scripts/kube_tools.py); their tests will skip" >&2
+# checkov, in its own venv (.tools/checkov), for the Dockerfile's lint test (which skips, saying
+# why, when it is missing; CI fails instead).
+bash scripts/checkov.sh >/dev/null \
+  || echo "warning: checkov not installed (scripts/checkov.sh); its test will skip" >&2
 .venv/bin/ruff check reconciler simulator tests benchmarks
 .venv/bin/mypy
 .venv/bin/lint-imports
