@@ -21,6 +21,7 @@ never logged, and responses carry no detail an unauthenticated caller could use.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 1 << 20
 """Largest body accepted (1 MiB; Flux allows 3 MiB). GitHub caps its payloads at 25 MB, but a
 push event with its commit list stays far below this."""
+DRAIN_FACTOR = 4
+"""An oversized body up to this many times the limit is read and dropped before the 413."""
 
 T = TypeVar("T")
 Guard = Callable[[Callable[[], T]], T]
@@ -194,8 +197,18 @@ class _HookHandler(BaseHTTPRequestHandler):
             self._answer(Answer(HTTPStatus.BAD_REQUEST, "bad_request"))
             return
         if length > self.max_body_bytes:
-            # Refused from the header alone; the unread body goes away with the connection.
+            # Refused from the header alone. A body of a few times the limit is read and dropped
+            # first, so a client that sends all of it before reading the answer gets the 413
+            # rather than a reset connection; a larger one goes away with the connection.
             self.close_connection = True
+            if length <= DRAIN_FACTOR * self.max_body_bytes:
+                with contextlib.suppress(OSError):
+                    remaining = length
+                    while remaining > 0:
+                        chunk = self.rfile.read(min(remaining, 65536))
+                        if not chunk:
+                            break
+                        remaining -= len(chunk)
             self._answer(Answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_large"))
             return
         read = False
