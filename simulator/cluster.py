@@ -176,6 +176,7 @@ class InMemoryCluster:
             self._finish_if_done(key)
         if info.kind == "CustomResourceDefinition":
             self._register_crd(live)
+            self._establish_crd(live, api_version)
         return self._out(live, api_version)
 
     def create(self, obj: Obj, field_manager: str = FIELD_MANAGER) -> Obj:
@@ -187,6 +188,7 @@ class InMemoryCluster:
         live = self._create(desired, info, api_version, field_manager, "Update")
         if info.kind == "CustomResourceDefinition":
             self._register_crd(live)
+            self._establish_crd(live, api_version)
         return self._out(live, api_version)
 
     def update(self, obj: Obj, field_manager: str = FIELD_MANAGER) -> Obj:
@@ -443,6 +445,7 @@ class InMemoryCluster:
         self._finish_if_done(key)
         if info.kind == "CustomResourceDefinition":
             self._register_crd(live)
+            self._establish_crd(live, api_version)
         return self._out(live, api_version)
 
     def register_schema(self, group: str, kind: str, schema: Mapping[str, Any]) -> None:
@@ -673,6 +676,46 @@ class InMemoryCluster:
             schema = (version.get("schema") or {}).get("openAPIV3Schema")
             if isinstance(schema, Mapping) and version.get("storage", True):
                 self.register_schema(info.group, info.kind, _without_status(schema))
+
+    def _establish_crd(self, live: Obj, api_version: str) -> None:
+        """What kube-apiserver's naming and establishing controllers write on a CRD once its
+        kind is served: `acceptedNames`, the conditions NamesAccepted and Established (which
+        `kubectl wait` and helm's `--wait` look for) and `storedVersions`. A status write of
+        its own (MODIFIED), by the manager "kube-apiserver" on the status subresource."""
+        spec = live.get("spec") or {}
+        names = {k: v for k, v in (spec.get("names") or {}).items() if v}
+        kind = str(names.get("kind", ""))
+        names.setdefault("listKind", f"{kind}List")
+        names.setdefault("singular", kind.lower())
+        status = deep_copy(live.get("status") or {})
+        status["acceptedNames"] = names
+        now = rfc3339(self.clock.now())
+        conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
+        for type_, reason, message in (
+                ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                ("Established", "InitialNamesAccepted", "the initial names have been accepted")):
+            old = next((c for c in conditions if c.get("type") == type_), None)
+            if old is not None and old.get("status") == "True":
+                continue
+            new = {"type": type_, "status": "True", "lastTransitionTime": now,
+                   "reason": reason, "message": message}
+            conditions = [new if c is old else c for c in conditions] if old else [
+                *conditions, new]
+        status["conditions"] = conditions
+        stored = [str(v) for v in status.get("storedVersions") or []]
+        for version in spec.get("versions") or []:
+            if isinstance(version, dict) and version.get("storage") and (
+                    str(version.get("name")) not in stored):
+                stored.append(str(version.get("name")))
+        status["storedVersions"] = stored
+        if live.get("status") == status:
+            return
+        before = deep_copy(live)
+        live["status"] = status
+        live["metadata"]["managedFields"] = self._updated_entries(
+            before, live, _status_fields(before.get("status")), _status_fields(status),
+            "kube-apiserver", api_version, "status")
+        self._bump(live, before)
 
     # --- deletion and garbage collection ---------------------------------------------------
 

@@ -88,6 +88,28 @@ def test_a_crd_is_served_as_soon_as_it_is_applied(served: Served, widgets: None,
     assert served.kubectl("get", "gadgets", "-n", namespace).stdout.count("w1") == 1
 
 
+def test_a_crd_is_established_and_its_names_accepted(served: Served, widgets: None) -> None:
+    # What `kubectl wait` and `helm install --wait` look for, as kube-apiserver writes it.
+    for condition in ("Established", "NamesAccepted"):
+        done = served.kubectl("wait", f"--for=condition={condition}",
+                              "crd/widgets.example.com", "--timeout=10s")
+        assert "condition met" in done.stdout, condition
+    status = served.get_json("crd", "widgets.example.com")["status"]
+    reasons = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert reasons == {"NamesAccepted": ("True", "NoConflicts"),
+                       "Established": ("True", "InitialNamesAccepted")}
+    assert status["acceptedNames"] == {"kind": "Widget", "listKind": "WidgetList",
+                                       "plural": "widgets", "singular": "widget",
+                                       "shortNames": ["wdg"], "categories": ["gadgets"]}
+    assert status["storedVersions"] == ["v1"]
+    # Re-applying changes nothing: the conditions keep their transition times.
+    version = served.get_json("crd", "widgets.example.com")["metadata"]["resourceVersion"]
+    served.kubectl("apply", "-f", "-", stdin=WIDGET_CRD)
+    again = served.get_json("crd", "widgets.example.com")
+    assert again["metadata"]["resourceVersion"] == version
+    assert again["status"] == status
+
+
 def test_get_yaml_label_selectors_and_all_namespaces(served: Served, widgets: None,
                                                      namespace: str) -> None:
     for name, tier in (("a", "web"), ("b", "db"), ("c", "")):

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.apiserver.conftest import RECONCILER, Served, needs_kubectl, serving, wait_for
+from tests.apiserver.conftest import RECONCILER, Served, needs_kubectl, serving
 from tests.conftest import ROOT
 
 HELM = ROOT / ".tools" / "bin" / "helm"
@@ -204,17 +204,16 @@ def rbac_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def test_helm_install_and_uninstall_in_a_cluster_with_rbac(rbac_served: Served) -> None:
     served = rbac_served
     kube = ["--kubeconfig", str(served.kubeconfig)]
-    # Not `--wait`: the served cluster does not yet write a CRD's `Established` condition,
-    # which helm's readiness check (kstatus) waits for; the Deployment is waited for below.
+    # `--wait`: helm waits for the CRDs to be Established and for every resource to be ready
+    # (the Deployment available), as the served cluster reports them.
     installed = helm(*kube, "install", "rec", str(CHART), "-n", "reconciler-system",
                      "--create-namespace", "--set", "image.repository=example.invalid/reconciler",
-                     home=served.home)
+                     "--wait", "--timeout", "60s", home=served.home)
     assert "STATUS: deployed" in installed.stdout
     assert "kubectl -n reconciler-system rollout status deployment/rec-reconciler" in (
         installed.stdout)
-    deployment = wait_for(lambda: (lambda d: d if d.get("status", {}).get(
-        "availableReplicas") == 1 else None)(
-        served.get_json("deploy", "rec-reconciler", "-n", "reconciler-system")), seconds=30)
+    deployment = served.get_json("deploy", "rec-reconciler", "-n", "reconciler-system")
+    assert deployment["status"]["availableReplicas"] == 1
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
         "example.invalid/reconciler:0.1.0")
     crds = served.kubectl("get", "crd", "-o", "name").stdout.split()
