@@ -6,6 +6,7 @@ files (schema, README, config/install/) equal to a fresh generation, and an inst
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from tests.conftest import ROOT
 HELM = ROOT / ".tools" / "bin" / "helm"
 CHART = ROOT / "charts" / "reconciler"
 ALL_FEATURES = Path(__file__).parent / "all-features.yaml"
+CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
 
 needs_helm = pytest.mark.skipif(
     not HELM.exists(),
@@ -90,11 +92,14 @@ def test_template_with_defaults(tmp_path: Path) -> None:
     docs = rendered(tmp_path)
     kinds = sorted(doc["kind"] for doc in docs)
     assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "Deployment",
-                     "Role", "RoleBinding", "Service", "Service", "Service", "ServiceAccount"]
+                     "NetworkPolicy", "Role", "RoleBinding", "Service", "Service", "Service",
+                     "ServiceAccount"]
     [deployment] = by_kind(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert container["image"] == "ghcr.io/reconciler/reconciler:0.1.0"
+    assert container["imagePullPolicy"] == "Always"  # a tag may move
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
     assert container["args"] == ["run", "--config=/etc/reconciler/settings/settings.yaml",
                                  "/etc/reconciler/inputs"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -131,6 +136,9 @@ def test_template_with_every_feature(tmp_path: Path) -> None:
     for name, deployment in deployments.items():
         args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         assert "--leader-elect" in args and deployment["spec"]["replicas"] == 2
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["imagePullPolicy"] == "IfNotPresent"  # a digest cannot move
+        assert container["image"].startswith("ghcr.io/reconciler/reconciler@sha256:")
         shard = [a for a in args if a.startswith("--shard=")]
         assert shard == ([] if name == "r-reconciler" else [f"--shard={name.rsplit('-', 2)[-2]}-"
                                                                      f"{name.rsplit('-', 1)[-1]}"])
@@ -189,6 +197,36 @@ def test_install_manifests_equal_a_fresh_render() -> None:
     committed = (ROOT / "config" / "install" / "reconciler.yaml").read_text()
     assert committed == fresh, ("config/install/reconciler.yaml is stale: run "
                                 "`.venv/bin/python scripts/render-install.py` and commit it")
+
+
+# --- checkov on the rendered chart ----------------------------------------------------------
+
+@needs_helm
+@pytest.mark.parametrize("values", [[], ["-f", str(ALL_FEATURES)]], ids=["defaults", "all"])
+def test_checkov_fails_no_check_on_the_rendered_chart(tmp_path: Path,
+                                                      values: list[str]) -> None:
+    if not (CHECKOV.is_file() and os.access(CHECKOV, os.X_OK)):
+        message = f"{CHECKOV} is not installed (bash scripts/checkov.sh installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + "; CI's .ci/run must install it")
+        pytest.skip(message)
+    manifests = tmp_path / "rendered.yaml"
+    manifests.write_text(helm("template", "r", str(CHART), "-n", "reconciler-system", *values,
+                              home=tmp_path).stdout)
+    done = subprocess.run([str(CHECKOV), "-f", str(manifests), "--framework", "kubernetes",
+                           "--skip-download", "--output", "json"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    report = json.loads(done.stdout)
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert failed == [] and report["summary"]["failed"] == 0, failed
+    assert report["summary"]["passed"] > 0 and done.returncode == 0, done.stderr[-2000:]
+    # What stays is skipped in the templates (`checkov.io/skipN: CKV_...=why`), each with its
+    # reason; CKV_K8S_43 (digest) only while no image.digest is given.
+    skipped = {(c["check_id"], (c["check_result"].get("suppress_comment") or "").strip())
+               for c in report["results"]["skipped_checks"]}
+    assert all(reason for _, reason in skipped), skipped
+    assert {check for check, _ in skipped} == (
+        {"CKV_K8S_38"} if values else {"CKV_K8S_38", "CKV_K8S_43"})
 
 
 # --- helm install into reconciler serve --rbac ---------------------------------------------

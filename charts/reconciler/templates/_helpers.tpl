@@ -44,6 +44,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
+{{/* Always for a tag (it may have moved), IfNotPresent for a digest, unless set. */}}
+{{- define "reconciler.pullPolicy" -}}
+{{- if .Values.image.pullPolicy -}}
+{{- .Values.image.pullPolicy -}}
+{{- else if .Values.image.digest -}}
+IfNotPresent
+{{- else -}}
+Always
+{{- end -}}
+{{- end -}}
+
 {{/* The Deployments: the unsharded one ("" shard) and one per shard key. */}}
 {{- define "reconciler.deployments" -}}
 {{- $all := list (dict "shard" "" "name" (include "reconciler.fullname" .)) -}}
