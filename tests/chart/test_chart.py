@@ -1,7 +1,9 @@
 """The Helm chart in charts/reconciler with the real helm v4 (`.tools/bin/helm`, installed by
 `scripts/kube_tools.py`): lint, template, the values schema refusing bad values, the generated
-files (schema, README, config/install/) equal to a fresh generation, and an install into
-`reconciler serve --rbac` and its uninstall."""
+files (schema, README, config/install/) equal to a fresh generation, checkov on the rendered
+chart, an install into `reconciler serve --rbac` and its uninstall, and the daemon started as the
+chart's Deployment starts it (its args, settings and inputs, its ServiceAccount's token) making
+the greeter example Ready, then reporting the verb taken out of its ClusterRole."""
 
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.apiserver.conftest import RECONCILER, Served, needs_kubectl, serving
-from tests.conftest import ROOT
+from tests.apiserver.conftest import RECONCILER, Served, needs_kubectl, serving, wait_for
+from tests.conftest import EXAMPLES, ROOT
+from tests.e2e.daemon_harness import running_daemon
 
 HELM = ROOT / ".tools" / "bin" / "helm"
 CHART = ROOT / "charts" / "reconciler"
@@ -284,3 +287,116 @@ def test_helm_install_and_uninstall_in_a_cluster_with_rbac(rbac_served: Served) 
     # helm never deletes what it installed from crds/ (so no custom resource is lost)
     assert "customresourcedefinition.apiextensions.k8s.io/workloads.carto.run" in (
         served.kubectl("get", "crd", "-o", "name").stdout.split())
+
+
+# --- the daemon, started as the chart's Deployment starts it -------------------------------
+
+@pytest.fixture(scope="module")
+def ecosystem_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(tmp_path_factory.mktemp("serve-chart-daemon"), "--rbac", "--controllers",
+                 "ecosystem") as server:
+        yield server
+
+
+def _conditions(workload: dict[str, Any] | None) -> dict[str, tuple[str, str, str]]:
+    return {c["type"]: (c["status"], c.get("reason", ""), c.get("message", ""))
+            for c in ((workload or {}).get("status") or {}).get("conditions") or []}
+
+
+@needs_helm
+@needs_kubectl
+@pytest.mark.timeout(300)
+def test_the_daemon_as_the_chart_runs_it_reconciles_and_reports_a_missing_verb(
+        ecosystem_served: Served, tmp_path: Path) -> None:
+    served, ns = ecosystem_served, "reconciler-system"
+    helm("--kubeconfig", str(served.kubeconfig), "install", "rec", str(CHART), "-n", ns,
+         "--create-namespace", "--wait", "--timeout", "60s", home=served.home)
+    # What the Deployment's pod gets: its args, its settings and inputs ConfigMaps as files,
+    # and its ServiceAccount's token (here in a kubeconfig instead of the projected volume).
+    deployment = served.get_json("deploy", "rec-reconciler", "-n", ns)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    files: dict[str, Path] = {}
+    for volume in deployment["spec"]["template"]["spec"]["volumes"]:
+        if "configMap" in volume:
+            folder = files[mounts[volume["name"]]] = tmp_path / volume["name"]
+            folder.mkdir()
+            data = served.get_json("cm", volume["configMap"]["name"], "-n", ns)["data"]
+            for name, text in data.items():
+                (folder / name).write_text(text)
+    args = container["args"]
+    for mount, folder in files.items():
+        args = [arg.replace(mount, str(folder)) for arg in args]
+    assert args[0] == "run" and args[1] == f"--config={files['/etc/reconciler/settings']}" \
+        "/settings.yaml", args
+    token = served.kubectl("create", "token", "rec-reconciler", "-n", ns).stdout.strip()
+    config = yaml.safe_load(served.kubeconfig.read_text())
+    for user in config["users"]:
+        user["user"] = {"token": token}
+    kubeconfig = tmp_path / "sa.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    assert served.kubectl("--kubeconfig", str(kubeconfig), "auth", "whoami").stdout.count(
+        f"system:serviceaccount:{ns}:rec-reconciler") == 1
+    # The operator applies the greeter example (no Git) as the admin, and lets the Workload's
+    # ServiceAccount (none named: `default`) write what its supply chain stamps: the daemon
+    # impersonates it for those writes.
+    for name in ("00-supply-chain.yaml", "00-workload.yaml"):
+        served.kubectl("apply", "-f", str(EXAMPLES / "greeter" / name))
+    served.kubectl("create", "role", "greeter-tenant", "-n", "default",
+                   "--verb=get,list,watch,create,patch", "--resource=configmaps")
+    served.kubectl("create", "rolebinding", "greeter-tenant", "-n", "default",
+                   "--role=greeter-tenant", "--serviceaccount=default:default")
+
+    # Only what cannot be the pod's: loopback ports and a local data dir (the chart's `env`
+    # value overrides settings the same way).
+    env = {"RECONCILER_KUBECONFIG": str(kubeconfig),
+           "RECONCILER_DAEMON_LISTEN": "127.0.0.1:0",
+           "RECONCILER_DAEMON_ARTIFACTS_LISTEN": "127.0.0.1:0",
+           "RECONCILER_DAEMON_WEBHOOK_LISTEN": "127.0.0.1:0",
+           "RECONCILER_DAEMON_DATA_DIR": str(tmp_path / "data")}
+    with running_daemon(args[1:], tmp_path / "run.log", env=env) as daemon:
+        def ready(name: str) -> dict[str, tuple[str, str, str]] | None:
+            conditions = _conditions(served.get_json("workload", name, "-n", "default"))
+            return conditions if conditions.get("Ready", ("",))[0] == "True" else None
+
+        try:
+            wait_for(lambda: ready("hello"), seconds=60)
+        except AssertionError:
+            raise AssertionError(f"{_conditions(served.get_json('workload', 'hello'))}\n"
+                                 f"{daemon.stderr_tail()}") from None
+        greeting = served.get_json("cm", "hello-greeting", "-n", "default")
+        assert greeting["data"] == {"greeting": "hello hello"}
+
+        # One verb less: the ClusterRole loses `impersonate` on serviceaccounts (its rule's
+        # only verb, so the rule goes: RBAC refuses a rule without verbs).
+        role = served.get_json("clusterrole", "rec-reconciler")
+        [rule] = [r for r in role["rules"] if r["verbs"] == ["impersonate"]]
+        role["rules"].remove(rule)
+        served.kubectl("replace", "-f", "-", stdin=json.dumps(role))
+        second = (EXAMPLES / "greeter" / "00-workload.yaml").read_text().replace(
+            "name: hello", "name: hello-again")
+        served.kubectl("apply", "-f", "-", stdin=second)
+
+        def refused() -> dict[str, tuple[str, str, str]] | None:
+            conditions = _conditions(served.get_json("workload", "hello-again", "-n",
+                                                     "default"))
+            return conditions if conditions.get("Ready", ("",))[0] == "False" else None
+
+        try:
+            conditions = wait_for(refused, seconds=60)
+        except AssertionError:
+            raise AssertionError(daemon.stderr_tail()) from None
+        user = f"system:serviceaccount:{ns}:rec-reconciler"
+        message = (
+            "unable to apply object [default/hello-again-greeting] for resource [greeting] in "
+            "supply chain [greeter]: forbidden to patch configmaps 'hello-again-greeting' in "
+            "namespace 'default': serviceaccounts \"default\" is forbidden: User "
+            f"\"{user}\" cannot impersonate resource \"serviceaccounts\" in API group \"\" in "
+            "the namespace \"default\". Grant the reconciler's identity the 'impersonate' verb "
+            "on 'serviceaccounts' (a Role, or a ClusterRole for cluster-scoped kinds and lists "
+            "across namespaces) and bind it")
+        for type_ in ("ResourcesSubmitted", "Ready"):
+            assert conditions[type_] == ("False", "TemplateRejectedByAPIServer", message)
+        assert served.kubectl("get", "cm", "hello-again-greeting", "-n", "default",
+                              check=False).returncode == 1
+        assert daemon.stop() == 0, daemon.stderr_tail()
