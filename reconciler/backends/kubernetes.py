@@ -40,11 +40,15 @@ import contextvars
 import copy
 import hashlib
 import json
+import os
 import random as _random
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -1338,12 +1342,20 @@ def connect(
     http_requests: Counter[str] = Counter()
     api.rest_client.pool_manager = _CountingPool(  # type: ignore[assignment]
         api.rest_client.pool_manager, http_requests)
+    # The client's default discovery cache is /tmp/osrcp-<md5(host)>.json: shared by every
+    # process and user on the host, so another cluster once served at the same address (or
+    # another user) could hand us stale or planted discovery. Ours is private to this backend.
+    cache_dir = tempfile.mkdtemp(prefix="reconciler-discovery-")
     try:
-        dynamic = DynamicClient(api)  # type: ignore[no-untyped-call]
+        dynamic = DynamicClient(  # type: ignore[no-untyped-call]
+            api, cache_file=os.path.join(cache_dir, "discovery.json"))
     except ApiException as exc:
+        shutil.rmtree(cache_dir, ignore_errors=True)
         raise map_api_exception(exc, Operation("get", "discovery")) from exc
     except (urllib3.exceptions.HTTPError, ValueError) as exc:
+        shutil.rmtree(cache_dir, ignore_errors=True)
         raise BackendError(f"cannot reach the API server at {host} ({source}): {exc}") from exc
+    weakref.finalize(dynamic, shutil.rmtree, cache_dir, True)
     log.info("connected to Kubernetes", host=host, config=source,
              impersonating=settings.impersonate_user)
     backend = KubernetesBackend(dynamic, clock, request_timeout, settings=settings)

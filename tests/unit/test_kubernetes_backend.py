@@ -8,12 +8,16 @@ serve` (or a real cluster named by `RECONCILER_TEST_KUBECONFIG`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import socket
+import tempfile
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import __version__ as kubernetes_version
 
 from reconciler.backends.kube_environment import (
     KubernetesEnvironment,
@@ -285,3 +289,30 @@ current-context: gone
     with held, pytest.raises(BackendError, match=f"cannot reach the API server at "
                                                  f"https://127.0.0.1:{port} \\({kubeconfig}\\)"):
         connect(kubeconfig, request_timeout=2.0)
+
+
+def test_discovery_is_not_read_from_the_shared_temp_cache(tmp_path: Path) -> None:
+    """The client's default discovery cache, /tmp/osrcp-<md5(host)>.json, is shared by every
+    process and user: one planted there (or left by another cluster once served at the same
+    address) must not stand in for the API server."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    host = f"https://127.0.0.1:{held.getsockname()[1]}"
+    shared = Path(tempfile.gettempdir()) / (
+        "osrcp-" + hashlib.md5(host.encode(), usedforsecurity=False).hexdigest() + ".json")
+    # What the client would accept as a complete cache: its own version, a server version and
+    # resources, so it makes no request at all.
+    shared.write_text(json.dumps({"library_version": kubernetes_version,
+                                  "version": {"kubernetes": {"major": "1", "minor": "35"}},
+                                  "resources": {"api": {}}}))
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
+        f"    server: {host}\n    insecure-skip-tls-verify: true\n"
+        "users:\n- name: u\n  user:\n    token: t\n"
+        "contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n")
+    try:
+        with held, pytest.raises(BackendError, match="cannot reach the API server"):
+            connect(kubeconfig, request_timeout=2.0)
+    finally:
+        shared.unlink(missing_ok=True)
