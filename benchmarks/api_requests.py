@@ -16,50 +16,22 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
+from greeter_fleet import objects, serve
+
 from reconciler.backends.kube_environment import KubernetesEnvironment
 from reconciler.backends.kubernetes import KubernetesBackend, connect
 from reconciler.engine.runner import RoundDriver
 from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import product_controllers
-from reconciler.loader import load_paths, load_text
 from reconciler.observability.logging import configure_logging
 from reconciler.settings import KubernetesSettings, SourceSettings
 from reconciler.simulation import apply_inputs
-
-ROOT = Path(__file__).resolve().parent.parent
-CHAIN = ROOT / "examples" / "greeter" / "00-supply-chain.yaml"
-RECONCILER = Path(sys.executable).parent / "reconciler"
-
-WORKLOAD = """\
-apiVersion: carto.run/v1alpha1
-kind: Workload
-metadata:
-  name: hello-{i}
-  namespace: default
-  labels:
-    app.example.com/type: greeter
-spec: {{}}
-"""
-
-
-def serve(tmp: Path) -> tuple[subprocess.Popen[str], Path]:
-    kubeconfig = tmp / "kubeconfig"
-    log = (tmp / "serve.log").open("w")
-    process = subprocess.Popen(
-        [str(RECONCILER), "serve", "--controllers", "ecosystem", "--kubeconfig",
-         str(kubeconfig), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
-    assert process.stdout is not None
-    if not process.stdout.readline():
-        raise SystemExit(f"reconciler serve did not start:\n{(tmp / 'serve.log').read_text()}")
-    return process, kubeconfig
 
 
 def snapshot(backend: KubernetesBackend) -> Counter[str]:
@@ -101,10 +73,8 @@ def run(n: int, tmp: Path, kubeconfig: Path) -> None:
     settings = KubernetesSettings(qps=5000, burst=5000)  # measure requests, not the limiter
     setup = connect(kubeconfig, settings=KubernetesSettings(informers=False, qps=5000,
                                                             burst=5000))
-    objects = [*load_paths([CHAIN]),
-               *[o for i in range(n) for o in load_text(WORKLOAD.format(i=i), f"w{i}.yaml")]]
     started = time.monotonic()
-    apply_inputs(setup, objects)
+    apply_inputs(setup, objects(n))
     print(f"{n} workloads applied in {time.monotonic() - started:.1f}s")
 
     backend = connect(kubeconfig, settings=settings)

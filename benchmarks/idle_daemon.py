@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,31 +24,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from greeter_fleet import objects, serve
+
 from reconciler.daemon import Daemon
-from reconciler.loader import load_paths, load_text
 from reconciler.observability.logging import configure_logging
 from reconciler.settings import DaemonSettings, ListenAddress
 
-ROOT = Path(__file__).resolve().parent.parent
-CHAIN = ROOT / "examples" / "greeter" / "00-supply-chain.yaml"
-RECONCILER = Path(sys.executable).parent / "reconciler"
 ANY = ListenAddress("127.0.0.1", 0)
-
-WORKLOAD = """\
-apiVersion: carto.run/v1alpha1
-kind: Workload
-metadata:
-  name: hello-{i}
-  namespace: default
-  labels:
-    app.example.com/type: greeter
-spec: {{}}
-"""
-
-
-def objects(n: int) -> list[Any]:
-    return [*load_paths([CHAIN]),
-            *[o for i in range(n) for o in load_text(WORKLOAD.format(i=i), f"w{i}.yaml")]]
 
 
 def wait_settled(daemon: Daemon, n: int, limit: float = 900.0) -> float:
@@ -94,15 +75,7 @@ def simulator(n: int, window: float, tmp: Path) -> None:
 
 
 def kubernetes(n: int, window: float, tmp: Path) -> None:
-    kubeconfig = tmp / "kubeconfig"
-    log = (tmp / "serve.log").open("w")
-    server = subprocess.Popen(
-        [str(RECONCILER), "serve", "--controllers", "ecosystem", "--kubeconfig",
-         str(kubeconfig), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
-    assert server.stdout is not None
-    if not server.stdout.readline():
-        raise SystemExit(f"reconciler serve did not start:\n{(tmp / 'serve.log').read_text()}")
+    server, kubeconfig = serve(tmp)
     os.environ.update({"RECONCILER_KUBECONFIG": str(kubeconfig), "RECONCILER_KUBE_QPS": "2000",
                        "RECONCILER_KUBE_BURST": "2000"})
     try:
