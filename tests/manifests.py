@@ -78,3 +78,35 @@ spec:
         kind: {kind}
         name: settings
 """
+
+
+def greeter_chain(stamped_name: str = "$(workload.metadata.name)$-greeting") -> str:
+    """The greeter supply chain of `examples/greeter/`: a ClusterTemplate `greeting` stamping a
+    ConfigMap named `stamped_name`, selected by `app.example.com/type: greeter`."""
+    return f"""\
+apiVersion: carto.run/v1alpha1
+kind: ClusterTemplate
+metadata:
+  name: greeting
+spec:
+  template:
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: {stamped_name}
+    data:
+      greeting: hello $(workload.metadata.name)$
+---
+apiVersion: carto.run/v1alpha1
+kind: ClusterSupplyChain
+metadata:
+  name: greeter
+spec:
+  selector:
+    app.example.com/type: greeter
+  resources:
+    - name: greeting
+      templateRef:
+        kind: ClusterTemplate
+        name: greeting
+"""

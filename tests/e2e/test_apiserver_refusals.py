@@ -11,33 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import CliResult
+from tests.manifests import greeter_chain
 
-SUPPLY_CHAIN = """\
-apiVersion: carto.run/v1alpha1
-kind: ClusterTemplate
-metadata:
-  name: greeting
-spec:
-  template:
-    apiVersion: v1
-    kind: ConfigMap
-    metadata:
-      name: {name}
-    data:
-      greeting: hello $(workload.metadata.name)$
----
-apiVersion: carto.run/v1alpha1
-kind: ClusterSupplyChain
-metadata:
-  name: greeter
-spec:
-  selector:
-    app.example.com/type: greeter
-  resources:
-    - name: greeting
-      templateRef:
-        kind: ClusterTemplate
-        name: greeting
+SUPPLY_CHAIN = greeter_chain("{name}") + """\
 ---
 apiVersion: carto.run/v1alpha1
 kind: Workload

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED, CliResult
+from tests.manifests import greeter_chain
 
 CONFORMANCE = SHARED / "conformance" / "cartographer-kuttl"
 
@@ -117,6 +118,8 @@ def test_the_readme_example_ships_and_passes(cli: Callable[..., CliResult]) -> N
     assert set(shown) == {p.name for p in (root / "examples" / "greeter").glob("*.yaml")}
     for name, body in shown.items():
         assert (root / "examples" / "greeter" / name).read_text() == body, name
+    # The tests' greeter chain is the example's, so the two cannot drift apart.
+    assert (root / "examples" / "greeter" / "00-supply-chain.yaml").read_text() == greeter_chain()
     result = cli("test", str(root / "examples" / "greeter"))
     assert result.code == 0, result.stdout + result.stderr
     assert "1 passed, 0 failed" in result.stdout

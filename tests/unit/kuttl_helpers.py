@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from tests.manifests import greeter_chain
+
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     """Write `{relative path: YAML}` under root (dedented) and return root."""
@@ -24,33 +26,7 @@ data:
   colour: blue
 """
 
-GREETER_CHAIN = """
-apiVersion: carto.run/v1alpha1
-kind: ClusterTemplate
-metadata:
-  name: greeting
-spec:
-  template:
-    apiVersion: v1
-    kind: ConfigMap
-    metadata:
-      name: $(workload.metadata.name)$-greeting
-    data:
-      greeting: hello $(workload.metadata.name)$
----
-apiVersion: carto.run/v1alpha1
-kind: ClusterSupplyChain
-metadata:
-  name: greeter
-spec:
-  selector:
-    app.example.com/type: greeter
-  resources:
-    - name: greeting
-      templateRef:
-        kind: ClusterTemplate
-        name: greeting
-"""
+GREETER_CHAIN = greeter_chain()
 
 GREETER_WORKLOAD = """
 apiVersion: carto.run/v1alpha1
