@@ -519,6 +519,24 @@ class InMemoryCluster:
         self._kind_changes[(group, kind, namespace)] = self._revision
         self._kind_changes[(group, kind, "*")] = self._revision
 
+    # --- incremental state saves (simulator.statestore) ----------------------------------
+
+    def stored_keys(self) -> builtins.list[Key]:
+        """Every stored object's key."""
+        return builtins.list(self._objects)
+
+    def changed_since(self, revision: int) -> builtins.list[Key]:
+        """Keys of the objects written or removed after `revision`."""
+        return [key for key, changed in self._key_changes.items() if changed > revision]
+
+    def stored(self, key: Key) -> Obj | None:
+        """The stored object itself, not a copy: only to serialise, never to change."""
+        return self._objects.get(key)
+
+    def stored_events(self) -> Sequence[Obj]:
+        """The stored Events themselves, not copies: only to serialise, never to change."""
+        return self._events
+
     # --- change feed (reconciler.engine.tracking.ChangeFeed) -----------------------------
 
     def last_change(self, group: str, kind: str, namespace: str, name: str) -> int:

@@ -18,6 +18,7 @@ from simulator.clock import VirtualClock
 from simulator.cluster import InMemoryCluster
 from simulator.ecosystem import ECOSYSTEM_KINDS, ImageBuilder, KnativeServing, Timing
 from simulator.kube_controllers import kube_controllers
+from simulator.statestore import SqliteState, is_sqlite, wants_sqlite
 from simulator.tekton import TektonRuns
 
 STATE_VERSION = 1
@@ -28,6 +29,7 @@ class SimulatedEnvironment:
     virtual_clock = True
     def __init__(self, timing: Timing | None = None) -> None:
         self.clock = VirtualClock()
+        self._databases: dict[Path, SqliteState] = {}
         self.cluster = InMemoryCluster(self.clock, (*BUILTIN_KINDS, *ECOSYSTEM_KINDS))
         self.backend = self.cluster
         for crd in product_crds():
@@ -47,34 +49,61 @@ class SimulatedEnvironment:
         return self.cluster.revision
 
     def save_state(self, path: Path) -> None:
-        """Write the cluster (Secrets included) to `path`, 0600, atomically."""
+        """Write the cluster (Secrets included) to `path`, 0600: an SQLite database written
+        incrementally, one transaction per save (`simulator.statestore`), or, for a `*.json`
+        path (or an existing JSON file), the whole cluster as JSON, atomically."""
+        if wants_sqlite(path):
+            self._database(path).save(self.cluster, self.clock.now())
+            return
         state = {"version": STATE_VERSION, "clock": self.clock.now(), **self.cluster.snapshot()}
         write_private(path, json.dumps(state, indent=1, sort_keys=True))
 
     def load_state(self, path: Path) -> None:
         """Raises `LoadError` naming the field for a file that is not a state we wrote."""
+        if is_sqlite(path):
+            database = self._database(path)
+            state = database.read()
+            _check_shape(path, state)
+            self.clock.set(float(state.get("clock", 0)))
+            self.cluster.restore(state)
+            database.attach(self.cluster, state)
+            return
         state = read_state(path)
         self.clock.set(float(state.get("clock", 0)))
         self.cluster.restore(state)
 
+    def _database(self, path: Path) -> SqliteState:
+        key = path.resolve()
+        if key not in self._databases:
+            self._databases[key] = SqliteState(path)
+        return self._databases[key]
+
 
 def read_state(path: Path) -> dict[str, Any]:
-    """A state file, parsed with bounds and checked for the shape `save_state` writes."""
-    try:
-        size = path.stat().st_size
-        if size > DEFAULT_LIMITS.state_bytes:
-            raise LoadError(str(path), f"state file is too large: {size} bytes, the limit is "
-                                       f"{DEFAULT_LIMITS.state_bytes} bytes")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LoadError(str(path), f"cannot read simulator state: {exc}") from exc
-    state = load_json_bounded(text, str(path), max_bytes=DEFAULT_LIMITS.state_bytes)
+    """A state file (SQLite or JSON), parsed with bounds and checked for the shape
+    `save_state` writes."""
+    if is_sqlite(path):
+        state = SqliteState(path).read()
+    else:
+        try:
+            size = path.stat().st_size
+            if size > DEFAULT_LIMITS.state_bytes:
+                raise LoadError(str(path), f"state file is too large: {size} bytes, the limit "
+                                           f"is {DEFAULT_LIMITS.state_bytes} bytes")
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LoadError(str(path), f"cannot read simulator state: {exc}") from exc
+        state = load_json_bounded(text, str(path), max_bytes=DEFAULT_LIMITS.state_bytes)
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise LoadError(str(path), f"not a simulator state file (version {STATE_VERSION})")
+    _check_shape(path, state)
+    return state
+
+
+def _check_shape(path: Path, state: dict[str, Any]) -> None:
     problems = list(_shape_problems(state))
     if problems:
         raise LoadError(str(path), "not a simulator state file: " + "; ".join(problems[:5]))
-    return state
 
 
 def _shape_problems(state: dict[str, Any]) -> Iterator[str]:

@@ -231,6 +231,13 @@ class Daemon:
             name="reconcile tick", next_run_time=datetime.now(UTC),
             # A tick longer than the interval delays the next one; missed ticks are not replayed.
             max_instances=1, coalesce=True, misfire_grace_time=None)
+        if settings.state is not None and settings.state_save_seconds > 0:
+            checkpoint = _Checkpoint(env, settings.state)
+            scheduler.add_job(
+                lambda: loop.read(checkpoint.save_if_changed),
+                IntervalTrigger(seconds=settings.state_save_seconds, timezone=UTC),
+                id="state-checkpoint", name="state checkpoint", max_instances=1,
+                coalesce=True, misfire_grace_time=None)
         scheduler.start()
         self._stack.callback(scheduler.shutdown, wait=True)
         self._stack.callback(self.health.stopping)
@@ -347,6 +354,26 @@ class Daemon:
     def _save_state(env: Environment, path: Path) -> None:
         env.save_state(path)
         log.info("state saved", path=str(path))
+
+
+class _Checkpoint:
+    """Saves `--state` while the daemon runs, when the cluster changed since the last save."""
+
+    def __init__(self, env: Environment, path: Path) -> None:
+        self.env, self.path = env, path
+        self._saved: int | None = None
+
+    def save_if_changed(self) -> None:
+        revision = self.env.revision()
+        if revision == self._saved:
+            return
+        try:
+            self.env.save_state(self.path)
+        except (OSError, ReconcilerError) as exc:
+            log.error("cannot save the state; will retry", path=str(self.path), error=str(exc))
+            return
+        self._saved = revision
+        log.debug("state saved", path=str(self.path), revision=revision)
 
 
 def run_daemon(objects: Sequence[LoadedObject], settings: DaemonSettings, *,

@@ -80,6 +80,10 @@ class DaemonSettings:
     """Load the environment's state from this file at start and save it at shutdown."""
     data_dir: Path | None = None
     """Artifacts and Git caches; None: `STATE.d` beside `state`, else a temporary directory."""
+    state_save_seconds: float = 5.0
+    """While running, save `state` this often when the cluster changed, so a crash (kill -9
+    included) loses at most this much; an SQLite state writes only what changed. 0: only at
+    shutdown."""
     tick_seconds: float = 1.0
     """Real seconds between reconcile ticks."""
     time_scale: float = 1.0
@@ -138,6 +142,9 @@ class DaemonSettings:
                 self.retry_period_seconds < 0.001:
             raise InputError("leader election: need lease_duration_seconds >= 1, "
                              "renew_deadline_seconds > 0 and retry_period_seconds >= 0.001")
+        if self.state_save_seconds < 0:
+            raise InputError("state_save_seconds must be 0 (only at shutdown) or more (got "
+                             f"{self.state_save_seconds:g})")
         if self.concurrent < 1:
             raise InputError(f"--concurrent must be at least 1 (got {self.concurrent})")
         if not 0 < self.retry_base_seconds <= self.retry_max_seconds:
