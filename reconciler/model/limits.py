@@ -59,6 +59,15 @@ class Limits:
     """Values one JSONPath step may select (repeated recursive descent multiplies them)."""
     render_iterations: int = 1_000_000
     """Loop iterations and range items one Jinja2 render may go through."""
+    source_fetch_seconds: float = 60.0
+    """Timeout of one download of a source artifact by the simulator's Tekton or kpack."""
+    task_run_seconds: float = 120.0
+    """Real time the simulator gives a Tekton run whose steps run for real, when its
+    `spec.timeout` (v1beta1) or `spec.timeouts.pipeline` (v1) says nothing."""
+    task_run_seconds_max: float = 600.0
+    """The cap on that real time, whatever the run's timeout asks for."""
+    step_log_bytes: int = 32 * 1024
+    """Logs the simulator keeps of one TaskRun's steps (the tail of each step's output)."""
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():

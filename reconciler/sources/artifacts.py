@@ -19,6 +19,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import weakref
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -115,6 +116,7 @@ class ArtifactStore:
         private_dir(self.root)
         self._resolved_root = self.root.resolve()
         self.base_url = base_url.rstrip("/")
+        _LIVE_STORES.add(self)
 
     def url_for(self, path: str) -> str:
         return f"{self.base_url}/{path}"
@@ -266,6 +268,30 @@ class ArtifactStore:
     def _object_dir(self, kind: str, namespace: str, name: str) -> Path:
         check_object_key(kind, namespace, name)
         return self.root.joinpath(kind.lower(), namespace, name)
+
+
+# Every store alive in this process, so that an in-process reader of an artifact URL (the
+# simulator's Tekton and kpack, through `local_archive`) finds the file without HTTP: `simulate`
+# and `test` write URLs with the in-cluster host, which no server answers.
+_LIVE_STORES: weakref.WeakSet[ArtifactStore] = weakref.WeakSet()
+
+
+def local_archive(url: str) -> Path | None:
+    """The archive an artifact URL names, when a store in this process holds it; else None.
+
+    Archive names are content addresses, so any live store whose base URL prefixes `url` and
+    holds the path holds the same bytes. The path goes through `ArtifactStore.open`, the one
+    guard against traversal and planted links.
+    """
+    for store in list(_LIVE_STORES):
+        prefix = store.base_url + "/"
+        if not url.startswith(prefix):
+            continue
+        try:
+            return store.open(url[len(prefix):].split("?", 1)[0].split("#", 1)[0])
+        except ArtifactError:
+            continue
+    return None
 
 
 def private_dir(path: Path, top: Path | None = None) -> None:

@@ -1,0 +1,164 @@
+"""Fetching a source artifact (the tar.gz a GitRepository's `status.artifact.url` names) and
+unpacking it, bounded, for the simulated controllers that build or test source (Tekton, kpack).
+
+How an artifact URL resolves:
+
+- When a store in this process holds it (`reconciler.sources.artifacts.local_archive`), it is
+  read from that store's directory, without HTTP. This is the case for `simulate` and `test`,
+  whose URLs carry the in-cluster host `source-controller.reconciler-system.svc.cluster.local.`
+  that no server answers, and for `serve --controllers all` and `run`, whose product controllers
+  run in the same process.
+- Otherwise it is downloaded over plain HTTP(S) (`serve` with the product's controllers in
+  another process: their artifact server on 127.0.0.1): no proxy, no redirects, a timeout
+  (`Limits.source_fetch_seconds`) and a size bound (`Limits.artifact_bytes` plus room for tar
+  headers). Any other scheme is refused.
+
+Unpacking goes through `reconciler.sources.unpack.unpack_artifact` (bounded files and bytes, no
+links, nothing written outside `dest`). Artifact URLs are content addressed (the file name is the
+archive's digest), so downloaded archives are cached by URL in a private temporary directory,
+at most `_CACHE_ENTRIES` of them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+from typing import IO, NoReturn
+from urllib.parse import urlsplit
+
+import structlog
+
+from reconciler.model.errors import ReconcilerError
+from reconciler.model.limits import DEFAULT_LIMITS, Limits
+from reconciler.sources.artifacts import ArtifactError, local_archive
+from reconciler.sources.unpack import unpack_artifact
+
+log = structlog.get_logger(__name__)
+
+_CACHE_ENTRIES = 16
+_CHUNK = 1 << 16
+# Room on top of the unpacked bytes for tar headers and gzip framing of an archive within limits.
+_ARCHIVE_ALLOWANCE = 1024 * 1024
+
+
+class SourceFetchError(ReconcilerError):
+    """A source artifact cannot be fetched or unpacked; the message names the URL and why."""
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        super().__init__(f"source artifact {url}: {message}")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: object, newurl: str) -> NoReturn:
+        fp.close()
+        raise urllib.error.HTTPError(req.full_url, code,
+                                     f"redirect to {newurl} refused", None, None)  # type: ignore[arg-type]
+
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+_cache_lock = threading.Lock()
+_cache_dir: Path | None = None
+
+
+def fetch_source(url: str, dest: Path, limits: Limits = DEFAULT_LIMITS) -> Path:
+    """Unpack the artifact at `url` into `dest` (created 0700 when missing) and return `dest`.
+
+    Raises `SourceFetchError` for a URL that cannot be read (scheme, status, timeout, size) or an
+    archive that cannot be unpacked safely.
+    """
+    archive = local_archive(url)
+    if archive is None:
+        archive = _download(url, limits)
+    try:
+        unpack_artifact(archive, dest, limits=limits)
+    except ArtifactError as exc:
+        raise SourceFetchError(url, str(exc)) from exc
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
+        raise SourceFetchError(url, f"not a readable tar.gz archive: {exc}") from exc
+    return dest
+
+
+def archive_bytes_limit(limits: Limits) -> int:
+    """The largest archive downloaded: its contents may not exceed `artifact_bytes` unpacked."""
+    return limits.artifact_bytes + _ARCHIVE_ALLOWANCE
+
+
+def _download(url: str, limits: Limits) -> Path:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SourceFetchError(url, "only http:// and https:// artifact URLs can be fetched")
+    cached = _cache_path(url)
+    if cached.is_file():
+        with contextlib.suppress(OSError):
+            cached.touch()
+        return cached
+    limit = archive_bytes_limit(limits)
+    fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", dir=cached.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _copy_bounded(url, out, limit, limits.source_fetch_seconds)
+        os.replace(tmp, cached)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    log.debug("source artifact downloaded", url=url, bytes=cached.stat().st_size)
+    _evict(cached.parent)
+    return cached
+
+
+def _copy_bounded(url: str, out: IO[bytes], limit: int, timeout: float) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "reconciler-simulator"})
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                raise SourceFetchError(url, f"archive of {length} bytes is larger than "
+                                            f"{limit} bytes (limit artifact_bytes)")
+            total = 0
+            while chunk := response.read(_CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise SourceFetchError(url, f"archive is larger than {limit} bytes "
+                                                "(limit artifact_bytes)")
+                out.write(chunk)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise SourceFetchError(url, f"HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SourceFetchError(url, f"cannot download (timeout {timeout:g}s): {reason}") from None
+
+
+def _cache_path(url: str) -> Path:
+    global _cache_dir
+    with _cache_lock:
+        if _cache_dir is None or not _cache_dir.is_dir():
+            _cache_dir = Path(tempfile.mkdtemp(prefix="reconciler-sources-"))
+            atexit.register(shutil.rmtree, _cache_dir, True)
+        return _cache_dir / (hashlib.sha256(url.encode()).hexdigest() + ".tar.gz")
+
+
+def _evict(directory: Path) -> None:
+    with _cache_lock:
+        entries = []
+        for path in directory.glob("*.tar.gz"):
+            with contextlib.suppress(FileNotFoundError):
+                entries.append((path.stat().st_mtime_ns, path))
+        entries.sort(reverse=True)
+        for _, path in entries[_CACHE_ENTRIES:]:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

@@ -1,0 +1,132 @@
+"""simulator.sourcefetch: source artifacts read from an in-process store or over HTTP, bounded."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.model.limits import Limits
+from reconciler.sources.artifacts import Artifact, ArtifactStore
+from reconciler.sources.server import ArtifactServer
+from simulator.sourcefetch import SourceFetchError, fetch_source
+
+NOW = "2024-01-01T00:00:00Z"
+
+
+def _store_tree(tmp_path: Path, base_url: str, files: dict[str, str]) -> tuple[ArtifactStore,
+                                                                               Artifact]:
+    tree = tmp_path / "tree"
+    tree.mkdir(exist_ok=True)
+    for rel, text in files.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text(text)
+    store = ArtifactStore(tmp_path / "store", base_url)
+    return store, store.store_directory("GitRepository", "default", "app", "main@sha1:abc", tree,
+                                        now=NOW)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[ArtifactServer, ArtifactStore, Artifact]]:
+    # The store's own base URL is one no server answers; the test fetches through the server's
+    # 127.0.0.1 address, which no in-process store claims, so the bytes come over HTTP.
+    store, artifact = _store_tree(tmp_path, "http://elsewhere.invalid",
+                                  {"app.py": "print('hi')\n", "src/lib.txt": "x" * 4000})
+    with ArtifactServer(store) as server:
+        yield server, store, artifact
+
+
+def test_an_in_process_store_is_read_without_http(tmp_path: Path) -> None:
+    # `simulate` writes URLs with the in-cluster host; nothing listens there.
+    _, artifact = _store_tree(
+        tmp_path, "http://source-controller.reconciler-system.svc.cluster.local./",
+        {"requirements.txt": "flask\n", "pkg/app.py": "x = 1\n"})
+    root = fetch_source(artifact.url, tmp_path / "out")
+    assert root == tmp_path / "out"
+    assert (root / "requirements.txt").read_text() == "flask\n"
+    assert (root / "pkg" / "app.py").read_text() == "x = 1\n"
+
+
+def test_downloads_over_http_and_caches_by_url(
+    tmp_path: Path, served: tuple[ArtifactServer, ArtifactStore, Artifact]
+) -> None:
+    server, _, artifact = served
+    url = f"{server.base_url}/{artifact.path}"
+    root = fetch_source(url, tmp_path / "first")
+    assert (root / "app.py").read_text() == "print('hi')\n"
+    assert (root / "src" / "lib.txt").read_text() == "x" * 4000
+    server.stop()
+    # Content-addressed: the second fetch of the same URL needs no server.
+    again = fetch_source(url, tmp_path / "second")
+    assert (again / "src" / "lib.txt").read_text() == "x" * 4000
+
+
+def test_an_archive_over_the_size_limit_is_refused_while_downloading(
+    tmp_path: Path, served: tuple[ArtifactServer, ArtifactStore, Artifact]
+) -> None:
+    server, _, artifact = served
+    # A distinct URL (query) so the cache of another test cannot answer.
+    url = f"{server.base_url}/{artifact.path}?size-test"
+    small = Limits(artifact_bytes=1)
+    with pytest.raises(SourceFetchError, match="limit artifact_bytes"):
+        fetch_source(url, tmp_path / "out", small)
+
+
+def test_unpacked_size_is_bounded_too(tmp_path: Path) -> None:
+    _, artifact = _store_tree(tmp_path, "http://local.invalid", {"big.txt": "y" * 50_000})
+    with pytest.raises(SourceFetchError, match="artifact_bytes"):
+        fetch_source(artifact.url, tmp_path / "out", Limits(artifact_bytes=10_000))
+
+
+def test_missing_artifact_names_the_status(
+    tmp_path: Path, served: tuple[ArtifactServer, ArtifactStore, Artifact]
+) -> None:
+    server, _, _ = served
+    url = f"{server.base_url}/gitrepository/default/app/{'0' * 64}.tar.gz"
+    with pytest.raises(SourceFetchError, match="HTTP 404") as info:
+        fetch_source(url, tmp_path / "out")
+    assert url in str(info.value)
+
+
+def test_a_file_that_is_not_an_archive_is_a_clear_error(
+    tmp_path: Path, served: tuple[ArtifactServer, ArtifactStore, Artifact]
+) -> None:
+    server, store, _ = served
+    (store.root / "junk.tar.gz").write_bytes(b"this is not gzip")
+    with pytest.raises(SourceFetchError, match=r"not a readable tar\.gz"):
+        fetch_source(f"{server.base_url}/junk.tar.gz", tmp_path / "out")
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/a.tar.gz", "/etc/passwd",
+                                 "http:///nohost.tar.gz"])
+def test_only_http_urls_are_fetched(tmp_path: Path, url: str) -> None:
+    with pytest.raises(SourceFetchError, match="only http"):
+        fetch_source(url, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", "http://127.0.0.1:9/elsewhere.tar.gz")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_redirects_are_not_followed(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/a.tar.gz"
+        with pytest.raises(SourceFetchError, match="redirect"):
+            fetch_source(url, tmp_path / "out")
+    finally:
+        server.shutdown()
+        server.server_close()
