@@ -28,7 +28,7 @@ CHART = Path(__file__).resolve().parent.parent / "charts" / "reconciler"
 # Daemon settings the chart sets itself (from `ports`, the pod's volumes and the Deployment's
 # flags); refused under `settings.daemon`.
 CHART_OWNED = ("environment", "listen", "artifacts_listen", "webhook_listen", "data_dir",
-               "state", "leader_elect", "shard")
+               "state", "leader_elect", "leader_election_namespace", "shard")
 
 Schema = dict[str, Any]
 
@@ -95,6 +95,7 @@ def values_schema() -> Schema:
             "serviceAccount": closed({"create": BOOL, "name": STR, "annotations": STR_MAP}),
             "rbac": closed({
                 "create": BOOL, "namespaced": BOOL, "impersonate": BOOL,
+                "workloadClusterRole": BOOL,
                 "namespaces": {"type": "array", "items": STR},
                 "stampedKinds": {"type": "array", "items": {
                     **closed({"apiGroups": {"type": "array", "items": STR, "minItems": 1},

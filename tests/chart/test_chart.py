@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,58 @@ def test_every_value_is_documented_in_the_readme() -> None:
         assert f"| `{key}" in readme, key
 
 
+# --- what the shipped paths stamp (no helm needed) -------------------------------------------
+
+TEMPLATE_KINDS = ("ClusterSourceTemplate", "ClusterImageTemplate", "ClusterConfigTemplate",
+                  "ClusterTemplate", "ClusterDeploymentTemplate", "ClusterRunTemplate")
+SHIPPED_PATHS = (ROOT / "examples", ROOT / "config" / "supply-chains")
+
+
+def _yaml_documents(root: Path) -> Iterator[dict[str, Any]]:
+    for path in sorted(root.rglob("*.yaml")) if root.is_dir() else []:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict):
+                yield doc
+
+
+def stamped_by_shipped_paths() -> set[tuple[str, str]]:
+    """(API group, resource) of every object a template under examples/ or
+    config/supply-chains/ stamps: its `template`, or each `apiVersion`/`kind` pair of its
+    `ytt` text. Plurals come from the built-in kinds, the simulated ecosystem's and the CRDs."""
+    from reconciler.model.kinds import BUILTIN_KINDS, kind_info_from_crd
+    from simulator.ecosystem import ECOSYSTEM_KINDS
+
+    docs = [doc for root in SHIPPED_PATHS for doc in _yaml_documents(root)]
+    known = [*BUILTIN_KINDS, *ECOSYSTEM_KINDS, *(
+        kind_info_from_crd(doc) for root in (ROOT / "config" / "crds", *SHIPPED_PATHS)
+        for doc in (_yaml_documents(root) if root.name == "crds" else docs)
+        if doc.get("kind") == "CustomResourceDefinition")]
+    plurals = {(info.group, info.kind): info.plural for info in known}
+    found: set[tuple[str, str]] = set()
+    for doc in docs:
+        if not (str(doc.get("apiVersion", "")).startswith("carto.run/")
+                and doc.get("kind") in TEMPLATE_KINDS):
+            continue
+        spec = doc.get("spec") or {}
+        pairs = ([(spec["template"].get("apiVersion"), spec["template"].get("kind"))]
+                 if isinstance(spec.get("template"), dict) else
+                 re.findall(r"^\s*apiVersion:\s*(\S+)\s*\n\s*kind:\s*(\S+)",
+                            str(spec.get("ytt") or ""), re.MULTILINE))
+        for api_version, kind in pairs:
+            group = str(api_version).rpartition("/")[0]
+            plural = plurals.get((group, str(kind)))
+            assert plural, (f"{doc['kind']} {doc['metadata']['name']} stamps {api_version} "
+                            f"{kind}, a kind this test has no plural for")
+            found.add((group, plural))
+    return found
+
+
+def test_the_shipped_paths_stamp_kinds_this_test_finds() -> None:
+    # The paved path at least: a GitRepository, a kpack Image and a Knative Service.
+    assert {("source.toolkit.fluxcd.io", "gitrepositories"), ("kpack.io", "images"),
+            ("serving.knative.dev", "services"), ("", "configmaps")} <= stamped_by_shipped_paths()
+
+
 # --- helm lint and template -----------------------------------------------------------------
 
 @needs_helm
@@ -94,7 +147,8 @@ def test_lint_strict(tmp_path: Path, values: list[str]) -> None:
 def test_template_with_defaults(tmp_path: Path) -> None:
     docs = rendered(tmp_path)
     kinds = sorted(doc["kind"] for doc in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "Deployment",
+    assert kinds == ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "ConfigMap",
+                     "Deployment",
                      "NetworkPolicy", "Role", "RoleBinding", "Service", "Service", "Service",
                      "ServiceAccount"]
     [deployment] = by_kind(docs, "Deployment")
@@ -119,7 +173,8 @@ def test_template_with_defaults(tmp_path: Path) -> None:
     assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == "data")
     services = {doc["metadata"]["name"] for doc in by_kind(docs, "Service")}
     assert services == {"r-reconciler-metrics", "r-reconciler-artifacts", "r-reconciler-webhook"}
-    [cluster_role] = by_kind(docs, "ClusterRole")
+    roles = {doc["metadata"]["name"]: doc for doc in by_kind(docs, "ClusterRole")}
+    cluster_role, workload_role = roles["r-reconciler"], roles["r-reconciler-workload"]
     groups = {g for rule in cluster_role["rules"] for g in rule["apiGroups"]}
     assert {"carto.run", "source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io",
             "notification.toolkit.fluxcd.io", "", "apps"} <= groups
@@ -128,6 +183,22 @@ def test_template_with_defaults(tmp_path: Path) -> None:
     [role] = by_kind(docs, "Role")
     assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                               "verbs": ["get", "create", "update"]}]
+    # What the shipped paths stamp, granted to the daemon and in the Workloads' ClusterRole.
+    stamped = {(group, resource) for rule in workload_role["rules"]
+               for group in rule["apiGroups"] for resource in rule["resources"]}
+    missing = stamped_by_shipped_paths() - stamped
+    assert not missing, (f"the shipped supply chains stamp {sorted(missing)}: add them to "
+                         "rbac.stampedKinds in charts/reconciler/values.yaml")
+    assert all(rule["verbs"] == ["get", "list", "watch", "create", "update", "patch", "delete"]
+               for rule in workload_role["rules"])
+    assert all(rule in cluster_role["rules"] for rule in workload_role["rules"])
+    # One replica: the artifact URLs name the artifacts Service; no environment by default.
+    assert "env" not in container
+    [settings] = [doc["data"]["settings.yaml"] for doc in by_kind(docs, "ConfigMap")
+                  if "settings.yaml" in doc["data"]]
+    daemon = yaml.safe_load(settings)["daemon"]
+    assert daemon["leader_election_namespace"] == "ops"
+    assert daemon["artifacts_url"] == "http://r-reconciler-artifacts.ops.svc:9090"
 
 
 @needs_helm
@@ -149,11 +220,43 @@ def test_template_with_every_feature(tmp_path: Path) -> None:
     roles = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in by_kind(docs, "Role")}
     assert roles == {("team-a", "r-reconciler"), ("team-b", "r-reconciler"),
                      ("ops", "r-reconciler-leader-election")}
-    [cluster_role] = by_kind(docs, "ClusterRole")
-    assert not any("workloads" in rule["resources"] for rule in cluster_role["rules"])
+    cluster_roles = {doc["metadata"]["name"]: doc for doc in by_kind(docs, "ClusterRole")}
+    assert sorted(cluster_roles) == ["r-reconciler", "r-reconciler-workload"]
+    assert not any("workloads" in rule["resources"]
+                   for rule in cluster_roles["r-reconciler"]["rules"])
+    assert [rule["resources"] for rule in cluster_roles["r-reconciler-workload"]["rules"]] == [
+        ["configmaps", "services"], ["deployments"], ["services"]]
+    # Two replicas: each pod's artifact URLs name the pod itself, unless artifacts_url is set
+    # (here it is: https://artifacts.example.com); the extra `env` entry is passed on as given.
+    for deployment in deployments.values():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["env"] == [{"name": "RECONCILER_KUBERNETES_BURST", "value": "80"}]
+    settings = [yaml.safe_load(doc["data"]["settings.yaml"])["daemon"]
+                for doc in by_kind(docs, "ConfigMap") if "settings.yaml" in doc["data"]]
+    assert len(settings) == 3 and all(
+        daemon["leader_election_namespace"] == "ops"
+        and daemon["artifacts_url"] == "https://artifacts.example.com" for daemon in settings)
     for kind in ("ServiceMonitor", "NetworkPolicy", "Ingress"):
         assert len(by_kind(docs, kind)) == 1, kind
     assert len(by_kind(docs, "PodDisruptionBudget")) == 3
+
+
+@needs_helm
+def test_template_with_replicas_names_each_pods_own_artifact_address(tmp_path: Path) -> None:
+    """Above one replica each pod has its own emptyDir store and only the leader fills it, so
+    the URLs it writes must reach that pod, not the Service that balances across standbys: the
+    pod's IP (the Downward API's `status.podIP`, expanded by the kubelet in the next entry)."""
+    docs = rendered(tmp_path, "--set", "replicas=3", "--set", "ports.artifacts=9191",
+                    "--set", "env[0].name=RECONCILER_LIMITS_RENDER_ITERATIONS",
+                    "--set-string", "env[0].value=5")
+    [deployment] = by_kind(docs, "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--leader-elect" in container["args"]
+    assert container["env"] == [
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "RECONCILER_DAEMON_ARTIFACTS_URL", "value": "http://$(POD_IP):9191"},
+        {"name": "RECONCILER_LIMITS_RENDER_ITERATIONS", "value": "5"}]
+    assert {"name": "artifacts", "containerPort": 9191, "protocol": "TCP"} in container["ports"]
 
 
 @needs_helm

@@ -107,6 +107,11 @@ Always
   verbs: [impersonate]
 {{- end }}
 # What the supply chains and Kustomizations stamp (rbac.stampedKinds).
+{{- include "reconciler.stampedRules" . }}
+{{- end }}
+
+{{/* rbac.stampedKinds as rules: the daemon's, and the Workloads' ServiceAccounts'. */}}
+{{- define "reconciler.stampedRules" -}}
 {{- range .Values.rbac.stampedKinds }}
 - apiGroups: {{ toJson .apiGroups }}
   resources: {{ toJson .resources }}
