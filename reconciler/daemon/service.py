@@ -58,6 +58,8 @@ from reconciler.observability.metrics import (
     watched_kinds,
 )
 from reconciler.observability.stdlib_logs import route_to_structlog
+from reconciler.portal.app import Portal
+from reconciler.portal.http import serve_request
 from reconciler.runtime.clock import SystemClock
 from reconciler.runtime.jitter import check_percentage
 from reconciler.settings import DaemonSettings, KubernetesSettings, SourceSettings
@@ -191,12 +193,18 @@ class Daemon:
                                          tick_seconds=settings.tick_seconds)
         self._register_counters(gits, loop)
 
+        # The portal reads as /debug/objects does (under the loop's read lock), is fed by the
+        # same change notifications as the work queues, and acts (when allowed) as a controller.
+        portal = Portal(locked, loop.read, actions=settings.portal_actions, writer=writer)
+        portal.attach(env.backend)
         self.operations = OperationsServer(
             self.metrics.registry, self.health, settings.listen.host, settings.listen.port,
             debug_objects=lambda query: loop.read(
-                lambda: debug_document(locked, kinds, query)))
+                lambda: debug_document(locked, kinds, query)),
+            ui=lambda handler: serve_request(portal, handler))
         self.operations.start()
         self._stack.callback(self.operations.stop)
+        self._stack.callback(portal.close)  # first: the open event streams end
         self._start_webhooks(env, locked)
 
         if settings.state is not None:

@@ -1,8 +1,11 @@
-"""The operations HTTP server: `/metrics`, `/healthz`, `/readyz` and `/debug/objects`.
+"""The operations HTTP server: `/metrics`, `/healthz`, `/readyz`, `/debug/objects` and the
+portal under `/ui`.
 
 It owns the listening socket and its serving thread; what it serves comes from outside: a
-Prometheus registry, a `HealthState`, and a callable that returns the debug document. Only GET
-and HEAD are answered, and nothing here changes the daemon's state.
+Prometheus registry, a `HealthState`, a callable that returns the debug document, and one that
+serves a request under `/ui` (the portal, `reconciler.portal.http.serve_request`). Only GET and
+HEAD are answered, except under `/ui` (the portal's actions are POSTs, refused unless turned on),
+and nothing else here changes the daemon's state.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ log = structlog.get_logger(__name__)
 DebugObjects = Callable[[Mapping[str, str]], Any]
 """Gets the query parameters (first value of each) and returns a JSON-serializable document."""
 
+Mounted = Callable[[BaseHTTPRequestHandler], None]
+"""Answers one request under `/ui` on the handler it is given (reads the body, writes the
+response)."""
+
 
 class EndpointsError(ReconcilerError):
     """The server could not start (the address is taken, or not ours to bind)."""
@@ -37,6 +44,7 @@ class _OperationsHandler(BaseHTTPRequestHandler):
     registry: CollectorRegistry
     health: HealthState
     debug_objects: DebugObjects | None
+    ui: Mounted | None
     server_version = "reconciler"
     sys_version = ""
     protocol_version = "HTTP/1.1"
@@ -47,9 +55,19 @@ class _OperationsHandler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._route(with_body=False)
 
+    def do_POST(self) -> None:
+        if self.ui is not None and _under_ui(self.path):
+            self.ui(self)
+            return
+        self.close_connection = True  # its body is not read
+        self._send(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
+                   b"405 Method Not Allowed: only GET and HEAD, and POST under /ui/api\n", True)
+
     def _route(self, with_body: bool) -> None:
         url = urlsplit(self.path)
-        if url.path == "/metrics":
+        if self.ui is not None and _under_ui(self.path):
+            self.ui(self)
+        elif url.path == "/metrics":
             # Prometheus asks for OpenMetrics in its Accept header; anything else gets text.
             encode, content_type = choose_encoder(self.headers.get("Accept") or "")
             self._send(HTTPStatus.OK, content_type, encode(self.registry), with_body)
@@ -63,7 +81,8 @@ class _OperationsHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, "application/json", body, with_body)
         else:
             self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8",
-                       b"404 Not Found: try /metrics, /healthz, /readyz or /debug/objects\n",
+                       b"404 Not Found: try /metrics, /healthz, /readyz, /debug/objects "
+                       b"or /ui/\n",
                        with_body)
 
     def _verdict(self, verdict: Verdict, with_body: bool) -> None:
@@ -84,6 +103,11 @@ class _OperationsHandler(BaseHTTPRequestHandler):
         log.debug("operations request", client=self.client_address[0], line=format % args)
 
 
+def _under_ui(target: str) -> bool:
+    path = urlsplit(target).path
+    return path == "/ui" or path.startswith("/ui/")
+
+
 class OperationsServer:
     """Serves the operations endpoints from a background thread."""
 
@@ -94,11 +118,13 @@ class OperationsServer:
         host: str = "127.0.0.1",
         port: int = 0,
         debug_objects: DebugObjects | None = None,
+        ui: Mounted | None = None,
     ) -> None:
         handler = type("OperationsHandler", (_OperationsHandler,), {
             "registry": registry, "health": health,
             # staticmethod: a plain function stored on a class would be bound to the handler.
             "debug_objects": staticmethod(debug_objects) if debug_objects else None,
+            "ui": staticmethod(ui) if ui else None,
         })
         self._server = BackgroundHTTPServer(handler, host, port, name="operations-server")
 

@@ -131,6 +131,9 @@ class DaemonSettings:
     log_format: str = "console"
     """`console` (`TIMESTAMP [level] message key=value`) or `json` (one object per line, with
     the keys controller-runtime's and Flux's log pipelines expect)."""
+    portal_actions: bool = False
+    """Let the portal at `/ui/` on `listen` reconcile, suspend and resume (same-origin POSTs);
+    off: the portal is read-only."""
 
     def __post_init__(self) -> None:
         if self.log_format not in ("console", "json"):

@@ -21,6 +21,8 @@ import structlog
 
 from reconciler.loader import LoadedObject
 from reconciler.model.errors import InputError
+from reconciler.portal.app import Portal
+from reconciler.portal.http import serve_request
 from simulator.apiserver import rbac
 from simulator.apiserver.authn import Tokens
 from simulator.apiserver.certs import (
@@ -71,8 +73,11 @@ def serve(objects: Sequence[LoadedObject], options: ServeOptions) -> None:
             if options.rbac:
                 rbac.bootstrap(cluster.store)
             gate = Gate(api, Tokens(credentials.token), options.rbac)
+            portal = _portal(cluster, options)
             try:
-                server = ApiServer(gate, options.host, options.port, cert)
+                server = ApiServer(gate, options.host, options.port, cert,
+                                   ui=(lambda handler: serve_request(portal, handler))
+                                   if portal is not None else None)
             except OSError as exc:
                 raise InputError(f"cannot listen on {options.host}:{options.port}: "
                                  f"{exc.strerror}") from exc
@@ -86,14 +91,30 @@ def serve(objects: Sequence[LoadedObject], options: ServeOptions) -> None:
                 sys.stdout.write(f"export KUBECONFIG={path}\n")
                 sys.stdout.flush()
                 log.info("serving", url=server.url, kubeconfig=str(options.kubeconfig),
-                         rbac=options.rbac)
+                         rbac=options.rbac,
+                         portal=f"{server.url}/ui/" if portal is not None else None)
                 stop.wait()
             finally:
+                if portal is not None:
+                    portal.close()
                 server.stop()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _portal(cluster: ServedCluster, options: ServeOptions) -> Portal | None:
+    """The read-only portal over the served cluster, fed by its change listener; None under
+    `--rbac`, where a page without a token would read what RBAC hides."""
+    if options.rbac:
+        log.info("portal not served: under --rbac it would read every object unauthorized")
+        return None
+    store = cluster.store
+    assert store is not None
+    portal = Portal(store.cluster, store.locked)
+    portal.attach(store.cluster)
+    return portal
 
 
 def serve_command(objects: Sequence[LoadedObject], *, kubeconfig: Path, host: str, port: int,

@@ -19,6 +19,7 @@ import select
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,16 @@ DRAIN_BYTES = 4 * MAX_BODY_BYTES
 connection is closed at once."""
 
 
+Mounted = Callable[[BaseHTTPRequestHandler], None]
+"""Answers a request under `/ui` (the portal) on the handler it is given."""
+
+
 class _Server(BoundedHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], gate: Gate,
-                 tls: ssl.SSLContext | None) -> None:
-        self.gate, self.tls = gate, tls
+                 tls: ssl.SSLContext | None, ui: Mounted | None = None) -> None:
+        self.gate, self.tls, self.ui = gate, tls, ui
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler, read_timeout=READ_TIMEOUT_SECONDS,
@@ -86,6 +91,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         path = self.path.split("?", 1)[0].strip("/")
+        if self.server.ui is not None and (path == "ui" or path.startswith("ui/")):
+            # The portal, read-only and outside the API's authentication (see command.py).
+            self.server.ui(self)
+            return
         user = self.server.gate.authenticate(self.headers.get("Authorization", ""))
         if path not in PUBLIC and user is None:
             # The body is not read: the connection cannot be reused (its unread bytes would be
@@ -197,17 +206,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ApiServer:
-    """Serves `gate` on `host:port` (port 0: any free one), over TLS when given a cert/key."""
+    """Serves `gate` on `host:port` (port 0: any free one), over TLS when given a cert/key,
+    and `ui` under `/ui` when given."""
 
     def __init__(self, gate: Gate, host: str, port: int,
-                 cert: tuple[Path, Path] | None) -> None:
+                 cert: tuple[Path, Path] | None, ui: Mounted | None = None) -> None:
         tls = None
         if cert is not None:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.minimum_version = ssl.TLSVersion.TLSv1_2
             tls.load_cert_chain(str(cert[0]), str(cert[1]))
             tls.set_alpn_protocols(["http/1.1"])
-        self._httpd = _Server((host, port), gate, tls)
+        self._httpd = _Server((host, port), gate, tls, ui)
         self._thread: threading.Thread | None = None
         self.secure = tls is not None
 
