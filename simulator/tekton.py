@@ -1,44 +1,120 @@
-"""Simulated Tekton Pipelines: PipelineRuns and TaskRuns run on the virtual clock and finish.
+"""Simulated Tekton Pipelines: PipelineRuns and TaskRuns, whose steps really run.
 
 What real Tekton reports, a run reports here: `status.startTime`, a `Succeeded` condition that is
-Unknown/Running until the run's duration has passed and then True/Succeeded (or False), a
-`completionTime`, and the results its Pipeline or Task declares (`status.results` in v1,
-`status.pipelineResults` / `status.taskResults` in v1beta1). A `pipelineRef`/`taskRef` naming an
-object that does not exist fails the run at once (CouldntGetPipeline / CouldntGetTask), as Tekton
-does; a cancelled run (`spec.status`) fails with reason Cancelled.
+Unknown/Running until the run is over and then True/Succeeded (or False), a `completionTime`,
+and its results (`status.results` in v1, `status.pipelineResults` / `status.taskResults` in
+v1beta1). A `pipelineRef`/`taskRef` naming an object that does not exist fails the run at once
+(CouldntGetPipeline / CouldntGetTask), as Tekton does; a cancelled run (`spec.status`) fails with
+reason Cancelled. Finished runs never change again: runs are immutable records.
 
-Annotations on a run steer the simulation. They usually come from the ClusterRunTemplate, so a
-supply chain author can exercise the failure path without a cluster:
+Steps that run for real. A TaskRun whose Task has steps with `script` or `command` runs them on
+this machine, one after the other, as subprocesses (`run_task`): in a fresh temporary copy of
+the unpacked source artifact its `source-url` param names (TAP's param; `simulator.sourcefetch`),
+with `$(params.NAME)`, `$(context.taskRun.name)`, `$(results.NAME.path)` and
+`$(workspaces.NAME.path)` (the source copy) substituted; a `script` without `#!` runs with
+`/bin/sh` after `set -e`, as Tekton does. Each step gets a scrubbed environment (PATH, HOME and
+TMPDIR inside the run's temporary directory, LANG, the step's own `env` values; nothing else of
+the daemon's), its own process group, a time limit shared by the run (its `spec.timeout`, else
+`Limits.task_run_seconds`, never more than `Limits.task_run_seconds_max`), and bounded output
+(the tail of each step is kept, `Limits.step_log_bytes` in all). Exit status 0 moves on to the next
+step; any other fails the run, reason Failed, message `step "S" in task "T" exited with code N`,
+and skips the remaining steps; running out of time fails it with reason TaskRunTimeout. The image
+of a step is not used: the host's tools are. `status.steps[]` is written as Tekton writes it and
+the logs (JSON {step: text}) go in annotation `simulator.reconciler.dev/logs`. Results are the
+files the steps wrote under `$(results.NAME.path)`.
+
+A TaskRun of `git-writer` (TAP's ClusterTask) is performed by `simulator.gitwriter` instead of a
+script, with credentials from the Secret its `git_secret` param names, or else the first Secret
+with Git keys among its ServiceAccount's `secrets`.
+
+A PipelineRun whose Pipeline's tasks all name a Task (or an inline `taskSpec`, or git-writer),
+at least one of them runnable, creates one TaskRun per pipeline task, as Tekton does
+(`<pipelinerun>-<task>`, owner reference, labels `tekton.dev/pipelineRun` and
+`tekton.dev/pipelineTask`), one at a time in `runAfter`/result-reference order, passing params and
+earlier results on; the first failure fails the PipelineRun with the TaskRun's message and skips
+the rest. `finally` tasks are not run.
+
+Time. A run takes a fixed virtual duration (`TektonTiming`, or the duration annotation below),
+however long its steps take for real: they run on a worker thread from the first reconcile, and
+the reconcile at the virtual end waits for them (in slices that stay within the reconcile
+deadline), so `simulate` stays deterministic. `reconciler serve` calls `configure_for_serving`:
+its reconciles never wait (the cluster's lock is held), the run just stays Running until the steps
+are done.
+
+Turning it off. Running a repository's steps means running its code on this machine, as the user
+running `reconciler`. `RECONCILER_SIMULATOR_RUN_STEPS=false` (or `0`/`off`/`no`) turns steps and
+the git-writer off: every run then takes the annotation-driven outcome below. The default is on
+for `simulate`, `test` and `run`, off for `serve` (whose API clients are not the machine's user).
+
+Annotations on a run steer the simulation of runs without script/command steps (and of every
+run when steps are off). They usually come from the ClusterRunTemplate, so a supply chain author
+can exercise the failure path without a cluster:
 
 - `simulator.reconciler.dev/outcome: Failed` makes the run fail.
 - `simulator.reconciler.dev/results: '{"digest": "sha256:..."}'` sets result values.
 - `simulator.reconciler.dev/duration: "45"` sets the run's virtual duration in seconds.
-
-Finished runs never change again: runs are immutable records.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
+
+import structlog
 
 from reconciler.backends.base import Backend
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, merge_conditions
-from reconciler.model.errors import BackendError
+from reconciler.model.errors import BackendError, ReconcilerError
+from reconciler.model.limits import DEFAULT_LIMITS, Limits, current_deadline
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of, status_of
 from reconciler.runtime.clock import Clock, rfc3339
+from simulator import gitwriter
+from simulator.sourcefetch import fetch_source
+
+log = structlog.get_logger(__name__)
 
 TEKTON_API: Final = "tekton.dev/v1"
 ANNOTATION_PREFIX: Final = "simulator.reconciler.dev/"
 OUTCOME_ANNOTATION: Final = ANNOTATION_PREFIX + "outcome"
 RESULTS_ANNOTATION: Final = ANNOTATION_PREFIX + "results"
 DURATION_ANNOTATION: Final = ANNOTATION_PREFIX + "duration"
+LOGS_ANNOTATION: Final = ANNOTATION_PREFIX + "logs"
+SOURCE_ANNOTATION: Final = ANNOTATION_PREFIX + "source-url"
+"""On a PipelineRun's TaskRuns: the PipelineRun's `source-url`, for tasks not passed one."""
+STEPS_ENV: Final = "RECONCILER_SIMULATOR_RUN_STEPS"
 SUCCEEDED: Final = "Succeeded"
+PIPELINE_RUN_LABEL: Final = "tekton.dev/pipelineRun"
+PIPELINE_TASK_LABEL: Final = "tekton.dev/pipelineTask"
+FIELD_MANAGER: Final = "tekton-pipelines-controller"
 _CANCELLED = ("Cancelled", "CancelledRunFinally", "StoppedRunFinally", "TaskRunCancelled")
+_RESULT_BYTES = 4096  # Tekton's limit on one result (the termination message)
+_WAIT_MARGIN = 2.0  # seconds of the reconcile deadline left unused while waiting for steps
+_OFF = ("0", "false", "off", "no")
+_ON = ("1", "true", "on", "yes")
+
+
+def steps_enabled(default: bool = True, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether steps run for real: `RECONCILER_SIMULATOR_RUN_STEPS`, else `default`."""
+    value = (os.environ if environ is None else environ).get(STEPS_ENV, "").strip().lower()
+    if value in _OFF:
+        return False
+    if value in _ON:
+        return True
+    return default
 
 
 @dataclass
@@ -84,14 +160,344 @@ TASK_RUN = _Flavour(
 )
 
 
+# --- running steps ------------------------------------------------------------------------
+
+
+@dataclass
+class StepResult:
+    """One step as it ended: `reason` is Completed, Error, TaskRunTimeout or Skipped."""
+
+    name: str
+    exit_code: int
+    reason: str
+    log: str = ""
+
+
+@dataclass
+class TaskOutcome:
+    steps: list[StepResult] = field(default_factory=list)
+    results: dict[str, str] = field(default_factory=dict)
+    failure: tuple[str, str] | None = None
+    """(reason, message) when the run failed."""
+
+
+@dataclass(frozen=True)
+class TaskJob:
+    """Everything a worker thread needs to run one TaskRun's steps (no cluster access)."""
+
+    task: str
+    """The task's name in messages: the pipeline task, else the Task, else the run."""
+    run_name: str
+    namespace: str
+    uid: str
+    steps: tuple[Mapping[str, Any], ...]
+    params: Mapping[str, str | list[str]]
+    result_names: tuple[str, ...]
+    workspaces: tuple[str, ...]
+    source_url: str
+    timeout: float
+
+
+_REFERENCE = re.compile(r"\$\(\s*([^()\s]+?)\s*\)")
+_BRACKETS = re.compile(r"""\[\s*["']([^"']+)["']\s*\]""")
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Replace `$(name)` references Tekton knows (`params.x`, `params["x"]`, `context...`,
+    `results.x.path`, `workspaces.x.path`) found in `values`; leave any other text alone."""
+    def one(match: re.Match[str]) -> str:
+        key = _BRACKETS.sub(lambda m: "." + m.group(1), match.group(1))
+        return values.get(key, match.group(0))
+
+    return _REFERENCE.sub(one, text)
+
+
+def expand_list(items: Sequence[Any], values: Mapping[str, str],
+                arrays: Mapping[str, list[str]]) -> list[str]:
+    """Substitute each item; an item that is exactly `$(params.NAME[*])` of an array param
+    becomes all of its elements, as in Tekton's `args`."""
+    out: list[str] = []
+    for item in items:
+        text = str(item)
+        match = re.fullmatch(r"\$\(\s*params\.([^()\s\[]+)\[\*\]\s*\)", text)
+        if match and match.group(1) in arrays:
+            out.extend(arrays[match.group(1)])
+        else:
+            out.append(substitute(text, values))
+    return out
+
+
+def run_task(job: TaskJob, limits: Limits = DEFAULT_LIMITS,
+             fetch: Callable[[str, Path, Limits], Path] = fetch_source) -> TaskOutcome:
+    """Run `job`'s steps in a fresh temporary directory; never raises for what a step does."""
+    deadline = time.monotonic() + job.timeout
+    with tempfile.TemporaryDirectory(prefix="reconciler-taskrun-") as tmp_name:
+        tmp = Path(tmp_name)
+        source, home, scratch, results, scripts = (tmp / d for d in
+                                                   ("source", "home", "tmp", "results", "scripts"))
+        for directory in (home, scratch, results, scripts):
+            directory.mkdir(mode=0o700)
+        if job.source_url:
+            try:
+                fetch(job.source_url, source, limits)
+            except ReconcilerError as exc:
+                return TaskOutcome(failure=("Failed", f"task \"{job.task}\": cannot fetch the "
+                                                      f"source: {exc}"))
+        else:
+            source.mkdir(mode=0o700)
+        values, arrays = _values(job, source, results)
+        env_base = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home),
+                    "TMPDIR": str(scratch), "LANG": "C.UTF-8"}
+        outcome = TaskOutcome()
+        for index, step in enumerate(job.steps):
+            name = str(step.get("name") or f"unnamed-{index}")
+            if outcome.failure is not None:
+                outcome.steps.append(StepResult(name, 1, "Skipped"))
+                continue
+            try:
+                argv = _argv(step, index, values, arrays, scripts, limits)
+            except _StepError as exc:
+                outcome.steps.append(StepResult(name, 1, "Error", str(exc)))
+                outcome.failure = ("Failed", f"step \"{name}\" in task \"{job.task}\": {exc}")
+                continue
+            if argv is None:
+                outcome.steps.append(StepResult(
+                    name, 0, "Completed", "(no script or command: the simulator runs only "
+                                          "script and command steps)\n"))
+                continue
+            env = {**env_base, **_step_env(step, values)}
+            cwd = _working_dir(step, values, source)
+            code, text, timed_out = run_process(argv, cwd, env, deadline, limits.step_log_bytes)
+            if timed_out:
+                outcome.steps.append(StepResult(name, code, "TaskRunTimeout", text))
+                outcome.failure = ("TaskRunTimeout",
+                                   f"TaskRun \"{job.run_name}\" failed to finish within "
+                                   f"\"{_go_duration(job.timeout)}\" (step \"{name}\" in task "
+                                   f"\"{job.task}\" was killed)")
+            elif code != 0:
+                outcome.steps.append(StepResult(name, code, "Error", text))
+                outcome.failure = ("Failed", f"step \"{name}\" in task \"{job.task}\" exited "
+                                             f"with code {code}")
+            else:
+                outcome.steps.append(StepResult(name, 0, "Completed", text))
+        if outcome.failure is None:
+            outcome.results = _read_results(results, job.result_names)
+        _fit_logs(outcome.steps, limits.step_log_bytes)
+        return outcome
+
+
+class _StepError(Exception):
+    pass
+
+
+def _values(job: TaskJob, source: Path, results: Path) -> tuple[dict[str, str],
+                                                                 dict[str, list[str]]]:
+    values: dict[str, str] = {
+        "context.taskRun.name": job.run_name, "context.taskRun.namespace": job.namespace,
+        "context.taskRun.uid": job.uid, "context.task.name": job.task,
+    }
+    arrays: dict[str, list[str]] = {}
+    for name, value in job.params.items():
+        if isinstance(value, list):
+            arrays[name] = [str(v) for v in value]
+            values[f"params.{name}"] = " ".join(arrays[name])
+        else:
+            values[f"params.{name}"] = str(value)
+    for name in job.result_names:
+        values[f"results.{name}.path"] = str(results / name)
+    for name in (*job.workspaces, "source"):
+        values[f"workspaces.{name}.path"] = str(source)
+        values[f"workspaces.{name}.bound"] = "true"
+    return values, arrays
+
+
+def _argv(step: Mapping[str, Any], index: int, values: Mapping[str, str],
+          arrays: Mapping[str, list[str]], scripts: Path, limits: Limits) -> list[str] | None:
+    args = step.get("args") or []
+    command = step.get("command") or []
+    if not isinstance(args, list) or not isinstance(command, list):
+        raise _StepError("command and args must be lists")
+    script = step.get("script")
+    if isinstance(script, str) and script.strip():
+        text = substitute(script, values)
+        if len(text.encode()) > limits.interpolation_bytes:
+            raise _StepError(f"script expands to more than {limits.interpolation_bytes} bytes "
+                             "(limit interpolation_bytes)")
+        if not text.startswith("#!"):
+            text = "#!/bin/sh\nset -e\n" + text
+        path = scripts / f"script-{index}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        return [str(path), *expand_list(args, values, arrays)]
+    if command:
+        argv = expand_list([*command, *args], values, arrays)
+        if sum(len(a.encode()) for a in argv) > limits.interpolation_bytes:
+            raise _StepError(f"command expands to more than {limits.interpolation_bytes} bytes "
+                             "(limit interpolation_bytes)")
+        return argv
+    return None
+
+
+def _step_env(step: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in step.get("env") or []:
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str) \
+                and "value" in item and "\x00" not in item["name"] and "=" not in item["name"]:
+            out[item["name"]] = substitute(str(item.get("value") or ""), values)
+    return out
+
+
+def _working_dir(step: Mapping[str, Any], values: Mapping[str, str], source: Path) -> Path:
+    """The step's `workingDir` when it names a directory inside the source copy, else the copy's
+    root (an image's /workspace/... path means the source here)."""
+    given = substitute(str(step.get("workingDir") or ""), values)
+    if not given:
+        return source
+    candidate = Path(given) if given.startswith(str(source)) else source / given
+    try:
+        resolved = candidate.resolve()
+    except OSError:
+        return source
+    if resolved.is_relative_to(source.resolve()) and resolved.is_dir():
+        return resolved
+    return source
+
+
+def run_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline: float,
+                log_bytes: int) -> tuple[int, str, bool]:
+    """Run `argv` in its own process group until it exits or `deadline` (monotonic) passes;
+    returns (exit code, tail of its combined output, timed out). The whole group is killed at
+    the end, so nothing a step started in the background outlives it."""
+    tail = bytearray()
+    try:
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
+    except OSError as exc:
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        return code, f"cannot run {argv[0]!r}: {exc.strerror}\n", False
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            tail.extend(chunk)
+            if len(tail) > 2 * log_bytes:
+                del tail[:-log_bytes]
+
+    reader = threading.Thread(target=drain, name="tekton-step-output", daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        reader.join(timeout=5)
+        proc.stdout.close()
+    code = proc.returncode
+    if code < 0:
+        code = 128 - code  # killed by a signal, as a shell reports it
+    text = bytes(tail[-log_bytes:]).decode("utf-8", "replace")
+    return code, text, timed_out
+
+
+def _read_results(results: Path, names: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in names:
+        path = results / name
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as fh:
+                out[name] = fh.read(_RESULT_BYTES).decode("utf-8", "replace")
+    return out
+
+
+def _fit_logs(steps: Sequence[StepResult], budget: int) -> None:
+    """Trim the steps' logs to their tails so that together they fit `budget` bytes, sharing it
+    evenly and handing what a short log leaves unused to the others."""
+    sizes = [len(s.log.encode()) for s in steps]
+    if sum(sizes) <= budget:
+        return
+    remaining, pending = budget, sorted(range(len(steps)), key=lambda i: sizes[i])
+    while pending:
+        share = remaining // len(pending)
+        index = pending.pop(0)
+        keep = min(sizes[index], share)
+        remaining -= keep
+        data = steps[index].log.encode()
+        steps[index].log = data[len(data) - keep:].decode("utf-8", "ignore") if keep else ""
+
+
+def _go_duration(seconds: float) -> str:
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes}m{secs}s" if hours else f"{minutes}m{secs}s"
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(text: Any) -> float | None:
+    """A Go duration ("1h30m", "90s", "0"); None for none or an unreadable one."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    value = text.strip()
+    if value == "0":
+        return 0.0
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+# --- the controller -------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    future: concurrent.futures.Future[TaskOutcome]
+
+
 class TektonRuns:
     """Runs PipelineRuns and TaskRuns to completion on the virtual clock."""
 
     name = "simulated-tekton"
 
-    def __init__(self, backend: Backend, clock: Clock, timing: TektonTiming | None = None) -> None:
+    def __init__(self, backend: Backend, clock: Clock, timing: TektonTiming | None = None, *,
+                 limits: Limits = DEFAULT_LIMITS, run_steps: bool | None = None) -> None:
         self.backend, self.clock = backend, clock
         self.timing = timing or TektonTiming()
+        self.limits = limits
+        self.run_steps = steps_enabled() if run_steps is None else run_steps
+        self.wait_for_steps = True
+        """Whether the reconcile at a run's virtual end waits for its steps (deterministic
+        `simulate`), rather than leaving it Running until they are done (`serve`)."""
+        self.allow_local_git = True
+        """Whether the git-writer may push to local paths and file:// URLs."""
+        self._jobs: dict[str, _Job] = {}
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def configure_for_serving(self) -> None:
+        """`reconciler serve`: never wait while holding the cluster's lock, no local Git
+        repositories, and steps off unless `RECONCILER_SIMULATOR_RUN_STEPS` turns them on
+        (the API's clients are not this machine's user)."""
+        self.wait_for_steps = False
+        self.allow_local_git = False
+        self.run_steps = steps_enabled(default=False)
 
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(TEKTON_API, PIPELINE_RUN.kind), (TEKTON_API, TASK_RUN.kind)]
@@ -100,36 +506,336 @@ class TektonRuns:
         flavour = PIPELINE_RUN if obj.get("kind") == PIPELINE_RUN.kind else TASK_RUN
         status = status_of(obj)
         if _succeeded_status(status) in (TRUE, FALSE):
+            self._forget(obj)
             return None
         now = self.clock.now()
         start = _parse_time(status.get("startTime")) or now
-        definition, missing = self._definition(obj, flavour)
+        writer = flavour is TASK_RUN and self.run_steps and _is_git_writer(obj)
+        definition, missing = ({}, "") if writer else self._definition(obj, flavour)
         if missing:
             self._write(obj, start, Condition(SUCCEEDED, FALSE, flavour.missing_reason, missing),
                         results=None)
             return None
         if str(spec_of(obj).get("status") or "") in _CANCELLED:
+            self._forget(obj)
             self._write(obj, start, Condition(
                 SUCCEEDED, FALSE, "Cancelled",
                 f"{flavour.kind} \"{name_of(obj)}\" was cancelled"), results=None)
             return None
+        if self.run_steps:
+            if writer or (flavour is TASK_RUN and _runnable(definition)):
+                return self._reconcile_task(obj, definition, start, writer)
+            if flavour is PIPELINE_RUN:
+                tasks, missing = self._pipeline_tasks(obj, definition)
+                if missing:
+                    self._write(obj, start, Condition(SUCCEEDED, FALSE, "CouldntGetTask",
+                                                      missing), results=None)
+                    return None
+                if tasks:
+                    return self._reconcile_pipeline(obj, definition, tasks, start)
         remaining = start + self._duration(obj, flavour) - now
         if remaining > 0:
             self._write(obj, start, Condition(SUCCEEDED, UNKNOWN, "Running",
                                               flavour.running_message), results=None)
             return remaining
-        tasks = len(definition.get("tasks") or []) or 1
+        tasks_count = len(definition.get("tasks") or []) or 1
         steps = definition.get("steps") or [{}]
         if str(_annotations(obj).get(OUTCOME_ANNOTATION, "")).lower() == "failed":
             step = str((steps[0] or {}).get("name") or "unnamed-0")
             done = Condition(SUCCEEDED, FALSE, "Failed",
-                             flavour.failed_message.format(tasks=tasks, step=step))
+                             flavour.failed_message.format(tasks=tasks_count, step=step))
             self._write(obj, start, done, results=None)
             return None
         done = Condition(SUCCEEDED, TRUE, "Succeeded",
-                         flavour.succeeded_message.format(tasks=tasks, step=""))
+                         flavour.succeeded_message.format(tasks=tasks_count, step=""))
         self._write(obj, start, done, results=_results(obj, definition))
         return None
+
+    # --- TaskRuns whose steps run ---------------------------------------------------------
+
+    def _reconcile_task(self, run: Obj, definition: Mapping[str, Any], start: float,
+                        writer: bool) -> float | None:
+        key = _run_key(run)
+        job = self._jobs.get(key)
+        if job is None:
+            job = self._jobs[key] = _Job(self._submit(run, definition, writer))
+        due = start + self._duration(run, TASK_RUN)
+        remaining = due - self.clock.now()
+        if not status_of(run).get("startTime"):
+            self._write(run, start, Condition(SUCCEEDED, UNKNOWN, "Running",
+                                              TASK_RUN.running_message), results=None,
+                        extra={"podName": f"{name_of(run)}-pod"})
+        if remaining > 0:
+            return remaining
+        if not job.future.done():
+            if not self.wait_for_steps:
+                return 1.0
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                job.future.result(timeout=self._wait_slice())
+            if not job.future.done():
+                return 0.0  # waited a slice of this reconcile's deadline; wait on next round
+        outcome = job.future.result()
+        self._jobs.pop(key, None)
+        self._finish_task(run, definition, start, max(due, start), outcome)
+        return None
+
+    def _wait_slice(self) -> float:
+        deadline = current_deadline()
+        left = deadline.remaining() if deadline is not None else self.limits.reconcile_seconds
+        return max(left - _WAIT_MARGIN, 0.1)
+
+    def _submit(self, run: Obj, definition: Mapping[str, Any],
+                writer: bool) -> concurrent.futures.Future[TaskOutcome]:
+        """Gather what the job needs from the cluster (here, on the reconcile's thread) and
+        start it on a worker thread."""
+        params = _params(definition, spec_of(run))
+        timeout = self._timeout(spec_of(run).get("timeout"))
+        task = _task_label(run)
+        work: Callable[[], TaskOutcome]
+        if writer:
+            try:
+                request = gitwriter.parse_params({k: v for k, v in params.items()
+                                                  if isinstance(v, str)})
+                credentials = self._git_credentials(run, params)
+            except ReconcilerError as exc:
+                failed = TaskOutcome(
+                    steps=[StepResult(gitwriter.STEP_NAME, 1, "Error", f"{exc}\n")],
+                    failure=("Failed", f"step \"{gitwriter.STEP_NAME}\" in task \"{task}\": {exc}"))
+                done: concurrent.futures.Future[TaskOutcome] = concurrent.futures.Future()
+                done.set_result(failed)
+                return done
+            allow_file = self.allow_local_git
+
+            def work() -> TaskOutcome:
+                return _run_git_writer(task, request, credentials, timeout, allow_file)
+        else:
+            steps = tuple(s for s in definition.get("steps") or [] if isinstance(s, Mapping))
+            job = TaskJob(
+                task=task, run_name=name_of(run), namespace=namespace_of(run),
+                uid=str(meta(run).get("uid") or ""), steps=steps, params=params,
+                result_names=tuple(str(r.get("name")) for r in definition.get("results") or []
+                                   if isinstance(r, Mapping) and r.get("name")),
+                workspaces=tuple(str(w.get("name")) for w in definition.get("workspaces") or []
+                                 if isinstance(w, Mapping) and w.get("name")),
+                source_url=str(params.get("source-url") or
+                               _annotations(run).get(SOURCE_ANNOTATION) or ""),
+                timeout=timeout)
+            limits = self.limits
+
+            def work() -> TaskOutcome:
+                return run_task(job, limits)
+
+        log.info("running TaskRun", namespace=namespace_of(run), name=name_of(run),
+                 task=task, kind="git-writer" if writer else "steps")
+        return self._executor().submit(_guarded, work, task)
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=2, thread_name_prefix="simulated-tekton")
+            return self._pool
+
+    def _timeout(self, given: Any) -> float:
+        seconds = parse_duration(given)
+        if not seconds:  # none, unreadable, or "0" (no timeout): the default, then the cap
+            seconds = self.limits.task_run_seconds
+        return min(seconds, self.limits.task_run_seconds_max)
+
+    def _git_credentials(self, run: Obj, params: Mapping[str, Any]
+                         ) -> gitwriter.GitCredentials | None:
+        """From the Secret param `git_secret` names, else the first Secret with Git keys among
+        the run's ServiceAccount's `secrets` (as Tekton's credential initialisation finds it)."""
+        namespace = namespace_of(run)
+        name = str(params.get("git_secret") or "").strip()
+        if name:
+            return gitwriter.secret_credentials(self._lookup, namespace, name, "param git_secret")
+        account = str(spec_of(run).get("serviceAccountName") or "default")
+        sa = self.backend.get("v1", "ServiceAccount", namespace, account)
+        for ref in (sa or {}).get("secrets") or []:
+            secret_name = str((ref or {}).get("name") or "")
+            if not secret_name or self.backend.get("v1", "Secret", namespace, secret_name) is None:
+                continue
+            found = gitwriter.secret_credentials(self._lookup, namespace, secret_name,
+                                                 f"serviceaccount {account}", only_git=True)
+            if found is not None:
+                return found
+        return None
+
+    def _lookup(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        return self.backend.get(api_version, kind, namespace, name)
+
+    def _finish_task(self, run: Obj, definition: Mapping[str, Any], start: float, end: float,
+                     outcome: TaskOutcome) -> None:
+        started, finished = rfc3339(start), rfc3339(end)
+        steps = []
+        for step in outcome.steps:
+            terminated = {"exitCode": step.exit_code, "reason": step.reason,
+                          "startedAt": started, "finishedAt": finished}
+            steps.append({"name": step.name, "container": f"step-{step.name}",
+                          "terminated": terminated, "terminationReason": step.reason})
+        if outcome.failure is None:
+            done = Condition(SUCCEEDED, TRUE, "Succeeded", TASK_RUN.succeeded_message)
+            given = _annotation_results(run)
+            values = {**{k: v for k, v in given.items() if k not in outcome.results},
+                      **outcome.results}
+            results = [{"name": k, "value": v} for k, v in values.items()]
+        else:
+            done = Condition(SUCCEEDED, FALSE, *outcome.failure)
+            results = []
+        self._write(run, start, done, results=results or None, at=end,
+                    extra={"steps": steps, "podName": f"{name_of(run)}-pod"})
+        logs = json.dumps({s.name: s.log for s in outcome.steps}, sort_keys=False)
+        with contextlib.suppress(BackendError):
+            self.backend.apply({"apiVersion": TEKTON_API, "kind": "TaskRun",
+                                "metadata": {"name": name_of(run), "namespace": namespace_of(run),
+                                             "annotations": {LOGS_ANNOTATION: logs}}},
+                               field_manager=FIELD_MANAGER)
+
+    def _forget(self, run: Obj) -> None:
+        job = self._jobs.pop(_run_key(run), None)
+        if job is not None:
+            job.future.cancel()
+
+    # --- PipelineRuns with runnable tasks ---------------------------------------------------
+
+    def _pipeline_tasks(self, run: Obj, definition: Mapping[str, Any]
+                        ) -> tuple[list[_PipelineTask], str]:
+        """The pipeline's tasks in run order with their Task specs, when every one names a
+        Task and one at least runs for real; ([], "") otherwise; ([], why) for a missing Task."""
+        tasks: list[_PipelineTask] = []
+        runnable = False
+        for item in definition.get("tasks") or []:
+            if not isinstance(item, Mapping) or not item.get("name"):
+                return [], ""
+            ref, inline = item.get("taskRef"), item.get("taskSpec")
+            if isinstance(inline, Mapping):
+                spec: Mapping[str, Any] = inline
+            elif isinstance(ref, Mapping) and ref.get("name"):
+                if ref.get("name") == gitwriter.TASK_NAME and ref.get("kind") in (
+                        None, "Task", "ClusterTask"):
+                    tasks.append(_PipelineTask(item, {}, writer=True))
+                    runnable = True
+                    continue
+                if ref.get("kind") not in (None, "Task"):
+                    return [], ""
+                found = self.backend.get(TEKTON_API, "Task", namespace_of(run), str(ref["name"]))
+                if found is None:
+                    return [], (f"Pipeline {namespace_of(run)}/{_pipeline_name(run)} can't be "
+                                f"Run; it contains Tasks that don't exist: Couldn't retrieve "
+                                f"Task \"{ref['name']}\": tasks.tekton.dev \"{ref['name']}\" "
+                                "not found")
+                spec = spec_of(found)
+            else:
+                return [], ""
+            runnable = runnable or _runnable(spec)
+            tasks.append(_PipelineTask(item, spec, writer=False))
+        return (_run_order(tasks), "") if runnable else ([], "")
+
+    def _reconcile_pipeline(self, run: Obj, definition: Mapping[str, Any],
+                            tasks: list[_PipelineTask], start: float) -> float | None:
+        namespace = namespace_of(run)
+        params = _params(definition, spec_of(run))
+        done_results: dict[str, dict[str, str]] = {}
+        references: list[dict[str, str]] = []
+        completed = 0
+        for index, task in enumerate(tasks):
+            child_name = _child_name(name_of(run), task.name)
+            references.append({"apiVersion": TEKTON_API, "kind": "TaskRun", "name": child_name,
+                               "pipelineTaskName": task.name})
+            child = self.backend.get(TEKTON_API, "TaskRun", namespace, child_name)
+            if child is None:
+                self.backend.apply(self._child(run, task, child_name, params, done_results),
+                                   field_manager=FIELD_MANAGER)
+                self._write_pipeline_running(run, start, completed, len(tasks), references)
+                return None
+            state = _succeeded_status(status_of(child))
+            if state == TRUE:
+                completed += 1
+                done_results[task.name] = {str(r.get("name")): str(r.get("value"))
+                                           for r in _child_results(child)}
+                continue
+            if state == FALSE:
+                cond = _condition(child)
+                skipped = len(tasks) - index - 1
+                message = (f"Tasks Completed: {completed + 1} (Failed: 1, Cancelled 0), "
+                           f"Skipped: {skipped}: {cond.get('message', '')}")
+                self._write(run, start, Condition(SUCCEEDED, FALSE, "Failed", message),
+                            results=None, extra={"childReferences": references})
+                return None
+            self._write_pipeline_running(run, start, completed, len(tasks), references)
+            return None
+        values = _pipeline_values(run, params, done_results)
+        results = []
+        for item in definition.get("results") or []:
+            if isinstance(item, Mapping) and item.get("name"):
+                value = substitute(str(item.get("value") or ""), values)
+                if "$(" not in value:
+                    results.append({"name": str(item["name"]), "value": value})
+        done = Condition(SUCCEEDED, TRUE, "Succeeded",
+                         PIPELINE_RUN.succeeded_message.format(tasks=len(tasks)))
+        self._write(run, start, done, results=results or None,
+                    extra={"childReferences": references})
+        return None
+
+    def _write_pipeline_running(self, run: Obj, start: float, completed: int, total: int,
+                                references: list[dict[str, str]]) -> None:
+        message = (f"Tasks Completed: {completed} (Failed: 0, Cancelled 0), "
+                   f"Incomplete: {total - completed}, Skipped: 0")
+        self._write(run, start, Condition(SUCCEEDED, UNKNOWN, "Running", message), results=None,
+                    extra={"childReferences": references})
+
+    def _child(self, run: Obj, task: _PipelineTask, child_name: str,
+               params: Mapping[str, str | list[str]],
+               done_results: Mapping[str, Mapping[str, str]]) -> Obj:
+        values = _pipeline_values(run, params, done_results)
+        child_params = []
+        for item in task.item.get("params") or []:
+            if not isinstance(item, Mapping) or not item.get("name"):
+                continue
+            value = item.get("value")
+            if isinstance(value, list):
+                child_params.append({"name": str(item["name"]),
+                                     "value": expand_list(value, values, _arrays(params))})
+            else:
+                child_params.append({"name": str(item["name"]),
+                                     "value": substitute(str(value or ""), values)})
+        spec: dict[str, Any] = {"params": child_params}
+        if task.writer or not isinstance(task.item.get("taskSpec"), Mapping):
+            spec["taskRef"] = dict(task.item.get("taskRef") or {})
+        else:
+            spec["taskSpec"] = task.item["taskSpec"]
+        run_spec = spec_of(run)
+        account = (run_spec.get("taskRunTemplate") or {}).get("serviceAccountName") \
+            or run_spec.get("serviceAccountName")
+        if account:
+            spec["serviceAccountName"] = account
+        timeouts = run_spec.get("timeouts") or {}
+        timeout = timeouts.get("tasks") or timeouts.get("pipeline") or run_spec.get("timeout")
+        if timeout:
+            spec["timeout"] = timeout
+        labels = {PIPELINE_RUN_LABEL: name_of(run), PIPELINE_TASK_LABEL: task.name,
+                  "tekton.dev/memberOf": "tasks"}
+        pipeline = _pipeline_name(run)
+        if pipeline:
+            labels["tekton.dev/pipeline"] = pipeline
+        annotations = {k: v for k, v in _annotations(run).items()
+                       if k in (DURATION_ANNOTATION,)}
+        source = params.get("source-url")
+        if isinstance(source, str) and source:
+            annotations[SOURCE_ANNOTATION] = source
+        return {
+            "apiVersion": TEKTON_API, "kind": "TaskRun",
+            "metadata": {
+                "name": child_name, "namespace": namespace_of(run), "labels": labels,
+                "annotations": annotations,
+                "ownerReferences": [{"apiVersion": str(run.get("apiVersion") or TEKTON_API),
+                                     "kind": "PipelineRun", "name": name_of(run),
+                                     "uid": str(meta(run).get("uid") or ""),
+                                     "controller": True, "blockOwnerDeletion": True}],
+            },
+            "spec": spec,
+        }
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -168,10 +874,11 @@ class TektonRuns:
         return self.timing.pipeline_run if flavour is PIPELINE_RUN else self.timing.task_run
 
     def _write(self, run: Obj, start: float, succeeded: Condition,
-               results: list[dict[str, str]] | None) -> None:
+               results: list[dict[str, str]] | None, *, at: float | None = None,
+               extra: Mapping[str, Any] | None = None) -> None:
         previous = status_of(run)
         status = dict(previous)
-        now = self.clock.now()
+        now = self.clock.now() if at is None else at
         status["startTime"] = previous.get("startTime") or rfc3339(start)
         status["conditions"] = merge_conditions(previous.get("conditions"), [succeeded],
                                                 rfc3339(now))
@@ -179,8 +886,170 @@ class TektonRuns:
             status["completionTime"] = rfc3339(now)
         if results:
             status[_results_field(run)] = results
+        status.update(extra or {})
         if status != previous:
             self.backend.update_status({**run, "status": status})
+
+
+@dataclass(frozen=True)
+class _PipelineTask:
+    item: Mapping[str, Any]
+    spec: Mapping[str, Any]
+    writer: bool
+
+    @property
+    def name(self) -> str:
+        return str(self.item["name"])
+
+
+def _guarded(work: Callable[[], TaskOutcome], task: str) -> TaskOutcome:
+    try:
+        return work()
+    except Exception as exc:  # a bug or an OS failure: the run fails, the daemon carries on
+        log.exception("simulated TaskRun failed unexpectedly", task=task)
+        return TaskOutcome(failure=("Failed", f"task \"{task}\": the simulator could not run it: "
+                                              f"{type(exc).__name__}: {exc}"))
+
+
+def _run_git_writer(task: str, request: gitwriter.GitWriteRequest,
+                    credentials: gitwriter.GitCredentials | None, timeout: float,
+                    allow_file: bool) -> TaskOutcome:
+    step = gitwriter.STEP_NAME
+    with tempfile.TemporaryDirectory(prefix="reconciler-git-writer-") as tmp:
+        try:
+            written = gitwriter.write_files(request, credentials, Path(tmp), timeout=timeout,
+                                            allow_file=allow_file)
+        except gitwriter.GitWriteError as exc:
+            return TaskOutcome(steps=[StepResult(step, 1, "Error", f"{exc}\n")],
+                               failure=("Failed", f"step \"{step}\" in task \"{task}\" exited "
+                                                  f"with code 1: {exc}"))
+    return TaskOutcome(steps=[StepResult(step, 0, "Completed", written.log + "\n")],
+                       results={"commit": written.commit})
+
+
+def _runnable(definition: Mapping[str, Any]) -> bool:
+    return any(isinstance(s, Mapping) and (
+        (isinstance(s.get("script"), str) and s["script"].strip()) or s.get("command"))
+        for s in definition.get("steps") or [])
+
+
+def _is_git_writer(run: Obj) -> bool:
+    ref = spec_of(run).get("taskRef")
+    return (isinstance(ref, Mapping) and ref.get("name") == gitwriter.TASK_NAME
+            and ref.get("kind") in (None, "Task", "ClusterTask"))
+
+
+def _run_key(run: Obj) -> str:
+    return str(meta(run).get("uid") or f"{namespace_of(run)}/{name_of(run)}")
+
+
+def _task_label(run: Obj) -> str:
+    labels = meta(run).get("labels") or {}
+    if labels.get(PIPELINE_TASK_LABEL):
+        return str(labels[PIPELINE_TASK_LABEL])
+    ref = spec_of(run).get("taskRef")
+    if isinstance(ref, Mapping) and ref.get("name"):
+        return str(ref["name"])
+    return name_of(run)
+
+
+def _params(definition: Mapping[str, Any], run_spec: Mapping[str, Any]
+            ) -> dict[str, str | list[str]]:
+    """Declared defaults, then the run's values (strings and arrays; objects as JSON)."""
+    out: dict[str, str | list[str]] = {}
+    for source, value_key in ((definition.get("params"), "default"),
+                              (run_spec.get("params"), "value")):
+        for item in source or []:
+            if isinstance(item, Mapping) and item.get("name") and value_key in item:
+                value = item[value_key]
+                if isinstance(value, list):
+                    out[str(item["name"])] = [str(v) for v in value]
+                elif isinstance(value, Mapping):
+                    out[str(item["name"])] = json.dumps(value, sort_keys=True)
+                else:
+                    out[str(item["name"])] = "" if value is None else str(value)
+    return out
+
+
+def _arrays(params: Mapping[str, str | list[str]]) -> dict[str, list[str]]:
+    return {k: v for k, v in params.items() if isinstance(v, list)}
+
+
+def _pipeline_values(run: Obj, params: Mapping[str, str | list[str]],
+                     done_results: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    values = {f"params.{k}": (" ".join(v) if isinstance(v, list) else v)
+              for k, v in params.items()}
+    values.update({"context.pipelineRun.name": name_of(run),
+                   "context.pipelineRun.namespace": namespace_of(run),
+                   "context.pipelineRun.uid": str(meta(run).get("uid") or ""),
+                   "context.pipeline.name": _pipeline_name(run) or name_of(run)})
+    for task, results in done_results.items():
+        for name, value in results.items():
+            values[f"tasks.{task}.results.{name}"] = value
+    return values
+
+
+def _pipeline_name(run: Obj) -> str:
+    ref = spec_of(run).get("pipelineRef")
+    return str(ref.get("name") or "") if isinstance(ref, Mapping) else ""
+
+
+def _child_name(run_name: str, task: str) -> str:
+    name = f"{run_name}-{task}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:54].rstrip('-.')}-{digest}"
+
+
+_TASK_REFERENCE = re.compile(r"\$\(\s*tasks\.([^.\s)]+)\.results\.")
+
+
+def _run_order(tasks: list[_PipelineTask]) -> list[_PipelineTask]:
+    """Declared order, except that a task comes after the tasks it names in `runAfter` or whose
+    results its params or `when` expressions use (a cycle keeps the declared order)."""
+    names = {t.name for t in tasks}
+    needs: dict[str, set[str]] = {}
+    for task in tasks:
+        after = {str(n) for n in task.item.get("runAfter") or []}
+        text = json.dumps([task.item.get("params"), task.item.get("when")])
+        after |= set(_TASK_REFERENCE.findall(text))
+        needs[task.name] = (after & names) - {task.name}
+    ordered: list[_PipelineTask] = []
+    placed: set[str] = set()
+    pending = list(tasks)
+    while pending:
+        ready = next((t for t in pending if needs[t.name] <= placed), pending[0])
+        pending.remove(ready)
+        ordered.append(ready)
+        placed.add(ready.name)
+    return ordered
+
+
+def _child_results(child: Obj) -> list[Mapping[str, Any]]:
+    status = status_of(child)
+    found = status.get("results") or status.get("taskResults") or []
+    return [r for r in found if isinstance(r, Mapping)]
+
+
+def _condition(obj: Obj) -> Mapping[str, Any]:
+    for cond in status_of(obj).get("conditions") or []:
+        if isinstance(cond, Mapping) and cond.get("type") == SUCCEEDED:
+            return cond
+    return {}
+
+
+def _annotation_results(run: Obj) -> dict[str, str]:
+    raw = _annotations(run).get(RESULTS_ANNOTATION)
+    if not isinstance(raw, str) or not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in parsed.items()}
 
 
 def _succeeded_status(status: Mapping[str, Any]) -> str | None:
