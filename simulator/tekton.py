@@ -100,6 +100,9 @@ SUCCEEDED: Final = "Succeeded"
 PIPELINE_RUN_LABEL: Final = "tekton.dev/pipelineRun"
 PIPELINE_TASK_LABEL: Final = "tekton.dev/pipelineTask"
 FIELD_MANAGER: Final = "tekton-pipelines-controller"
+# Its own manager: an apply of the annotation alone under FIELD_MANAGER would drop every other
+# field that manager set (the labels and spec of a PipelineRun's TaskRun).
+LOGS_FIELD_MANAGER: Final = "tekton-pipelines-controller-logs"
 _CANCELLED = ("Cancelled", "CancelledRunFinally", "StoppedRunFinally", "TaskRunCancelled")
 _RESULT_BYTES = 4096  # Tekton's limit on one result (the termination message)
 _WAIT_MARGIN = 2.0  # seconds of the reconcile deadline left unused while waiting for steps
@@ -690,7 +693,7 @@ class TektonRuns:
             self.backend.apply({"apiVersion": TEKTON_API, "kind": "TaskRun",
                                 "metadata": {"name": name_of(run), "namespace": namespace_of(run),
                                              "annotations": {LOGS_ANNOTATION: logs}}},
-                               field_manager=FIELD_MANAGER)
+                               field_manager=LOGS_FIELD_MANAGER)
 
     def _forget(self, run: Obj) -> None:
         job = self._jobs.pop(_run_key(run), None)

@@ -1,0 +1,193 @@
+"""The simulated git-writer TaskRun against a real Git server on 127.0.0.1 (smart HTTP with
+Basic auth): real clones, commits and pushes, one commit per distinct content, none when
+nothing changed, the branch created, credentials from a Secret, and no write leaving the
+checkout."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.environment import SimulatedEnvironment
+from simulator.gitwriter import encode_files
+from simulator.tekton import LOGS_ANNOTATION, TektonRuns, TektonTiming
+from tests.gitservers import BareRepo, HttpAuth, SmartHttpServer
+
+NS = "default"
+API = "tekton.dev/v1"
+PASSWORD = "pa55-w0rd-for-the-gitops-repo"
+
+
+class Writer:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.env = SimulatedEnvironment()
+        self.cluster = self.env.cluster
+        self.controller = TektonRuns(self.cluster, self.env.clock, TektonTiming(20, 10),
+                                     run_steps=True)
+        self.cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+        self.runs = 0
+
+    def secret(self, name: str, **string_data: str) -> None:
+        self.cluster.apply({"apiVersion": "v1", "kind": "Secret",
+                            "metadata": {"name": name, "namespace": NS},
+                            "data": {k: base64.b64encode(v.encode()).decode()
+                                     for k, v in string_data.items()}})
+
+    def write(self, files: dict[str, str], *, branch: str = "config", sub_path: str = "",
+              message: str = "Config for source revision abc", secret: str | None = "git-auth",
+              account: str | None = None, ref_kind: str = "ClusterTask") -> dict[str, Any]:
+        """One git-writer TaskRun, as TAP's config-writer stamps it, run to its end."""
+        self.runs += 1
+        params = {"git_repository": self.url, "git_branch": branch, "git_user_name": "Writer",
+                  "git_user_email": "writer@example.com", "git_commit_message": message,
+                  "git_files": encode_files(files), "sub_path": sub_path}
+        if secret:
+            params["git_secret"] = secret
+        spec: dict[str, Any] = {
+            "taskRef": {"name": "git-writer", "kind": ref_kind},
+            "params": [{"name": k, "value": v} for k, v in params.items()]}
+        if account:
+            spec["serviceAccountName"] = account
+        name = f"writer-{self.runs}"
+        self.cluster.apply({"apiVersion": API, "kind": "TaskRun",
+                            "metadata": {"name": name, "namespace": NS}, "spec": spec})
+        for _ in range(20):
+            run = self.cluster.get(API, "TaskRun", NS, name)
+            assert run is not None
+            wake = self.controller.reconcile(run)
+            if wake is None:
+                break
+            self.env.advance(max(wake, 0.001))
+        done = self.cluster.get(API, "TaskRun", NS, name)
+        assert done is not None
+        return done
+
+
+def _succeeded(run: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in run["status"]["conditions"] if c["type"] == "Succeeded")
+
+
+def _commit(run: dict[str, Any]) -> str:
+    assert _succeeded(run)["status"] == "True", _succeeded(run)
+    return str(next(r["value"] for r in run["status"]["results"] if r["name"] == "commit"))
+
+
+def _git(repo: BareRepo, *args: str) -> str:
+    return subprocess.run(["git", "--git-dir", str(repo.path), *args], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> BareRepo:
+    served = tmp_path / "served"
+    served.mkdir()
+    bare = BareRepo(served, "gitops")
+    bare.commit({"README.md": "GitOps repository\n"}, "initial")
+    return bare
+
+
+@pytest.fixture
+def writer(repo: BareRepo) -> Iterator[Writer]:
+    with SmartHttpServer(repo.root, HttpAuth(users={"writer": PASSWORD})) as http:
+        w = Writer(http.url(repo))
+        w.secret("git-auth", username="writer", password=PASSWORD)
+        yield w
+
+
+def test_one_commit_per_distinct_content_and_none_when_unchanged(
+    writer: Writer, repo: BareRepo,
+) -> None:
+    files = {"delivery.yml": "kind: Deployment\nname: app\n"}
+    first = writer.write(files, sub_path="config/default/app")
+    sha = _commit(first)
+    assert _git(repo, "rev-parse", "refs/heads/config") == sha, "the branch was created"
+    assert _git(repo, "rev-parse", "refs/heads/main") != sha, "main is left alone"
+    assert _git(repo, "show", f"{sha}:config/default/app/delivery.yml") == files[
+        "delivery.yml"].rstrip("\n")
+    assert _git(repo, "log", "-1", "--format=%s|%an|%ae", sha) == (
+        "Config for source revision abc|Writer|writer@example.com")
+    assert _git(repo, "show", f"{sha}:README.md") == "GitOps repository", "from main"
+    logs = json.loads(first["metadata"]["annotations"][LOGS_ANNOTATION])
+    assert "new branch" in logs["git-clone-and-push"]
+    assert [s["name"] for s in first["status"]["steps"]] == ["git-clone-and-push"]
+
+    again = writer.write(files, sub_path="config/default/app", message="Config for abc again")
+    assert _commit(again) == sha, "nothing changed: no commit, the existing HEAD"
+    assert _git(repo, "rev-list", "--count", "refs/heads/config") == "2"
+
+    changed = writer.write({"delivery.yml": "kind: Deployment\nname: app-v2\n"},
+                           sub_path="config/default/app", message="Config for revision def")
+    new = _commit(changed)
+    assert new != sha
+    assert _git(repo, "rev-parse", f"{new}^") == sha, "exactly one commit on top"
+    assert _git(repo, "log", "-1", "--format=%s", new) == "Config for revision def"
+
+
+def test_credentials_can_come_from_the_service_account(writer: Writer, repo: BareRepo) -> None:
+    writer.secret("not-git", token="irrelevant")
+    writer.secret("basic", username="writer", password=PASSWORD)
+    writer.cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                          "metadata": {"name": "builder", "namespace": NS},
+                          "secrets": [{"name": "not-git"}, {"name": "basic"}]})
+    run = writer.write({"a.yaml": "a: 1\n"}, secret=None, account="builder", ref_kind="Task")
+    assert _git(repo, "rev-parse", "refs/heads/config") == _commit(run)
+
+
+def test_wrong_credentials_fail_without_showing_the_password(
+    writer: Writer, repo: BareRepo,
+) -> None:
+    writer.secret("wrong", username="writer", password="not-" + PASSWORD)
+    run = writer.write({"a.yaml": "a: 1\n"}, secret="wrong")
+    cond = _succeeded(run)
+    assert (cond["status"], cond["reason"]) == ("False", "Failed")
+    assert cond["message"].startswith('step "git-clone-and-push" in task "git-writer" exited '
+                                      "with code 1: ")
+    assert PASSWORD not in json.dumps(run)
+    assert _git(repo, "branch", "--list", "config") == ""
+
+
+def test_a_missing_secret_is_named(writer: Writer) -> None:
+    cond = _succeeded(writer.write({"a.yaml": "a: 1\n"}, secret="nope"))
+    assert cond["status"] == "False"
+    assert "secret 'default/nope' (referenced by param git_secret)" in cond["message"]
+
+
+@pytest.mark.parametrize(("files", "sub_path", "fragment"), [
+    ({"../escape.yaml": "x"}, "", "must not contain '..'"),
+    ({"/etc/escape.yaml": "x"}, "", "must be a relative path"),
+    ({"a.yaml": "x"}, "../../elsewhere", "must not contain '..'"),
+    ({".git/hooks/post-commit": "#!/bin/sh\n"}, "", "must not write into .git"),
+    ({"hooks/post-commit": "#!/bin/sh\n"}, ".git", "must not write into .git"),
+    ({"linked/file.yaml": "x"}, "", "'linked' is a symbolic link"),
+    ({"link-to-readme": "x"}, "", "is not a regular file"),
+])
+def test_writes_never_leave_the_checkout(
+    writer: Writer, repo: BareRepo, files: dict[str, str], sub_path: str, fragment: str,
+) -> None:
+    (repo.work / "linked").symlink_to("/tmp")
+    (repo.work / "link-to-readme").symlink_to("README.md")
+    before = repo.commit({"seed.yaml": "seed\n"}, "links", branch="config")
+    cond = _succeeded(writer.write(files, sub_path=sub_path))
+    assert cond["status"] == "False"
+    assert fragment in cond["message"]
+    assert _git(repo, "rev-parse", "refs/heads/config") == before, "nothing pushed"
+
+
+def test_local_paths_are_refused_when_serving(tmp_path: Path, repo: BareRepo) -> None:
+    writer = Writer(repo.path.as_uri())
+    writer.controller.configure_for_serving()
+    writer.controller.run_steps = True
+    writer.controller.wait_for_steps = True  # this test is about the URL, not the waiting
+    cond = _succeeded(writer.write({"a.yaml": "a: 1\n"}, secret=None))
+    assert cond["status"] == "False"
+    assert "local paths and file:// only in simulate" in cond["message"]
+    writer.controller.allow_local_git = True  # as in simulate, on the user's own repositories
+    sha = _commit(writer.write({"a.yaml": "a: 1\n"}, secret=None))
+    assert _git(repo, "rev-parse", "refs/heads/config") == sha
