@@ -356,6 +356,9 @@ def test_helm_install_and_uninstall_in_a_cluster_with_rbac(rbac_served: Served) 
     assert "STATUS: deployed" in installed.stdout
     assert "kubectl -n reconciler-system rollout status deployment/rec-reconciler" in (
         installed.stdout)
+    assert "--clusterrole=rec-reconciler-workload --serviceaccount=NAMESPACE:default" in (
+        installed.stdout)
+    assert "kubectl apply --server-side -f charts/reconciler/crds/" in installed.stdout
     deployment = served.get_json("deploy", "rec-reconciler", "-n", "reconciler-system")
     assert deployment["status"]["availableReplicas"] == 1
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
