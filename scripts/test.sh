@@ -11,6 +11,10 @@ bash scripts/setup.sh --dev
 # why, when it is missing; CI fails instead).
 bash scripts/checkov.sh >/dev/null \
   || echo "warning: checkov not installed (scripts/checkov.sh); its test will skip" >&2
+# playwright-core (npm, into .tools/node) and Debian's chromium for the portal's browser tests
+# (tests/portal; they skip, saying why, when either is missing).
+bash scripts/playwright.sh >/dev/null \
+  || echo "warning: playwright-core or chromium missing (scripts/playwright.sh); the portal's browser tests will skip" >&2
 .venv/bin/ruff check reconciler simulator tests benchmarks
 .venv/bin/mypy
 .venv/bin/lint-imports
