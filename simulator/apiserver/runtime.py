@@ -24,6 +24,7 @@ from reconciler.daemon.inprocess import InProcessControllers
 from reconciler.loader import LoadedObject
 from simulator.apiserver.store import Store
 from simulator.cluster import InMemoryCluster
+from simulator.tekton import TektonRuns
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +67,11 @@ class ServedCluster:
         cluster = running.backend
         if not isinstance(cluster, InMemoryCluster):
             raise TypeError("the simulator environment has no in-memory cluster")
+        # The simulated controllers run under the cluster's lock, and the API's clients are not
+        # this machine's user: Tekton never waits for steps here, and runs none unless asked.
+        for controller in running.env.controllers if running.env is not None else ():
+            if isinstance(controller, TektonRuns):
+                controller.configure_for_serving()
         # Before the workers start: the watch history sees every write they make.
         store = self.store = Store(cluster, running.lock)
         running.start(after_tick=store.scan)

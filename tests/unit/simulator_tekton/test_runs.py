@@ -239,3 +239,15 @@ def test_serving_turns_steps_off_unless_asked_and_never_waits(
             break
         time.sleep(0.1)
     assert _succeeded(tekton.get("TaskRun", "tr"))["reason"] == "Succeeded"
+
+
+def test_reconciler_serve_configures_tekton_for_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.apiserver.runtime import ServedCluster
+
+    monkeypatch.delenv("RECONCILER_SIMULATOR_RUN_STEPS", raising=False)
+    with ServedCluster([], controllers="ecosystem") as served:
+        env = served.running.env
+        assert env is not None
+        tekton = next(c for c in env.controllers if isinstance(c, TektonRuns))
+        assert (tekton.run_steps, tekton.wait_for_steps, tekton.allow_local_git) == (
+            False, False, False)
