@@ -20,6 +20,7 @@ condition, the other resources and owners go on):
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import sys
@@ -305,6 +306,10 @@ _JINJA.filters["to_json"] = _bounded_filter(
     "to_json", lambda value: json.dumps(value, sort_keys=True))
 _JINJA.filters["to_yaml"] = _bounded_filter(
     "to_yaml", lambda value: yaml.safe_dump(value, sort_keys=True).rstrip("\n"))
+# What TAP's config-writer does with ytt's base64.encode: the git-writer's `git_files` param is
+# base64 of the JSON of the files to write (`{{ config | to_json | b64encode }}`).
+_JINJA.filters["b64encode"] = _bounded_filter(
+    "b64encode", lambda value: base64.b64encode(str(value).encode("utf-8")).decode("ascii"))
 
 
 def render(template: Template, context: Mapping[str, Any],
