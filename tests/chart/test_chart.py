@@ -21,18 +21,19 @@ import pytest
 import yaml
 
 from tests.apiserver.conftest import RECONCILER, Served, needs_kubectl, serving, wait_for
+from tests.chart.harness import (
+    CHART,
+    HELM,
+    conditions_of,
+    daemon_as_the_chart_runs_it,
+    helm,
+    needs_helm,
+)
 from tests.conftest import EXAMPLES, ROOT
 from tests.e2e.daemon_harness import running_daemon
 
-HELM = ROOT / ".tools" / "bin" / "helm"
-CHART = ROOT / "charts" / "reconciler"
 ALL_FEATURES = Path(__file__).parent / "all-features.yaml"
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
-
-needs_helm = pytest.mark.skipif(
-    not HELM.exists(),
-    reason="the real helm is not installed: run `.venv/bin/python scripts/kube_tools.py`")
-
 
 def script(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name.replace("-", "_"),
@@ -41,20 +42,6 @@ def script(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def helm(*args: str, home: Path, check: bool = True,
-         timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home),
-           "HELM_CACHE_HOME": str(home / "helm-cache"),
-           "HELM_CONFIG_HOME": str(home / "helm-config"),
-           "HELM_DATA_HOME": str(home / "helm-data")}
-    done = subprocess.run([str(HELM), *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=ROOT)
-    if check and done.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} exited {done.returncode}:\n"
-                             f"{done.stdout}\n{done.stderr}")
-    return done
 
 
 def rendered(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
@@ -96,10 +83,35 @@ def _yaml_documents(root: Path) -> Iterator[dict[str, Any]]:
                 yield doc
 
 
+# Plurals of the kinds the shipped paths stamp that the simulator may not serve yet, as the
+# real projects' CRDs name them.
+UPSTREAM_PLURALS = {("scanning.apps.tanzu.vmware.com", "ImageScan"): "imagescans",
+                    ("scanning.apps.tanzu.vmware.com", "SourceScan"): "sourcescans",
+                    ("scanning.apps.tanzu.vmware.com", "ScanPolicy"): "scanpolicies"}
+
+
+def _stamped_in_text(text: str) -> list[tuple[str, str]]:
+    """(apiVersion, kind) of each object in a `ytt` or `jinja2` template's text: a `kind:` line
+    with an `apiVersion:` line at the same indentation within three lines of it."""
+    lines = text.splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        kind = re.match(r"^(\s*)(?:- )?kind:\s*([A-Za-z]\w*)\s*$", line)
+        if kind is None:
+            continue
+        for other in lines[max(0, i - 3):i + 4]:
+            version = re.match(rf"^{kind.group(1)}(?:- )?apiVersion:\s*([\w./-]+)\s*$", other)
+            if version is not None:
+                found.append((version.group(1), kind.group(2)))
+                break
+    return found
+
+
 def stamped_by_shipped_paths() -> set[tuple[str, str]]:
     """(API group, resource) of every object a template under examples/ or
-    config/supply-chains/ stamps: its `template`, or each `apiVersion`/`kind` pair of its
-    `ytt` text. Plurals come from the built-in kinds, the simulated ecosystem's and the CRDs."""
+    config/supply-chains/ stamps: its `template`, or the objects of its `ytt` or `jinja2` text.
+    Plurals come from the built-in kinds, the simulated ecosystem's, the CRDs and
+    UPSTREAM_PLURALS."""
     from reconciler.model.kinds import BUILTIN_KINDS, kind_info_from_crd
     from simulator.ecosystem import ECOSYSTEM_KINDS
 
@@ -108,7 +120,7 @@ def stamped_by_shipped_paths() -> set[tuple[str, str]]:
         kind_info_from_crd(doc) for root in (ROOT / "config" / "crds", *SHIPPED_PATHS)
         for doc in (_yaml_documents(root) if root.name == "crds" else docs)
         if doc.get("kind") == "CustomResourceDefinition")]
-    plurals = {(info.group, info.kind): info.plural for info in known}
+    plurals = {**UPSTREAM_PLURALS, **{(info.group, info.kind): info.plural for info in known}}
     found: set[tuple[str, str]] = set()
     for doc in docs:
         if not (str(doc.get("apiVersion", "")).startswith("carto.run/")
@@ -117,8 +129,7 @@ def stamped_by_shipped_paths() -> set[tuple[str, str]]:
         spec = doc.get("spec") or {}
         pairs = ([(spec["template"].get("apiVersion"), spec["template"].get("kind"))]
                  if isinstance(spec.get("template"), dict) else
-                 re.findall(r"^\s*apiVersion:\s*(\S+)\s*\n\s*kind:\s*(\S+)",
-                            str(spec.get("ytt") or ""), re.MULTILINE))
+                 _stamped_in_text(str(spec.get("ytt") or spec.get("jinja2") or "")))
         for api_version, kind in pairs:
             group = str(api_version).rpartition("/")[0]
             plural = plurals.get((group, str(kind)))
@@ -404,11 +415,6 @@ def ecosystem_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
         yield server
 
 
-def _conditions(workload: dict[str, Any] | None) -> dict[str, tuple[str, str, str]]:
-    return {c["type"]: (c["status"], c.get("reason", ""), c.get("message", ""))
-            for c in ((workload or {}).get("status") or {}).get("conditions") or []}
-
-
 @needs_helm
 @needs_kubectl
 @pytest.mark.timeout(300)
@@ -417,32 +423,7 @@ def test_the_daemon_as_the_chart_runs_it_reconciles_and_reports_a_missing_verb(
     served, ns = ecosystem_served, "reconciler-system"
     helm("--kubeconfig", str(served.kubeconfig), "install", "rec", str(CHART), "-n", ns,
          "--create-namespace", "--wait", "--timeout", "60s", home=served.home)
-    # What the Deployment's pod gets: its args, its settings and inputs ConfigMaps as files,
-    # and its ServiceAccount's token (here in a kubeconfig instead of the projected volume).
-    deployment = served.get_json("deploy", "rec-reconciler", "-n", ns)
-    [container] = deployment["spec"]["template"]["spec"]["containers"]
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    files: dict[str, Path] = {}
-    for volume in deployment["spec"]["template"]["spec"]["volumes"]:
-        if "configMap" in volume:
-            folder = files[mounts[volume["name"]]] = tmp_path / volume["name"]
-            folder.mkdir()
-            data = served.get_json("cm", volume["configMap"]["name"], "-n", ns)["data"]
-            for name, text in data.items():
-                (folder / name).write_text(text)
-    args = container["args"]
-    for mount, folder in files.items():
-        args = [arg.replace(mount, str(folder)) for arg in args]
-    assert args[0] == "run" and args[1] == f"--config={files['/etc/reconciler/settings']}" \
-        "/settings.yaml", args
-    token = served.kubectl("create", "token", "rec-reconciler", "-n", ns).stdout.strip()
-    config = yaml.safe_load(served.kubeconfig.read_text())
-    for user in config["users"]:
-        user["user"] = {"token": token}
-    kubeconfig = tmp_path / "sa.kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
-    assert served.kubectl("--kubeconfig", str(kubeconfig), "auth", "whoami").stdout.count(
-        f"system:serviceaccount:{ns}:rec-reconciler") == 1
+    args, env = daemon_as_the_chart_runs_it(served, tmp_path, ns)
     # The operator applies the greeter example (no Git) as the admin, and lets the Workload's
     # ServiceAccount (none named: `default`) write what its supply chain stamps: the daemon
     # impersonates it for those writes.
@@ -453,22 +434,17 @@ def test_the_daemon_as_the_chart_runs_it_reconciles_and_reports_a_missing_verb(
     served.kubectl("create", "rolebinding", "greeter-tenant", "-n", "default",
                    "--role=greeter-tenant", "--serviceaccount=default:default")
 
-    # Only what cannot be the pod's: loopback ports and a local data dir (the chart's `env`
-    # value overrides settings the same way).
-    env = {"RECONCILER_KUBECONFIG": str(kubeconfig),
-           "RECONCILER_DAEMON_LISTEN": "127.0.0.1:0",
-           "RECONCILER_DAEMON_ARTIFACTS_LISTEN": "127.0.0.1:0",
-           "RECONCILER_DAEMON_WEBHOOK_LISTEN": "127.0.0.1:0",
-           "RECONCILER_DAEMON_DATA_DIR": str(tmp_path / "data")}
-    with running_daemon(args[1:], tmp_path / "run.log", env=env) as daemon:
+    # A loopback artifact server (test_chart_paths keeps the settings file's address).
+    env["RECONCILER_DAEMON_ARTIFACTS_LISTEN"] = "127.0.0.1:0"
+    with running_daemon(args, tmp_path / "run.log", env=env) as daemon:
         def ready(name: str) -> dict[str, tuple[str, str, str]] | None:
-            conditions = _conditions(served.get_json("workload", name, "-n", "default"))
+            conditions = conditions_of(served.get_json("workload", name, "-n", "default"))
             return conditions if conditions.get("Ready", ("",))[0] == "True" else None
 
         try:
             wait_for(lambda: ready("hello"), seconds=60)
         except AssertionError:
-            raise AssertionError(f"{_conditions(served.get_json('workload', 'hello'))}\n"
+            raise AssertionError(f"{conditions_of(served.get_json('workload', 'hello'))}\n"
                                  f"{daemon.stderr_tail()}") from None
         greeting = served.get_json("cm", "hello-greeting", "-n", "default")
         assert greeting["data"] == {"greeting": "hello hello"}
@@ -484,7 +460,7 @@ def test_the_daemon_as_the_chart_runs_it_reconciles_and_reports_a_missing_verb(
         served.kubectl("apply", "-f", "-", stdin=second)
 
         def refused() -> dict[str, tuple[str, str, str]] | None:
-            conditions = _conditions(served.get_json("workload", "hello-again", "-n",
+            conditions = conditions_of(served.get_json("workload", "hello-again", "-n",
                                                      "default"))
             return conditions if conditions.get("Ready", ("",))[0] == "False" else None
 

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from tests.apiserver.conftest import Served, needs_kubectl, serving, wait_for
-from tests.chart.test_chart import CHART, _conditions, helm, needs_helm
+from tests.chart.harness import CHART, conditions_of, daemon_as_the_chart_runs_it, helm, needs_helm
 from tests.conftest import EXAMPLES, GitRepo
 from tests.e2e.daemon_harness import DaemonProcess, running_daemon
 
@@ -38,55 +38,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _pod_ip_env(container: dict[str, Any], pod_ip: str) -> dict[str, str]:
-    """The container's `env` as the kubelet resolves it: `status.podIP` from the Downward API
-    and `$(NAME)` references to earlier entries expanded."""
-    env: dict[str, str] = {}
-    for entry in container.get("env") or []:
-        if "valueFrom" in entry:
-            assert entry["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}, entry
-            value = pod_ip
-        else:
-            value = str(entry["value"])
-        for name, known in env.items():
-            value = value.replace(f"$({name})", known)
-        env[entry["name"]] = value
-    return env
-
-
-def daemon_as_the_chart_runs_it(served: Served, tmp_path: Path,
-                                release: str = "rec") -> tuple[list[str], dict[str, str]]:
-    """`reconciler run`'s args and environment as the release's Deployment gives them to its
-    pod: the ConfigMaps mounted as files, the env (pod IP 127.0.0.1), and a kubeconfig holding
-    the ServiceAccount's token (instead of the projected token volume). Only what cannot be the
-    pod's is added: loopback metrics and webhook ports and a local data dir."""
-    deployment = served.get_json("deploy", f"{release}-reconciler", "-n", NS)
-    [container] = deployment["spec"]["template"]["spec"]["containers"]
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    args = list(container["args"])
-    for volume in deployment["spec"]["template"]["spec"]["volumes"]:
-        if "configMap" in volume:
-            folder = tmp_path / volume["name"]
-            folder.mkdir(exist_ok=True)
-            data = served.get_json("cm", volume["configMap"]["name"], "-n", NS)["data"]
-            for name, text in data.items():
-                (folder / name).write_text(text)
-            args = [arg.replace(mounts[volume["name"]], str(folder)) for arg in args]
-    assert args[0] == "run", args
-    token = served.kubectl("create", "token", f"{release}-reconciler", "-n", NS).stdout.strip()
-    config = yaml.safe_load(served.kubeconfig.read_text())
-    for user in config["users"]:
-        user["user"] = {"token": token}
-    kubeconfig = tmp_path / "sa.kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
-    env = {**_pod_ip_env(container, "127.0.0.1"),
-           "RECONCILER_KUBECONFIG": str(kubeconfig),
-           "RECONCILER_DAEMON_LISTEN": "127.0.0.1:0",
-           "RECONCILER_DAEMON_WEBHOOK_LISTEN": "127.0.0.1:0",
-           "RECONCILER_DAEMON_DATA_DIR": str(tmp_path / "data")}
-    return args[1:], env
 
 
 def _install(served: Served, *values: str, chart: Path = CHART,
@@ -104,7 +55,7 @@ def _workload(name: str, url: str) -> str:
 
 
 def _ready(served: Served, name: str) -> dict[str, tuple[str, str, str]] | None:
-    conditions = _conditions(served.get_json("workload", name, "-n", "default"))
+    conditions = conditions_of(served.get_json("workload", name, "-n", "default"))
     return conditions if conditions.get("Ready", ("",))[0] == "True" else None
 
 
@@ -112,7 +63,7 @@ def _wait_ready(served: Served, daemon: DaemonProcess, name: str) -> None:
     try:
         wait_for(lambda: _ready(served, name), seconds=60)
     except AssertionError:
-        raise AssertionError(f"{_conditions(served.get_json('workload', name))}\n"
+        raise AssertionError(f"{conditions_of(served.get_json('workload', name))}\n"
                              f"{daemon.stderr_tail()}") from None
 
 
@@ -161,9 +112,12 @@ def test_the_paved_path_is_ready_under_the_chart_and_a_missing_verb_is_named(
     from the Workload's ClusterRole makes the next change to the Image fail, reported on the
     Workload with the ServiceAccount as the user."""
     served, port = paved_served, _free_port()
-    _install(served, "--set", "replicas=2", "--set", f"ports.artifacts={port}")
-    args, env = daemon_as_the_chart_runs_it(served, tmp_path)
-    assert "--leader-elect" in args
+    # The chart's `env` value reaches the daemon as the pod's environment.
+    _install(served, "--set", "replicas=2", "--set", f"ports.artifacts={port}",
+             "--set", "env[0].name=RECONCILER_DAEMON_CONCURRENT",
+             "--set-string", "env[0].value=3")
+    args, env = daemon_as_the_chart_runs_it(served, tmp_path, NS)
+    assert "--leader-elect" in args and env["RECONCILER_DAEMON_CONCURRENT"] == "3"
     # The settings file's artifacts_listen (":PORT", from ports.artifacts) is what the daemon
     # listens on: no flag or variable overrides it here. The URLs name the pod, not the Service.
     settings = yaml.safe_load(Path(args[0].removeprefix("--config=")).read_text())["daemon"]
@@ -181,6 +135,8 @@ def test_the_paved_path_is_ready_under_the_chart_and_a_missing_verb_is_named(
 
     with running_daemon(args, tmp_path / "run.log", env=env) as daemon:
         assert daemon.artifacts_url == f"http://127.0.0.1:{port}"
+        [started] = [e for e in daemon.log_events() if e.get("msg") == "daemon started"]
+        assert started["concurrent"] == 3 and started["lease"].startswith(f"{NS}/")
         _wait_ready(served, daemon, "band-service")
         lease = served.get_json("lease", "-n", NS, "-o", "json")["items"]
         assert [item["spec"].get("holderIdentity") for item in lease if item["spec"].get(
@@ -221,7 +177,7 @@ def test_the_paved_path_is_ready_under_the_chart_and_a_missing_verb_is_named(
         change_build("11")
 
         def refused() -> dict[str, tuple[str, str, str]] | None:
-            conditions = _conditions(served.get_json("workload", "band-service", "-n",
+            conditions = conditions_of(served.get_json("workload", "band-service", "-n",
                                                      "default"))
             return conditions if conditions.get("Ready", ("",))[0] == "False" else None
 
@@ -288,7 +244,7 @@ def test_helm_upgrade_to_a_changed_chart_and_the_daemon_upgrades_its_crds(
     inputs = served.get_json("cm", "rec-reconciler-inputs", "-n", NS)["data"]
     assert "upgradeProbe" in inputs["carto.run_workloads.yaml"]
 
-    args, env = daemon_as_the_chart_runs_it(served, tmp_path)
+    args, env = daemon_as_the_chart_runs_it(served, tmp_path, NS)
     env["RECONCILER_DAEMON_ARTIFACTS_LISTEN"] = "127.0.0.1:0"
     with running_daemon(args, tmp_path / "run.log", env=env) as daemon:
         def upgraded_crd() -> dict[str, Any] | None:
