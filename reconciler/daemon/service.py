@@ -99,6 +99,7 @@ class Daemon:
         self.artifacts: ArtifactServer | None = None
         self.webhooks: ReceiverServer | None = None
         self.leadership: Leadership | None = None
+        self.portal: Portal | None = None
         self.stop_requested = threading.Event()
         """Set by a signal, or by losing leadership: the caller leaves the `with` block."""
 
@@ -195,7 +196,8 @@ class Daemon:
 
         # The portal reads as /debug/objects does (under the loop's read lock), is fed by the
         # same change notifications as the work queues, and acts (when allowed) as a controller.
-        portal = Portal(locked, loop.read, actions=settings.portal_actions, writer=writer)
+        portal = self.portal = Portal(locked, loop.read, actions=settings.portal_actions,
+                                      writer=writer)
         portal.attach(env.backend)
         self.operations = OperationsServer(
             self.metrics.registry, self.health, settings.listen.host, settings.listen.port,

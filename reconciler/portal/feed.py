@@ -8,9 +8,10 @@ lock, so it only records and wakes; each stream waits on the feed's own conditio
 cluster's lock.
 
 A stream sends at most one `change` event per `COALESCE_SECONDS` (a reconcile writes an object
-several times; a page refetches once), a comment every `KEEPALIVE_SECONDS` (which is also how a
-closed connection is noticed), and ends after `MAX_STREAM_SECONDS` (EventSource reconnects on its
-own), so no stream holds a thread for ever. At most `max_streams` are open at once.
+several times; a page refetches once), a comment every `KEEPALIVE_SECONDS` (for proxies), an
+empty chunk every `IDLE_SECONDS` (the server then looks whether the page went away), and ends
+after `MAX_STREAM_SECONDS` (EventSource reconnects on its own), so no stream holds a thread for
+ever. At most `max_streams` are open at once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from typing import Any
 RECENT = 512
 COALESCE_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
+IDLE_SECONDS = 1.0
+"""How often an idle stream yields an empty chunk, on which the server checks whether the page
+closed the connection (so a closed page frees its slot within a second)."""
 MAX_STREAM_SECONDS = 600.0
 MAX_STREAMS = 16
 MAX_KEYS_PER_EVENT = 100
@@ -42,6 +46,7 @@ class ChangeFeed:
         self._revision = 0
         self._recent: collections.deque[tuple[int, Key]] = collections.deque(maxlen=RECENT)
         self._slots = threading.BoundedSemaphore(max_streams)
+        self._open = 0
         self._closed = False
         self.attached = False
         self.keepalive, self.lifetime, self.coalesce = keepalive, lifetime, coalesce
@@ -91,27 +96,46 @@ class ChangeFeed:
         """A stream of server-sent events, or None when `max_streams` are open already."""
         if not self._slots.acquire(blocking=False):
             return None
-        return Stream(self._stream(), self._slots.release)
+        with self._changed:
+            self._open += 1
+        return Stream(self._stream(), self._release)
+
+    def _release(self) -> None:
+        with self._changed:
+            self._open -= 1
+        self._slots.release()
+
+    @property
+    def open_streams(self) -> int:
+        with self._changed:
+            return self._open
 
     def _stream(self) -> Iterator[bytes]:
         with self._changed:
             seen = self._revision
         yield _event("hello", {"revision": seen, "live": self.attached},
                      retry_ms=2000)
-        deadline = time.monotonic() + self.lifetime
+        deadline = last_sent = time.monotonic()
+        deadline += self.lifetime
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             with self._changed:
                 self._changed.wait_for(functools.partial(self._woken, seen),
-                                       timeout=min(self.keepalive, remaining))
+                                       timeout=min(IDLE_SECONDS, remaining))
                 if self._closed:
                     return
                 fresh = self._revision > seen
             if not fresh:
-                yield b": keepalive\n\n"
+                now = time.monotonic()
+                if now - last_sent >= self.keepalive:
+                    last_sent = now
+                    yield b": keepalive\n\n"
+                else:
+                    yield b""  # nothing to send: the server checks the page is still there
                 continue
+            last_sent = time.monotonic()
             time.sleep(self.coalesce)  # let the rest of a reconcile's writes land
             with self._changed:
                 keys, complete = self._since(seen)

@@ -10,6 +10,7 @@ client leaves.
 from __future__ import annotations
 
 import contextlib
+import select
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 
@@ -26,6 +27,15 @@ def serve_request(portal: Portal, handler: BaseHTTPRequestHandler) -> None:
     length = int(headers.get("content-length") or 0)
     body = handler.rfile.read(length) if length else b""
     _write(handler, portal.handle(handler.command, handler.path, headers, body))
+
+
+def _client_gone(handler: BaseHTTPRequestHandler) -> bool:
+    """A page reading a stream sends nothing: readable means it closed the connection."""
+    try:
+        readable, _, _ = select.select([handler.connection], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _refuse_body(headers: dict[str, str]) -> PortalResponse | None:
@@ -66,6 +76,10 @@ def _write(handler: BaseHTTPRequestHandler, response: PortalResponse) -> None:
         if handler.command == "HEAD":
             return
         for chunk in stream:
+            if not chunk:
+                if _client_gone(handler):
+                    return
+                continue
             handler.wfile.write(chunk)
             handler.wfile.flush()
     except OSError:

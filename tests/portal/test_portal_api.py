@@ -1,0 +1,360 @@
+"""The portal's HTTP side without a browser: the JSON API on the daemon, its filters and bounds,
+the event stream and its cap, the actions' guards, and the portal on `reconciler serve`."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import ssl
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import pytest
+
+from reconciler.engine.wiring import load_environment
+from reconciler.loader import load_text
+from reconciler.portal import views
+from reconciler.portal.app import Portal as PortalApp
+from reconciler.portal.feed import MAX_STREAMS, ChangeFeed
+from reconciler.simulation import apply_inputs
+from tests.apiserver.conftest import serving
+from tests.conftest import ROOT
+from tests.portal.conftest import Portal, wait_until
+from tests.unit.kuttl_helpers import GREETER_CHAIN, GREETER_WORKLOAD
+
+STATIC = ROOT / "reconciler" / "portal" / "static"
+
+
+def get(portal: Portal, path: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(portal.url + path, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def post(url: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url + path, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def names(document: dict[str, Any], key: str) -> list[str]:
+    return [f"{o['namespace']}/{o['name']}" for o in document[key]]
+
+
+# --- the JSON API ------------------------------------------------------------------------
+
+def test_overview_filters_by_namespace_and_label_selector(portal: Portal) -> None:
+    wait_until("both workloads listed",
+               lambda: len(get(portal, "/ui/api/overview")[1]["workloads"]) == 2)
+    code, everything = get(portal, "/ui/api/overview")
+    assert code == 200
+    assert names(everything, "workloads") == ["team-a/web", "team-b/tested"]
+    assert names(everything, "sources") == ["team-a/web", "team-b/tested"]
+    assert {"team-a", "team-b"} <= set(everything["namespaces"])
+    assert everything["workloads"][0]["blueprint"] == "web"
+
+    assert names(get(portal, "/ui/api/overview?namespace=team-b")[1], "workloads") == [
+        "team-b/tested"]
+    for selector, expected in [("tier=frontend", ["team-a/web"]),
+                               ("tier!=frontend", ["team-b/tested"]),
+                               ("tier in (frontend,backend)", ["team-a/web", "team-b/tested"]),
+                               ("!tier", []), ("tier,tier notin (backend)", ["team-a/web"])]:
+        query = urlencode({"selector": selector})
+        assert names(get(portal, f"/ui/api/overview?{query}")[1], "workloads") == expected, \
+            selector
+
+    code, refused = get(portal, "/ui/api/overview?selector=" + quote("tier in (a"))
+    assert code == 400
+    assert "cannot read 'tier in (a'" in refused["error"]
+
+
+def test_the_path_names_every_stage_in_the_chain_order(portal: Portal) -> None:
+    path = wait_until("the tests stage failed", lambda: _failed(portal))
+    assert [s["name"] for s in path["stages"]] == ["source-provider", "tests"]
+    tests = path["stages"][1]
+    assert tests["template"] == {"kind": "ClusterTemplate", "name": "unit-tests"}
+    assert tests["stamped"]["kind"] == "TaskRun" and tests["logs"] is True
+    assert tests["inputs"] == ["source-provider"]
+    assert path["ready"]["status"] == "False"
+
+    code, logs = get(portal, "/ui/api/logs/Workload/team-b/tested/tests")
+    assert code == 200
+    [run] = logs["runs"]
+    assert run["name"] == "tested-tests" and run["succeeded"]["status"] == "False"
+    assert run["steps"][0]["step"] == "unit" and "FAIL: 2 != 3" in run["steps"][0]["log"]
+    assert get(portal, "/ui/api/logs/Workload/team-b/tested/source-provider")[1]["runs"] == []
+    assert get(portal, "/ui/api/logs/Workload/team-b/tested/nope")[0] == 404
+    assert get(portal, "/ui/api/owners/Workload/team-b/nope")[0] == 404
+    assert get(portal, "/ui/api/owners/Secret/team-b/tested")[0] == 404
+
+    events = get(portal, "/ui/api/events/Workload/team-b/tested")[1]["events"]
+    assert any(e["reason"] == "StampedObjectApplied" for e in events)
+
+
+def _failed(portal: Portal) -> dict[str, Any] | None:
+    code, path = get(portal, "/ui/api/owners/Workload/team-b/tested")
+    stages = path.get("stages") or [] if code == 200 else []
+    if len(stages) == 2 and (stages[1].get("ready") or {}).get("status") == "False":
+        return dict(path)
+    return None
+
+
+def test_every_listing_is_capped_and_says_how_many_there_were(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = load_environment("simulator")
+    workloads = "---".join(GREETER_WORKLOAD.replace("name: hello", f"name: hello-{i}")
+                           for i in range(5))
+    apply_inputs(env.backend, load_text(GREETER_CHAIN + "---" + workloads, "fleet.yaml"))
+    monkeypatch.setattr(views, "MAX_ITEMS", 3)
+    document = views.overview(env.backend, views.Filter())
+    assert names(document, "workloads") == [f"default/hello-{i}" for i in range(3)]
+    assert document["truncated"] == {"workloads": 5}
+    long = views.text("x" * 10_000)
+    assert len(long) == views.MAX_TEXT + 1 and long.endswith("…")
+
+
+@pytest.mark.parametrize("selector, problem", [
+    ("a in (b", "cannot read"), ("=x", "cannot read"), ("a,,b", "an empty term"),
+    ("a" * 2000, "longer than"), ("a=b c", "cannot read"),
+])
+def test_a_malformed_selector_is_refused_naming_the_term(selector: str, problem: str) -> None:
+    with pytest.raises(views.QueryError, match=problem):
+        views.parse_selector(selector)
+
+
+def test_selectors_read_as_kubectl_reads_them() -> None:
+    selector = views.parse_selector("app=web, tier != db,env in (dev, qa),!legacy,team")
+    labels = {"app": "web", "tier": "api", "env": "qa", "team": "x"}
+    assert all(r.holds(labels) for r in selector)
+    assert not all(r.holds({**labels, "legacy": "1"}) for r in selector)
+    assert not all(r.holds({**labels, "env": "prod"}) for r in selector)
+    assert views.parse_selector("") == ()
+
+
+# --- the stream ----------------------------------------------------------------------------
+
+def read_event(response: http.client.HTTPResponse, name: str) -> dict[str, Any]:
+    """The data of the next event called `name` (keepalive comments and others skipped)."""
+    current = ""
+    while True:
+        line = response.readline().decode()
+        assert line, "the stream ended"
+        if line.startswith("event: "):
+            current = line[7:].strip()
+        elif line.startswith("data: ") and current == name:
+            return dict(json.loads(line[6:]))
+
+
+def test_the_stream_says_what_changed_after_a_write(portal: Portal) -> None:
+    address = urlsplit(portal.url)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=15)
+    try:
+        connection.request("GET", "/ui/api/stream")
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type") == "text/event-stream"
+        hello = read_event(response, "hello")
+        assert hello["live"] is True
+
+        post(portal.url, "/ui/api/actions/reconcile",
+             json.dumps({"kind": "GitRepository", "namespace": "team-a", "name": "web"}).encode(),
+             {"Content-Type": "application/json", "Origin": portal.url})
+        change = read_event(response, "change")
+        assert change["revision"] > hello["revision"]
+        assert {"kind": "GitRepository", "namespace": "team-a", "name": "web"} in \
+            change["objects"]
+    finally:
+        connection.close()
+
+
+def test_streams_are_capped_and_a_closed_one_frees_its_slot() -> None:
+    feed = ChangeFeed(max_streams=2, keepalive=0.05)
+    first, second = feed.open(), feed.open()
+    assert first is not None and second is not None
+    assert feed.open() is None  # the third waits for a slot
+    assert next(iter(first)).startswith(b"retry: 2000\nevent: hello\n")
+    first.close()
+    third = feed.open()
+    assert third is not None
+    second.close()  # never read: its slot is freed all the same
+    third.close()
+    assert feed.open() is not None
+
+
+def test_the_daemon_answers_503_beyond_the_stream_cap(portal: Portal) -> None:
+    address = urlsplit(portal.url)
+    feed = portal.daemon.portal.feed if portal.daemon.portal is not None else None
+    assert feed is not None
+    wait_until("no stream of another test open", lambda: feed.open_streams == 0)
+    held = []
+    try:
+        for _ in range(MAX_STREAMS + 1):
+            connection = http.client.HTTPConnection(address.hostname or "", address.port,
+                                                    timeout=15)
+            held.append(connection)
+            connection.request("GET", "/ui/api/stream")
+            response = connection.getresponse()
+            if response.status != 200:
+                break
+            read_event(response, "hello")
+        assert response.status == 503
+        assert "too many live pages" in json.loads(response.read())["error"]
+        assert len(held) == MAX_STREAMS + 1
+    finally:
+        for connection in held:
+            connection.close()
+    wait_until("a slot free again", lambda: _stream_opens(portal))
+
+
+def _stream_opens(portal: Portal) -> bool:
+    address = urlsplit(portal.url)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=15)
+    try:
+        connection.request("GET", "/ui/api/stream")
+        return connection.getresponse().status == 200
+    finally:
+        connection.close()
+
+
+# --- actions -------------------------------------------------------------------------------
+
+BODY = json.dumps({"kind": "Workload", "namespace": "team-a", "name": "web"}).encode()
+
+
+@pytest.mark.parametrize("headers, code, problem", [
+    ({"Content-Type": "application/json", "Origin": "http://evil.example"}, 403,
+     "must come from the portal's own page"),
+    ({"Content-Type": "application/json"}, 403, "needs the Origin"),
+    ({"Content-Type": "text/plain", "Origin": "SAME"}, 403, "must be application/json"),
+    ({"Content-Type": "application/x-www-form-urlencoded", "Origin": "SAME"}, 403,
+     "must be application/json"),
+])
+def test_an_action_from_another_origin_or_a_form_is_refused(
+    portal: Portal, headers: dict[str, str], code: int, problem: str
+) -> None:
+    headers = {k: (portal.url if v == "SAME" else v) for k, v in headers.items()}
+    answer = post(portal.url, "/ui/api/actions/reconcile", BODY, headers)
+    assert answer[0] == code and problem in answer[1]["error"]
+
+
+def test_an_action_needs_a_known_kind_an_existing_object_and_a_small_body(
+    portal: Portal,
+) -> None:
+    same = {"Content-Type": "application/json", "Origin": portal.url}
+    secret = json.dumps({"kind": "Secret", "namespace": "team-a", "name": "x"}).encode()
+    assert post(portal.url, "/ui/api/actions/reconcile", secret, same)[0] == 400
+    gone = json.dumps({"kind": "Workload", "namespace": "team-a", "name": "gone"}).encode()
+    assert post(portal.url, "/ui/api/actions/reconcile", gone, same)[0] == 404
+    assert post(portal.url, "/ui/api/actions/delete", BODY, same)[0] == 404
+    assert post(portal.url, "/ui/api/actions/reconcile", b"[]", same)[0] == 400
+    assert post(portal.url, "/ui/api/actions/reconcile", b" " * 5000, same)[0] == 413
+    assert get(portal, "/ui/api/actions/reconcile")[0] == 405
+    code, answer = post(portal.url, "/ui/api/actions/reconcile", BODY, same)
+    assert code == 200 and answer["name"] == "web"
+
+
+def test_actions_are_refused_unless_turned_on() -> None:
+    env = load_environment("simulator")
+    apply_inputs(env.backend, load_text(GREETER_CHAIN + "---" + GREETER_WORKLOAD, "g.yaml"))
+    portal = PortalApp(env.backend)  # the default: read-only
+    body = json.dumps({"kind": "Workload", "namespace": "default", "name": "hello"}).encode()
+    answer = portal.handle("POST", "/ui/api/actions/reconcile",
+                           {"content-type": "application/json", "origin": "http://h",
+                            "host": "h"}, body)
+    assert answer.status == 403
+    assert b"daemon.portal_actions" in answer.body
+    live = env.backend.get("carto.run/v1alpha1", "Workload", "default", "hello")
+    assert "reconcile.fluxcd.io/requestedAt" not in (live or {})["metadata"].get(
+        "annotations", {})
+    assert json.loads(portal.handle("GET", "/ui/api/config", {}).body) == {
+        "actions": False, "live": False}
+
+
+# --- the page itself -----------------------------------------------------------------------
+
+def test_the_page_is_served_with_a_strict_content_security_policy(portal: Portal) -> None:
+    with urllib.request.urlopen(portal.url + "/ui/", timeout=10) as response:
+        page = response.read().decode()
+        policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe" not in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert '<script type="module" src="/ui/portal.js">' in page
+    for name in ("portal.js", "portal.css"):
+        with urllib.request.urlopen(f"{portal.url}/ui/{name}", timeout=10) as response:
+            assert response.status == 200
+    assert get(portal, "/ui/../debug/objects")[0] == 404
+
+
+def test_the_script_never_turns_data_into_markup() -> None:
+    script = (STATIC / "portal.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
+                 "new Function"):
+        assert sink not in script, sink
+    # Every <img>, <script> or handler the page could show comes from data, never the script.
+    assert not re.search(r"createElement\((?!tag\))", script)
+
+
+# --- reconciler serve -----------------------------------------------------------------------
+
+def test_serve_mounts_the_read_only_portal_beside_the_api(tmp_path: Path) -> None:
+    workload = tmp_path / "workload.yaml"
+    workload.write_text(GREETER_WORKLOAD)
+    with serving(tmp_path, str(ROOT / "examples" / "greeter" / "00-supply-chain.yaml"),
+                 str(workload)) as served:
+        context = ssl.create_default_context(cafile=None)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+
+        def fetch(path: str) -> tuple[int, Any]:
+            try:
+                with urllib.request.urlopen(served.server + path, timeout=10,
+                                            context=context) as response:
+                    return response.status, json.loads(response.read())
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read()
+
+        assert fetch("/api/v1/namespaces")[0] == 401  # the API still needs a token
+        listed = wait_until("hello Ready on the portal", lambda: _ready(fetch))
+        assert names(listed, "workloads") == ["default/hello"]
+        code, answer = fetch("/ui/api/config")
+        assert code == 200 and answer == {"actions": False, "live": True}
+        host = urlsplit(served.server).netloc
+        request = urllib.request.Request(
+            served.server + "/ui/api/actions/reconcile", method="POST",
+            data=json.dumps({"kind": "Workload", "namespace": "default",
+                             "name": "hello"}).encode(),
+            headers={"Content-Type": "application/json", "Origin": f"https://{host}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10, context=context)
+        refused.value.close()
+        assert refused.value.code == 403
+
+
+def _ready(fetch: Any) -> dict[str, Any] | None:
+    code, document = fetch("/ui/api/overview")
+    if code == 200 and document["workloads"] and \
+            document["workloads"][0]["ready"]["status"] == "True":
+        return dict(document)
+    return None
+
+
+def test_serve_under_rbac_does_not_serve_the_portal(tmp_path: Path) -> None:
+    with serving(tmp_path, "--rbac") as served:
+        request = urllib.request.Request(served.server + "/ui/api/overview")
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10, context=context)
+        refused.value.close()
+        assert refused.value.code == 401  # as any path without a token
