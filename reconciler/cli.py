@@ -400,10 +400,14 @@ def tree(paths: Sequence[str], state: Path | None, output: str, budget: float) -
               help="Authorize requests with RBAC from the cluster's Roles, ClusterRoles and "
                    "bindings (kube's default ClusterRoles are made at start). Without it every "
                    "authenticated user may do everything.")
+@click.option("--faults", metavar="SPEC|@FILE", envvar="RECONCILER_SERVE_FAULTS",
+              help="Inject faults, seeded (testing): e.g. '429=0.1,500=0.05,watch-cut=30s,"
+                   "seed=7'; 'off' injects none but serves /debug/faults to switch them "
+                   "(grammar: docs/faults.md).")
 @click.pass_context
 def serve(ctx: click.Context, paths: Sequence[str], kubeconfig: Path, listen: str,
           state: Path | None, insecure_http: bool, time_scale: float, controllers: str,
-          rbac: bool) -> None:
+          rbac: bool, faults: str | None) -> None:
     """Serve a simulated cluster over the Kubernetes API until SIGTERM or SIGINT.
 
     Loads PATHS and --state, writes a kubeconfig for an admin, prints the `export KUBECONFIG=`
@@ -437,7 +441,8 @@ def serve(ctx: click.Context, paths: Sequence[str], kubeconfig: Path, listen: st
         with _writing(state):
             found[0].load()(objects, kubeconfig=kubeconfig, host=address.host,
                             port=address.port, state=state, insecure_http=insecure_http,
-                            time_scale=time_scale, controllers=controllers, rbac=rbac)
+                            time_scale=time_scale, controllers=controllers, rbac=rbac,
+                            **({"faults": faults} if faults is not None else {}))
     except InputError as exc:
         _fail(exc)
     sys.exit(EXIT_OK)

@@ -31,6 +31,8 @@ from simulator.apiserver.certs import (
     write_key_file,
     write_kubeconfig,
 )
+from simulator.apiserver.faults import Faults, FaultSpecError
+from simulator.apiserver.faults import load as load_faults
 from simulator.apiserver.gate import Gate
 from simulator.apiserver.handlers import Api
 from simulator.apiserver.runtime import ServedCluster
@@ -51,11 +53,17 @@ class ServeOptions:
     rbac: bool = False
     """Authorize with RBAC (kube's default ClusterRoles made at start); otherwise every
     authenticated user may do everything."""
+    faults: str | None = None
+    """A fault-injection SPEC or @FILE (`faults`); None: no injection, no /debug/faults."""
 
 
 def serve(objects: Sequence[LoadedObject], options: ServeOptions) -> None:
     """Serve until SIGTERM or SIGINT (main thread only); raises InputError when it cannot start."""
     stop = threading.Event()
+    try:
+        faults = Faults(load_faults(options.faults)) if options.faults is not None else None
+    except FaultSpecError as exc:
+        raise InputError(str(exc)) from exc
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("shutting down", signal=signal.Signals(signum).name)
@@ -77,7 +85,7 @@ def serve(objects: Sequence[LoadedObject], options: ServeOptions) -> None:
             try:
                 server = ApiServer(gate, options.host, options.port, cert,
                                    ui=(lambda handler: serve_request(portal, handler))
-                                   if portal is not None else None)
+                                   if portal is not None else None, faults=faults)
             except OSError as exc:
                 raise InputError(f"cannot listen on {options.host}:{options.port}: "
                                  f"{exc.strerror}") from exc
@@ -97,6 +105,8 @@ def serve(objects: Sequence[LoadedObject], options: ServeOptions) -> None:
             finally:
                 if portal is not None:
                     portal.close()
+                if faults is not None:
+                    faults.close()  # an outage under way listens again first
                 server.stop()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -119,8 +129,8 @@ def _portal(cluster: ServedCluster, options: ServeOptions) -> Portal | None:
 
 def serve_command(objects: Sequence[LoadedObject], *, kubeconfig: Path, host: str, port: int,
                   state: Path | None, insecure_http: bool, time_scale: float,
-                  controllers: str, rbac: bool = False) -> None:
+                  controllers: str, rbac: bool = False, faults: str | None = None) -> None:
     """The `reconciler.servers` entry point: plain arguments, so the CLI needs no type of ours."""
     serve(objects, ServeOptions(kubeconfig=kubeconfig, host=host, port=port, state=state,
                                 insecure_http=insecure_http, time_scale=time_scale,
-                                controllers=controllers, rbac=rbac))
+                                controllers=controllers, rbac=rbac, faults=faults))

@@ -28,6 +28,7 @@ import structlog
 
 from reconciler.runtime.serving import READ_TIMEOUT_SECONDS, BoundedHTTPServer
 from simulator.apiserver.errors import status_body
+from simulator.apiserver.faults import Faults
 from simulator.apiserver.gate import Gate
 from simulator.apiserver.handlers import MAX_BODY_BYTES, PUBLIC, Request, Response
 
@@ -47,8 +48,9 @@ class _Server(BoundedHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], gate: Gate,
-                 tls: ssl.SSLContext | None, ui: Mounted | None = None) -> None:
-        self.gate, self.tls, self.ui = gate, tls, ui
+                 tls: ssl.SSLContext | None, ui: Mounted | None = None,
+                 faults: Faults | None = None) -> None:
+        self.gate, self.tls, self.ui, self.faults = gate, tls, ui, faults
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler, read_timeout=READ_TIMEOUT_SECONDS,
@@ -131,7 +133,14 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         request = Request(self.command, self.path, headers, body)
         try:
-            response = self.server.gate.handle(request, user, list(self.headers.items()))
+            def answer() -> Response:
+                return self.server.gate.handle(request, user, list(self.headers.items()))
+            faults = self.server.faults
+            found = answer() if faults is None else faults.around(request, answer)
+            if found is None:  # an injected fault: no answer at all
+                self.close_connection = True
+                return
+            response = found
         except Exception:
             log.exception("request failed", method=self.command, path=self.path.split("?")[0])
             response = Response(500, status_body(500, "an internal error occurred while "
@@ -210,16 +219,24 @@ class ApiServer:
     and `ui` under `/ui` when given."""
 
     def __init__(self, gate: Gate, host: str, port: int,
-                 cert: tuple[Path, Path] | None, ui: Mounted | None = None) -> None:
+                 cert: tuple[Path, Path] | None, ui: Mounted | None = None,
+                 faults: Faults | None = None) -> None:
         tls = None
         if cert is not None:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.minimum_version = ssl.TLSVersion.TLSv1_2
             tls.load_cert_chain(str(cert[0]), str(cert[1]))
             tls.set_alpn_protocols(["http/1.1"])
-        self._httpd = _Server((host, port), gate, tls, ui)
+        self._httpd = _Server((host, port), gate, tls, ui, faults)
         self._thread: threading.Thread | None = None
         self.secure = tls is not None
+        self._port = port
+
+        def remake(port: int) -> _Server:
+            return _Server((host, port), gate, tls, ui, faults)
+        self._remake = remake
+        if faults is not None:
+            faults.attach(self)
 
     @property
     def url(self) -> str:
@@ -238,6 +255,21 @@ class ApiServer:
                                         kwargs={"poll_interval": 0.1}, name="apiserver",
                                         daemon=True)
         self._thread.start()
+
+    def stop_listening(self) -> None:
+        """Go away (an injected outage): new connections are refused until `listen_again`."""
+        self._port = int(self._httpd.server_address[1])
+        self.stop()
+
+    def listen_again(self) -> None:
+        """Listen again on the port `stop_listening` gave up."""
+        for _ in range(50):
+            try:
+                self._httpd = self._remake(self._port)
+                break
+            except OSError:
+                threading.Event().wait(0.1)
+        self.start()
 
     def stop(self) -> None:
         self._httpd.shutdown()
