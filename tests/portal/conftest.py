@@ -207,10 +207,10 @@ class Browser:
         assert answer["ok"], f"{op} {args}: {answer.get('error')}"
         return answer.get("value")
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, full_page: bool = True) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
-        self("screenshot", path=str(path), fullPage=True)
+        self("screenshot", path=str(path), fullPage=full_page)
         return path
 
     def close(self) -> None:

@@ -59,7 +59,10 @@ def test_a_commit_flows_through_the_path_without_a_reload(
     browser("wait", selector=STAGE.format("config") + ' [data-output="config"]', text=commit)
     browser("wait", selector=STAGE.format("source-provider") + ' [data-output="revision"]',
             text=commit)
-    browser("wait", selector='#sources tr[data-name="web"] td:last-child', text=commit)
+    browser("wait", selector='#sources tr[data-name="web"] td:last-child',
+            attr="data-revision", value=f"main@sha1:{commit}")
+    assert browser("text", selector='#sources tr[data-name="web"] td:last-child') == \
+        f"main@sha1:{commit[:12]}…"
     assert browser("eval", expression="window.__sameDocument === true")  # no reload
     assert browser("navigations") == navigations
     browser.screenshot("new-revision")
@@ -86,6 +89,8 @@ def test_a_failed_stage_shows_its_condition_and_its_logs_as_text(
     assert browser("attr", selector=STAGE.format("tests") + " button[aria-controls]",
                    attr="aria-expanded") == "true"
     browser.screenshot("failed-stage")
+    browser("eval", expression="window.scrollTo(0, 0)")
+    browser.screenshot("portal", full_page=False)  # docs/portal.png is one of these
 
 
 def test_filters_by_namespace_and_label_selector(portal: Portal, browser: Browser) -> None:

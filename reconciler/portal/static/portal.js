@@ -84,6 +84,12 @@ function renderNamespaces(namespaces) {
   select.value = chosen;
 }
 
+// A revision as a list shows it: a long digest cut to 12 characters (the whole in its title).
+function revisionCell(revision) {
+  const short = (revision || "").replace(/([0-9a-f]{12})[0-9a-f]{28,}/g, "$1…");
+  return el("td", { class: "mono", "data-revision": revision || "", title: revision || null }, short);
+}
+
 function ownerRow(item, kind) {
   const current = state.selected && state.selected.kind === kind &&
     state.selected.namespace === item.namespace && state.selected.name === item.name;
@@ -98,7 +104,7 @@ function ownerRow(item, kind) {
     item.ready && item.ready.status !== "True" && item.ready.reason
       ? el("span", { class: "reason" }, item.ready.reason) : null),
   el("td", {}, item.blueprint || ""),
-  el("td", { class: "mono" }, item.revision || ""));
+  revisionCell(item.revision));
 }
 
 function sourceRow(item, kind) {
@@ -110,7 +116,7 @@ function sourceRow(item, kind) {
     item.ready && item.ready.status !== "True" && item.ready.reason
       ? el("span", { class: "reason" }, item.ready.reason) : null),
   el("td", { class: "mono" }, kind === "GitRepository" ? (item.url || "") : (item.suspended ? "yes" : "no")),
-  el("td", { class: "mono" }, item.revision || ""));
+  revisionCell(item.revision));
 }
 
 function renderTable(id, items, row, kind, truncated) {
