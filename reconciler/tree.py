@@ -5,7 +5,11 @@ Kustomizations). An object is a child of an owner when it names it in a controll
 ownerReference (what supply chains and runnables stamp) or sits in its `status.inventory`
 (what a Kustomization applied); children are walked the same way, so a Runnable stamped by a
 supply chain shows its runs below it. Health is the object's `Ready` condition when it has one,
-else Argo CD's assessment.
+else its `Succeeded` condition (Tekton runs, image scans), else Argo CD's assessment.
+
+A Workload's or Deliverable's children come in supply-chain order, each named after its stage
+(`report.stages`): the template that stamped it, the stage's inputs and outputs, and, for a
+stage that is not healthy, why, with the last logs of its failed Tekton TaskRun.
 """
 
 from __future__ import annotations
@@ -18,15 +22,22 @@ from reconciler.apply.health import assess
 from reconciler.apply.inventory import Inventory
 from reconciler.model.conditions import find_condition
 from reconciler.model.objects import GroupVersionKind, Obj, ObjectKey, meta, status_of
+from reconciler.report import Stage, stage_detail_lines, stages
 
 ROOT_KINDS = {("carto.run", "Workload"), ("carto.run", "Deliverable"),
               ("carto.run", "Runnable"), ("kustomize.toolkit.fluxcd.io", "Kustomization")}
+
+
+_BLUEPRINT_REFS = {"Workload": ("supply chain", "supplyChainRef"),
+                   "Deliverable": ("delivery", "deliveryRef")}
 
 
 @dataclass
 class Node:
     obj: Obj
     children: list[Node] = field(default_factory=list)
+    stage: Stage | None = None
+    """The supply-chain or delivery stage that stamped this object (children of owners)."""
 
     @property
     def title(self) -> str:
@@ -36,12 +47,31 @@ class Node:
 
     @property
     def state(self) -> str:
-        ready = find_condition(status_of(self.obj).get("conditions"), "Ready")
-        if ready is not None:
-            reason = ready.get("reason") or ""
-            return f"Ready={ready.get('status')}" + (f" ({reason})" if reason else "")
+        conditions = status_of(self.obj).get("conditions")
+        for type_ in ("Ready", "Succeeded"):
+            cond = find_condition(conditions, type_)
+            if cond is not None:
+                reason = cond.get("reason") or ""
+                return f"{type_}={cond.get('status')}" + (f" ({reason})" if reason else "")
         health = assess(self.obj)
         return str(health.status.value)
+
+    @property
+    def blueprint(self) -> str:
+        """`supply chain: NAME` for a Workload, `delivery: NAME` for a Deliverable, else ''."""
+        found = _BLUEPRINT_REFS.get(str(self.obj.get("kind")))
+        if found is None:
+            return ""
+        ref = status_of(self.obj).get(found[1])
+        name = ref.get("name") if isinstance(ref, Mapping) else None
+        return f"{found[0]}: {name}" if name else ""
+
+    @property
+    def label(self) -> str:
+        """The node's line: its stage (if any), the object, its state, its blueprint."""
+        stage = f"{self.stage.name}: " if self.stage is not None else ""
+        blueprint = f"  {self.blueprint}" if self.blueprint else ""
+        return f"{stage}{self.title}  {self.state}{blueprint}"
 
 
 def build(objects: Sequence[Obj]) -> list[Node]:
@@ -61,15 +91,30 @@ def build(objects: Sequence[Obj]) -> list[Node]:
                 if all(k is not child for k in kids):
                     kids.append(child)
 
-    def grow(obj: Obj, seen: frozenset[str]) -> Node:
+    def grow(obj: Obj, seen: frozenset[str], stage: Stage | None = None) -> Node:
         uid = str(meta(obj).get("uid"))
         kids = sorted(children.get(uid, []), key=lambda o: ObjectKey.of(o))
-        return Node(obj, [grow(k, seen | {uid}) for k in kids
-                          if str(meta(k).get("uid")) not in seen])
+        kids = [k for k in kids if str(meta(k).get("uid")) not in seen]
+        staged: list[Node] = []
+        if str(obj.get("kind")) in _BLUEPRINT_REFS:
+            # Stamped objects in supply-chain order, each with its stage; the rest after them.
+            for found in stages(obj, objects):
+                match = next((k for k in kids if _is_stamped(k, found)), None)
+                if match is not None:
+                    kids.remove(match)
+                    staged.append(grow(match, seen | {uid}, found))
+        return Node(obj, staged + [grow(k, seen | {uid}) for k in kids], stage)
 
     roots = [o for o in objects if GroupVersionKind.of(o).group_kind in ROOT_KINDS
              and not _owned(o, by_uid)]
     return [grow(o, frozenset()) for o in sorted(roots, key=lambda o: ObjectKey.of(o))]
+
+
+def _is_stamped(obj: Obj, stage: Stage) -> bool:
+    ref = stage.stamped
+    return bool(ref) and (obj.get("apiVersion"), obj.get("kind"), meta(obj).get("name"),
+                          meta(obj).get("namespace") or "") == (
+        ref.get("apiVersion"), ref.get("kind"), ref.get("name"), ref.get("namespace") or "")
 
 
 def _owned(obj: Obj, by_uid: Mapping[str, Any]) -> bool:
@@ -88,8 +133,12 @@ def render(roots: Sequence[Node]) -> str:
 
     def walk(node: Node, prefix: str, last: bool, top: bool) -> None:
         branch = "" if top else ("└── " if last else "├── ")
-        lines.append(f"{prefix}{branch}{node.title}  {node.state}")
+        lines.append(f"{prefix}{branch}{node.label}")
         below = prefix if top else prefix + ("    " if last else "│   ")
+        if node.stage is not None:
+            # Details hang under the node's own line, beside the line to its children.
+            rail = below + ("│   " if node.children else "    ")
+            lines.extend(f"{rail}{detail}" for detail in stage_detail_lines(node.stage))
         for i, child in enumerate(node.children):
             walk(child, below, i == len(node.children) - 1, False)
 
@@ -100,7 +149,12 @@ def render(roots: Sequence[Node]) -> str:
 
 def to_json(roots: Sequence[Node]) -> list[dict[str, Any]]:
     def one(node: Node) -> dict[str, Any]:
-        return {"object": node.title, "state": node.state,
-                "children": [one(c) for c in node.children]}
+        doc: dict[str, Any] = {"object": node.title, "state": node.state}
+        if node.blueprint:
+            doc["blueprint"] = node.blueprint
+        if node.stage is not None:
+            doc["stage"] = node.stage.to_json()
+        doc["children"] = [one(c) for c in node.children]
+        return doc
 
     return [one(r) for r in roots]

@@ -10,17 +10,19 @@ required to name `apiVersion` and `kind`.
 kuttl's own objects are honoured where the simulator can: a `TestStep` (in an apply file) for
 `delete`, `apply`, `assert` and `error`; a `TestAssert` (in an assert file) for `timeout`.
 Commands cannot run against an in-memory cluster, so a step that has them is refused.
+Apply files get `${VAR}` expansion from the environment, as `reconciler simulate` inputs do.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.kuttl.suite import KUTTL_API, STEP_FILE
-from reconciler.loader import LoadedObject, load_text
+from reconciler.loader import LoadedObject, expand_env, load_text
 from reconciler.model.errors import InputError, LoadError
 from reconciler.model.limits import DEFAULT_LIMITS
 from reconciler.model.objects import Obj
@@ -109,7 +111,9 @@ def _load_file(step: Step, file: Path, test_dir: Path) -> None:
     if not step.name and role_match is not None:
         step.name = role_match.group(1) + (role_match.group(2) or "")
     plain, kuttl_objects = _split_kuttl(text, str(file))
-    step.applies.extend(load_text(plain, str(file)))
+    # `${VAR}` as `reconciler simulate` expands it, so a suite can name a repository that only
+    # exists where it runs (the app's Git URL); an unset variable fails the test, naming it.
+    step.applies.extend(load_text(expand_env(plain, str(file), os.environ), str(file)))
     for obj, source in kuttl_objects:
         if obj.get("kind") != "TestStep":
             raise StepError(f"{source}: kuttl kind {obj.get('kind')} is not allowed in an "

@@ -18,12 +18,14 @@ def test_tree_of_the_paved_path(make_repo: Callable[..., GitRepo], cli: Callable
     ran = cli("tree", str(PAVED), "--state", str(state), env={"APP_REPO_URL": repo.url})
     assert ran.code == 0, ran.stderr
     lines = ran.stdout.splitlines()
-    assert lines[0] == "Workload/default/band-service  Ready=True (Ready)"
-    assert sorted(line[4:] for line in lines[1:]) == [
-        "GitRepository/default/band-service  Ready=True (Succeeded)",
-        "Image/default/band-service  Ready=True",
-        "Service/default/band-service  Ready=True",
+    assert lines[0] == "Workload/default/band-service  Ready=True (Ready)  supply chain: web"
+    # The stamped objects in supply-chain order, each named after its stage.
+    assert [line[4:] for line in lines[1:] if line[:4] in ("├── ", "└── ")] == [
+        "source-provider: GitRepository/default/band-service  Ready=True (Succeeded)",
+        "image-builder: Image/default/band-service  Ready=True",
+        "deployer: Service/default/band-service  Ready=True",
     ]
+    assert "        template: ClusterTemplate/knative-deploy  inputs: image-builder" in lines
     saved = cli("tree", "--state", str(state), "-o", "json")
     assert saved.code == 0, saved.stderr
     owners = saved.json()["owners"]
