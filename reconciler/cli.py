@@ -284,7 +284,7 @@ def simulate(paths: Sequence[str], output: str, state: Path | None, budget: floa
     except InputError as exc:
         _fail(exc)
     if output == "table":
-        click.echo(render_table(result.workloads, result.summary))
+        click.echo(render_table(result.workloads, result.summary, result.objects))
     else:
         document = result.document()
         if not show_secrets:
