@@ -57,6 +57,7 @@ can exercise the failure path without a cluster:
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import contextlib
 import hashlib
@@ -367,6 +368,21 @@ def _working_dir(step: Mapping[str, Any], values: Mapping[str, str], source: Pat
     return source
 
 
+_running_groups: set[int] = set()
+_groups_lock = threading.Lock()
+
+
+@atexit.register
+def _kill_all() -> None:
+    """At exit, end every step still running: its thread is a daemon thread, its process group
+    would otherwise outlive `reconciler`."""
+    with _groups_lock:
+        groups = list(_running_groups)
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+
+
 def run_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline: float,
                 log_bytes: int) -> tuple[int, str, bool]:
     """Run `argv` in its own process group until it exits or `deadline` (monotonic) passes;
@@ -380,6 +396,8 @@ def run_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline
     except OSError as exc:
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         return code, f"cannot run {argv[0]!r}: {exc.strerror}\n", False
+    with _groups_lock:
+        _running_groups.add(proc.pid)
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
 
@@ -406,6 +424,8 @@ def run_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        with _groups_lock:
+            _running_groups.discard(proc.pid)
         reader.join(timeout=5)
         proc.stdout.close()
     code = proc.returncode
@@ -491,8 +511,6 @@ class TektonRuns:
         self.allow_local_git = True
         """Whether the git-writer may push to local paths and file:// URLs."""
         self._jobs: dict[str, _Job] = {}
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
 
     def configure_for_serving(self) -> None:
         """`reconciler serve`: never wait while holding the cluster's lock, no local Git
@@ -568,6 +586,7 @@ class TektonRuns:
             self._write(run, start, Condition(SUCCEEDED, UNKNOWN, "Running",
                                               TASK_RUN.running_message), results=None,
                         extra={"podName": f"{name_of(run)}-pod"})
+            run = self.backend.get(TEKTON_API, "TaskRun", namespace_of(run), name_of(run)) or run
         if remaining > 0:
             return remaining
         if not job.future.done():
@@ -630,14 +649,7 @@ class TektonRuns:
 
         log.info("running TaskRun", namespace=namespace_of(run), name=name_of(run),
                  task=task, kind="git-writer" if writer else "steps")
-        return self._executor().submit(_guarded, work, task)
-
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=2, thread_name_prefix="simulated-tekton")
-            return self._pool
+        return _start_job(work, task)
 
     def _timeout(self, given: Any) -> float:
         seconds = parse_duration(given)
@@ -903,6 +915,26 @@ class _PipelineTask:
     @property
     def name(self) -> str:
         return str(self.item["name"])
+
+
+_JOB_SLOTS = threading.BoundedSemaphore(2)
+"""TaskRuns whose steps run at the same time, in the whole process."""
+
+
+def _start_job(work: Callable[[], TaskOutcome],
+               task: str) -> concurrent.futures.Future[TaskOutcome]:
+    """Run `work` on a daemon thread (an exiting process does not wait for a step; `_kill_all`
+    ends the steps' process groups), at most two at a time."""
+    future: concurrent.futures.Future[TaskOutcome] = concurrent.futures.Future()
+
+    def body() -> None:
+        with _JOB_SLOTS:
+            if not future.set_running_or_notify_cancel():
+                return
+            future.set_result(_guarded(work, task))
+
+    threading.Thread(target=body, name=f"simulated-tekton-{task}", daemon=True).start()
+    return future
 
 
 def _guarded(work: Callable[[], TaskOutcome], task: str) -> TaskOutcome:
