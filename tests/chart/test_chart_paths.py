@@ -5,7 +5,8 @@ ServiceAccount's token):
 
 - the paved path (examples/paved-path: a GitRepository fetched for real from `git daemon` ->
   a kpack Image -> a Knative Service) becomes Ready with two replicas and leader election, the
-  artifact server on the port the settings file names and the artifact URLs naming the pod;
+  artifact server on the port the settings file names and the artifact URLs naming the pod,
+  and again after the leader goes, under the new leader's address;
 - one verb taken from a stamped kind is reported on the Workload, naming verb, resource, group,
   namespace and user;
 - `helm upgrade` to a changed chart (a changed CRD in `crds/`) keeps working: helm leaves the
@@ -17,10 +18,10 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -28,7 +29,7 @@ import yaml
 from tests.apiserver.conftest import Served, needs_kubectl, serving, wait_for
 from tests.chart.harness import CHART, conditions_of, daemon_as_the_chart_runs_it, helm, needs_helm
 from tests.conftest import EXAMPLES, GitRepo
-from tests.e2e.daemon_harness import DaemonProcess, running_daemon
+from tests.e2e.daemon_harness import DaemonProcess, http_get, running_daemon
 
 NS = "reconciler-system"
 PAVED = EXAMPLES / "paved-path"
@@ -101,10 +102,13 @@ def band_service(make_repo: Callable[..., GitRepo]) -> GitRepo:
 @needs_helm
 @needs_kubectl
 @pytest.mark.timeout(300)
-def test_the_paved_path_is_ready_under_the_chart_and_a_missing_verb_is_named(
+def test_the_paved_path_under_the_chart_fails_over_and_names_a_missing_verb(
         paved_served: Served, band_service: GitRepo, serve_repo: Callable[[GitRepo], str],
         tmp_path: Path) -> None:
-    """Which grant a missing verb is taken from: a Workload's writes go as its ServiceAccount
+    """Two replicas: the leader's artifact URLs name its own pod; the standby's store is empty;
+    when the leader goes, the new one stores the artifact again under its own address.
+
+    Which grant a missing verb is taken from: a Workload's writes go as its ServiceAccount
     (the daemon impersonates it; `default` when it names none), and only its reads go as the
     daemon. So a verb for a stamped kind matters in the ClusterRole bound to that
     ServiceAccount, the chart's `rec-reconciler-workload`: taking `patch` on kpack Images from
@@ -144,8 +148,7 @@ def test_the_paved_path_is_ready_under_the_chart_and_a_missing_verb_is_named(
         source = served.get_json("gitrepository", "band-service", "-n", "default")
         url = source["status"]["artifact"]["url"]
         assert url.startswith(f"http://127.0.0.1:{port}/"), url
-        with urllib.request.urlopen(url, timeout=10) as response:
-            assert response.status == 200 and response.read()
+        assert http_get(url)[0] == 200
         image = served.get_json("image.kpack.io", "band-service", "-n", "default")
         first_image = image["status"]["latestImage"]
         assert first_image.startswith("registry.example.com/apps/band-service@sha256:")
@@ -154,48 +157,78 @@ def test_the_paved_path_is_ready_under_the_chart_and_a_missing_verb_is_named(
         assert knative["status"]["url"] == "http://band-service.default.example.com"
         assert knative["spec"]["template"]["spec"]["containers"][0]["image"] == first_image
 
-        def change_build(value: str) -> None:
-            workload = served.get_json("workload", "band-service", "-n", "default")
-            workload["spec"]["build"]["env"] = [{"name": "BP_JVM_VERSION", "value": value}]
-            served.kubectl("replace", "-f", "-", stdin=json.dumps(workload))
+        # A second replica stands by with a store of its own, empty: the artifacts Service,
+        # balancing across both pods, would answer every other fetch with a 404. (Both "pods"
+        # share this host's network here, so the second gets another port than the chart's.)
+        port_b = _free_port()
+        env_b = {**env, "RECONCILER_DAEMON_ARTIFACTS_LISTEN": f"127.0.0.1:{port_b}",
+                 "RECONCILER_DAEMON_ARTIFACTS_URL": f"http://127.0.0.1:{port_b}",
+                 "RECONCILER_DAEMON_DATA_DIR": str(tmp_path / "data-b")}
+        with running_daemon(args, tmp_path / "standby.log", env=env_b) as standby:
+            path = urlsplit(url).path
+            assert http_get(f"http://127.0.0.1:{port_b}{path}")[0] == 404
+            assert not any(e.get("msg") == "workers started" for e in standby.log_events())
+            # The leader goes (SIGTERM releases the Lease); the standby leads, stores the
+            # artifact again and writes its own address, and the path is Ready again.
+            assert daemon.stop() == 0, daemon.stderr_tail()
 
-        def image_env() -> list[dict[str, str]]:
-            got = served.get_json("image.kpack.io", "band-service", "-n", "default")
-            return list(got["spec"]["build"]["env"])
+            def moved() -> str | None:
+                got = served.get_json("gitrepository", "band-service", "-n", "default")
+                now = str(got["status"]["artifact"]["url"])
+                return now if now.startswith(f"http://127.0.0.1:{port_b}/") else None
 
-        # Not the daemon's own grant: the Image is still updated, as the ServiceAccount.
-        _set_verbs(served, "rec-reconciler", "kpack.io", "images",
-                   ["get", "list", "watch", "create", "update", "delete"])
-        change_build("17")
-        wait_for(lambda: image_env() == [{"name": "BP_JVM_VERSION", "value": "17"}],
-                 seconds=60)
-        _wait_ready(served, daemon, "band-service")
+            try:
+                new_url = wait_for(moved, seconds=60)
+            except AssertionError:
+                raise AssertionError(standby.stderr_tail()) from None
+            assert http_get(new_url)[0] == 200
+            _wait_ready(served, standby, "band-service")
 
-        # The Workload's: refused, and the Workload says exactly what is missing.
-        _set_verbs(served, "rec-reconciler-workload", "kpack.io", "images",
-                   ["get", "list", "watch", "create", "update", "delete"])
-        change_build("11")
+            def change_build(value: str) -> None:
+                # A merge patch: no resourceVersion to race the daemon's status writes with.
+                change = {"spec": {"build": {"env": [{"name": "BP_JVM_VERSION",
+                                                      "value": value}]}}}
+                served.kubectl("patch", "workload", "band-service", "-n", "default",
+                               "--type", "merge", "-p", json.dumps(change))
 
-        def refused() -> dict[str, tuple[str, str, str]] | None:
-            conditions = conditions_of(served.get_json("workload", "band-service", "-n",
-                                                     "default"))
-            return conditions if conditions.get("Ready", ("",))[0] == "False" else None
+            def image_env() -> list[dict[str, str]]:
+                got = served.get_json("image.kpack.io", "band-service", "-n", "default")
+                return list(got["spec"]["build"]["env"])
 
-        try:
-            conditions = wait_for(refused, seconds=60)
-        except AssertionError:
-            raise AssertionError(daemon.stderr_tail()) from None
-        message = (
-            "unable to apply object [default/band-service] for resource [image-builder] in "
-            "supply chain [web]: forbidden to patch images.kpack.io 'band-service' in "
-            "namespace 'default': images.kpack.io \"band-service\" is forbidden: User "
-            "\"system:serviceaccount:default:default\" cannot patch resource \"images\" in API "
-            "group \"kpack.io\" in the namespace \"default\". Grant ServiceAccount "
-            "default/default the 'patch' verb on 'images.kpack.io' (a Role, or a ClusterRole for "
-            "cluster-scoped kinds and lists across namespaces) and bind it")
-        assert conditions["Ready"] == ("False", "TemplateRejectedByAPIServer", message)
-        assert image_env() == [{"name": "BP_JVM_VERSION", "value": "17"}]
-        assert daemon.stop() == 0, daemon.stderr_tail()
+            # Not the daemon's own grant: the Image is still updated, as the ServiceAccount.
+            _set_verbs(served, "rec-reconciler", "kpack.io", "images",
+                       ["get", "list", "watch", "create", "update", "delete"])
+            change_build("17")
+            wait_for(lambda: image_env() == [{"name": "BP_JVM_VERSION", "value": "17"}],
+                     seconds=60)
+            _wait_ready(served, standby, "band-service")
+
+            # The Workload's: refused, and the Workload says exactly what is missing.
+            _set_verbs(served, "rec-reconciler-workload", "kpack.io", "images",
+                       ["get", "list", "watch", "create", "update", "delete"])
+            change_build("11")
+
+            def refused() -> dict[str, tuple[str, str, str]] | None:
+                conditions = conditions_of(served.get_json("workload", "band-service", "-n",
+                                                         "default"))
+                rejected = ("False", "TemplateRejectedByAPIServer")
+                return conditions if conditions.get("Ready", ("",))[:2] == rejected else None
+
+            try:
+                conditions = wait_for(refused, seconds=60)
+            except AssertionError:
+                raise AssertionError(standby.stderr_tail()) from None
+            message = (
+                "unable to apply object [default/band-service] for resource [image-builder] in "
+                "supply chain [web]: forbidden to patch images.kpack.io 'band-service' in "
+                "namespace 'default': images.kpack.io \"band-service\" is forbidden: User "
+                "\"system:serviceaccount:default:default\" cannot patch resource \"images\" in "
+                "API group \"kpack.io\" in the namespace \"default\". Grant ServiceAccount "
+                "default/default the 'patch' verb on 'images.kpack.io' (a Role, or a ClusterRole "
+                "for cluster-scoped kinds and lists across namespaces) and bind it")
+            assert conditions["Ready"] == ("False", "TemplateRejectedByAPIServer", message)
+            assert image_env() == [{"name": "BP_JVM_VERSION", "value": "17"}]
+            assert standby.stop() == 0, standby.stderr_tail()
 
 
 @pytest.fixture
