@@ -2,30 +2,126 @@
 
 They fill in the status outputs real controllers would, on the virtual clock, so supply chains
 that read `status.latestImage` or wait for a `Ready` condition run end to end without them.
+
+kpack (`ImageBuilder`). A `kpack.io/v1alpha2` `Image` gets one `Build` per new source (blob URL,
+Git revision or source image) or other spec change, as kpack creates them: `<image>-build-<N>`,
+labels `image.kpack.io/image`, `image.kpack.io/buildNumber` and `image.kpack.io/imageGeneration`,
+annotation `image.kpack.io/reason` (CONFIG for the first build and spec changes, COMMIT for a new
+source), an owner reference to the Image. A Build takes `Timing.image_build` virtual seconds
+(`Succeeded` Unknown meanwhile), then:
+
+- fetches its blob source (`simulator.sourcefetch`, bounded) and runs a detect phase on
+  `spec.source.subPath` (or the root): some buildpack must recognise the app by one of
+  `DETECT_FILES` (requirements.txt, setup.py, pyproject.toml, Pipfile, any *.py, package.json,
+  go.mod, pom.xml, build.gradle(.kts), Gemfile, composer.json, *.csproj/*.fsproj/*.vbproj,
+  Procfile or project.toml) at that directory's top level. None, or a source that cannot be
+  fetched, fails the Build: `Succeeded` False, reason `BuildFailed`, the message saying why.
+  Git and registry-image sources are not fetched (nothing to detect on: they build);
+- reads `.reconciler/scan-report.json` when the source has one: a Trivy JSON report the scenario
+  provides as the simulated registry's vulnerability data for the image. It is validated
+  (`Limits.scan_report_bytes`, Trivy's schema; a bad one fails the Build, it never passes as
+  clean) and recorded, reduced, as annotation `simulator.reconciler.dev/scan-report` for the
+  scanner (`simulator.scanning`);
+- succeeds with `status.latestImage` `<spec.tag>@sha256:<sha256 of the tag and the source's
+  identity>` (the blob URL, which is content addressed; the Git URL and revision; the image).
+
+The Image mirrors its latest Build: `buildCounter`, `latestBuildRef`, `latestBuildReason`,
+`latestBuildImageGeneration`; `Ready` Unknown while it runs, True with `latestImage` when it
+succeeds, False (reason `BuildFailed`, the Build's message) when it fails, keeping the last good
+`latestImage`, so what was deployed keeps running. Builds beyond `successBuildHistoryLimit` /
+`failedBuildHistoryLimit` (10 each by default) are deleted, oldest first, never the latest.
+
+`reconciler serve` calls `configure_for_serving`: there the API's clients are not this machine's
+user, so sources are not fetched (builds skip detection and scan data) unless
+`RECONCILER_SIMULATOR_FETCH_SOURCES=true`.
+
+Knative (`KnativeServing`). A `serving.knative.dev/v1` `Service` gets a new `Revision` for each
+distinct `spec.template` (`<name>-00001`, `-00002`, ...; labels `serving.knative.dev/service`,
+`.../configuration`, `.../configurationGeneration`; owned by the Service). A Revision becomes
+Ready `Timing.knative_rollout` virtual seconds after it is created. The Service reports
+`latestCreatedRevisionName`, `latestReadyRevisionName`, 100% of its traffic to the latest ready
+revision (the previous one keeps serving while a new one rolls out), `url` and `address`, and
+`Ready` once the latest created revision is ready. The newest `_REVISIONS_KEPT` revisions are
+kept.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, Final
+
+import structlog
 
 from reconciler.backends.base import Backend
-from reconciler.model.conditions import Condition, merge_conditions
+from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, merge_conditions
 from reconciler.model.kinds import KindInfo
+from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.model.objects import Obj, meta, spec_of, status_of
 from reconciler.runtime.clock import Clock, rfc3339
+from simulator.scanning import (
+    SCAN_REPORT_ANNOTATION,
+    SCAN_REPORT_PATH,
+    SCANNING_KINDS,
+    ReportError,
+    compact_report,
+    parse_trivy_report,
+)
+from simulator.sourcefetch import SourceFetchError, fetch_source
+
+log = structlog.get_logger(__name__)
 
 ECOSYSTEM_KINDS: tuple[KindInfo, ...] = (
     KindInfo("kpack.io", ("v1alpha2", "v1alpha1"), "Image", "images", True),
     KindInfo("kpack.io", ("v1alpha2", "v1alpha1"), "Build", "builds", True),
     KindInfo("kpack.io", ("v1alpha2",), "ClusterBuilder", "clusterbuilders", False),
     KindInfo("serving.knative.dev", ("v1",), "Service", "services", True),
+    KindInfo("serving.knative.dev", ("v1",), "Revision", "revisions", True),
     KindInfo("tekton.dev", ("v1", "v1beta1"), "PipelineRun", "pipelineruns", True),
     KindInfo("tekton.dev", ("v1", "v1beta1"), "TaskRun", "taskruns", True),
     KindInfo("tekton.dev", ("v1", "v1beta1"), "Pipeline", "pipelines", True),
     KindInfo("tekton.dev", ("v1", "v1beta1"), "Task", "tasks", True),
+    *SCANNING_KINDS,
 )
+
+KPACK_API: Final = "kpack.io/v1alpha2"
+KNATIVE_API: Final = "serving.knative.dev/v1"
+IMAGE_LABEL: Final = "image.kpack.io/image"
+BUILD_NUMBER_LABEL: Final = "image.kpack.io/buildNumber"
+IMAGE_GENERATION_LABEL: Final = "image.kpack.io/imageGeneration"
+REASON_ANNOTATION: Final = "image.kpack.io/reason"
+BUILD_SPEC_ANNOTATION: Final = "simulator.reconciler.dev/image-spec"
+"""On a Build: the digest of the Image spec it builds, so a changed spec gets a new Build."""
+TEMPLATE_ANNOTATION: Final = "simulator.reconciler.dev/template"
+"""On a Revision: the digest of the Service template it was created for."""
+FETCH_ENV: Final = "RECONCILER_SIMULATOR_FETCH_SOURCES"
+KPACK_MANAGER: Final = "kpack-controller"
+KNATIVE_MANAGER: Final = "knative-serving-controller"
+SERVICE_LABEL: Final = "serving.knative.dev/service"
+CONFIGURATION_LABEL: Final = "serving.knative.dev/configuration"
+CONFIGURATION_GENERATION_LABEL: Final = "serving.knative.dev/configurationGeneration"
+_BUILD_HISTORY = 10  # kpack's default successBuildHistoryLimit and failedBuildHistoryLimit
+_REVISIONS_KEPT = 10
+
+DETECT_FILES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("paketo-buildpacks/python", ("requirements.txt", "setup.py", "pyproject.toml", "Pipfile",
+                                  "*.py")),
+    ("paketo-buildpacks/nodejs", ("package.json",)),
+    ("paketo-buildpacks/go", ("go.mod",)),
+    ("paketo-buildpacks/java", ("pom.xml", "build.gradle", "build.gradle.kts")),
+    ("paketo-buildpacks/ruby", ("Gemfile",)),
+    ("paketo-buildpacks/php", ("composer.json",)),
+    ("paketo-buildpacks/dotnet-core", ("*.csproj", "*.fsproj", "*.vbproj")),
+    ("paketo-buildpacks/procfile", ("Procfile",)),
+    ("project.toml", ("project.toml",)),
+)
+"""Which (simulated) buildpack recognises an app by which top-level file (a glob)."""
 
 
 @dataclass
@@ -34,101 +130,432 @@ class Timing:
 
     image_build: float = 30.0
     knative_rollout: float = 5.0
+    image_scan: float = 10.0
 
 
 def _generation(obj: Obj) -> int:
     return int(meta(obj).get("generation", 1))
 
 
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
+
+
+def _flag(default: bool) -> bool:
+    value = os.environ.get(FETCH_ENV, "").strip().lower()
+    if value in ("1", "true", "on", "yes"):
+        return True
+    if value in ("0", "false", "off", "no"):
+        return False
+    return default
+
+
+# --- kpack ----------------------------------------------------------------------------------
+
+
+def source_identity(source: Mapping[str, Any]) -> str:
+    """What a build's image digest derives from: the blob URL (content addressed), the Git URL
+    and revision, or the source image; "" for a source that names none of them."""
+    blob = source.get("blob") or {}
+    git = source.get("git") or {}
+    registry = source.get("registry") or {}
+    if isinstance(blob, Mapping) and blob.get("url"):
+        return str(blob["url"])
+    if isinstance(git, Mapping) and git.get("url"):
+        return f"{git['url']}@{git.get('revision') or ''}"
+    if isinstance(registry, Mapping) and registry.get("image"):
+        return str(registry["image"])
+    return ""
+
+
+def detect(root: Path) -> str | None:
+    """The first buildpack of `DETECT_FILES` that recognises the app at `root`, or None."""
+    try:
+        names = [p.name for p in root.iterdir() if p.is_file() and not p.is_symlink()]
+    except OSError:
+        return None
+    for buildpack, patterns in DETECT_FILES:
+        for pattern in patterns:
+            if any(PurePosixPath(name).match(pattern) for name in names):
+                return buildpack
+    return None
+
+
+def _detect_list() -> str:
+    return ", ".join(p for _, patterns in DETECT_FILES for p in patterns)
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    ok: bool
+    message: str
+    image: str = ""
+    scan_report: str | None = None
+
+
 class ImageBuilder:
-    """kpack `Image`: builds `<spec.tag>@sha256:<digest of the source blob url>`."""
+    """kpack `Image` and `Build`: one Build per source or spec change, on the virtual clock."""
 
     name = "simulated-kpack"
 
-    def __init__(self, backend: Backend, clock: Clock, timing: Timing) -> None:
-        self.backend, self.clock, self.timing = backend, clock, timing
-        self._started: dict[tuple[str, str, str], float] = {}
+    def __init__(self, backend: Backend, clock: Clock, timing: Timing,
+                 limits: Limits = DEFAULT_LIMITS, fetch_sources: bool | None = None) -> None:
+        self.backend, self.clock, self.timing, self.limits = backend, clock, timing, limits
+        self.fetch_sources = _flag(True) if fetch_sources is None else fetch_sources
+
+    def configure_for_serving(self) -> None:
+        """`reconciler serve`: fetch no source unless `RECONCILER_SIMULATOR_FETCH_SOURCES`
+        asks (the API's clients are not this machine's user)."""
+        self.fetch_sources = _flag(False)
 
     def watches(self) -> Sequence[tuple[str, str]]:
-        return [("kpack.io/v1alpha2", "Image")]
+        return [(KPACK_API, "Image"), (KPACK_API, "Build")]
 
     def reconcile(self, obj: Obj) -> float | None:
-        spec, status = spec_of(obj), status_of(obj)
-        source = spec.get("source") or {}
-        url = str((source.get("blob") or {}).get("url") or (source.get("git") or {}).get("url")
-                  or "")
+        if obj.get("kind") == "Build":
+            return self._reconcile_build(obj)
+        return self._reconcile_image(obj)
+
+    # The Image.
+
+    def _reconcile_image(self, image: Obj) -> float | None:
+        spec = spec_of(image)
+        source = spec.get("source") if isinstance(spec.get("source"), Mapping) else {}
         tag = str(spec.get("tag") or "")
-        if not url or not tag:
-            return self._write(obj, Condition("Ready", "False", "InvalidSpec",
-                                              "spec.tag and spec.source are required"), None)
-        key = ((*namespace_name(obj), url))
-        if status.get("observedGeneration") == _generation(obj) and _ready(status):
+        if not tag or not source_identity(source or {}):
+            self._write_image(image, Condition(
+                "Ready", FALSE, "InvalidSpec", "spec.tag and spec.source (blob.url, git.url or "
+                                               "registry.image) are required"))
             return None
-        started = self._started.setdefault(key, self.clock.now())
-        remaining = started + self.timing.image_build - self.clock.now()
-        if remaining > 0:
-            self._write(obj, Condition("Ready", "Unknown", "Building",
-                                       f"building image from {url}"), None)
-            return remaining
-        digest = hashlib.sha256(url.encode()).hexdigest()
-        self._write(obj, Condition("Ready", "True", "", ""), f"{tag}@sha256:{digest}")
+        ns, name = namespace_name(image)
+        builds = self._builds(ns, name)
+        latest = builds[-1] if builds else None
+        wanted = _digest(spec)
+        if latest is None or _annotations(latest).get(BUILD_SPEC_ANNOTATION) != wanted:
+            latest = self._create_build(image, latest, wanted, builds)
+            builds.append(latest)
+        self._prune(builds, spec)
+        self._write_image(image, None, latest)
         return None
 
-    def _write(self, obj: Obj, ready: Condition, latest: str | None) -> float | None:
-        status = dict(status_of(obj))
-        status["observedGeneration"] = _generation(obj)
-        status["conditions"] = merge_conditions(status.get("conditions"), [ready],
-                                                rfc3339(self.clock.now()))
+    def _builds(self, namespace: str, image: str) -> list[Obj]:
+        builds = self.backend.list(KPACK_API, "Build", namespace, {IMAGE_LABEL: image})
+        return sorted(builds, key=_build_number)
+
+    def _create_build(self, image: Obj, previous: Obj | None, wanted: str,
+                      builds: Sequence[Obj]) -> Obj:
+        ns, name = namespace_name(image)
+        spec = spec_of(image)
+        counter = int(status_of(image).get("buildCounter") or 0)
+        number = max([counter, *(_build_number(b) for b in builds)]) + 1
+        reason = "CONFIG"
+        if previous is not None and source_identity(spec_of(previous).get("source") or {}) != (
+                source_identity(spec.get("source") or {})):
+            reason = "COMMIT"
+        build_spec: dict[str, Any] = {"tags": [str(spec.get("tag"))],
+                                      "source": spec.get("source")}
+        for key in ("builder", "serviceAccountName"):
+            if spec.get(key):
+                build_spec[key] = spec[key]
+        env = (spec.get("build") or {}).get("env") if isinstance(spec.get("build"), Mapping) \
+            else None
+        if env:
+            build_spec["env"] = env
+        build: Obj = {
+            "apiVersion": KPACK_API, "kind": "Build",
+            "metadata": {
+                "name": f"{name}-build-{number}", "namespace": ns,
+                "labels": {IMAGE_LABEL: name, BUILD_NUMBER_LABEL: str(number),
+                           IMAGE_GENERATION_LABEL: str(_generation(image))},
+                "annotations": {REASON_ANNOTATION: reason, BUILD_SPEC_ANNOTATION: wanted},
+                "ownerReferences": [_owner(image)],
+            },
+            "spec": build_spec,
+        }
+        log.info("kpack build created", image=f"{ns}/{name}", build=f"{name}-build-{number}",
+                 reason=reason)
+        return self.backend.apply(build, KPACK_MANAGER)
+
+    def _prune(self, builds: list[Obj], spec: Mapping[str, Any]) -> None:
+        if len(builds) <= 1:
+            return
+        limits = {TRUE: _history(spec.get("successBuildHistoryLimit")),
+                  FALSE: _history(spec.get("failedBuildHistoryLimit"))}
+        older = builds[:-1]
+        for state, limit in limits.items():
+            done = [b for b in older if _succeeded(b) == state]
+            for build in done[:max(0, len(done) - limit)]:
+                ns, name = namespace_name(build)
+                self.backend.delete(KPACK_API, "Build", ns, name)
+                builds.remove(build)
+
+    def _write_image(self, image: Obj, invalid: Condition | None,
+                     latest: Obj | None = None) -> None:
+        status = dict(status_of(image))
+        status["observedGeneration"] = _generation(image)
+        ready = invalid
         if latest is not None:
-            status["latestImage"] = latest
-            status["buildCounter"] = int(status.get("buildCounter", 0)) + (
-                1 if status_of(obj).get("latestImage") != latest else 0)
-        if status != status_of(obj):
-            self.backend.update_status({**obj, "status": status})
+            _, build_name = namespace_name(latest)
+            labels = meta(latest).get("labels") or {}
+            status["buildCounter"] = _build_number(latest)
+            status["latestBuildRef"] = build_name
+            status["latestBuildReason"] = str(_annotations(latest).get(REASON_ANNOTATION)
+                                              or "CONFIG")
+            status["latestBuildImageGeneration"] = int(
+                str(labels.get(IMAGE_GENERATION_LABEL) or _generation(image)))
+            state = _succeeded(latest)
+            if state == TRUE:
+                status["latestImage"] = status_of(latest).get("latestImage")
+                ready = Condition("Ready", TRUE, "", "")
+            elif state == FALSE:
+                cond = _condition(latest, "Succeeded")
+                ready = Condition("Ready", FALSE, "BuildFailed",
+                                  f"Build {build_name} failed: {cond.get('message') or ''}")
+            else:
+                ready = Condition("Ready", UNKNOWN, "Building",
+                                  f"Build {build_name} is running")
+        assert ready is not None
+        builder = Condition("BuilderReady", TRUE, "", "")
+        status["conditions"] = merge_conditions(status.get("conditions"), [ready, builder],
+                                                rfc3339(self.clock.now()))
+        if status != status_of(image):
+            self.backend.update_status({**image, "status": status})
+
+    # A Build.
+
+    def _reconcile_build(self, build: Obj) -> float | None:
+        if _succeeded(build) in (TRUE, FALSE):
+            self._refresh_owner(build)
+            return None
+        status = dict(status_of(build))
+        now = self.clock.now()
+        started = _parse_time(status.get("startTime"))
+        if started is None:
+            started = now
+            status["startTime"] = rfc3339(now)
+            status["podName"] = f"{namespace_name(build)[1]}-build-pod"
+        remaining = started + self.timing.image_build - now
+        if remaining > 0:
+            status["conditions"] = merge_conditions(
+                status.get("conditions"), [Condition("Succeeded", UNKNOWN, "", "")],
+                rfc3339(now))
+            if status != status_of(build):
+                self.backend.update_status({**build, "status": status})
+                self._refresh_owner(build)
+            return remaining
+        outcome = self.run_build(build)
+        if outcome.scan_report is not None:
+            ns, name = namespace_name(build)
+            build = self.backend.apply({
+                "apiVersion": KPACK_API, "kind": "Build",
+                "metadata": {"name": name, "namespace": ns,
+                             "annotations": {SCAN_REPORT_ANNOTATION: outcome.scan_report}}},
+                KPACK_MANAGER + "-scan-report")
+            status = {**status_of(build), **status}
+        status["completionTime"] = rfc3339(now)
+        status["stepsCompleted"] = (["prepare", "detect", "analyze", "restore", "build",
+                                     "export"] if outcome.ok else ["prepare"])
+        if outcome.ok:
+            status["latestImage"] = outcome.image
+            cond = Condition("Succeeded", TRUE, "", "")
+        else:
+            cond = Condition("Succeeded", FALSE, "BuildFailed", outcome.message)
+        status["conditions"] = merge_conditions(status.get("conditions"), [cond], rfc3339(now))
+        self.backend.update_status({**build, "status": status})
+        log.info("kpack build finished", build="/".join(namespace_name(build)),
+                 succeeded=outcome.ok, message=outcome.message)
+        self._refresh_owner(build)
         return None
+
+    def run_build(self, build: Obj) -> BuildOutcome:
+        """What the build's pod would do: fetch, detect, export the image."""
+        spec = spec_of(build)
+        source = spec.get("source") if isinstance(spec.get("source"), Mapping) else {}
+        identity = source_identity(source or {})
+        tags = spec.get("tags") or []
+        tag = str(tags[0]) if isinstance(tags, list) and tags else ""
+        if not tag or not identity:
+            return BuildOutcome(False, "spec.tags and spec.source are required")
+        digest = hashlib.sha256((tag + "\n" + identity).encode()).hexdigest()
+        image = f"{tag}@sha256:{digest}"
+        blob = (source or {}).get("blob") or {}
+        if not (isinstance(blob, Mapping) and blob.get("url")) or not self.fetch_sources:
+            return BuildOutcome(True, "", image)
+        url = str(blob["url"])
+        sub_path = str((source or {}).get("subPath") or "")
+        where = PurePosixPath(sub_path)
+        if sub_path and (where.is_absolute() or ".." in where.parts):
+            return BuildOutcome(False, f"spec.source.subPath {sub_path!r} must be a relative "
+                                       "path inside the source")
+        with tempfile.TemporaryDirectory(prefix="reconciler-kpack-") as tmp:
+            root = Path(tmp) / "source"
+            try:
+                fetch_source(url, root, self.limits)
+            except SourceFetchError as exc:
+                return BuildOutcome(False, f"cannot fetch the source: {exc}")
+            app = root.joinpath(*where.parts) if sub_path else root
+            if not app.is_dir() or app.is_symlink():
+                return BuildOutcome(False, f"spec.source.subPath {sub_path!r} is not a "
+                                           "directory of the source")
+            buildpack = detect(app)
+            if buildpack is None:
+                return BuildOutcome(False, (
+                    "ERROR: No buildpack groups passed detection: no buildpack recognises the "
+                    f"app in {sub_path or 'the source root'} (looked for {_detect_list()})"))
+            try:
+                report = self._scan_report(root)
+            except ReportError as exc:
+                return BuildOutcome(False, str(exc))
+        return BuildOutcome(True, f"built by {buildpack}", image, report)
+
+    def _scan_report(self, root: Path) -> str | None:
+        path = root / SCAN_REPORT_PATH
+        if path.is_symlink() or not path.exists():
+            return None
+        if not path.is_file():
+            raise ReportError(SCAN_REPORT_PATH, "not a regular file")
+        size = path.stat().st_size
+        if size > self.limits.scan_report_bytes:
+            raise ReportError(SCAN_REPORT_PATH, f"{size} bytes, more than the "
+                                                f"{self.limits.scan_report_bytes} bytes allowed "
+                                                "(limit scan_report_bytes)")
+        text = path.read_bytes()
+        return compact_report(parse_trivy_report(text, SCAN_REPORT_PATH, self.limits))
+
+    def _refresh_owner(self, build: Obj) -> None:
+        ns, _ = namespace_name(build)
+        owner = str((meta(build).get("labels") or {}).get(IMAGE_LABEL) or "")
+        image = self.backend.get(KPACK_API, "Image", ns, owner) if owner else None
+        if image is not None:
+            self._reconcile_image(image)
+
+
+def _build_number(build: Obj) -> int:
+    value = str((meta(build).get("labels") or {}).get(BUILD_NUMBER_LABEL) or "0")
+    return int(value) if value.isdigit() else 0
+
+
+def _history(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 \
+        else _BUILD_HISTORY
+
+
+# --- Knative --------------------------------------------------------------------------------
 
 
 class KnativeServing:
-    """Knative `serving.knative.dev/v1` `Service`: rolls out each generation, reports a URL."""
+    """Knative `Service`: a Revision per template, traffic to the latest ready one."""
 
     name = "simulated-knative"
 
     def __init__(self, backend: Backend, clock: Clock, timing: Timing) -> None:
         self.backend, self.clock, self.timing = backend, clock, timing
-        self._started: dict[tuple[str, str, int], float] = {}
 
     def watches(self) -> Sequence[tuple[str, str]]:
-        return [("serving.knative.dev/v1", "Service")]
+        return [(KNATIVE_API, "Service")]
 
     def reconcile(self, obj: Obj) -> float | None:
-        status = status_of(obj)
-        generation = _generation(obj)
-        if status.get("observedGeneration") == generation and _ready(status):
-            return None
         ns, name = namespace_name(obj)
-        started = self._started.setdefault((ns, name, generation), self.clock.now())
-        remaining = started + self.timing.knative_rollout - self.clock.now()
-        new = dict(status)
-        new["observedGeneration"] = generation
-        if remaining > 0:
-            ready = Condition(
-                "Ready", "Unknown", "RevisionMissing",
-                f"Configuration \"{name}\" is waiting for a Revision to become ready.")
-        else:
-            ready = Condition("Ready", "True", "", "")
-            revision = f"{name}-{generation:05d}"
-            new["url"] = f"http://{name}.{ns}.example.com"
-            new["address"] = {"url": f"http://{name}.{ns}.svc.cluster.local"}
-            new["latestCreatedRevisionName"] = revision
-            new["latestReadyRevisionName"] = revision
-            new["traffic"] = [{"revisionName": revision, "latestRevision": True, "percent": 100}]
-        conds = [Condition(t, ready.status, ready.reason, ready.message)
-                 for t in ("ConfigurationsReady", "RoutesReady")] + [ready]
-        new["conditions"] = merge_conditions(status.get("conditions"), conds,
-                                             rfc3339(self.clock.now()))
-        if new != status:
-            self.backend.update_status({**obj, "status": new})
+        template = spec_of(obj).get("template") or {}
+        wanted = _digest(template)
+        revisions = sorted(self.backend.list(KNATIVE_API, "Revision", ns, {SERVICE_LABEL: name}),
+                           key=_revision_number)
+        latest = revisions[-1] if revisions else None
+        if latest is None or _annotations(latest).get(TEMPLATE_ANNOTATION) != wanted:
+            latest = self._create_revision(obj, template, wanted, revisions)
+            revisions.append(latest)
+        now = self.clock.now()
+        for revision in revisions:
+            self._mark_ready(revision, now)
+        ready_revisions = [r for r in revisions if _ready_at(r, self.timing) <= now]
+        self._prune(revisions, ready_revisions[-1] if ready_revisions else None)
+        remaining = _ready_at(latest, self.timing) - now
+        self._write_service(obj, latest, ready_revisions[-1] if ready_revisions else None,
+                            remaining)
         return remaining if remaining > 0 else None
+
+    def _create_revision(self, service: Obj, template: Mapping[str, Any], wanted: str,
+                         revisions: Sequence[Obj]) -> Obj:
+        ns, name = namespace_name(service)
+        number = max([0, *(_revision_number(r) for r in revisions)]) + 1
+        template_meta = template.get("metadata") or {}
+        labels = dict(template_meta.get("labels") or {}) if isinstance(template_meta, Mapping) \
+            else {}
+        labels.update({SERVICE_LABEL: name, CONFIGURATION_LABEL: name,
+                       CONFIGURATION_GENERATION_LABEL: str(number)})
+        revision: Obj = {
+            "apiVersion": KNATIVE_API, "kind": "Revision",
+            "metadata": {"name": f"{name}-{number:05d}", "namespace": ns, "labels": labels,
+                         "annotations": {TEMPLATE_ANNOTATION: wanted},
+                         "ownerReferences": [_owner(service)]},
+            "spec": template.get("spec") or {},
+        }
+        return self.backend.apply(revision, KNATIVE_MANAGER)
+
+    def _mark_ready(self, revision: Obj, now: float) -> None:
+        ready_at = _ready_at(revision, self.timing)
+        cond = (Condition("Ready", TRUE, "", "") if ready_at <= now else
+                Condition("Ready", UNKNOWN, "Deploying", ""))
+        status = dict(status_of(revision))
+        status["observedGeneration"] = _generation(revision)
+        containers = (spec_of(revision).get("containers") or [])
+        if containers and isinstance(containers[0], Mapping) and containers[0].get("image"):
+            status["containerStatuses"] = [{"name": str(containers[0].get("name") or ""),
+                                            "imageDigest": str(containers[0]["image"])}]
+        status["conditions"] = merge_conditions(
+            status.get("conditions"),
+            [Condition(t, cond.status, cond.reason, cond.message)
+             for t in ("ResourcesAvailable", "ContainerHealthy")] + [cond],
+            rfc3339(now))
+        if status != status_of(revision):
+            self.backend.update_status({**revision, "status": status})
+
+    def _prune(self, revisions: list[Obj], serving: Obj | None) -> None:
+        for revision in revisions[:max(0, len(revisions) - _REVISIONS_KEPT)]:
+            if revision is not serving:
+                ns, name = namespace_name(revision)
+                self.backend.delete(KNATIVE_API, "Revision", ns, name)
+
+    def _write_service(self, service: Obj, latest: Obj, ready: Obj | None,
+                       remaining: float) -> None:
+        ns, name = namespace_name(service)
+        status = dict(status_of(service))
+        status["observedGeneration"] = _generation(service)
+        latest_name = namespace_name(latest)[1]
+        status["latestCreatedRevisionName"] = latest_name
+        if ready is not None:
+            ready_name = namespace_name(ready)[1]
+            status["latestReadyRevisionName"] = ready_name
+            status["url"] = f"http://{name}.{ns}.example.com"
+            status["address"] = {"url": f"http://{name}.{ns}.svc.cluster.local"}
+            status["traffic"] = [{"revisionName": ready_name, "latestRevision": True,
+                                  "percent": 100}]
+        if remaining > 0:
+            cond = Condition("Ready", UNKNOWN, "RevisionMissing",
+                             f"Configuration \"{name}\" is waiting for a Revision to become "
+                             "ready.")
+        else:
+            cond = Condition("Ready", TRUE, "", "")
+        conds = [Condition(t, cond.status, cond.reason, cond.message)
+                 for t in ("ConfigurationsReady", "RoutesReady")] + [cond]
+        status["conditions"] = merge_conditions(status.get("conditions"), conds,
+                                                rfc3339(self.clock.now()))
+        if status != status_of(service):
+            self.backend.update_status({**service, "status": status})
+
+
+def _revision_number(revision: Obj) -> int:
+    value = str((meta(revision).get("labels") or {}).get(CONFIGURATION_GENERATION_LABEL) or "0")
+    return int(value) if value.isdigit() else 0
+
+
+def _ready_at(revision: Obj, timing: Timing) -> float:
+    created = _parse_time(meta(revision).get("creationTimestamp"))
+    return (created or 0.0) + timing.knative_rollout
+
+
+# --- helpers --------------------------------------------------------------------------------
 
 
 def namespace_name(obj: Obj) -> tuple[str, str]:
@@ -136,8 +563,33 @@ def namespace_name(obj: Obj) -> tuple[str, str]:
     return (str(m.get("namespace") or ""), str(m.get("name") or ""))
 
 
-def _ready(status: Obj) -> bool:
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return bool(cond.get("status") == "True")
-    return False
+def _annotations(obj: Obj) -> dict[str, Any]:
+    value = meta(obj).get("annotations")
+    return value if isinstance(value, dict) else {}
+
+
+def _owner(obj: Obj) -> dict[str, Any]:
+    return {"apiVersion": str(obj.get("apiVersion") or ""), "kind": str(obj.get("kind") or ""),
+            "name": namespace_name(obj)[1], "uid": str(meta(obj).get("uid") or ""),
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def _condition(obj: Obj, type_: str) -> Mapping[str, Any]:
+    for cond in status_of(obj).get("conditions") or []:
+        if isinstance(cond, Mapping) and cond.get("type") == type_:
+            return cond
+    return {}
+
+
+def _succeeded(build: Obj) -> str | None:
+    status = _condition(build, "Succeeded").get("status")
+    return str(status) if status is not None else None
+
+
+def _parse_time(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None

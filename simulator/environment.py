@@ -18,6 +18,7 @@ from simulator.clock import VirtualClock
 from simulator.cluster import InMemoryCluster
 from simulator.ecosystem import ECOSYSTEM_KINDS, ImageBuilder, KnativeServing, Timing
 from simulator.kube_controllers import kube_controllers
+from simulator.scanning import ImageScanner
 from simulator.statestore import SqliteState, is_sqlite, wants_sqlite
 from simulator.tekton import TektonRuns
 
@@ -38,6 +39,7 @@ class SimulatedEnvironment:
         self.controllers: Sequence[Controller] = (
             ImageBuilder(self.cluster, self.clock, timing),
             KnativeServing(self.cluster, self.clock, timing),
+            ImageScanner(self.cluster, self.clock, timing.image_scan),
             TektonRuns(self.cluster, self.clock),
             *kube_controllers(self.cluster, self.clock),
         )

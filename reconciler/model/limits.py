@@ -68,6 +68,9 @@ class Limits:
     """The cap on that real time, whatever the run's timeout asks for."""
     step_log_bytes: int = 32 * 1024
     """Logs the simulator keeps of one TaskRun's steps (the tail of each step's output)."""
+    scan_report_bytes: int = 256 * 1024
+    """Size of the Trivy JSON report (`.reconciler/scan-report.json`) a simulated kpack Build
+    reads from its source as the registry's vulnerability data for the image it builds."""
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():

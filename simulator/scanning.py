@@ -1,0 +1,375 @@
+"""Simulated image scanning: TAP's `scanning.apps.tanzu.vmware.com/v1beta1` `ImageScan`, judged
+by a `ScanPolicy`, in the role Grype/Trivy play in a real supply chain.
+
+Where findings come from. The simulated registry's vulnerability data for an image is the
+Trivy JSON report (SchemaVersion 2) the image's source carried as `.reconciler/scan-report.json`:
+the simulated kpack Build that produced the image records it, validated and reduced to the
+fields read here, as annotation `simulator.reconciler.dev/scan-report` (`parse_trivy_report`,
+`compact_report`). The scanner finds the Build whose `status.latestImage` is the scanned image
+(in the ImageScan's namespace first, then anywhere; the newest if several). An image with no
+such Build, or a Build with no report, has no findings.
+
+The policy. A ScanPolicy's `spec.regoFile` is Rego, and no Rego is evaluated here: of TAP's sample
+policy only its two data rules are read, written as the sample writes them:
+
+    notAllowedSeverities := ["Critical", "High", "UnknownSeverity"]
+    ignoreCves := ["CVE-2016-1000027"]
+
+Severities are Grype's names, as TAP's sample uses them ("Critical", "High", "Medium", "Low",
+"Negligible", "UnknownSeverity"); Trivy's CRITICAL/HIGH/MEDIUM/LOW/UNKNOWN map onto them
+(`UNKNOWN` is "UnknownSeverity"; Trivy has no "Negligible"). A policy without a readable
+`notAllowedSeverities` (or with a value outside those names) is refused: the scan fails with
+reason `PolicyUnreadable` rather than passing on a rule it did not understand.
+
+Status, as TAP's scan controller writes it: `Succeeded` True (reason `ScanCompleted`) when no
+finding reaches a not-allowed severity except ignored CVEs; otherwise False, reason
+`EvaluationFailed`, message `Policy violated because of N CVEs: ...` listing them with their
+severity and package. `status.compliantArtifact.registry.image` is set only when compliant;
+`status.scanResult.cveCount` counts the findings by severity (all of them, ignored ones
+included); `status.phase` is Completed / Failed / Error. A missing ScanPolicy, or a scan with no
+image, fails with reason `ScanPolicyNotFound` / `InvalidSpec`. A scan takes `Timing.image_scan`
+virtual seconds, and is evaluated again whenever the ImageScan's generation, its policy or the
+image's report change.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from reconciler.backends.base import Backend
+from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, merge_conditions
+from reconciler.model.errors import LoadError
+from reconciler.model.kinds import KindInfo
+from reconciler.model.limits import DEFAULT_LIMITS, Limits
+from reconciler.model.objects import Obj, meta, spec_of, status_of
+from reconciler.model.yamlsafe import load_json_bounded
+from reconciler.runtime.clock import Clock, rfc3339
+
+SCANNING_API: Final = "scanning.apps.tanzu.vmware.com/v1beta1"
+SCAN_REPORT_ANNOTATION: Final = "simulator.reconciler.dev/scan-report"
+SCAN_REPORT_PATH: Final = ".reconciler/scan-report.json"
+SCANNER_NAME: Final = "simulated-trivy"
+SCAN_REPORT_ANNOTATION_BYTES: Final = 192 * 1024
+"""The most a reduced report may take as an annotation (the API's limit on all of an object's
+annotations together is 256 KiB)."""
+
+SCANNING_KINDS: tuple[KindInfo, ...] = (
+    KindInfo("scanning.apps.tanzu.vmware.com", ("v1beta1",), "ImageScan", "imagescans", True),
+    KindInfo("scanning.apps.tanzu.vmware.com", ("v1beta1",), "ScanPolicy", "scanpolicies",
+             True),
+)
+
+TRIVY_SEVERITIES: Final = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
+_POLICY_SEVERITY: Final = {"CRITICAL": "Critical", "HIGH": "High", "MEDIUM": "Medium",
+                           "LOW": "Low", "UNKNOWN": "UnknownSeverity"}
+POLICY_SEVERITIES: Final = ("Critical", "High", "Medium", "Low", "Negligible", "UnknownSeverity")
+_MAX_LISTED = 20  # violations named in a condition message; the rest are counted
+
+
+# --- Trivy reports --------------------------------------------------------------------------
+
+
+class ReportError(LoadError):
+    """A scan report that is not a Trivy JSON report this simulator can read."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    vulnerability_id: str
+    package: str
+    installed_version: str
+    severity: str
+    """Trivy's: CRITICAL, HIGH, MEDIUM, LOW or UNKNOWN."""
+    target: str = ""
+    fixed_version: str = ""
+
+
+def parse_trivy_report(text: str | bytes, where: str,
+                       limits: Limits = DEFAULT_LIMITS) -> list[Finding]:
+    """The findings of a Trivy JSON report (SchemaVersion 2): `Results[].Vulnerabilities[]`
+    with `VulnerabilityID`, `PkgName`, `InstalledVersion`, `Severity`. Raises `ReportError`
+    naming the field for anything else (a report that cannot be read must not pass as clean)."""
+    try:
+        doc = load_json_bounded(text, where, limits, max_bytes=limits.scan_report_bytes)
+    except LoadError as exc:
+        reason = str(exc).removeprefix(f"{where}: ")
+        raise ReportError(where, f"not a Trivy JSON report: {reason}") from None
+    if not isinstance(doc, dict):
+        raise ReportError(where, "not a Trivy JSON report: expected an object")
+    if doc.get("SchemaVersion") != 2:
+        raise ReportError(where, f"SchemaVersion: expected 2 (Trivy's JSON report), got "
+                                 f"{json.dumps(doc.get('SchemaVersion'))}")
+    results = doc.get("Results")
+    if results is None:
+        return []
+    if not isinstance(results, list):
+        raise ReportError(where, "Results: expected a list")
+    findings: list[Finding] = []
+    for i, result in enumerate(results):
+        if not isinstance(result, dict):
+            raise ReportError(where, f"Results[{i}]: expected an object")
+        vulns = result.get("Vulnerabilities")
+        if vulns is None:
+            continue
+        if not isinstance(vulns, list):
+            raise ReportError(where, f"Results[{i}].Vulnerabilities: expected a list")
+        target = result.get("Target")
+        for j, vuln in enumerate(vulns):
+            findings.append(_finding(vuln, f"Results[{i}].Vulnerabilities[{j}]", where,
+                                     target if isinstance(target, str) else ""))
+    return findings
+
+
+def _finding(vuln: Any, field: str, where: str, target: str) -> Finding:
+    if not isinstance(vuln, dict):
+        raise ReportError(where, f"{field}: expected an object")
+    values: dict[str, str] = {}
+    for key in ("VulnerabilityID", "PkgName", "InstalledVersion", "Severity"):
+        value = vuln.get(key)
+        if not isinstance(value, str) or not value:
+            raise ReportError(where, f"{field}.{key}: expected a non-empty string")
+        values[key] = value
+    severity = values["Severity"].upper()
+    if severity not in TRIVY_SEVERITIES:
+        raise ReportError(where, f"{field}.Severity: {values['Severity']!r} is not one of "
+                                 f"{', '.join(TRIVY_SEVERITIES)}")
+    fixed = vuln.get("FixedVersion")
+    return Finding(values["VulnerabilityID"], values["PkgName"], values["InstalledVersion"],
+                   severity, target, fixed if isinstance(fixed, str) else "")
+
+
+def compact_report(findings: Sequence[Finding]) -> str:
+    """The findings as a small Trivy JSON report (only the fields read), for the annotation.
+    Raises `ReportError` when even that is over `SCAN_REPORT_ANNOTATION_BYTES`."""
+    by_target: dict[str, list[dict[str, str]]] = {}
+    for f in findings:
+        entry = {"VulnerabilityID": f.vulnerability_id, "PkgName": f.package,
+                 "InstalledVersion": f.installed_version, "Severity": f.severity}
+        if f.fixed_version:
+            entry["FixedVersion"] = f.fixed_version
+        by_target.setdefault(f.target, []).append(entry)
+    doc = {"SchemaVersion": 2,
+           "Results": [{"Target": target, "Vulnerabilities": vulns}
+                       for target, vulns in by_target.items()]}
+    text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
+    if len(text.encode()) > SCAN_REPORT_ANNOTATION_BYTES:
+        raise ReportError(SCAN_REPORT_PATH, f"{len(findings)} findings take "
+                          f"{len(text.encode())} bytes, more than the "
+                          f"{SCAN_REPORT_ANNOTATION_BYTES} bytes an image's scan data may take")
+    return text
+
+
+def count_by_severity(findings: Sequence[Finding]) -> dict[str, int]:
+    counts = {s.lower(): 0 for s in TRIVY_SEVERITIES}
+    for f in findings:
+        counts[f.severity.lower()] += 1
+    return counts
+
+
+# --- policies -------------------------------------------------------------------------------
+
+
+class PolicyError(LoadError):
+    """A ScanPolicy whose Rego the simulator cannot read."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    not_allowed: frozenset[str]
+    """Grype/TAP severity names."""
+    ignore_cves: frozenset[str]
+
+
+_RULE = r"^\s*{name}\s*(?::=|=)\s*\[(?P<items>[^\]]*)\]"
+_NOT_ALLOWED = re.compile(_RULE.format(name="notAllowedSeverities"), re.MULTILINE)
+_IGNORE = re.compile(_RULE.format(name="ignoreCves"), re.MULTILINE)
+
+
+def parse_policy(rego: str, where: str) -> Policy:
+    """`notAllowedSeverities` (required) and `ignoreCves` (optional) as TAP's sample writes them:
+    a list of double-quoted strings on a `name := [...]` line (the list may span lines)."""
+    found = _NOT_ALLOWED.search(rego)
+    if found is None:
+        raise PolicyError(where, "spec.regoFile: no `notAllowedSeverities := [...]` rule; the "
+                                 "simulated scanner reads only that rule and `ignoreCves`")
+    severities = _strings(found.group("items"), where, "notAllowedSeverities")
+    unknown = sorted(set(severities) - set(POLICY_SEVERITIES))
+    if unknown:
+        raise PolicyError(where, f"spec.regoFile: notAllowedSeverities: {', '.join(unknown)} "
+                                 f"not among {', '.join(POLICY_SEVERITIES)}")
+    ignored = _IGNORE.search(rego)
+    cves = _strings(ignored.group("items"), where, "ignoreCves") if ignored else []
+    return Policy(frozenset(severities), frozenset(cves))
+
+
+def _strings(items: str, where: str, rule: str) -> list[str]:
+    try:
+        value = json.loads("[" + items + "]")
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PolicyError(where, f"spec.regoFile: {rule}: expected a list of double-quoted "
+                                 "strings")
+    return [str(v) for v in value]
+
+
+def violations(findings: Sequence[Finding], policy: Policy) -> list[Finding]:
+    """The findings the policy does not allow, each CVE once, most severe first."""
+    seen: set[tuple[str, str]] = set()
+    out: list[Finding] = []
+    for f in sorted(findings, key=lambda f: (TRIVY_SEVERITIES.index(f.severity),
+                                             f.vulnerability_id, f.package)):
+        if (_POLICY_SEVERITY[f.severity] in policy.not_allowed
+                and f.vulnerability_id not in policy.ignore_cves
+                and (f.vulnerability_id, f.package) not in seen):
+            seen.add((f.vulnerability_id, f.package))
+            out.append(f)
+    return out
+
+
+def violation_message(bad: Sequence[Finding]) -> str:
+    listed = ", ".join(f"{f.vulnerability_id} ({_POLICY_SEVERITY[f.severity]}, {f.package} "
+                       f"{f.installed_version})" for f in bad[:_MAX_LISTED])
+    more = f" and {len(bad) - _MAX_LISTED} more" if len(bad) > _MAX_LISTED else ""
+    return f"Policy violated because of {len(bad)} CVEs: {listed}{more}"
+
+
+# --- the controller -------------------------------------------------------------------------
+
+
+class ImageScanner:
+    """`ImageScan`: judges an image's findings by its `ScanPolicy` on the virtual clock."""
+
+    name = "simulated-scanning"
+
+    def __init__(self, backend: Backend, clock: Clock, scan_seconds: float = 10.0,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
+        self.backend, self.clock, self.scan_seconds, self.limits = (
+            backend, clock, scan_seconds, limits)
+
+    def watches(self) -> Sequence[tuple[str, str]]:
+        return [(SCANNING_API, "ImageScan"), (SCANNING_API, "ScanPolicy")]
+
+    def reconcile(self, obj: Obj) -> float | None:
+        if obj.get("kind") == "ScanPolicy":
+            # A changed policy judges again every scan that names it.
+            ns, name = _namespace_name(obj)
+            wait: float | None = None
+            for scan in self.backend.list(SCANNING_API, "ImageScan", ns):
+                if str(spec_of(scan).get("scanPolicy") or "") == name:
+                    again = self._scan(scan)
+                    wait = again if wait is None or (again is not None and again < wait) else wait
+            return wait
+        return self._scan(obj)
+
+    def _scan(self, scan: Obj) -> float | None:
+        status = dict(status_of(scan))
+        generation = int(meta(scan).get("generation", 1))
+        now = self.clock.now()
+        started = _parse_time(status.get("scanStartedAt"))
+        if status.get("observedGeneration") != generation or started is None:
+            started = now
+            status = {"observedGeneration": generation, "scanStartedAt": rfc3339(now),
+                      "conditions": status.get("conditions") or []}
+        remaining = started + self.scan_seconds - now
+        if remaining > 0:
+            return self._write(scan, status, Condition(
+                "Succeeded", UNKNOWN, "Scanning", "scanning the image"), "Scanning",
+                remaining)
+        spec = spec_of(scan)
+        image = str(((spec.get("registry") or {}).get("image")) or "")
+        policy_name = str(spec.get("scanPolicy") or "")
+        for key in ("compliantArtifact", "scanResult", "scannedAt", "scannedBy", "phase"):
+            status.pop(key, None)
+        if not image:
+            return self._write(scan, status, Condition(
+                "Succeeded", FALSE, "InvalidSpec", "spec.registry.image is required"), "Error")
+        ns, _ = _namespace_name(scan)
+        try:
+            findings = self._findings(ns, image)
+        except ReportError as exc:
+            return self._write(scan, status, Condition(
+                "Succeeded", FALSE, "ScanFailed", f"{image}: {exc}"), "Error")
+        status["scannedAt"] = rfc3339(started + self.scan_seconds)
+        status["scannedBy"] = {"scanner": {"name": SCANNER_NAME, "vendor": "reconciler"}}
+        status["scanResult"] = {"cveCount": count_by_severity(findings)}
+        if not policy_name:
+            return self._write(scan, status, Condition(
+                "Succeeded", FALSE, "ScanPolicyNotFound", "spec.scanPolicy is required"), "Error")
+        policy_obj = self.backend.get(SCANNING_API, "ScanPolicy", ns, policy_name)
+        if policy_obj is None:
+            return self._write(scan, status, Condition(
+                "Succeeded", FALSE, "ScanPolicyNotFound",
+                f'ScanPolicy "{policy_name}" not found in namespace "{ns}"'), "Error")
+        rego = spec_of(policy_obj).get("regoFile")
+        try:
+            policy = parse_policy(rego if isinstance(rego, str) else "",
+                                  f"ScanPolicy/{ns}/{policy_name}")
+        except PolicyError as exc:
+            return self._write(scan, status, Condition(
+                "Succeeded", FALSE, "PolicyUnreadable", str(exc)), "Error")
+        bad = violations(findings, policy)
+        if bad:
+            return self._write(scan, status, Condition(
+                "Succeeded", FALSE, "EvaluationFailed", violation_message(bad)), "Failed")
+        status["compliantArtifact"] = {"registry": {"image": image}}
+        return self._write(scan, status, Condition(
+            "Succeeded", TRUE, "ScanCompleted",
+            f"{len(findings)} findings, none the policy disallows"), "Completed")
+
+    def _findings(self, namespace: str, image: str) -> list[Finding]:
+        build = find_build(self.backend, namespace, image)
+        if build is None:
+            return []
+        text = (meta(build).get("annotations") or {}).get(SCAN_REPORT_ANNOTATION)
+        if not isinstance(text, str) or not text:
+            return []
+        where = f"Build/{_namespace_name(build)[0]}/{_namespace_name(build)[1]}"
+        return parse_trivy_report(text, where + " annotation " + SCAN_REPORT_ANNOTATION,
+                                  self.limits)
+
+    def _write(self, scan: Obj, status: dict[str, Any], succeeded: Condition, phase: str,
+               again: float | None = None) -> float | None:
+        status["phase"] = phase
+        status["conditions"] = merge_conditions(status.get("conditions"), [succeeded],
+                                                rfc3339(self.clock.now()))
+        if status != status_of(scan):
+            self.backend.update_status({**scan, "status": status})
+        return again
+
+
+def find_build(backend: Backend, namespace: str, image: str) -> Obj | None:
+    """The newest kpack Build whose `status.latestImage` is `image`: in `namespace`, else in
+    any namespace."""
+    for ns in (namespace, None):
+        builds = [b for b in backend.list("kpack.io/v1alpha2", "Build", ns)
+                  if status_of(b).get("latestImage") == image]
+        if builds:
+            return max(builds, key=_build_order)
+    return None
+
+
+def _build_order(build: Obj) -> tuple[str, int, str]:
+    labels = meta(build).get("labels") or {}
+    number = str(labels.get("image.kpack.io/buildNumber") or "0")
+    return (str(meta(build).get("creationTimestamp") or ""),
+            int(number) if number.isdigit() else 0, str(meta(build).get("name") or ""))
+
+
+def _namespace_name(obj: Obj) -> tuple[str, str]:
+    m = meta(obj)
+    return (str(m.get("namespace") or ""), str(m.get("name") or ""))
+
+
+def _parse_time(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
