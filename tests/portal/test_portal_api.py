@@ -21,6 +21,7 @@ from reconciler.portal import views
 from reconciler.portal.app import Portal as PortalApp
 from reconciler.portal.feed import MAX_STREAMS, ChangeFeed
 from reconciler.simulation import apply_inputs
+from simulator.clock import VirtualClock
 from tests.apiserver.conftest import serving
 from tests.conftest import ROOT
 from tests.portal.conftest import Portal, wait_until
@@ -358,3 +359,53 @@ def test_serve_under_rbac_does_not_serve_the_portal(tmp_path: Path) -> None:
             urllib.request.urlopen(request, timeout=10, context=context)
         refused.value.close()
         assert refused.value.code == 401  # as any path without a token
+
+
+# --- where a stage's logs come from --------------------------------------------------------
+
+def test_a_stage_logs_come_from_its_taskrun_the_latest_run_of_its_runnable_or_its_pipeline(
+) -> None:
+    env = load_environment("simulator")
+    backend, clock = env.backend, env.clock
+    assert isinstance(clock, VirtualClock)
+    apply_inputs(backend, load_text(GREETER_CHAIN + "---" + GREETER_WORKLOAD, "g.yaml"))
+
+    def run(kind: str, name: str, labels: dict[str, str], logs: dict[str, str]) -> None:
+        spec = {"taskRef": {"name": "t"}} if kind == "TaskRun" else {"pipelineRef": {"name": "p"}}
+        backend.apply({"apiVersion": "tekton.dev/v1", "kind": kind, "metadata": {
+            "name": name, "namespace": "default", "labels": labels,
+            "annotations": {views.LOGS_ANNOTATION: json.dumps(logs)}}, "spec": spec},
+            field_manager="test")
+        clock.advance(5)  # so the next run is created later
+
+    run("TaskRun", "hello-tests-1", {views.RUNNABLE_LABEL: "hello-tests"}, {"unit": "old run"})
+    run("TaskRun", "hello-tests-2", {views.RUNNABLE_LABEL: "hello-tests"}, {"unit": "new run"})
+    run("PipelineRun", "hello-pr", {}, {})
+    run("TaskRun", "hello-pr-build", {views.PIPELINE_RUN_LABEL: "hello-pr"}, {"build": "built"})
+    run("TaskRun", "hello-pr-test", {views.PIPELINE_RUN_LABEL: "hello-pr"},
+        {"test": "x" * (views.MAX_LOG_BYTES + 10) + "THE END"})
+    owner = backend.get("carto.run/v1alpha1", "Workload", "default", "hello")
+    assert owner is not None
+    owner["status"] = {"supplyChainRef": {"kind": "ClusterSupplyChain", "name": "nope"},
+                       "resources": [
+        {"name": "tests", "stampedRef": {"apiVersion": "carto.run/v1alpha1", "kind": "Runnable",
+                                         "namespace": "default", "name": "hello-tests"}},
+        {"name": "pipeline", "stampedRef": {"apiVersion": "tekton.dev/v1",
+                                            "kind": "PipelineRun", "name": "hello-pr"}},
+        {"name": "single", "stampedRef": {"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+                                          "namespace": "default", "name": "hello-tests-1"}},
+    ]}
+    backend.update_status(owner)
+
+    def logs(stage: str) -> list[tuple[str, list[str]]]:
+        found = views.stage_logs(backend, "Workload", "default", "hello", stage)
+        assert found is not None
+        return [(r["name"], [s["log"][-9:] for s in r["steps"]]) for r in found["runs"]]
+
+    assert logs("tests") == [("hello-tests-2", ["new run"])]  # the Runnable's latest run
+    assert logs("single") == [("hello-tests-1", ["old run"])]
+    assert logs("pipeline") == [("hello-pr-build", ["built"]), ("hello-pr-test", ["xxTHE END"])]
+    cut = views.stage_logs(backend, "Workload", "default", "hello", "pipeline")
+    assert cut is not None and cut["truncated"] is True
+    assert sum(len(s["log"].encode()) for r in cut["runs"] for s in r["steps"]) <= \
+        views.MAX_LOG_BYTES + 8
