@@ -191,3 +191,16 @@ def test_local_paths_are_refused_when_serving(tmp_path: Path, repo: BareRepo) ->
     writer.controller.allow_local_git = True  # as in simulate, on the user's own repositories
     sha = _commit(writer.write({"a.yaml": "a: 1\n"}, secret=None))
     assert _git(repo, "rev-parse", "refs/heads/config") == sha
+
+
+def test_the_first_commit_of_an_empty_repository(tmp_path: Path) -> None:
+    served = tmp_path / "served-empty"
+    served.mkdir()
+    empty = BareRepo(served, "empty")
+    with SmartHttpServer(served, HttpAuth(users={"writer": PASSWORD})) as http:
+        writer = Writer(http.url(empty))
+        writer.secret("git-auth", username="writer", password=PASSWORD)
+        sha = _commit(writer.write({"app.yaml": "a: 1\n"}, branch="main"))
+    assert _git(empty, "rev-parse", "refs/heads/main") == sha
+    assert _git(empty, "rev-list", "--count", "main") == "1"
+    assert _git(empty, "ls-tree", "-r", "--name-only", "main") == "app.yaml"

@@ -68,7 +68,8 @@ def tekton() -> Tekton:
 
 def test_a_failing_step_fails_the_task_run_with_steps_and_logs(tekton: Tekton) -> None:
     tekton.cluster.apply(_task("test", [
-        {"name": "prepare", "image": "alpine", "script": "echo preparing $(params.what)"},
+        {"name": "prepare", "image": "alpine",
+         "script": "sleep 1\necho preparing $(params.what)"},
         {"name": "test", "image": "alpine", "script": "echo '1 failed'; exit 1"},
         {"name": "report", "image": "alpine", "script": "echo report"}],
         params=[{"name": "what", "default": "nothing"}]))
@@ -76,6 +77,8 @@ def test_a_failing_step_fails_the_task_run_with_steps_and_logs(tekton: Tekton) -
                                           "params": [{"name": "what", "value": "the app"}]}))
     assert tekton.settle() == 10, "the virtual duration, however long the steps took"
     run = tekton.get("TaskRun", "tr")
+    assert (run["status"]["startTime"], run["status"]["completionTime"]) == (
+        "2026-01-01T00:00:00Z", "2026-01-01T00:00:10Z"), "deterministic, as simulate needs"
     cond = _succeeded(run)
     assert (cond["status"], cond["reason"]) == ("False", "Failed")
     assert cond["message"] == 'step "test" in task "test" exited with code 1'

@@ -1,0 +1,63 @@
+"""simulator.gitwriter's input checks: TAP's params, the URL policy and branch names (the real
+clones and pushes are in tests/integration/test_gitwriter.py)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from simulator.gitwriter import GitWriteError, encode_files, parse_params, url_scheme, write_files
+
+
+def test_params_as_tap_names_them() -> None:
+    request = parse_params({
+        "git_repository": "https://git.example.com/gitops.git", "git_branch": "staging",
+        "git_user_name": "Writer", "git_user_email": "w@example.com",
+        "git_commit_message": "Config for abc\n\nSource: main@sha1:abc",
+        "git_files": encode_files({"config/app/delivery.yml": "kind: Service\n"}),
+        "sub_path": "apps"})
+    assert (request.repository, request.branch, request.sub_path) == (
+        "https://git.example.com/gitops.git", "staging", "apps")
+    assert request.message == "Config for abc\n\nSource: main@sha1:abc"
+    assert request.files == {"config/app/delivery.yml": "kind: Service\n"}
+
+
+@pytest.mark.parametrize(("params", "fragment"), [
+    ({}, "param git_repository is required"),
+    ({"git_repository": "https://h/r.git", "git_files": "not base64!"}, "must be base64"),
+    ({"git_repository": "https://h/r.git",
+      "git_files": base64.b64encode(b"[1, 2]").decode()}, "values are the files' text"),
+    ({"git_repository": "https://h/r.git",
+      "git_files": base64.b64encode(b'{"a": {"b": 1}}').decode()}, "values are the files' text"),
+])
+def test_bad_params_are_named(params: dict[str, str], fragment: str) -> None:
+    with pytest.raises(GitWriteError, match=fragment):
+        parse_params(params)
+
+
+@pytest.mark.parametrize(("url", "allow_file", "scheme"), [
+    ("https://h/r.git", False, "https"), ("http://h/r.git", False, "http"),
+    ("ssh://git@h/r.git", False, "ssh"), ("git@github.com:org/r.git", False, "ssh"),
+    ("git://127.0.0.1:9418/r", False, "git"), ("file:///srv/r.git", True, "file"),
+    ("/srv/r.git", True, "file"),
+])
+def test_allowed_urls(url: str, allow_file: bool, scheme: str) -> None:
+    assert url_scheme(url, allow_file=allow_file) == scheme
+
+
+@pytest.mark.parametrize("url", ["file:///srv/r.git", "/srv/r.git", "ext::sh -c touch% /tmp/x",
+                                 "-uhttps://h/r.git", "ftp://h/r.git", "r.git"])
+def test_refused_urls(url: str) -> None:
+    with pytest.raises(GitWriteError, match="only http"):
+        url_scheme(url, allow_file=False)
+
+
+@pytest.mark.parametrize("branch", ["-f", "a..b", "x.lock", "has space", "a:b", "@{-1}", "/abs",
+                                    "trailing/"])
+def test_branch_names_git_would_misread_are_refused(branch: str, tmp_path: Path) -> None:
+    request = parse_params({"git_repository": "https://h/r.git", "git_branch": branch,
+                            "git_files": encode_files({"a.yaml": "a"})})
+    with pytest.raises(GitWriteError, match="is not a valid branch name"):
+        write_files(request, None, tmp_path, timeout=5)
