@@ -169,7 +169,7 @@ def test_template_with_defaults(tmp_path: Path) -> None:
     assert container["imagePullPolicy"] == "Always"  # a tag may move
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
     assert container["args"] == ["run", "--config=/etc/reconciler/settings/settings.yaml",
-                                 "/etc/reconciler/inputs"]
+                                 "--leader-elect", "/etc/reconciler/inputs"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     security = container["securityContext"]

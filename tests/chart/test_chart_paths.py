@@ -167,6 +167,10 @@ def test_the_paved_path_under_the_chart_fails_over_and_names_a_missing_verb(
         with running_daemon(args, tmp_path / "standby.log", env=env_b) as standby:
             path = urlsplit(url).path
             assert http_get(f"http://127.0.0.1:{port_b}{path}")[0] == 404
+            # Ready while standing by (a rolling update waits for the new pod to be ready
+            # before it stops the old leader), yet not working.
+            wait_for(lambda: http_get(f"{standby.ops_url}/readyz")[0] == 200 or None,
+                     seconds=30)
             assert not any(e.get("msg") == "workers started" for e in standby.log_events())
             # The leader goes (SIGTERM releases the Lease); the standby leads, stores the
             # artifact again and writes its own address, and the path is Ready again.
@@ -183,6 +187,9 @@ def test_the_paved_path_under_the_chart_fails_over_and_names_a_missing_verb(
                 raise AssertionError(standby.stderr_tail()) from None
             assert http_get(new_url)[0] == 200
             _wait_ready(served, standby, "band-service")
+            # The cost of naming the pod (values.yaml, `replicas`): kpack sees a new blob URL.
+            wait_for(lambda: served.get_json("image.kpack.io", "band-service", "-n", "default")[
+                "spec"]["source"]["blob"]["url"] == new_url or None, seconds=30)
 
             def change_build(value: str) -> None:
                 # A merge patch: no resourceVersion to race the daemon's status writes with.
