@@ -39,7 +39,9 @@ however long its steps take for real: they run on a worker thread from the first
 the reconcile at the virtual end waits for them (in slices that stay within the reconcile
 deadline), so `simulate` stays deterministic. `reconciler serve` calls `configure_for_serving`:
 its reconciles never wait (the cluster's lock is held), the run just stays Running until the steps
-are done.
+are done. `reconciler run` on the simulator keeps the waiting: its clock follows the wall clock, so
+steps have had the run's virtual duration in real time by then; a step that takes longer holds
+the simulated cluster (its lock) for up to the reconcile deadline per reconcile.
 
 Turning it off. Running a repository's steps means running its code on this machine, as the user
 running `reconciler`. `RECONCILER_SIMULATOR_RUN_STEPS=false` (or `0`/`off`/`no`) turns steps and
