@@ -71,7 +71,8 @@ class DaemonSettings:
     environment: str = "simulator"
     """The environment to run in, by its `reconciler.environments` entry point name."""
     listen: ListenAddress = ListenAddress("127.0.0.1", 8080)
-    """Where `/metrics`, `/healthz`, `/readyz` and `/debug/objects` are served."""
+    """Where `/metrics`, `/healthz`, `/readyz`, `/debug/objects` and the portal (`/ui/`) are
+    served."""
     artifacts_listen: ListenAddress = ListenAddress("127.0.0.1", 9090)
     """Where the artifact server listens."""
     artifacts_url: str | None = None
