@@ -1,13 +1,20 @@
 """The portal in a real browser (Debian's chromium through playwright-core): the lists, an
 owner's path with every stage's state, a commit flowing through live, a failed stage's condition
-and logs (markup in them shown as text), the namespace and label filters, the keyboard.
-Screenshots go to test-artifacts/portal/."""
+and logs (markup in them shown as text), the namespace and label filters, the keyboard, and the
+portal on `reconciler serve`. Screenshots go to test-artifacts/portal/."""
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import pytest
+import yaml
+
+from tests.apiserver.conftest import serving
+from tests.conftest import ROOT
 from tests.portal.conftest import XSS_LOG, Browser, Portal, wait_until
+from tests.unit.kuttl_helpers import GREETER_WORKLOAD
 
 STAGE = '.stage[data-stage="{}"]'
 
@@ -153,3 +160,22 @@ def test_an_action_button_posts_and_the_daemon_sees_it(
             "reconcile.fluxcd.io/requestedAt", ""))
 
     assert wait_until("the requestedAt annotation", requested)
+
+
+def test_serve_shows_a_workload_applied_through_the_api_without_a_reload(
+    tmp_path: Path, browser: Browser
+) -> None:
+    with serving(tmp_path, str(ROOT / "examples" / "greeter" / "00-supply-chain.yaml")) as served:
+        browser("goto", url=f"{served.server}/ui/")  # its own self-signed certificate
+        browser("wait", selector="#live", attr="data-live", value="live")
+        browser("wait", selector="#workloads td.empty")
+        browser("eval", expression="window.__sameDocument = true")
+        code, _ = served.request(
+            "POST", "/apis/carto.run/v1alpha1/namespaces/default/workloads",
+            json.dumps(yaml.safe_load(GREETER_WORKLOAD)).encode(),
+            {"Content-Type": "application/json"})
+        assert code == 201
+        browser("wait", selector='#workloads tr[data-name="hello"]', attr="data-ready",
+                value="True")
+        assert browser("eval", expression="window.__sameDocument === true")
+        browser.screenshot("serve")
