@@ -285,6 +285,14 @@ def test_rendered_settings_files_load_in_the_daemon(tmp_path: Path, values: list
         effective = yaml.safe_load(done.stdout)
         assert effective["daemon"]["environment"] == "kubernetes"
         assert effective["daemon"]["data_dir"] == "/data"
+        # The file's addresses win over the flags' defaults (127.0.0.1:...); the daemon serving
+        # artifacts on the file's port is in test_chart_paths.
+        origin = {line.split(":", 1)[0].strip(): line.rpartition("# ")[2]
+                  for line in done.stdout.splitlines() if line.startswith("  ")}
+        for key, value in (("artifacts_listen", "0.0.0.0:9090"), ("listen", "0.0.0.0:8080"),
+                           ("leader_election_namespace", "ops")):
+            assert effective["daemon"][key] == value, key
+            assert origin[key].startswith(f"file {path}:"), (key, origin[key])
 
 
 @needs_helm
