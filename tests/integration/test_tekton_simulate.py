@@ -138,8 +138,9 @@ def _run(tmp_path: Path, url: str) -> SimulationResult:
                          ids=["passing", "failing"])
 def test_the_step_runs_on_the_workloads_source_and_decides(
     tmp_path: Path, make_repo: Callable[..., GitRepo], serve_repo: Callable[[GitRepo], str],
-    app: str, passes: bool,
+    app: str, passes: bool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("RECONCILER_SIMULATOR_RUN_STEPS", raising=False)
     repo = make_repo("app", {"app.py": app})
     revision = repo.git("rev-parse", "HEAD")
     result = _run(tmp_path, serve_repo(repo))
@@ -159,3 +160,16 @@ def test_the_step_runs_on_the_workloads_source_and_decides(
         assert ready["status"] == "False"
         assert 'step "test" in task "test" exited with code 1' in ready["message"]
         assert "outputs" not in runnable["status"]
+
+
+def test_with_steps_off_nothing_runs_and_the_annotations_decide(
+    tmp_path: Path, make_repo: Callable[..., GitRepo], serve_repo: Callable[[GitRepo], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RECONCILER_SIMULATOR_RUN_STEPS", "false")
+    repo = make_repo("app", {"app.py": "answer = 41\n"})  # the step would fail
+    result = _run(tmp_path, serve_repo(repo))
+    assert result.ready, result.summary
+    assert not _of(result, "TaskRun"), "a PipelineRun without real steps creates no TaskRuns"
+    run = _of(result, "PipelineRun")[0]
+    assert _cond(run, "Succeeded")["status"] == "True"
