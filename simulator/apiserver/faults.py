@@ -10,7 +10,8 @@ an authenticated client: `GET /debug/faults` (the policy and the counts), `PUT /
 SPEC grammar: comma- (or newline-) separated `KEY=VALUE` items; `#` starts a comment; `off`
 (or an empty spec) injects nothing::
 
-    409=SHARE       share of writes with a name (PUT, PATCH, DELETE) answered 409 Conflict
+    409=SHARE       share of writes with a name (PUT, PATCH, DELETE; not server-side apply,
+                    which kube-apiserver retries itself) answered 409 Conflict
     429=SHARE       share of API requests answered 429 with `Retry-After` (see retry-after)
     500=SHARE       share answered 500 InternalError
     503=SHARE       share answered 503 ServiceUnavailable
@@ -30,7 +31,8 @@ SPEC grammar: comma- (or newline-) separated `KEY=VALUE` items; `#` starts a com
 
 SHARE is a fraction in [0, 1]; the shares of one request's faults add up to at most 1. DUR is
 a number with an optional unit `ms`, `s` (default) or `m`. Only `/api` and `/apis` requests
-are faulted (discovery included, health and `/version` not); watches are not delayed or held.
+are faulted (discovery included, health and `/version` not); watches are not delayed or held;
+a request with the header `X-Reconciler-Faults: exempt` is not faulted (an observer's).
 
 Bodies are kube-apiserver's: 429 is the max-in-flight / priority-and-fairness filter's plain
 text with `Retry-After`; 409 the optimistic-concurrency Conflict Status; 500 a storage error
@@ -63,6 +65,9 @@ SHARES = ("409", "429", "500", "503", "timeout", "slow")
 MAX_HANG_SECONDS = 60.0
 MAX_SPEC_BYTES = 4096
 ENDPOINT = "debug/faults"
+EXEMPT_HEADER = "x-reconciler-faults"
+"""`X-Reconciler-Faults: exempt` spares a request (an observer measuring a run, not the
+client under test); an outage still refuses it."""
 _WRITES = {"PUT", "PATCH", "DELETE"}
 
 
@@ -278,6 +283,8 @@ class Faults:
             return self._endpoint(request, path)
         if self._down:
             return None
+        if request.headers.get(EXEMPT_HEADER) == "exempt":
+            return handle()
         try:
             segments, query = split(request.target)
             where = route(segments)
@@ -299,8 +306,7 @@ class Faults:
                 self.injected[kind] += 1
             if expire:
                 self.injected["410"] += 1
-            cut_after = policy.watch_cut * (0.5 + self._rng.random() / 2) \
-                if policy.watch_cut is not None else None
+            share_of_cut = 0.5 + self._rng.random() / 2
             epoch = self._epoch
         if expire:
             rv = query.get("resourceVersion", "")
@@ -315,7 +321,7 @@ class Faults:
                 return None
         response = handle()
         if response.stream is not None and watch:
-            response.stream = self._watched(response.stream, cut_after, epoch)
+            response.stream = self._watched(response.stream, share_of_cut, epoch)
         return response
 
     def _roll(self, request: Request, where: Route | Any, watch: bool) -> str | None:
@@ -328,8 +334,10 @@ class Faults:
             if not share:
                 continue
             if draw < share:
-                if kind == "409" and not (request.method in _WRITES and
-                                          isinstance(where, Route) and where.name):
+                if kind == "409" and not (
+                        request.method in _WRITES and isinstance(where, Route) and
+                        where.name and "apply-patch" not in
+                        request.headers.get("content-type", "")):
                     return None
                 if kind in ("slow", "timeout") and watch:
                     return None
@@ -357,14 +365,17 @@ class Faults:
             self._sleep(policy.delay)
         return None
 
-    def _watched(self, stream: Iterator[bytes], cut_after: float | None,
+    def _watched(self, stream: Iterator[bytes], share_of_cut: float,
                  epoch: int) -> Iterator[bytes]:
-        deadline = time.monotonic() + cut_after if cut_after is not None else None
+        """`stream`, cut once it has run `share_of_cut` of the policy's watch-cut (the policy
+        of the moment: a watch opened before `watch-cut` was switched on is cut too)."""
+        started = time.monotonic()
         try:
             for chunk in stream:
                 if self._epoch != epoch:
                     raise ConnectionAbortedError("fault: the server went away")
-                if deadline is not None and time.monotonic() >= deadline:
+                cut = self.policy.watch_cut
+                if cut is not None and time.monotonic() - started >= cut * share_of_cut:
                     with self._lock:
                         self.injected["watch-cut"] += 1
                         self._expire_next += 1
