@@ -108,6 +108,7 @@ FIELD_MANAGER: Final = "tekton-pipelines-controller"
 LOGS_FIELD_MANAGER: Final = "tekton-pipelines-controller-logs"
 _CANCELLED = ("Cancelled", "CancelledRunFinally", "StoppedRunFinally", "TaskRunCancelled")
 _RESULT_BYTES = 4096  # Tekton's limit on one result (the termination message)
+_JOBS_KEPT = 256
 _WAIT_MARGIN = 2.0  # seconds of the reconcile deadline left unused while waiting for steps
 _OFF = ("0", "false", "off", "no")
 _ON = ("1", "true", "on", "yes")
@@ -202,6 +203,8 @@ class TaskJob:
     workspaces: tuple[str, ...]
     source_url: str
     timeout: float
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False)
+    """Set when the run is cancelled: the running step's process group is killed."""
 
 
 _REFERENCE = re.compile(r"\$\(\s*([^()\s]+?)\s*\)")
@@ -257,6 +260,8 @@ def run_task(job: TaskJob, limits: Limits = DEFAULT_LIMITS,
         outcome = TaskOutcome()
         for index, step in enumerate(job.steps):
             name = str(step.get("name") or f"unnamed-{index}")
+            if job.cancel.is_set() and outcome.failure is None:
+                outcome.failure = ("Cancelled", f"TaskRun \"{job.run_name}\" was cancelled")
             if outcome.failure is not None:
                 outcome.steps.append(StepResult(name, 1, "Skipped"))
                 continue
@@ -273,7 +278,8 @@ def run_task(job: TaskJob, limits: Limits = DEFAULT_LIMITS,
                 continue
             env = {**env_base, **_step_env(step, values)}
             cwd = _working_dir(step, values, source)
-            code, text, timed_out = run_process(argv, cwd, env, deadline, limits.step_log_bytes)
+            code, text, timed_out = run_process(argv, cwd, env, deadline, limits.step_log_bytes,
+                                                job.cancel)
             if timed_out:
                 outcome.steps.append(StepResult(name, code, "TaskRunTimeout", text))
                 outcome.failure = ("TaskRunTimeout",
@@ -386,10 +392,10 @@ def _kill_all() -> None:
 
 
 def run_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline: float,
-                log_bytes: int) -> tuple[int, str, bool]:
-    """Run `argv` in its own process group until it exits or `deadline` (monotonic) passes;
-    returns (exit code, tail of its combined output, timed out). The whole group is killed at
-    the end, so nothing a step started in the background outlives it."""
+                log_bytes: int, cancel: threading.Event | None = None) -> tuple[int, str, bool]:
+    """Run `argv` in its own process group until it exits, `deadline` (monotonic) passes or
+    `cancel` is set; returns (exit code, tail of its combined output, timed out). The whole group
+    is killed at the end, so nothing a step started in the background outlives it."""
     tail = bytearray()
     try:
         proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
@@ -419,9 +425,17 @@ def run_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline
     reader.start()
     timed_out = False
     try:
-        proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                proc.wait(timeout=max(min(left, 0.25), 0.0))
+                break
+            except subprocess.TimeoutExpired:
+                if left <= 0.25:
+                    timed_out = True
+                    break
+                if cancel is not None and cancel.is_set():
+                    break
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -494,6 +508,7 @@ def parse_duration(text: Any) -> float | None:
 @dataclass
 class _Job:
     future: concurrent.futures.Future[TaskOutcome]
+    cancel: threading.Event
 
 
 class TektonRuns:
@@ -581,7 +596,9 @@ class TektonRuns:
         key = _run_key(run)
         job = self._jobs.get(key)
         if job is None:
-            job = self._jobs[key] = _Job(self._submit(run, definition, writer))
+            self._prune()
+            cancel = threading.Event()
+            job = self._jobs[key] = _Job(self._submit(run, definition, writer, cancel), cancel)
         due = start + self._duration(run, TASK_RUN)
         remaining = due - self.clock.now()
         if not status_of(run).get("startTime"):
@@ -608,8 +625,8 @@ class TektonRuns:
         left = deadline.remaining() if deadline is not None else self.limits.reconcile_seconds
         return max(left - _WAIT_MARGIN, 0.1)
 
-    def _submit(self, run: Obj, definition: Mapping[str, Any],
-                writer: bool) -> concurrent.futures.Future[TaskOutcome]:
+    def _submit(self, run: Obj, definition: Mapping[str, Any], writer: bool,
+                cancel: threading.Event) -> concurrent.futures.Future[TaskOutcome]:
         """Gather what the job needs from the cluster (here, on the reconcile's thread) and
         start it on a worker thread."""
         params = _params(definition, spec_of(run))
@@ -643,7 +660,7 @@ class TektonRuns:
                                  if isinstance(w, Mapping) and w.get("name")),
                 source_url=str(params.get("source-url") or
                                _annotations(run).get(SOURCE_ANNOTATION) or ""),
-                timeout=timeout)
+                timeout=timeout, cancel=cancel)
             limits = self.limits
 
             def work() -> TaskOutcome:
@@ -712,7 +729,16 @@ class TektonRuns:
     def _forget(self, run: Obj) -> None:
         job = self._jobs.pop(_run_key(run), None)
         if job is not None:
+            job.cancel.set()
             job.future.cancel()
+
+    def _prune(self) -> None:
+        """Forget finished jobs of runs deleted before their end (never reconciled again)."""
+        if len(self._jobs) < _JOBS_KEPT:
+            return
+        for key, job in list(self._jobs.items()):
+            if job.future.done():
+                del self._jobs[key]
 
     # --- PipelineRuns with runnable tasks ---------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -254,3 +255,34 @@ def test_reconciler_serve_configures_tekton_for_serving(monkeypatch: pytest.Monk
         tekton = next(c for c in env.controllers if isinstance(c, TektonRuns))
         assert (tekton.run_steps, tekton.wait_for_steps, tekton.allow_local_git) == (
             False, False, False)
+
+
+def test_cancelling_a_run_kills_its_running_step(tekton: Tekton, tmp_path: Path) -> None:
+    pid_file = tmp_path / "step.pid"
+    tekton.cluster.apply(_task_run("tr", {"taskSpec": {"steps": [
+        {"name": "hang", "script": f"echo $$ > {pid_file}.tmp\nmv {pid_file}.tmp {pid_file}\n"
+                                   "exec sleep 60"}]}}))
+    assert tekton.controller.reconcile(tekton.get("TaskRun", "tr")) == 10
+    for _ in range(100):  # the step starts on its own thread
+        if pid_file.exists():
+            break
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    assert _alive(pid)
+    run = tekton.get("TaskRun", "tr")
+    tekton.cluster.apply({**run, "spec": {**run["spec"], "status": "TaskRunCancelled"}})
+    assert tekton.controller.reconcile(tekton.get("TaskRun", "tr")) is None
+    assert _succeeded(tekton.get("TaskRun", "tr"))["reason"] == "Cancelled"
+    for _ in range(100):  # killed within a quarter second of the cancel, on the job's thread
+        if not _alive(pid):
+            break
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
