@@ -20,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.greeter_fleet import objects
+from greeter_fleet import objects
+
 from reconciler.observability.logging import configure_logging
 from reconciler.simulation import simulate
 from simulator.environment import SimulatedEnvironment
@@ -71,6 +72,19 @@ def change_one(env: SimulatedEnvironment, i: int) -> None:
                          "annotations", {}).update({"bench": str(i)}))
 
 
+def measure_format(env: SimulatedEnvironment, path: Path) -> dict[str, float]:
+    first = timed(lambda: env.save_state(path), repeat=1)
+    changes = iter(range(1_000_000))
+
+    def change_and_save() -> None:
+        change_one(env, next(changes))
+        env.save_state(path)
+
+    one = timed(change_and_save)
+    load = timed(lambda: SimulatedEnvironment().load_state(path), repeat=1)
+    return {"first": first, "one": one, "load": load}
+
+
 def measure(n: int, tmp: Path) -> None:
     start = time.perf_counter()
     env = settled(n, tmp)
@@ -82,14 +96,8 @@ def measure(n: int, tmp: Path) -> None:
     results: dict[str, dict[str, float]] = {}
     for fmt in ("json", "db"):
         path = tmp / f"state-{n}.{fmt}"
-        first = timed(lambda p=path: env.save_state(p), repeat=1)  # type: ignore[misc]
-        counter = iter(range(1_000_000))
-        one = timed(lambda p=path: (change_one(env, next(counter)),  # type: ignore[misc]
-                                    env.save_state(p)))
-        size = sum(f.stat().st_size for f in tmp.glob(f"state-{n}.{fmt}*"))
-        load = timed(lambda p=path: SimulatedEnvironment().load_state(p),  # type: ignore[misc]
-                     repeat=1)
-        results[fmt] = {"first": first, "one": one, "load": load, "size": size}
+        results[fmt] = measure_format(env, path)
+        results[fmt]["size"] = sum(f.stat().st_size for f in tmp.glob(f"state-{n}.{fmt}*"))
     for step in ("first", "one", "load"):
         rows.append((step, results["json"][step], results["db"][step]))
     names = {"first": "first save", "one": "save after one change", "load": "load"}
