@@ -20,7 +20,8 @@ from reconciler.loader import load_text
 from reconciler.portal import views
 from reconciler.portal.app import Portal as PortalApp
 from reconciler.portal.feed import MAX_STREAMS, ChangeFeed
-from reconciler.simulation import apply_inputs
+from reconciler.settings import SimulateSettings
+from reconciler.simulation import _reconcile, apply_inputs
 from simulator.clock import VirtualClock
 from tests.apiserver.conftest import serving
 from tests.conftest import ROOT
@@ -409,3 +410,47 @@ def test_a_stage_logs_come_from_its_taskrun_the_latest_run_of_its_runnable_or_it
     assert cut is not None and cut["truncated"] is True
     assert sum(len(s["log"].encode()) for r in cut["runs"] for s in r["steps"]) <= \
         views.MAX_LOG_BYTES + 8
+
+
+DELIVERY = """
+apiVersion: carto.run/v1alpha1
+kind: ClusterTemplate
+metadata: {name: app-config}
+spec:
+  template:
+    apiVersion: v1
+    kind: ConfigMap
+    metadata: {name: $(deliverable.metadata.name)$-deployed}
+    data: {app: $(deliverable.metadata.name)$}
+---
+apiVersion: carto.run/v1alpha1
+kind: ClusterDelivery
+metadata: {name: deliver}
+spec:
+  selector: {app.example.com/deliver: "yes"}
+  resources:
+    - name: deployer
+      templateRef: {kind: ClusterTemplate, name: app-config}
+---
+apiVersion: carto.run/v1alpha1
+kind: Deliverable
+metadata:
+  name: shop
+  namespace: default
+  labels: {app.example.com/deliver: "yes"}
+spec: {}
+"""
+
+
+def test_a_deliverable_is_listed_and_drawn_along_its_delivery() -> None:
+    env = load_environment("simulator")
+    _reconcile(env, load_text(DELIVERY, "delivery.yaml"), SimulateSettings(), None)
+    portal = PortalApp(env.backend)
+    listed = json.loads(portal.handle("GET", "/ui/api/overview", {}).body)
+    assert names(listed, "deliverables") == ["default/shop"]
+    assert listed["deliverables"][0]["blueprint"] == "deliver"
+    assert listed["deliverables"][0]["ready"]["status"] == "True"
+    path = json.loads(portal.handle("GET", "/ui/api/owners/Deliverable/default/shop", {}).body)
+    [stage] = path["stages"]
+    assert stage["name"] == "deployer" and stage["ready"]["status"] == "True"
+    assert stage["stamped"]["name"] == "shop-deployed"
