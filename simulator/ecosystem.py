@@ -330,11 +330,10 @@ class ImageBuilder:
             return None
         status = dict(status_of(build))
         now = self.clock.now()
-        started = _parse_time(status.get("startTime"))
-        if started is None:
-            started = now
-            status["startTime"] = rfc3339(now)
-            status["podName"] = f"{namespace_name(build)[1]}-build-pod"
+        # A build starts when it is created (kpack's pod starts at once here).
+        started = _parse_time(meta(build).get("creationTimestamp"))
+        started = now if started is None else started
+        status["podName"] = f"{namespace_name(build)[1]}-build-pod"
         remaining = started + self.timing.image_build - now
         if remaining > 0:
             status["conditions"] = merge_conditions(
@@ -353,7 +352,6 @@ class ImageBuilder:
                              "annotations": {SCAN_REPORT_ANNOTATION: outcome.scan_report}}},
                 KPACK_MANAGER + "-scan-report")
             status = {**status_of(build), **status}
-        status["completionTime"] = rfc3339(now)
         status["stepsCompleted"] = (["prepare", "detect", "analyze", "restore", "build",
                                      "export"] if outcome.ok else ["prepare"])
         if outcome.ok:
