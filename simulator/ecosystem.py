@@ -235,7 +235,7 @@ class ImageBuilder:
         if latest is None or _annotations(latest).get(BUILD_SPEC_ANNOTATION) != wanted:
             latest = self._create_build(image, latest, wanted, builds)
             builds.append(latest)
-        self._prune(builds, spec)
+        self._prune(builds, spec, status_of(image).get("latestImage"))
         self._write_image(image, None, latest)
         return None
 
@@ -277,7 +277,9 @@ class ImageBuilder:
                  reason=reason)
         return self.backend.apply(build, KPACK_MANAGER)
 
-    def _prune(self, builds: list[Obj], spec: Mapping[str, Any]) -> None:
+    def _prune(self, builds: list[Obj], spec: Mapping[str, Any], running: Any) -> None:
+        """Delete the oldest finished Builds beyond the history limits; never the latest, nor
+        one that made the running image (the scanner reads its findings there)."""
         if len(builds) <= 1:
             return
         limits = {TRUE: _history(spec.get("successBuildHistoryLimit")),
@@ -286,6 +288,8 @@ class ImageBuilder:
         for state, limit in limits.items():
             done = [b for b in older if _succeeded(b) == state]
             for build in done[:max(0, len(done) - limit)]:
+                if running and status_of(build).get("latestImage") == running:
+                    continue
                 ns, name = namespace_name(build)
                 self.backend.delete(KPACK_API, "Build", ns, name)
                 builds.remove(build)

@@ -268,3 +268,21 @@ def test_detection(tmp_path: Path, files: dict[str, str], buildpack: str | None)
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     assert detect(tmp_path) == buildpack
+
+
+def test_the_build_of_the_running_image_is_kept_whatever_the_history_limit(
+        tmp_path: Path) -> None:
+    eco = Ecosystem(tmp_path)
+    report = (REPORTS / "critical.json").read_text()
+    eco.apply(image("web", eco.artifact({**APP, ".reconciler/scan-report.json": report}),
+                    successBuildHistoryLimit=0, failedBuildHistoryLimit=0))
+    eco.settle()
+    running = eco.get(KPACK, "Image", "web")["status"]["latestImage"]
+    for i in range(2):
+        eco.apply(image("web", eco.artifact({"README.md": f"broken {i}\n"}),
+                        successBuildHistoryLimit=0, failedBuildHistoryLimit=0))
+        eco.settle()
+    # The failed build 2 is gone, 3 is the latest; 1 made the image that still runs.
+    assert eco.names(KPACK, "Build") == ["web-build-1", "web-build-3"]
+    assert eco.get(KPACK, "Build", "web-build-1")["status"]["latestImage"] == running
+    assert eco.get(KPACK, "Image", "web")["status"]["latestImage"] == running
