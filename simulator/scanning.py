@@ -28,8 +28,8 @@ severity and package. `status.compliantArtifact.registry.image` is set only when
 `status.scanResult.cveCount` counts the findings by severity (all of them, ignored ones
 included); `status.phase` is Completed / Failed / Error. A missing ScanPolicy, or a scan with no
 image, fails with reason `ScanPolicyNotFound` / `InvalidSpec`. A scan takes `Timing.image_scan`
-virtual seconds, and is evaluated again whenever the ImageScan's generation, its policy or the
-image's report change.
+virtual seconds from `status.scanStartedAt` (the simulator's own field: when it saw this
+generation), and is judged again when the ImageScan's generation or its ScanPolicy changes.
 """
 
 from __future__ import annotations
