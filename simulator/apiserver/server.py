@@ -93,9 +93,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         path = self.path.split("?", 1)[0].strip("/")
-        if self.server.ui is not None and (path == "ui" or path.startswith("ui/")):
+        ui: Mounted | None = getattr(self.server, "ui", None)
+        if ui is not None and (path == "ui" or path.startswith("ui/")):
             # The portal, read-only and outside the API's authentication (see command.py).
-            self.server.ui(self)
+            ui(self)
             return
         user = self.server.gate.authenticate(self.headers.get("Authorization", ""))
         if path not in PUBLIC and user is None:
