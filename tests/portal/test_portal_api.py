@@ -454,3 +454,26 @@ def test_a_deliverable_is_listed_and_drawn_along_its_delivery() -> None:
     [stage] = path["stages"]
     assert stage["name"] == "deployer" and stage["ready"]["status"] == "True"
     assert stage["stamped"]["name"] == "shop-deployed"
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(foreground: str, background: str) -> float:
+    light, dark = sorted((_luminance(foreground), _luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_text_colours_pass_wcag_aa_contrast_on_their_backgrounds() -> None:
+    css = (STATIC / "portal.css").read_text()
+    colour = dict(re.findall(r"(--[a-z-]+):\s*(#[0-9a-fA-F]{6});", css))
+    pairs = [("--fg", "--bg"), ("--muted", "--bg"), ("--muted", "--panel"), ("--link", "--bg"),
+             ("--ok-fg", "--ok-bg"), ("--bad-fg", "--bad-bg"), ("--unk-fg", "--unk-bg"),
+             ("--bad-fg", "--panel"), ("--fg", "--panel")]
+    for fg, bg in pairs:
+        assert contrast(colour[fg], colour[bg]) >= 4.5, (fg, bg)
+    assert contrast("#e8eaed", "#1b1f24") >= 4.5  # logs
+    assert contrast("#000000", "#ffffff") == pytest.approx(21.0)
