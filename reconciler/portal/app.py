@@ -60,6 +60,8 @@ SECURITY_HEADERS: Mapping[str, str] = {
 }
 ACTIONS = ("reconcile", "suspend", "resume")
 FLUX_KINDS = ("GitRepository", "Kustomization")
+SUSPEND_KINDS = FLUX_KINDS
+"""The kinds whose controllers honour a suspend: Flux's, by `spec.suspend`."""
 
 
 Reader = Callable[[Callable[[], Any]], Any]
@@ -153,7 +155,8 @@ class Portal:
             return error_response(HTTPStatus.METHOD_NOT_ALLOWED, "the portal's API is read-only "
                           "except /ui/api/actions", {"Allow": "GET, HEAD"})
         if parts == ["config"]:
-            return _json({"actions": self.actions, "live": self.feed.attached})
+            return _json({"actions": self.actions, "live": self.feed.attached,
+                          "suspend_kinds": list(SUSPEND_KINDS) if self.actions else []})
         if parts == ["overview"]:
             where = views.Filter.from_query(first)
             return _json(self.read(lambda: views.overview(self.backend, where)))
@@ -213,6 +216,9 @@ class Portal:
             return error_response(HTTPStatus.BAD_REQUEST,
                           f"kind {kind!r}: actions apply to {', '.join(views.LISTED)}")
         action = parts[0]
+        if action != "reconcile" and kind not in SUSPEND_KINDS:
+            return error_response(HTTPStatus.BAD_REQUEST, f"{kind} cannot be suspended here; "
+                                  f"{action} applies to {', '.join(SUSPEND_KINDS)}")
         done = self.read(lambda: self._act(action, kind, namespace, name))
         if done is None:
             return error_response(HTTPStatus.NOT_FOUND, f"no {kind} {namespace}/{name}")
@@ -228,12 +234,8 @@ class Portal:
         if action == "reconcile":
             now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             patch["metadata"]["annotations"] = {views.REQUESTED_AT: now}
-        elif kind in FLUX_KINDS:
-            patch["spec"] = {"suspend": action == "suspend"}
         else:
-            # Cartographer's owners have no spec.suspend: the engine reads an annotation.
-            patch["metadata"]["annotations"] = {
-                views.SUSPEND_ANNOTATION: "true" if action == "suspend" else "false"}
+            patch["spec"] = {"suspend": action == "suspend"}
         applied = self.writer.apply(patch, field_manager=FIELD_MANAGER, force=True)
         return views.summary(applied)
 

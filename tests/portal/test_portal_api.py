@@ -265,6 +265,26 @@ def test_an_action_needs_a_known_kind_an_existing_object_and_a_small_body(
     assert code == 200 and answer["name"] == "web"
 
 
+def test_suspend_and_resume_set_a_flux_source_spec_suspend(portal: Portal) -> None:
+    same = {"Content-Type": "application/json", "Origin": portal.url}
+    source = json.dumps({"kind": "GitRepository", "namespace": "team-b",
+                         "name": "tested"}).encode()
+
+    def suspended() -> bool:
+        overview = get(portal, "/ui/api/overview?namespace=team-b")[1]
+        return bool(overview["sources"][0]["suspended"])
+
+    code, answer = post(portal.url, "/ui/api/actions/suspend", source, same)
+    assert code == 200 and answer["suspended"] is True
+    assert wait_until("the source suspended", suspended)
+    code, answer = post(portal.url, "/ui/api/actions/resume", source, same)
+    assert code == 200 and answer["suspended"] is False
+    assert not suspended()
+    # Cartographer's owners have no suspend (yet): refused, not silently ignored.
+    code, refused = post(portal.url, "/ui/api/actions/suspend", BODY, same)
+    assert code == 400 and "Workload cannot be suspended" in refused["error"]
+
+
 def test_actions_are_refused_unless_turned_on() -> None:
     env = load_environment("simulator")
     apply_inputs(env.backend, load_text(GREETER_CHAIN + "---" + GREETER_WORKLOAD, "g.yaml"))
@@ -279,7 +299,7 @@ def test_actions_are_refused_unless_turned_on() -> None:
     assert "reconcile.fluxcd.io/requestedAt" not in (live or {})["metadata"].get(
         "annotations", {})
     assert json.loads(portal.handle("GET", "/ui/api/config", {}).body) == {
-        "actions": False, "live": False}
+        "actions": False, "live": False, "suspend_kinds": []}
 
 
 # --- the page itself -----------------------------------------------------------------------
@@ -329,7 +349,7 @@ def test_serve_mounts_the_read_only_portal_beside_the_api(tmp_path: Path) -> Non
         listed = wait_until("hello Ready on the portal", lambda: _ready(fetch))
         assert names(listed, "workloads") == ["default/hello"]
         code, answer = fetch("/ui/api/config")
-        assert code == 200 and answer == {"actions": False, "live": True}
+        assert code == 200 and answer == {"actions": False, "live": True, "suspend_kinds": []}
         host = urlsplit(served.server).netloc
         request = urllib.request.Request(
             served.server + "/ui/api/actions/reconcile", method="POST",

@@ -66,9 +66,9 @@ def test_a_commit_flows_through_the_path_without_a_reload(
     browser("wait", selector=STAGE.format("config") + ' [data-output="config"]', text=commit)
     browser("wait", selector=STAGE.format("source-provider") + ' [data-output="revision"]',
             text=commit)
-    browser("wait", selector='#sources tr[data-name="web"] td:last-child',
+    browser("wait", selector='#sources tr[data-name="web"] td[data-revision]',
             attr="data-revision", value=f"main@sha1:{commit}")
-    assert browser("text", selector='#sources tr[data-name="web"] td:last-child') == \
+    assert browser("text", selector='#sources tr[data-name="web"] td[data-revision]') == \
         f"main@sha1:{commit[:12]}…"
     assert browser("eval", expression="window.__sameDocument === true")  # no reload
     assert browser("navigations") == navigations
@@ -147,9 +147,9 @@ def test_an_action_button_posts_and_the_daemon_sees_it(
     portal: Portal, browser: Browser, action: str
 ) -> None:
     open_portal(browser, portal, "#/Workload/team-a/web")
-    browser("wait", selector=f'button[data-action="{action}"]')
-    browser("click", selector=f'button[data-action="{action}"]')
-    browser("wait", selector="#detail .actions [role=status]", text="requested")
+    browser("wait", selector=f'#detail button[data-action="{action}"]')
+    browser("click", selector=f'#detail button[data-action="{action}"]')
+    browser("wait", selector="#action-status", text="Reconcile now Workload team-a/web: requested")
 
     def requested() -> str:
         loop, env = portal.daemon.loop, portal.daemon.env
@@ -179,3 +179,15 @@ def test_serve_shows_a_workload_applied_through_the_api_without_a_reload(
                 value="True")
         assert browser("eval", expression="window.__sameDocument === true")
         browser.screenshot("serve")
+
+
+def test_a_source_is_suspended_and_resumed_from_its_row(portal: Portal, browser: Browser) -> None:
+    open_portal(browser, portal, "?namespace=team-b")
+    row = '#sources tr[data-name="tested"]'
+    browser("wait", selector=f'{row} button[data-action="suspend"]')
+    browser("click", selector=f'{row} button[data-action="suspend"]')
+    # The write comes back over the event stream: the row now offers Resume.
+    browser("wait", selector=f'{row} button[data-action="resume"]')
+    browser("wait", selector="#action-status", text="Suspend GitRepository team-b/tested")
+    browser("click", selector=f'{row} button[data-action="resume"]')
+    browser("wait", selector=f'{row} button[data-action="suspend"]')

@@ -116,7 +116,8 @@ function sourceRow(item, kind) {
     item.ready && item.ready.status !== "True" && item.ready.reason
       ? el("span", { class: "reason" }, item.ready.reason) : null),
   el("td", { class: "mono" }, kind === "GitRepository" ? (item.url || "") : (item.suspended ? "yes" : "no")),
-  revisionCell(item.revision));
+  revisionCell(item.revision),
+  state.config.actions ? el("td", {}, actionButtons({ ...item, kind }, `Actions on ${item.name}`)) : null);
 }
 
 function renderTable(id, items, row, kind, truncated) {
@@ -227,29 +228,36 @@ function renderEvents(events) {
       el("td", {}, String(e.count)), el("td", { class: "mono" }, e.lastTimestamp)))));
 }
 
-function renderActions(owner) {
+// Reconcile now, and Suspend or Resume where the server says the kind can be suspended; the
+// outcome is announced in the one status region under the filters.
+function actionButtons(target, label) {
   if (!state.config.actions) return null;
-  const box = el("div", { class: "actions", role: "group", "aria-label": "Actions" });
-  const result = el("p", { class: "reason", role: "status" });
-  const buttons = [["reconcile", "Reconcile now"], owner.suspended ? ["resume", "Resume"] : ["suspend", "Suspend"]];
-  for (const [action, label] of buttons) {
-    const button = el("button", { type: "button", "data-action": action }, label);
+  const box = el("div", { class: "actions", role: "group", "aria-label": label });
+  const buttons = [["reconcile", "Reconcile now"]];
+  if ((state.config.suspend_kinds || []).includes(target.kind)) {
+    buttons.push(target.suspended ? ["resume", "Resume"] : ["suspend", "Suspend"]);
+  }
+  for (const [action, text] of buttons) {
+    const button = el("button", { type: "button", "data-action": action,
+      "aria-label": `${text}: ${target.kind} ${target.namespace}/${target.name}` }, text);
     button.addEventListener("click", async () => {
+      const status = document.getElementById("action-status");
       button.disabled = true;
       try {
         const response = await fetch(api(`actions/${action}`), {
           method: "POST", headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ kind: owner.kind, namespace: owner.namespace, name: owner.name }),
+          body: JSON.stringify({ kind: target.kind, namespace: target.namespace, name: target.name }),
         });
         const body = await response.json().catch(() => ({}));
-        result.textContent = response.ok ? `${label}: requested.` : `${label} refused: ${body.error || response.status}`;
+        status.textContent = response.ok
+          ? `${text} ${target.kind} ${target.namespace}/${target.name}: requested.`
+          : `${text} refused: ${body.error || response.status}`;
       } finally {
         button.disabled = false;
       }
     });
     box.append(button);
   }
-  box.append(result);
   return box;
 }
 
@@ -275,7 +283,7 @@ async function refreshDetail() {
       stateBadge(owner.ready), owner.ready && owner.ready.reason ? el("span", { class: "reason" }, owner.ready.reason) : null,
       el("span", { class: "reason" }, ` · ${chain}`), owner.suspended ? el("span", { class: "reason" }, " · suspended") : null),
     owner.ready && owner.ready.message ? el("p", { class: "message owner-message" }, owner.ready.message) : null,
-    renderActions(owner),
+    actionButtons(owner, "Actions"),
     el("h3", {}, "Stages"),
     owner.stages.length
       ? el("ol", { class: "path", "aria-label": `Stages of ${owner.name}'s path, in order` }, owner.stages.map((s) => renderStage(owner, s)))
@@ -353,6 +361,11 @@ async function main() {
   applyFilterFromURL();
   state.selected = parseHash();
   try { state.config = await getJSON("config"); } catch { /* read-only defaults */ }
+  if (state.config.actions) {
+    for (const id of ["sources", "kustomizations"]) {
+      document.querySelector(`#${id} thead tr`).append(el("th", { scope: "col" }, "Actions"));
+    }
+  }
   document.getElementById("filters").addEventListener("submit", (event) => {
     event.preventDefault();
     state.filter.namespace = document.getElementById("namespace").value;
