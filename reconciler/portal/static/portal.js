@@ -112,7 +112,7 @@ function sourceRow(item, kind) {
     "data-ready": item.ready ? item.ready.status : "Unknown" },
   el("td", {}, item.name),
   el("td", {}, item.namespace),
-  el("td", {}, stateBadge(item.ready),
+  el("td", {}, stateBadge(item.ready), item.suspended ? el("span", { class: "reason" }, "suspended") : null,
     item.ready && item.ready.status !== "True" && item.ready.reason
       ? el("span", { class: "reason" }, item.ready.reason) : null),
   el("td", { class: "mono" }, kind === "GitRepository" ? (item.url || "") : (item.suspended ? "yes" : "no")),
@@ -124,7 +124,8 @@ function renderTable(id, items, row, kind, truncated) {
   const body = document.querySelector(`#${id} tbody`);
   const rows = items.map((item) => row(item, kind));
   if (rows.length === 0) {
-    rows.push(el("tr", {}, el("td", { colspan: 5, class: "empty" }, "None match the filters.")));
+    const columns = document.querySelectorAll(`#${id} thead th`).length;
+    rows.push(el("tr", {}, el("td", { colspan: columns, class: "empty" }, "None match the filters.")));
   }
   replace(body, rows);
   const count = document.getElementById(`${id}-count`);
