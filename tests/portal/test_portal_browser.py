@@ -191,3 +191,24 @@ def test_a_source_is_suspended_and_resumed_from_its_row(portal: Portal, browser:
     browser("wait", selector="#action-status", text="Suspend GitRepository team-b/tested")
     browser("click", selector=f'{row} button[data-action="resume"]')
     browser("wait", selector=f'{row} button[data-action="suspend"]')
+
+
+def test_a_phone_sized_window_scrolls_down_not_sideways(portal: Portal, browser: Browser) -> None:
+    browser("viewport", width=390, height=844)
+    try:
+        open_portal(browser, portal, "#/Workload/team-b/tested")
+        browser("wait", selector=STAGE.format("tests"), attr="data-state", value="False")
+        wide = browser("eval", expression="""[...document.querySelectorAll('body *')]
+            .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1
+                    && !e.closest('.scroll, .lists section'))
+            .slice(0, 5).map((e) => `${e.tagName}.${e.className}`)""")
+        assert browser("eval", expression=(
+            "document.documentElement.scrollWidth <= window.innerWidth")), \
+            f"the page is wider than the window: {wide}"
+        # One column: the path comes below the lists.
+        assert browser("eval", expression=(
+            "document.getElementById('detail').getBoundingClientRect().top > "
+            "document.querySelector('.lists').getBoundingClientRect().bottom - 1"))
+        browser.screenshot("phone")
+    finally:
+        browser("viewport", width=1400, height=900)

@@ -221,12 +221,12 @@ async function loadLogs(owner, stageName, panel) {
 
 function renderEvents(events) {
   if (!events.events || !events.events.length) return el("p", { class: "empty" }, "No events.");
-  return el("table", { class: "events" },
+  return el("div", { class: "scroll" }, el("table", { class: "events" },
     el("caption", { class: "visually-hidden" }, "Events, newest first"),
     el("thead", {}, el("tr", {}, ["Type", "Reason", "Message", "Count", "Last seen"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, events.events.map((e) => el("tr", { "data-reason": e.reason },
       el("td", {}, e.type), el("td", {}, e.reason), el("td", {}, e.message),
-      el("td", {}, String(e.count)), el("td", { class: "mono" }, e.lastTimestamp)))));
+      el("td", {}, String(e.count)), el("td", { class: "mono" }, e.lastTimestamp))))));
 }
 
 // Reconcile now, and Suspend or Resume where the server says the kind can be suspended; the

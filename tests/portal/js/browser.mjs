@@ -7,6 +7,7 @@
 //   {"op": "text" | "count" | "attr", "selector": ..., "attr"?: ...}
 //   {"op": "eval", "expression": ...}              -> {"ok": true, "value": ...}
 //   {"op": "screenshot", "path": ..., "fullPage"?: bool}
+//   {"op": "viewport", "width": ..., "height": ...}
 //   {"op": "navigations"}                          -> how many times the main frame navigated
 //   {"op": "close"}
 // A failure answers {"ok": false, "error": ...}; console errors and page errors are kept and
@@ -66,6 +67,7 @@ async function run(command) {
     case "attr": return await page.locator(command.selector).first().getAttribute(command.attr);
     case "eval": return await page.evaluate(command.expression);
     case "screenshot": await page.screenshot({ path: command.path, fullPage: Boolean(command.fullPage) }); return null;
+    case "viewport": await page.setViewportSize({ width: command.width, height: command.height }); return null;
     case "navigations": return navigations;
     case "errors": return errors;
     default: throw new Error(`unknown op ${command.op}`);
