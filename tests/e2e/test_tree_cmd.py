@@ -25,7 +25,11 @@ def test_tree_of_the_paved_path(make_repo: Callable[..., GitRepo], cli: Callable
         "image-builder: Image/default/band-service  Ready=True",
         "deployer: Service/default/band-service  Ready=True",
     ]
-    assert "        template: ClusterTemplate/knative-deploy  inputs: image-builder" in lines
+    assert [line.split("│")[-1].strip() for line in lines if "template: " in line] == [
+        "template: ClusterSourceTemplate/git-source",
+        "template: ClusterImageTemplate/buildpacks-image  inputs: source-provider",
+        "template: ClusterTemplate/knative-deploy  inputs: image-builder",
+    ]
     saved = cli("tree", "--state", str(state), "-o", "json")
     assert saved.code == 0, saved.stderr
     owners = saved.json()["owners"]
