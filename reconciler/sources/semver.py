@@ -45,6 +45,8 @@ class Version:
         if m is None:
             return None
         pre = tuple(m["pre"].split(".")) if m["pre"] else ()
+        if _leading_zero(pre):
+            return None
         return cls(int(m["major"]), int(m["minor"] or 0), int(m["patch"] or 0), pre)
 
     def _key(self) -> tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]:
@@ -95,8 +97,16 @@ def _partial(text: str) -> _Partial:
             break
         nums.append(int(value))
     padded = [*nums, 0, 0, 0][:3]
-    pre = tuple(m["pre"].split(".")) if m["pre"] and len(nums) == 3 else ()
+    # `1.1-alpha` is 1.1.0-alpha, as Masterminds reads it.
+    pre = tuple(m["pre"].split(".")) if m["pre"] and nums else ()
+    if _leading_zero(pre):
+        raise SemverError(f"{text!r}: a numeric pre-release identifier has a leading zero")
     return _Partial(Version(padded[0], padded[1], padded[2], pre), len(nums))
+
+
+def _leading_zero(pre: tuple[str, ...]) -> bool:
+    """SemVer 2.0.0 item 9: numeric identifiers must not include leading zeroes."""
+    return any(len(part) > 1 and part.isdigit() and part[0] == "0" for part in pre)
 
 
 def _term(op: str, p: _Partial) -> _Check:
@@ -118,6 +128,9 @@ def _term(op: str, p: _Partial) -> _Check:
     if op in ("<=", "=<"):
         return (lambda v: v <= low) if p.parts == 3 else (lambda v: v < high)
     if op in ("~", "~>"):
+        if p.parts == 0 or (p.parts == 3 and low.core == (0, 0, 0) and not low.pre):
+            # `~*`, and `~0.0.0` (Masterminds: "equivalent to >= 0.0.0"), take everything.
+            return lambda v: True
         top = Version(low.major + 1, 0, 0, ("0",)) if p.parts == 1 else Version(
             low.major, low.minor + 1, 0, ("0",)
         )
