@@ -617,7 +617,10 @@ class TektonRuns:
                 return 0.0  # waited a slice of this reconcile's deadline; wait on next round
         outcome = job.future.result()
         self._jobs.pop(key, None)
-        self._finish_task(run, definition, start, max(due, start), outcome)
+        # Waiting: the run ends exactly at its virtual end (simulate's timestamps never depend
+        # on how long the steps took). Not waiting: when its steps were seen done.
+        end = due if self.wait_for_steps else max(due, self.clock.now())
+        self._finish_task(run, definition, start, end, outcome)
         return None
 
     def _wait_slice(self) -> float:
