@@ -32,7 +32,13 @@ at least one of them runnable, creates one TaskRun per pipeline task, as Tekton 
 (`<pipelinerun>-<task>`, owner reference, labels `tekton.dev/pipelineRun` and
 `tekton.dev/pipelineTask`), one at a time in `runAfter`/result-reference order, passing params and
 earlier results on; the first failure fails the PipelineRun with the TaskRun's message and skips
-the rest. `finally` tasks are not run.
+the rest. `finally` tasks are not run, `when` expressions are not evaluated, and tasks Tekton
+would run in parallel run one after the other.
+
+Steps start in the unpacked source already. TAP's sample testing Pipeline instead downloads
+`$(params.source-url)` itself (`wget ... | tar xz`); in `simulate` and `test` that URL names the
+in-cluster host, which nothing answers, so such a step fails: drop the download and use the
+working directory.
 
 Time. A run takes a fixed virtual duration (`TektonTiming`, or the duration annotation below),
 however long its steps take for real: they run on a worker thread from the first reconcile, and
