@@ -213,6 +213,8 @@ class ImageBuilder:
         return [(KPACK_API, "Image"), (KPACK_API, "Build")]
 
     def reconcile(self, obj: Obj) -> float | None:
+        if meta(obj).get("deletionTimestamp"):
+            return None
         if obj.get("kind") == "Build":
             return self._reconcile_build(obj)
         return self._reconcile_image(obj)
@@ -429,7 +431,7 @@ class ImageBuilder:
         ns, _ = namespace_name(build)
         owner = str((meta(build).get("labels") or {}).get(IMAGE_LABEL) or "")
         image = self.backend.get(KPACK_API, "Image", ns, owner) if owner else None
-        if image is not None:
+        if image is not None and not meta(image).get("deletionTimestamp"):
             self._reconcile_image(image)
 
 
@@ -458,6 +460,8 @@ class KnativeServing:
         return [(KNATIVE_API, "Service")]
 
     def reconcile(self, obj: Obj) -> float | None:
+        if meta(obj).get("deletionTimestamp"):
+            return None
         ns, name = namespace_name(obj)
         template = spec_of(obj).get("template") or {}
         wanted = _digest(template)

@@ -89,3 +89,18 @@ def test_old_revisions_are_bounded(tmp_path: Path) -> None:
     names = eco.names(KNATIVE, "Revision")
     assert names == [f"web-{n:05d}" for n in range(4, 14)]
     assert eco.get(KNATIVE, "Service", "web")["status"]["latestReadyRevisionName"] == "web-00013"
+
+
+def test_a_service_being_deleted_gets_no_new_revision(tmp_path: Path) -> None:
+    eco = Ecosystem(tmp_path)
+    held = _service("registry.example.com/web@sha256:" + "1" * 64)
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    eco.apply(held)
+    eco.settle()
+    _, gone = eco.cluster.delete_object(KNATIVE, "Service", "apps", "web")
+    assert not gone
+    changed = _service("registry.example.com/web@sha256:" + "2" * 64)
+    changed["metadata"]["finalizers"] = ["example.com/hold"]
+    eco.apply(changed)
+    eco.settle()
+    assert eco.names(KNATIVE, "Revision") == ["web-00001"]

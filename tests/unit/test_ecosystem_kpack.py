@@ -286,3 +286,16 @@ def test_the_build_of_the_running_image_is_kept_whatever_the_history_limit(
     assert eco.names(KPACK, "Build") == ["web-build-1", "web-build-3"]
     assert eco.get(KPACK, "Build", "web-build-1")["status"]["latestImage"] == running
     assert eco.get(KPACK, "Image", "web")["status"]["latestImage"] == running
+
+
+def test_an_image_being_deleted_gets_no_new_build(tmp_path: Path) -> None:
+    eco = Ecosystem(tmp_path)
+    eco.apply(image("web", eco.artifact(APP)))
+    eco.settle()
+    held = image("web", eco.artifact({**APP, "VERSION": "2\n"}))
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    eco.apply(held)
+    _, gone = eco.cluster.delete_object(KPACK, "Image", NS, "web")
+    assert not gone
+    eco.settle()
+    assert eco.names(KPACK, "Build") == ["web-build-1"]
