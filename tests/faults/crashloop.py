@@ -89,17 +89,17 @@ class Cluster:
         return self.api.call(method, path, body, content_type)
 
     def put_object(self, path: str, obj: dict[str, Any]) -> None:
-        """Create or replace (the latest resourceVersion) `obj` at collection `path`."""
+        """Create `obj` at collection `path`, or merge-patch its spec (the daemon writes status
+        meanwhile, so a replace would race it)."""
         name = obj["metadata"]["name"]
-        code, current = self.call("GET", f"{path}/{name}")
+        code, _ = self.call("GET", f"{path}/{name}")
         if code == 404:
             code, body = self.call("POST", path, obj)
             assert code == 201, body
             self.uids[name] = body["metadata"]["uid"]
             return
-        merged = {**obj, "metadata": {**obj["metadata"],
-                                      "resourceVersion": current["metadata"]["resourceVersion"]}}
-        code, body = self.call("PUT", f"{path}/{name}", merged)
+        code, body = self.call("PATCH", f"{path}/{name}", {"spec": obj["spec"]},
+                               "application/merge-patch+json")
         assert code == 200, body
 
     def start_inputs(self, desired: Desired) -> None:
@@ -253,23 +253,25 @@ def crash_loop(tmp: Path, crashes: int, workloads: int = 4, seed: int = 11,
                      "127.0.0.1:0", "--tick", "0.2", "--log-format", "json"],
                     stdout=subprocess.DEVNULL, stderr=log_file,
                     env={**os.environ, "RECONCILER_KUBECONFIG": str(served.kubeconfig)})
-            if rng.random() < 0.2:
-                # Killed while it starts up (reading inputs, connecting, first lists).
-                cluster.apply(desired, previous)
-                time.sleep(rng.uniform(0.0, 0.8))
-                early += 1
-            else:
-                # Killed in its work: the inputs change once it runs, the kill follows at a
-                # seeded moment (applying, cleaning up, writing status, or idle between).
-                deadline = time.monotonic() + 60
-                while "daemon started" not in log_path.read_text() and \
-                        time.monotonic() < deadline and proc.poll() is None:
-                    time.sleep(0.02)
-                time.sleep(rng.uniform(0.0, 0.3))
-                cluster.apply(desired, previous)
-                time.sleep(rng.uniform(0.0, 1.0))
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            try:
+                if rng.random() < 0.2:
+                    # Killed while it starts up (reading inputs, connecting, first lists).
+                    cluster.apply(desired, previous)
+                    time.sleep(rng.uniform(0.0, 0.8))
+                    early += 1
+                else:
+                    # Killed in its work: the inputs change once it runs, the kill follows at a
+                    # seeded moment (applying, cleaning up, writing status, or idle between).
+                    deadline = time.monotonic() + 60
+                    while "daemon started" not in log_path.read_text() and \
+                            time.monotonic() < deadline and proc.poll() is None:
+                        time.sleep(0.02)
+                    time.sleep(rng.uniform(0.0, 0.3))
+                    cluster.apply(desired, previous)
+                    time.sleep(rng.uniform(0.0, 1.0))
+            finally:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
             if log is not None:
                 log(f"crash {number + 1}/{crashes}")
         with cluster.daemon(crash_dir / "final.log"):
