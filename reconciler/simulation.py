@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,19 @@ from reconciler.settings import SimulateSettings, SourceSettings
 
 # Kinds an API server needs before the objects that use them: namespaces, then CRDs.
 _FIRST = {"Namespace": 0, "CustomResourceDefinition": 1}
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a run to settle is, told before each round (`simulate(progress=...)`)."""
+
+    rounds: int
+    virtual_seconds: float
+    count: Callable[[], tuple[int, int]]
+    """(settled, total) of the Workloads and Runnables: lists them, so call it only to show."""
+
+
+ProgressHook = Callable[[RunProgress], None]
 
 
 @dataclass(frozen=True)
@@ -78,13 +91,16 @@ def simulate(
     settings: SimulateSettings | None = None,
     environment: str = "simulator",
     limits: Limits = DEFAULT_LIMITS,
+    progress: ProgressHook | None = None,
 ) -> SimulationResult:
-    """Raises `InputError` for input the simulated cluster refuses; nothing is applied after."""
+    """Raises `InputError` for input the simulated cluster refuses; nothing is applied after.
+    `progress` is told where the run is before each round."""
     env = load_environment(environment)
     if state is not None and state.exists():
         env.load_state(state)
     data_dir = state.with_name(state.name + ".d") if state is not None else None
-    report = _reconcile(env, objects, settings or SimulateSettings(), data_dir, limits)
+    report = _reconcile(env, objects, settings or SimulateSettings(), data_dir, limits,
+                        progress)
     if state is not None:
         env.save_state(state)
     return SimulationResult(
@@ -136,6 +152,7 @@ def plan(
 def _reconcile(
     env: Environment, objects: Sequence[LoadedObject], settings: SimulateSettings,
     data_dir: Path | None, limits: Limits = DEFAULT_LIMITS,
+    progress: ProgressHook | None = None,
 ) -> RunReport:
     """Run to settle: every Workload and Runnable settled (`all_settled`) at a fixed point, and
     no controller, product or simulated, with work in flight due within the budget (a build,
@@ -155,7 +172,10 @@ def _reconcile(
                                  lambda: all_settled(env.backend),
                                  budget_seconds=settings.budget_seconds,
                                  max_rounds=settings.max_rounds,
-                                 tracker=tracker, tracked=product, limits=limits)
+                                 tracker=tracker, tracked=product, limits=limits,
+                                 on_round=None if progress is None else (
+                                     lambda rounds, seconds: progress(RunProgress(
+                                         rounds, seconds, lambda: settled_count(env.backend)))))
 
 
 def apply_inputs(backend: Backend, objects: Sequence[LoadedObject]) -> None:
@@ -170,6 +190,17 @@ def apply_inputs(backend: Backend, objects: Sequence[LoadedObject]) -> None:
         except BackendError as exc:
             raise InputError(
                 f"{loaded.source}: {describe(obj)}: rejected by the cluster: {exc}") from exc
+
+
+def settled_count(backend: Backend) -> tuple[int, int]:
+    """(settled, total) of the Workloads and Runnables, by `all_settled`'s rules."""
+    owners = backend.list(CARTO_API, "Workload")
+    runnables = backend.list(CARTO_API, "Runnable")
+    done = sum(
+        status_of(w).get("observedGeneration") == (w.get("metadata") or {}).get("generation")
+        and owner_ready(w)[0] in ("True", "False") for w in owners)
+    done += sum(runnable_settled(r) for r in runnables)
+    return done, len(owners) + len(runnables)
 
 
 def all_settled(backend: Backend) -> bool:

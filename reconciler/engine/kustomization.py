@@ -360,6 +360,11 @@ class KustomizationReconciler:
         status["lastAppliedRevision"] = run.revision
         status["lastAppliedDigest"] = run.digest
         status = keep_last_good(status, previous, ending, LAST_GOOD)
+        requested = (meta(owner).get("annotations") or {}).get(
+            "reconcile.fluxcd.io/requestedAt")
+        if isinstance(requested, str) and requested:
+            # Flux's handshake: `reconciler reconcile` waits for this to equal what it set.
+            status["lastHandledReconcileAt"] = requested
         conditions = summarize(run.conditions, ending, CONDITIONS,
                                f"Applied revision: {run.revision}")
         status["conditions"] = render(previous.get("conditions"), conditions, CONDITIONS, ending,

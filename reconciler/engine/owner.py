@@ -108,6 +108,17 @@ DELIVERABLE = OwnerKind(
 
 DEFAULT_SERVICE_ACCOUNT = "default"
 
+SUSPEND_ANNOTATION = "reconciler.dev/suspend"
+"""`"true"` suspends a Workload or Deliverable (they have no `spec.suspend`): not reconciled,
+its status left as it was, until the annotation goes or says otherwise."""
+REQUESTED_AT_ANNOTATION = "reconcile.fluxcd.io/requestedAt"
+
+
+def suspended(owner: Obj) -> bool:
+    annotations = meta(owner).get("annotations")
+    return isinstance(annotations, dict) and str(
+        annotations.get(SUSPEND_ANNOTATION, "")).strip().lower() == "true"
+
 
 def service_account_for(owner: Obj, blueprint: Obj | None) -> tuple[str, str]:
     """(namespace, name) of the ServiceAccount an owner's stamped objects are written as,
@@ -168,6 +179,11 @@ class OwnerController:
         return [(CARTO_API, self.kind.kind)]
 
     def reconcile(self, obj: Obj) -> float | None:
+        if suspended(obj):
+            # Cartographer's owners have no spec.suspend; as Flux does for its own, a suspended
+            # owner is left as it is, status and stamped objects alike, until resumed.
+            log.debug("reconciliation suspended", owner=f"{namespace_of(obj)}/{name_of(obj)}")
+            return None
         run = Run(obj)
         structlog.contextvars.bind_contextvars(
             owner=f"{namespace_of(obj)}/{name_of(obj)}", kind=self.kind.kind)
@@ -284,6 +300,12 @@ class OwnerController:
         if run.resources:
             status["resources"] = run.resources
         status = keep_last_good(status, previous, ending, ("resources",))
+        requested = (meta(owner).get("annotations") or {}).get(REQUESTED_AT_ANNOTATION)
+        if isinstance(requested, str) and requested:
+            # Flux's handshake: `reconciler reconcile` waits for this to equal what it set.
+            status["lastHandledReconcileAt"] = requested
+        elif previous.get("lastHandledReconcileAt"):
+            status["lastHandledReconcileAt"] = previous["lastHandledReconcileAt"]
         conditions = summarize(run.conditions, ending, self.rules)
         status["conditions"] = render(previous.get("conditions"), conditions, self.rules,
                                       ending, now)

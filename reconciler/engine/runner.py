@@ -403,11 +403,13 @@ def run_until_settled(
     tracked: Sequence[Controller] = (),
     limits: Limits = DEFAULT_LIMITS,
     observe: Observer | None = None,
+    on_round: Callable[[int, float], None] | None = None,
 ) -> RunReport:
     """Drive `controllers` until `settled()` holds at a fixed point with nothing in flight.
 
     `tracked` are the controllers that read the cluster only through `tracker`: they are skipped
-    while nothing they read changed.
+    while nothing they read changed. `on_round(rounds, virtual seconds)` is told before each
+    round (`simulate`'s progress line).
     """
     start = env.clock.now()
     deadline = start + budget_seconds
@@ -427,6 +429,8 @@ def run_until_settled(
         rounds += 1
         if rounds > max_rounds:
             return report(False, f"no fixed point after {max_rounds} rounds")
+        if on_round is not None:
+            on_round(rounds, env.clock.now() - start)
         before = env.revision()
         scheduler.run_round(controllers)
         if env.revision() != before:
