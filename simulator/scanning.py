@@ -28,17 +28,16 @@ severity and package. `status.compliantArtifact.registry.image` is set only when
 `status.scanResult.cveCount` counts the findings by severity (all of them, ignored ones
 included); `status.phase` is Completed / Failed / Error. A missing ScanPolicy, or a scan with no
 image, fails with reason `ScanPolicyNotFound` / `InvalidSpec`. A scan takes `Timing.image_scan`
-virtual seconds from `status.scanStartedAt` (the simulator's own field: when it saw this
-generation), and is judged again when the ImageScan's generation or its ScanPolicy changes.
+virtual seconds from when the simulator first sees the ImageScan's generation (a scan under way
+when the process stops starts again), and is judged again, at once, when its ScanPolicy changes.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 from reconciler.backends.base import Backend
@@ -251,6 +250,7 @@ class ImageScanner:
                  limits: Limits = DEFAULT_LIMITS) -> None:
         self.backend, self.clock, self.scan_seconds, self.limits = (
             backend, clock, scan_seconds, limits)
+        self._started: dict[tuple[str, int], float] = {}
 
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(SCANNING_API, "ImageScan"), (SCANNING_API, "ScanPolicy")]
@@ -271,21 +271,27 @@ class ImageScanner:
         status = dict(status_of(scan))
         generation = int(meta(scan).get("generation", 1))
         now = self.clock.now()
-        started = _parse_time(status.get("scanStartedAt"))
-        if status.get("observedGeneration") != generation or started is None:
-            started = now
-            status = {"observedGeneration": generation, "scanStartedAt": rfc3339(now),
-                      "conditions": status.get("conditions") or []}
-        remaining = started + self.scan_seconds - now
-        if remaining > 0:
-            return self._write(scan, status, Condition(
-                "Succeeded", UNKNOWN, "Scanning", "scanning the image"), "Scanning",
-                remaining)
+        key = (str(meta(scan).get("uid") or ""), generation)
+        judged = (status.get("observedGeneration") == generation
+                  and _succeeded(status) in (TRUE, FALSE))
+        if not judged:
+            # A new generation is scanned first; a judged one is only judged again (a changed
+            # policy). A scan under way when the process restarted starts again.
+            started = self._started.setdefault(key, now)
+            remaining = started + self.scan_seconds - now
+            if remaining > 0:
+                status = {"observedGeneration": generation,
+                          "conditions": status.get("conditions") or []}
+                return self._write(scan, status, Condition(
+                    "Succeeded", UNKNOWN, "Scanning", "scanning the image"), "Scanning",
+                    remaining)
+            self._started.pop(key, None)
+        status["observedGeneration"] = generation
         spec = spec_of(scan)
         image = str(((spec.get("registry") or {}).get("image")) or "")
         policy_name = str(spec.get("scanPolicy") or "")
-        for key in ("compliantArtifact", "scanResult", "scannedAt", "scannedBy", "phase"):
-            status.pop(key, None)
+        for field in ("compliantArtifact", "scanResult", "scannedBy", "phase"):
+            status.pop(field, None)
         if not image:
             return self._write(scan, status, Condition(
                 "Succeeded", FALSE, "InvalidSpec", "spec.registry.image is required"), "Error")
@@ -295,7 +301,6 @@ class ImageScanner:
         except ReportError as exc:
             return self._write(scan, status, Condition(
                 "Succeeded", FALSE, "ScanFailed", f"{image}: {exc}"), "Error")
-        status["scannedAt"] = rfc3339(started + self.scan_seconds)
         status["scannedBy"] = {"scanner": {"name": SCANNER_NAME, "vendor": "reconciler"}}
         status["scanResult"] = {"cveCount": count_by_severity(findings)}
         if not policy_name:
@@ -366,10 +371,8 @@ def _namespace_name(obj: Obj) -> tuple[str, str]:
     return (str(m.get("namespace") or ""), str(m.get("name") or ""))
 
 
-def _parse_time(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    except ValueError:
-        return None
+def _succeeded(status: Mapping[str, Any]) -> str | None:
+    for cond in status.get("conditions") or []:
+        if isinstance(cond, Mapping) and cond.get("type") == "Succeeded":
+            return str(cond.get("status"))
+    return None
