@@ -35,8 +35,11 @@ def main() -> int:
     print(f"divergent objects: {len(report.divergent)} {report.divergent}")
     print(f"orphans: {len(report.orphans)} {report.orphans}")
     print(f"workloads made again: {len(report.remade)} {report.remade}")
+    print(f"daemons that ended before their kill: {len(report.exits)}")
+    for line in report.exits:
+        print(f"  {line[:400]}")
     print(f"seconds: {report.seconds:.0f}")
-    return 1 if report.divergent or report.orphans or report.remade else 0
+    return 1 if report.divergent or report.orphans or report.remade or report.exits else 0
 
 
 if __name__ == "__main__":

@@ -57,18 +57,18 @@ class IgnoreRule:
         if unknown:
             raise IgnoreRuleError(f"{where}: unknown field(s) {unknown}; an ignore rule has "
                                   f"{sorted(known)}")
-        pointers = tuple(str(p) for p in raw.get("jsonPointers") or [])
+        pointers = _string_list(raw, "jsonPointers", where)
         for pointer in pointers:
             if pointer and not pointer.startswith("/"):
                 raise IgnoreRuleError(f"{where}: jsonPointers: {pointer!r} is not a JSON pointer "
                                       "(it must start with '/', e.g. /spec/replicas)")
-        jq = tuple(str(p) for p in raw.get("jqPathExpressions") or [])
+        jq = _string_list(raw, "jqPathExpressions", where)
         compiled = tuple(tuple(compile_jq(expr, where)) for expr in jq)
         return cls(
             group=str(raw.get("group") or ""), kind=str(raw.get("kind") or ""),
             name=str(raw.get("name") or ""), namespace=str(raw.get("namespace") or ""),
             json_pointers=pointers, jq_paths=jq,
-            managers=tuple(str(m) for m in raw.get("managedFieldsManagers") or []),
+            managers=_string_list(raw, "managedFieldsManagers", where),
             _compiled=compiled,
         )
 
@@ -79,6 +79,18 @@ class IgnoreRule:
                 and (not self.name or fnmatch.fnmatchcase(name_of(obj), self.name))
                 and (not self.namespace
                      or fnmatch.fnmatchcase(namespace_of(obj), self.namespace)))
+
+
+def _string_list(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """`raw[key]` as strings; a value that is not a list (found by fuzzing: a bare string was
+    read letter by letter, a number raised TypeError) is the user's error, named."""
+    value = raw.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise IgnoreRuleError(f"{where}: {key} must be a list of strings, got "
+                              f"{type(value).__name__}")
+    return tuple(str(v) for v in value)
 
 
 def parse_rules(raw: Iterable[Mapping[str, Any]], where: str = "ignoreDifferences") -> list[

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -207,6 +206,7 @@ class CrashReport:
     divergent: list[str]
     orphans: list[str]
     remade: list[str]
+    exits: list[str]
     seconds: float
 
 
@@ -233,6 +233,7 @@ def crash_loop(tmp: Path, crashes: int, workloads: int = 4, seed: int = 11,
     started = time.monotonic()
     desired = Desired({f"app-{i:04d}": "hello" for i in range(workloads)})
     early = 0
+    exits: list[str] = []  # daemons that ended before their kill
     crash_dir = tmp / "crashing"
     crash_dir.mkdir()
     served = start_server(crash_dir, "--controllers", "ecosystem", "--faults", "off")
@@ -270,7 +271,11 @@ def crash_loop(tmp: Path, crashes: int, workloads: int = 4, seed: int = 11,
                     cluster.apply(desired, previous)
                     time.sleep(rng.uniform(0.0, 1.0))
             finally:
-                os.kill(proc.pid, signal.SIGKILL)
+                if proc.poll() is not None:
+                    tail = log_path.read_text().splitlines()[-5:]
+                    exits.append(f"round {number + 1}: exit {proc.returncode}: "
+                                 + " | ".join(tail))
+                proc.kill()  # SIGKILL
                 proc.wait(timeout=10)
             if log is not None:
                 log(f"crash {number + 1}/{crashes}")
@@ -300,6 +305,7 @@ def crash_loop(tmp: Path, crashes: int, workloads: int = 4, seed: int = 11,
     # Nothing deleted that should stay: each Workload still has the uid it was made with.
     remade = [name for (kind, name), obj in crashed.items()
               if kind == "Workload" and obj["metadata"]["uid"] != cluster.uids[name]]
-    return CrashReport(crashes, early, divergent, orphans, remade, time.monotonic() - started)
+    return CrashReport(crashes, early, divergent, orphans, remade, exits,
+                       time.monotonic() - started)
 
 

@@ -14,3 +14,4 @@ def test_ten_kill_9s_end_where_a_run_without_crashes_ends(tmp_path: Path) -> Non
     assert report.divergent == [], report
     assert report.orphans == [], report
     assert report.remade == [], report
+    assert report.exits == [], report
