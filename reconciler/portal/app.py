@@ -33,6 +33,7 @@ import structlog
 
 from reconciler.backends.base import Backend
 from reconciler.model.errors import ReconcilerError
+from reconciler.model.objects import Obj
 from reconciler.portal import views
 from reconciler.portal.feed import ChangeFeed
 
@@ -41,7 +42,8 @@ log = structlog.get_logger(__name__)
 PREFIX = "/ui"
 MAX_BODY_BYTES = 4096
 """An action's body; the adapters refuse a longer one before reading it."""
-FIELD_MANAGER = "reconciler-portal"
+RECONCILE_MANAGER = "reconciler-portal-reconcile"
+SUSPEND_MANAGER = "reconciler-portal-suspend"
 
 STATIC: Mapping[str, str] = {
     "": "text/html; charset=utf-8",
@@ -60,8 +62,10 @@ SECURITY_HEADERS: Mapping[str, str] = {
 }
 ACTIONS = ("reconcile", "suspend", "resume")
 FLUX_KINDS = ("GitRepository", "Kustomization")
-SUSPEND_KINDS = FLUX_KINDS
-"""The kinds whose controllers honour a suspend: Flux's, by `spec.suspend`."""
+SUSPEND_KINDS = (*FLUX_KINDS, "Workload", "Deliverable")
+"""The kinds whose controllers honour a suspend: Flux's by `spec.suspend`, Cartographer's owners
+(which have no such field) by the `reconciler.dev/suspend` annotation the owner controller
+reads."""
 
 
 Reader = Callable[[Callable[[], Any]], Any]
@@ -229,15 +233,34 @@ class Portal:
         live = views.lookup(self.backend, kind, namespace, name)
         if live is None:
             return None
-        patch: dict[str, Any] = {"apiVersion": live["apiVersion"], "kind": kind,
-                                 "metadata": {"name": name, "namespace": namespace}}
-        if action == "reconcile":
+        applied = live
+        # One field manager per concern, each applying all of its fields every time: server-side
+        # apply removes the fields a manager owned and left out, so a reconcile applied as the
+        # manager that suspended would take the suspend away.
+        if action != "reconcile":
+            suspend = action == "suspend"
+            if kind in FLUX_KINDS:
+                applied = self._apply(live, SUSPEND_MANAGER, spec={"suspend": suspend})
+            else:
+                applied = self._apply(live, SUSPEND_MANAGER, annotations={
+                    views.SUSPEND_ANNOTATION: "true" if suspend else "false"})
+        if action in ("reconcile", "resume"):
+            # A resumed object is reconciled at once, as `flux resume` does.
             now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            patch["metadata"]["annotations"] = {views.REQUESTED_AT: now}
-        else:
-            patch["spec"] = {"suspend": action == "suspend"}
-        applied = self.writer.apply(patch, field_manager=FIELD_MANAGER, force=True)
+            applied = self._apply(live, RECONCILE_MANAGER, annotations={views.REQUESTED_AT: now})
         return views.summary(applied)
+
+    def _apply(self, live: Obj, manager: str, annotations: dict[str, str] | None = None,
+               spec: dict[str, Any] | None = None) -> Obj:
+        meta = live["metadata"]
+        patch: dict[str, Any] = {"apiVersion": live["apiVersion"], "kind": live["kind"],
+                                 "metadata": {"name": meta["name"],
+                                              "namespace": meta.get("namespace", "")}}
+        if annotations:
+            patch["metadata"]["annotations"] = annotations
+        if spec:
+            patch["spec"] = spec
+        return self.writer.apply(patch, field_manager=manager, force=True)
 
 
 def same_origin_refusal(headers: Mapping[str, str]) -> str:

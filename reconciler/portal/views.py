@@ -45,6 +45,8 @@ MAX_RUNS = 200
 
 LOGS_ANNOTATION = "simulator.reconciler.dev/logs"
 SUSPEND_ANNOTATION = "reconciler.dev/suspend"
+"""The owner controller's (`reconciler.engine.owner.SUSPEND_ANNOTATION`; a test keeps them
+equal): Cartographer's Workload and Deliverable have no `spec.suspend`."""
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 TEKTON_API = "tekton.dev/v1"
 PIPELINE_RUN_LABEL = "tekton.dev/pipelineRun"

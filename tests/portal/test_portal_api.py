@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 
+from reconciler.engine import owner
 from reconciler.engine.wiring import load_environment
 from reconciler.loader import load_text
 from reconciler.portal import views
@@ -280,9 +281,31 @@ def test_suspend_and_resume_set_a_flux_source_spec_suspend(portal: Portal) -> No
     code, answer = post(portal.url, "/ui/api/actions/resume", source, same)
     assert code == 200 and answer["suspended"] is False
     assert not suspended()
-    # Cartographer's owners have no suspend (yet): refused, not silently ignored.
-    code, refused = post(portal.url, "/ui/api/actions/suspend", BODY, same)
-    assert code == 400 and "Workload cannot be suspended" in refused["error"]
+
+
+def test_a_suspended_workload_is_not_reconciled_until_resumed(portal: Portal) -> None:
+    same = {"Content-Type": "application/json", "Origin": portal.url}
+    workload = json.dumps({"kind": "Workload", "namespace": "team-b", "name": "tested"}).encode()
+    assert views.SUSPEND_ANNOTATION == owner.SUSPEND_ANNOTATION  # what the engine reads
+    loop, env = portal.daemon.loop, portal.daemon.env
+    assert loop is not None and env is not None
+
+    def handled() -> str:
+        live = loop.read(lambda: env.backend.get("carto.run/v1alpha1", "Workload", "team-b",
+                                                 "tested"))
+        return str(((live or {}).get("status") or {}).get("lastHandledReconcileAt") or "")
+
+    code, answer = post(portal.url, "/ui/api/actions/suspend", workload, same)
+    assert code == 200 and answer["suspended"] is True
+    assert get(portal, "/ui/api/owners/Workload/team-b/tested")[1]["suspended"] is True
+    before = handled()
+    code, _ = post(portal.url, "/ui/api/actions/reconcile", workload, same)
+    assert code == 200
+    assert loop.driver.wait_idle(10)
+    assert handled() == before  # suspended: the request is not handled
+    code, answer = post(portal.url, "/ui/api/actions/resume", workload, same)
+    assert code == 200 and answer["suspended"] is False
+    assert wait_until("the resumed workload reconciled", lambda: handled() != before)
 
 
 def test_actions_are_refused_unless_turned_on() -> None:
