@@ -231,10 +231,13 @@ def render_yaml(document: Mapping[str, Any]) -> str:
 
 
 def render_table(workloads: Sequence[Obj], summary: str, objects: Sequence[Obj] = ()) -> str:
-    """Each owner with its stages in supply-chain order; with the cluster's `objects`, a failed
-    stage also shows its Tekton logs."""
+    """Each Workload, then each Deliverable among the cluster's `objects`, with its stages in
+    supply-chain order; with `objects`, a failed stage also shows its Tekton logs."""
     lines: list[str] = []
-    for wl in workloads:
+    deliverables = sorted((o for o in objects if o.get("kind") == "Deliverable"
+                           and str(o.get("apiVersion", "")).startswith("carto.run/")),
+                          key=lambda o: (namespace_of(o), name_of(o)))
+    for wl in [*workloads, *deliverables]:
         status, reason, message = owner_ready(wl)
         kind = str(wl.get("kind") or "Workload")
         blueprint = "delivery" if kind == "Deliverable" else "supply chain"

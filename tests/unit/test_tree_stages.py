@@ -153,3 +153,16 @@ def test_table_lists_stages_with_outputs_and_logs() -> None:
     assert "      revision: main@sha1:abc" in lines
     assert "      logs of TaskRun/dev/app-new-test, step test, exit code 2:" in lines
     assert lines[-1] == "0/1 workloads Ready"
+
+
+def test_table_lists_deliverables_after_workloads() -> None:
+    delivered = obj("carto.run/v1alpha1", "Deliverable", "app", "d1", status={
+        "deliveryRef": {"kind": "ClusterDelivery", "name": "basic"},
+        "conditions": [cond("Ready", "True", "Ready")],
+        "resources": [resource("deployer", "ClusterDeploymentTemplate/deploy", "Kustomization",
+                               "kustomize.toolkit.fluxcd.io/v1", "app", "True")]})
+    lines = render_table([WORKLOAD], "0/1 workloads Ready", [*OBJECTS, delivered]).splitlines()
+    at = lines.index("Deliverable dev/app  Ready=True (Ready)  delivery: basic")
+    assert at > lines.index(
+        "Workload dev/app  Ready=False (HealthyConditionRule)  supply chain: tested")
+    assert lines[at + 1].split() == ["deployer", "Kustomization/app", "True"]
