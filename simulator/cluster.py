@@ -33,11 +33,17 @@ writes only (a repeated Event does not keep the controllers' rounds from reachin
 
 from __future__ import annotations
 
+import bisect
 import builtins
+import collections
 import copy
+import dataclasses
 import json
+import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from reconciler.backends.base import FIELD_MANAGER
@@ -89,6 +95,10 @@ FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 PROPAGATION_POLICIES = ("Background", "Foreground", "Orphan")
 Listener = Callable[[str, "Obj", "Obj | None"], None]
+CHANGE_LOG_ENTRIES = 100_000
+"""Writes the change log keeps at least (`changes_since`); older questions get None."""
+EVENT_TTL_SECONDS = 3600.0
+"""How long an Event lives after its last write: kube-apiserver's `--event-ttl` default."""
 
 
 class AlreadyExists(Conflict):
@@ -103,17 +113,98 @@ class Forbidden(Rejected):
     """What the API server forbids whatever the caller's rights (a terminating namespace)."""
 
 
+@dataclass
+class Reads:
+    """What one reconcile read, in `reconciler.engine.tracking`'s terms (the simulator does not
+    import the engine): ("key", group, kind, namespace, name) for a get, ("kind", group, kind,
+    namespace or "*", "") for a list."""
+
+    dependencies: set[tuple[str, str, str, str, str]] = dataclasses.field(default_factory=set)
+    statuses: dict[tuple[str, str, str, str], Mapping[str, object]] = dataclasses.field(
+        default_factory=dict)
+
+
+class ObjectView(Mapping[str, Any]):
+    """A read-only view of a stored map: nothing to set, delete or clear, and a nested map or
+    list comes back as a view too, so no path through it reaches the stored data to change
+    it. Equal to a map with the same content."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return _viewed(self._data[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"ObjectView({self._data!r})"
+
+    def copy(self) -> Obj:
+        """A mutable deep copy (what `get` returns)."""
+        return deep_copy(dict(self._data))
+
+
+class ListView(Sequence[Any]):
+    """A read-only view of a stored list; items are views as `ObjectView`'s are."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: builtins.list[Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return ListView(self._data[index])
+        return _viewed(self._data[index])
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (builtins.list, tuple, ListView)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        raise TypeError("unhashable type: 'ListView'")
+
+    def __repr__(self) -> str:
+        return f"ListView({self._data!r})"
+
+
+def _viewed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ObjectView(value)
+    if isinstance(value, builtins.list):
+        return ListView(value)
+    return value  # str, numbers, bool, None: immutable
+
+
 class InMemoryCluster:
     def __init__(self, clock: Clock, kinds: Iterable[KindInfo] = BUILTIN_KINDS) -> None:
         self.clock = clock
         self.registry = _Registry(kinds)
         self._schemas: dict[tuple[str, str], Mapping[str, Any]] = {}
         self._objects = _ObjectTable()
-        self._events: list[Obj] = []
-        self._event_index: dict[tuple[str, str, str, str], int] = {}
+        # Events by what makes two of them the same (involved uid, reason, message, source), in
+        # the order they were first recorded; with, oldest first, when each was last written
+        # (entries made stale by a later write are skipped when they come up).
+        self._events: dict[tuple[str, str, str, str], Obj] = {}
+        self._event_written_at: dict[tuple[str, str, str, str], float] = {}
+        self._event_expiry: collections.deque[tuple[float, tuple[str, str, str, str]]] = (
+            collections.deque())
+        self._event_serial = 0
         self._revision = 0
         self._sequence = 0  # resourceVersions: object writes and Event writes
         self._listeners: list[Listener] = []
+        self._recording = threading.local()  # the reads of the reconcile on this thread
         self._gone: dict[str, Obj] = {}  # the last state of recently removed objects, by uid
         if self.registry.lookup_group_kind(LEASE.group, LEASE.kind) is None:
             self.registry.register(LEASE)
@@ -121,6 +212,10 @@ class InMemoryCluster:
         # The change feed: when each object, and each kind (per namespace), last changed.
         self._key_changes: dict[Key, int] = {}
         self._kind_changes: dict[tuple[str, str, str], int] = {}
+        # The same, in order: (revision, key) of the latest writes, for `changes_since`;
+        # `_log_floor`: the revision before which the log no longer answers.
+        self._change_log: builtins.list[tuple[int, Key]] = []
+        self._log_floor = 0
         for ns in ("default", "kube-system", "kube-public"):
             self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
@@ -138,7 +233,11 @@ class InMemoryCluster:
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         info = self.kind_info(api_version, kind)
-        found = self._objects.get(self._key(info, namespace, name))
+        key = self._key(info, namespace, name)
+        reads: Reads | None = getattr(self._recording, "reads", None)
+        if reads is not None:
+            reads.dependencies.add(("key", *key))
+        found = self._objects.get(key)
         return self._out(found, api_version) if found is not None else None
 
     def list(
@@ -154,16 +253,40 @@ class InMemoryCluster:
             if bad:
                 raise Rejected(f"unable to parse requirement: values[0][{label}]: Invalid value: "
                                f"{json.dumps(value)}: {bad[0]}", field="labelSelector")
-        out = []
-        for key in self._objects.keys_of_kind(info.group, info.kind):
-            obj = self._objects[key]
-            ns = key[2]
-            if namespace is not None and info.namespaced and ns != namespace:
-                continue
-            if labels and not _matches(obj, labels):
-                continue
-            out.append(self._out(obj, api_version))
-        return out
+        scope = namespace if info.namespaced else None
+        reads: Reads | None = getattr(self._recording, "reads", None)
+        if reads is not None:
+            reads.dependencies.add(("kind", info.group, info.kind, "*" if scope is None
+                                    else scope, ""))
+        keys = (self._objects.keys_labelled(info.group, info.kind, labels, scope) if labels
+                else self._objects.keys_of_kind(info.group, info.kind, scope))
+        return [self._out(self._objects[key], api_version) for key in keys]
+
+    def view(self, api_version: str, kind: str, namespace: str,
+             name: str) -> ObjectView | None:
+        """The stored object itself behind a read-only view: no copy. A view cannot change
+        the store (it has no setters; what it returns for a map or a list is a view too), and
+        it follows later writes, so read it at once; `ObjectView.copy` gives a mutable copy.
+        Its `apiVersion` is the stored one. Reads recorded as `get`'s are."""
+        info = self.kind_info(api_version, kind)
+        key = self._key(info, namespace, name)
+        reads: Reads | None = getattr(self._recording, "reads", None)
+        if reads is not None:
+            reads.dependencies.add(("key", *key))
+        found = self._objects.get(key)
+        return ObjectView(found) if found is not None else None
+
+    def views(self, api_version: str, kind: str,
+              namespace: str | None = None) -> builtins.list[ObjectView]:
+        """`list` without copies: read-only views of the stored objects, as `view`."""
+        info = self.kind_info(api_version, kind)
+        scope = namespace if info.namespaced else None
+        reads: Reads | None = getattr(self._recording, "reads", None)
+        if reads is not None:
+            reads.dependencies.add(("kind", info.group, info.kind, "*" if scope is None
+                                    else scope, ""))
+        return [ObjectView(self._objects[key])
+                for key in self._objects.keys_of_kind(info.group, info.kind, scope)]
 
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
         info, desired, key = self._admit(obj, applying=True)
@@ -331,6 +454,19 @@ class InMemoryCluster:
             return self._out(current, api_version), False
         return self._out(self._gone.get(uid, live), api_version), True
 
+    # --- read recording (reconciler.engine.tracking.ReadRecorder) ------------------------
+
+    def begin(self) -> None:
+        """Record what this thread reads until `end`: the simulated controllers read the
+        cluster directly, and the runner schedules them by these reads as it schedules the
+        product's by `TrackingBackend`'s."""
+        self._recording.reads = Reads()
+
+    def end(self) -> Reads:
+        reads: Reads | None = getattr(self._recording, "reads", None)
+        self._recording.reads = None
+        return reads or Reads()
+
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(type, obj, before)` after every write (under the caller's lock); the
         objects are the listener's to keep, not to change."""
@@ -349,17 +485,17 @@ class InMemoryCluster:
         # The same event again only counts up, as the API server's event aggregation does (and
         # as a series, as the events.k8s.io recorder writes it).
         same = (str(meta.get("uid")), reason, message, source)
-        index = self._event_index.get(same)
-        if index is not None:
-            event = self._events[index]
+        self._expire_events()
+        event = self._events.get(same)
+        if event is not None:
             before = deep_copy(event) if self._listeners else None
             event["count"] += 1
             event["lastTimestamp"] = now
             event["series"] = {"count": event["count"], "lastObservedTime": _micro(now)}
-            self._event_written(event, before)
+            self._event_written(same, event, before)
             return
-        self._event_index[same] = len(self._events)
-        name = f"{meta.get('name')}.{len(self._events) + 1:06x}"
+        self._event_serial += 1
+        name = f"{meta.get('name')}.{self._event_serial:06x}"
         namespace = meta.get("namespace") or "default"
         event = {
             "apiVersion": "v1",
@@ -386,16 +522,38 @@ class InMemoryCluster:
             "lastTimestamp": now,
             "eventTime": _micro(now),
         }
-        self._events.append(event)
-        self._event_written(event, None)
+        self._events[same] = event
+        self._event_written(same, event, None)
 
-    def _event_written(self, event: Obj, before: Obj | None) -> None:
+    def _event_written(self, same: tuple[str, str, str, str], event: Obj,
+                       before: Obj | None) -> None:
         self._sequence += 1
         event["metadata"]["resourceVersion"] = str(self._sequence)
+        now = self.clock.now()
+        self._event_written_at[same] = now
+        self._event_expiry.append((now, same))
         self._notify("ADDED" if before is None else "MODIFIED", event, before)
 
+    def _expire_events(self) -> None:
+        """Remove the Events not written for `EVENT_TTL_SECONDS`, as kube-apiserver's
+        `--event-ttl` lease does (a repeat, which counts up, renews it); watchers see them
+        DELETED. Costs what expires, not what is kept."""
+        horizon = self.clock.now() - EVENT_TTL_SECONDS
+        expiry = self._event_expiry
+        while expiry and expiry[0][0] <= horizon:
+            written, same = expiry.popleft()
+            if self._event_written_at.get(same) != written:
+                continue  # written again since: a later entry stands for it
+            del self._event_written_at[same]
+            event = self._events.pop(same)
+            self._sequence += 1
+            final = deep_copy(event) if self._listeners else event
+            final["metadata"]["resourceVersion"] = str(self._sequence)
+            self._notify("DELETED", final, event)
+
     def events(self) -> Sequence[Obj]:
-        return [deep_copy(e) for e in self._events]
+        self._expire_events()
+        return [deep_copy(e) for e in self._events.values()]
 
     # --- simulator extras ----------------------------------------------------------------
 
@@ -471,15 +629,22 @@ class InMemoryCluster:
             self._objects[self._key(info, str(meta.get("namespace") or ""), meta["name"])] = (
                 copy.deepcopy(obj)
             )
-        self._events = [copy.deepcopy(e) for e in snapshot.get("events") or []]
-        self._event_index = {
+        events = [copy.deepcopy(e) for e in snapshot.get("events") or []]
+        self._events = {
             (str(e["involvedObject"].get("uid")), str(e["reason"]), str(e["message"]),
-             str((e.get("source") or {}).get("component", FIELD_MANAGER))): i
-            for i, e in enumerate(self._events)
+             str((e.get("source") or {}).get("component", FIELD_MANAGER))): e for e in events
         }
+        # Each Event lives until an hour after its last write, as it would have on the server.
+        written = sorted((_seconds(str(e.get("lastTimestamp") or "")), same)
+                         for same, e in self._events.items())
+        self._event_written_at = {same: at for at, same in written}
+        self._event_expiry = collections.deque(written)
+        self._event_serial = max([self._event_serial, len(events),
+                                  *(_serial(str(e["metadata"].get("name", ""))) for e in events)])
         self._revision = max(self._revision, int(snapshot.get("revision") or 0))
+        self._log_floor = self._revision  # what was loaded is no change the log can name
         versions = [_int((o.get("metadata") or {}).get("resourceVersion"))
-                    for o in [*objects, *self._events]]
+                    for o in [*objects, *events]]
         self._sequence = max(self._sequence, self._revision, int(snapshot.get("sequence") or 0),
                              *versions)
 
@@ -502,7 +667,9 @@ class InMemoryCluster:
         info = self.registry.lookup(GroupVersionKind.of(obj))
         if info is not None:
             meta = obj["metadata"]
-            self._changed(self._key(info, str(meta.get("namespace") or ""), str(meta["name"])))
+            key = self._key(info, str(meta.get("namespace") or ""), str(meta["name"]))
+            self._objects.reindex(key)
+            self._changed(key)
         self._notify("ADDED" if before is None else "MODIFIED", obj, before)
 
     def _notify(self, type_: str, obj: Obj, before: Obj | None) -> None:
@@ -515,6 +682,11 @@ class InMemoryCluster:
 
     def _changed(self, key: Key) -> None:
         self._key_changes[key] = self._revision
+        log = self._change_log
+        log.append((self._revision, key))
+        if len(log) > 2 * CHANGE_LOG_ENTRIES:
+            self._log_floor = log[-CHANGE_LOG_ENTRIES - 1][0]
+            del log[:-CHANGE_LOG_ENTRIES]
         group, kind, namespace, _ = key
         self._kind_changes[(group, kind, namespace)] = self._revision
         self._kind_changes[(group, kind, "*")] = self._revision
@@ -535,7 +707,8 @@ class InMemoryCluster:
 
     def stored_events(self) -> Sequence[Obj]:
         """The stored Events themselves, not copies: only to serialise, never to change."""
-        return self._events
+        self._expire_events()
+        return builtins.list(self._events.values())
 
     # --- change feed (reconciler.engine.tracking.ChangeFeed) -----------------------------
 
@@ -547,7 +720,20 @@ class InMemoryCluster:
     def names(self, api_version: str, kind: str) -> builtins.list[tuple[str, str]]:
         """(namespace, name) of every object of a kind, without copying any of them."""
         info = self.kind_info(api_version, kind)
+        reads: Reads | None = getattr(self._recording, "reads", None)
+        if reads is not None:
+            reads.dependencies.add(("kind", info.group, info.kind, "*", ""))
         return [(key[2], key[3]) for key in self._objects.keys_of_kind(info.group, info.kind)]
+
+    def changes_since(self, revision: int) -> builtins.list[Key] | None:
+        """The keys written or removed after `revision`, in order, without repeats; None when
+        that is further back than the log reaches (then the caller looks at everything).
+        Costs what changed since, not what is stored."""
+        if revision < self._log_floor:
+            return None
+        log = self._change_log
+        at = bisect.bisect_right(log, revision, key=lambda entry: entry[0])
+        return builtins.list(dict.fromkeys(key for _, key in log[at:]))
 
     def last_kind_change(self, group: str, kind: str, namespace: str | None) -> int:
         return self._kind_changes.get((group, kind, "*" if namespace is None else namespace), 0)
@@ -835,7 +1021,7 @@ class InMemoryCluster:
             spec = obj.get("spec") or {}
             kind = str((spec.get("names") or {}).get("kind", ""))
             group = str(spec.get("group", ""))
-            for instance in self._objects.keys_of_kind(group, kind):
+            for instance in builtins.list(self._objects.keys_of_kind(group, kind)):
                 if instance in self._objects:
                     self._delete_key(instance, "Background")
             if (group, kind) not in self._initial_kinds:
@@ -881,37 +1067,95 @@ class _Registry(KindRegistry):
 
 
 class _ObjectTable(dict[Key, Obj]):
-    """Objects by key, with an index by kind so a list does not scan (and sort) every object."""
+    """Objects by key, with indexes kept current on every write, so that a read costs what it
+    returns, not what is stored: per kind, its keys kept sorted (a namespace's keys are one
+    slice of them); per (kind, label, value), the keys carrying that label; by uid.
+
+    Labels are re-indexed by `reindex` (the cluster calls it on every write: objects are
+    changed in place)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._by_kind: dict[tuple[str, str], set[Key]] = {}
+        self._by_kind: dict[tuple[str, str], builtins.list[Key]] = {}
         self._by_uid: dict[str, Key] = {}
+        self._by_label: dict[tuple[str, str, str, str], set[Key]] = {}
+        self._labels: dict[Key, dict[str, str]] = {}
 
     def __setitem__(self, key: Key, value: Obj) -> None:
+        if key not in self:
+            bisect.insort(self._by_kind.setdefault((key[0], key[1]), []), key)
         super().__setitem__(key, value)
-        self._by_kind.setdefault((key[0], key[1]), set()).add(key)
         uid = (value.get("metadata") or {}).get("uid")
         if uid:
             self._by_uid[str(uid)] = key
+        self.reindex(key)
 
     def __delitem__(self, key: Key) -> None:
         self.pop(key)
 
     def pop(self, key: Key, *default: Any) -> Any:
         if key in self:
-            self._by_kind.get((key[0], key[1]), set()).discard(key)
+            keys = self._by_kind.get((key[0], key[1]), [])
+            at = bisect.bisect_left(keys, key)
+            if at < len(keys) and keys[at] == key:
+                del keys[at]
             uid = (self[key].get("metadata") or {}).get("uid")
             if uid and self._by_uid.get(str(uid)) == key:
                 del self._by_uid[str(uid)]
+            self._index_labels(key, {})
         return super().pop(key, *default)
+
+    def reindex(self, key: Key) -> None:
+        """Bring the label index up to date with the stored object's labels."""
+        obj = self.get(key)
+        labels = ((obj.get("metadata") or {}).get("labels") or {}) if obj is not None else {}
+        self._index_labels(key, labels if isinstance(labels, dict) else {})
+
+    def _index_labels(self, key: Key, given: Mapping[str, Any]) -> None:
+        old = self._labels.get(key, {})
+        labels = {str(k): str(v) for k, v in given.items()}
+        if old == labels:
+            return
+        group, kind = key[0], key[1]
+        for label, value in old.items():
+            if labels.get(label) != value:
+                entry = (group, kind, label, value)
+                holders = self._by_label.get(entry)
+                if holders is not None:
+                    holders.discard(key)
+                    if not holders:
+                        del self._by_label[entry]
+        for label, value in labels.items():
+            if old.get(label) != value:
+                self._by_label.setdefault((group, kind, label, value), set()).add(key)
+        if labels:
+            self._labels[key] = labels
+        else:
+            self._labels.pop(key, None)
 
     def uid(self, uid: str) -> Key | None:
         """The key of the object with this uid, if it exists."""
         return self._by_uid.get(uid)
 
-    def keys_of_kind(self, group: str, kind: str) -> builtins.list[Key]:
-        return sorted(self._by_kind.get((group, kind), ()))
+    def keys_of_kind(self, group: str, kind: str,
+                     namespace: str | None = None) -> Sequence[Key]:
+        """The keys of a kind (in one namespace, if given), in order; a view to iterate at
+        once, not to keep (it changes with the next write)."""
+        keys = self._by_kind.get((group, kind), [])
+        if namespace is None:
+            return keys
+        lo = bisect.bisect_left(keys, (group, kind, namespace, ""))
+        hi = bisect.bisect_left(keys, (group, kind, namespace + "\x00", ""), lo)
+        return keys[lo:hi]
+
+    def keys_labelled(self, group: str, kind: str, labels: Mapping[str, str],
+                      namespace: str | None = None) -> builtins.list[Key]:
+        """The keys of a kind carrying every one of `labels`, in order."""
+        sets = [self._by_label.get((group, kind, str(k), str(v)), set())
+                for k, v in labels.items()]
+        sets.sort(key=len)
+        found = set(sets[0]).intersection(*sets[1:]) if sets else set()
+        return sorted(k for k in found if namespace is None or k[2] == namespace)
 
 
 def _without_status(schema: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -944,6 +1188,22 @@ def _micro(timestamp: str) -> str:
         else timestamp
 
 
+def _seconds(timestamp: str) -> float:
+    """An RFC 3339 time as seconds since the epoch (0 when it is not one: expires first)."""
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _serial(event_name: str) -> int:
+    """The serial number at the end of an Event's name (`<object>.<hex serial>`), or 0."""
+    try:
+        return int(event_name.rpartition(".")[2], 16)
+    except ValueError:
+        return 0
+
+
 def _int(value: Any) -> int:
     try:
         return int(value or 0)
@@ -953,11 +1213,6 @@ def _int(value: Any) -> int:
 
 def _without(obj: Obj, field: str) -> Obj:
     return {k: v for k, v in obj.items() if k != field}
-
-
-def _matches(obj: Obj, labels: Mapping[str, str]) -> bool:
-    have = (obj.get("metadata") or {}).get("labels") or {}
-    return all(have.get(k) == v for k, v in labels.items())
 
 
 def _body(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,8 +9,10 @@ serve --controllers all` (from a plain thread, `inprocess.py`). Every `--tick` r
    the simulated controllers' rounds to a fixed point, if the cluster changed since their
    last round or one of them asked to be woken; their writes feed the queues, so 3 repeats
    until a round changes nothing;
-4. the cluster gauges are refreshed, if anything changed since they last were.
-At rest (nothing changed, nothing due) a tick reads no object.
+4. the cluster gauges are refreshed, if anything changed since they last were, from counts kept
+   as each object changes (`ResourceInfo`, fed by the same change notifications): no listing.
+At rest (nothing changed, nothing due) a tick reads no object; a tick after a change reads only
+what changed.
 
 `request_stop` (shutdown) makes the queues hand out no more keys and the tick return at once.
 `read` runs a reader (the debug endpoint) under the lock that serializes access to a
@@ -30,7 +32,8 @@ from reconciler.daemon.locked import LockedBackend
 from reconciler.daemon.manager import QueueDriver
 from reconciler.engine.runner import Environment
 from reconciler.observability.health import HealthState
-from reconciler.observability.metrics import ReconcilerMetrics, record_cluster
+from reconciler.observability.metrics import ReconcilerMetrics, counted_kinds, record_counts
+from reconciler.observability.resource_info import ResourceInfo
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +64,9 @@ class QueueLoop:
         self._sim_revision = -1
         self._gauged_at = -1
         self._reconciled_at = 0
+        # The gauges' counts: every counted object listed once, then kept from its changes.
+        self.counts = ResourceInfo((), counted_kinds(kinds))
+        self.counts.track(env.backend, backend)
 
     def request_stop(self) -> None:
         """Start no new reconcile; callable from any thread, without waiting for the tick."""
@@ -130,8 +136,7 @@ class QueueLoop:
             return
         if driver.changes != self._gauged_at:
             self._gauged_at = driver.changes
-            with self.backend.lock:
-                record_cluster(self.metrics, self.backend, self.kinds)
+            record_counts(self.metrics, self.counts, self.kinds)
         self.ticks += 1
         reconciled = driver.product_reconciles - self._reconciled_at
         self._reconciled_at += reconciled

@@ -22,6 +22,7 @@ object. A stop request (the daemon's shutdown) is honoured between reconciles.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 import traceback
@@ -34,7 +35,16 @@ from typing import Protocol
 import structlog
 
 from reconciler.backends.base import Backend
-from reconciler.engine.tracking import ChangeFeed, Dependency, TrackingBackend, changed_after
+from reconciler.engine.tracking import (
+    ChangeFeed,
+    ChangeLog,
+    Dependency,
+    DependencyIndex,
+    ReadRecorder,
+    TrackingBackend,
+    changed_after,
+    dependencies_of_change,
+)
 from reconciler.model.conditions import find_condition
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.limits import (
@@ -132,7 +142,7 @@ def reconcile_once(
     controller: Controller,
     obj: Obj,
     own: ObjKey,
-    tracker: TrackingBackend | None,
+    tracker: ReadRecorder | None,
     limits: Limits = DEFAULT_LIMITS,
     previous: ReconcileFailure | None = None,
     observe: Observer | None = None,
@@ -194,7 +204,7 @@ def reconcile_once(
     outcome = classify(after, error, resync=isinstance(after, Resync), ready=ready)
     if observe is not None:
         observe(controller.name, outcome.result, seconds)
-    return Attempt(outcome, failure, reads.dependencies if reads is not None else set(),
+    return Attempt(outcome, failure, set(reads.dependencies) if reads is not None else set(),
                    seconds)
 
 
@@ -229,30 +239,139 @@ class _Scheduler:
     observe: Observer | None = None
     backoff: ExponentialBackoff = DEFAULT_BACKOFF
 
+    _known: dict[str, int] = field(default_factory=dict)
+    """Records per controller (what a round that offers fewer skipped)."""
+    index: DependencyIndex = field(default_factory=DependencyIndex)
+    """Which records read what: a change finds the objects to offer again."""
+    _dues: list[tuple[float, tuple[str, str, str, str, str]]] = field(default_factory=list)
+    """Wake-ups as a heap (entries a later offer replaced are skipped when they come up)."""
+    _seen: int | None = None
+    """The revision the last complete round began at; None: look at everything."""
+
     feed: ChangeFeed | None = None
+    recorder: ReadRecorder | None = None
+    """The backend itself, when it records reads (the simulated cluster): the controllers that
+    read it directly (the simulated ones) are scheduled by those reads."""
 
     def __post_init__(self) -> None:
         # Checked once: isinstance against a runtime protocol inspects every member each time.
         self.feed = self.backend if isinstance(self.backend, ChangeFeed) else None
+        self.recorder = self.backend if isinstance(self.backend, ReadRecorder) else None
 
     def stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
     def run_round(self, controllers: Sequence[Controller]) -> None:
+        """Offer each controller what it has to reconcile. The first round (and any after the
+        change log stopped reaching back) looks at every object's name; later ones only at
+        the objects that changed since the last round began, the objects whose last reconcile
+        read one of them (`index`) and the wake-ups now due, so that a round costs what
+        changed, not what exists. Either way `_dirty` has the last word."""
+        feed = self.feed
+        begun = feed.revision if feed is not None else 0
+        changes = (feed.changes_since(self._seen)
+                   if self._seen is not None and isinstance(feed, ChangeLog) else None)
+        self._seen = None  # until this round has run to its end
+        if changes is None:
+            self._full_round(controllers)
+        else:
+            self._changed_round(controllers, changes)
+        if not self.stopping():
+            self._seen = begun
+
+    def _follows_changes(self, controller: Controller) -> tuple[bool, bool]:
+        """(tracked, recorded): whether its reads are known, through the tracker or the
+        backend itself."""
+        tracked = self.tracker is not None and controller.name in self.tracked
+        recorded = not tracked and self.recorder is not None
+        return tracked, recorded
+
+    def _changed_round(self, controllers: Sequence[Controller],
+                       changes: Sequence[tuple[str, str, str, str]]) -> None:
+        candidates: dict[str, set[tuple[str, str, str, str]]] = {}
+        watchers: dict[tuple[str, str], list[str]] = {}
+        for controller in controllers:
+            tracked, recorded = self._follows_changes(controller)
+            if tracked or recorded:
+                for api_version, kind in controller.watches():
+                    group = GroupVersionKind.parse(api_version, kind).group
+                    watchers.setdefault((group, kind), []).append(controller.name)
+
+        def absorb(changed: Sequence[tuple[str, str, str, str]]) -> None:
+            for key in changed:
+                for name in watchers.get((key[0], key[1]), ()):
+                    candidates.setdefault(name, set()).add(key)
+                for reader in self.index.readers(dependencies_of_change(*key)):
+                    assert isinstance(reader, tuple)
+                    candidates.setdefault(reader[0], set()).add(reader[1:])
+
+        absorb(changes)
+        feed = self.feed
+        assert isinstance(feed, ChangeLog) and feed is not None
+        cursor = self.feed.revision if self.feed is not None else 0
+        now = self.clock.now()
+        dues = self._dues
+        while dues and dues[0][0] <= now:
+            _, due_key = heapq.heappop(dues)
+            candidates.setdefault(due_key[0], set()).add(due_key[1:])
+        for controller in controllers:
+            # What the controllers before this one changed in this round is its to see now,
+            # as a full round would show it.
+            if self.feed is not None and self.feed.revision != cursor:
+                absorb(feed.changes_since(cursor) or ())
+                cursor = self.feed.revision
+            tracked, recorded = self._follows_changes(controller)
+            if not (tracked or recorded):
+                present: set[tuple[str, str, str, str, str]] = set()
+                if not self._list_and_offer(controller, tracked, present):
+                    return
+                for gone in [k for k in self.records if k[0] == controller.name
+                             and k not in present]:
+                    self._drop(gone)
+                continue
+            mine = candidates.get(controller.name, set())
+            watched = {(GroupVersionKind.parse(api_version, kind).group, kind): (i, api_version)
+                       for i, (api_version, kind) in enumerate(controller.watches())}
+            known = self._known.get(controller.name, 0)
+            offered = 0
+            for key in sorted(mine, key=lambda k: (watched.get((k[0], k[1]), (0, ""))[0], k)):
+                if self.stopping():
+                    return
+                where = watched.get((key[0], key[1]))
+                if where is None or not self._dirty(controller, ("key", *key)):
+                    continue
+                found = self.backend.get(where[1], key[1], key[2], key[3])
+                if found is None:  # gone: forget it
+                    self._drop((controller.name, *key))
+                    continue
+                offered += 1
+                self._offer(controller, tracked, where[1], found, recorded)
+            self.skipped += max(known - offered, 0)
+
+    def _list_and_offer(self, controller: Controller, tracked: bool,
+                        present: set[tuple[str, str, str, str, str]]) -> bool:
+        """Offer every object of the controller's kinds, read by listing (a controller whose
+        reads are not known); False when a stop cut it short."""
+        for api_version, kind in controller.watches():
+            group = GroupVersionKind.parse(api_version, kind).group
+            for obj in self.backend.list(api_version, kind):
+                if self.stopping():
+                    return False
+                present.add((controller.name, group, kind, namespace_of(obj), name_of(obj)))
+                self._offer(controller, tracked, api_version, obj)
+        return True
+
+    def _full_round(self, controllers: Sequence[Controller]) -> None:
         feed = self.feed
         present: set[tuple[str, str, str, str, str]] = set()
         for controller in controllers:
-            tracked = self.tracker is not None and controller.name in self.tracked
+            tracked, recorded = self._follows_changes(controller)
+            if not ((tracked or recorded) and feed is not None):
+                if not self._list_and_offer(controller, tracked, present):
+                    return
+                continue
             for api_version, kind in controller.watches():
                 group = GroupVersionKind.parse(api_version, kind).group
-                if not (tracked and feed is not None):
-                    for obj in self.backend.list(api_version, kind):
-                        if self.stopping():
-                            return
-                        present.add((controller.name, group, kind, namespace_of(obj),
-                                     name_of(obj)))
-                        self._offer(controller, tracked, api_version, obj)
-                    continue
                 # Decide from names and the change feed first: an object none of whose reads
                 # changed is not even read (a read is a copy).
                 for namespace, name in feed.names(api_version, kind):
@@ -264,11 +383,16 @@ class _Scheduler:
                         continue
                     found = self.backend.get(api_version, kind, namespace, name)
                     if found is not None:
-                        self._offer(controller, tracked, api_version, found)
+                        self._offer(controller, tracked, api_version, found, recorded)
         # Forget objects that are gone, so a long-running daemon does not grow with every
         # object it has ever seen (and a deleted object's wake-up does not move the clock).
         for key in [k for k in self.records if k not in present]:
-            del self.records[key]
+            self._drop(key)
+
+    def _drop(self, key: tuple[str, str, str, str, str]) -> None:
+        if self.records.pop(key, None) is not None:
+            self._known[key[0]] -= 1
+        self.index.forget(key)
 
     def _dirty(self, controller: Controller, own: Dependency) -> bool:
         record = self.records.get((controller.name, *own[1:]))
@@ -278,8 +402,15 @@ class _Scheduler:
         return changed_after(feed, record.dependencies | {own}, record.revision)
 
     def next_wakeup(self) -> float | None:
-        dues = [r.due for r in self.records.values() if r.due is not None]
-        return max(min(dues) - self.clock.now(), 0.0) if dues else None
+        dues = self._dues
+        # The earliest entry that is still its record's wake-up (later offers leave stale ones).
+        while dues:
+            due, key = dues[0]
+            record = self.records.get(key)
+            if record is not None and record.due == due:
+                return max(due - self.clock.now(), 0.0)
+            heapq.heappop(dues)
+        return None
 
     def in_flight_until(self, until: float) -> bool:
         """Whether work is in flight: a failed reconcile waiting for its retry (a `Stalled` one
@@ -292,13 +423,20 @@ class _Scheduler:
         return tuple((f"{k[0]}: {k[2]} {k[3] + '/' if k[3] else ''}{k[4]}", r.failure)
                      for k, r in sorted(self.records.items()) if r.failure is not None)
 
-    def _offer(self, controller: Controller, tracked: bool, api_version: str, obj: Obj) -> None:
+    def _offer(self, controller: Controller, tracked: bool, api_version: str, obj: Obj,
+               recorded: bool = False) -> None:
+        """`recorded`: the controller reads the backend directly, which records its reads; as
+        such a controller has been offered every object every round, one whose reconcile
+        changed the cluster is offered again (its own writes count as changes), so that it
+        still runs until it has nothing left to write."""
         own_key = object_key(api_version, obj)
         key = (controller.name, *own_key)
         feed = self.feed
         previous = self.records.get(key)
+        started_at = feed.revision if feed is not None else 0
+        recorder = self.tracker if tracked else self.recorder if recorded else None
         attempt = reconcile_once(
-            controller, obj, own_key, self.tracker if tracked else None, self.limits,
+            controller, obj, own_key, recorder, self.limits,
             previous.failure if previous is not None else None, self.observe)
         self.reconciles += 1
         outcome = attempt.outcome
@@ -313,14 +451,19 @@ class _Scheduler:
             failures, after = 0, None
         else:
             failures, after = 0, outcome.after
-        self.records[key] = _Record(
-            revision=feed.revision if feed is not None else 0,
+        if previous is None:
+            self._known[key[0]] = self._known.get(key[0], 0) + 1
+        record = self.records[key] = _Record(
+            revision=started_at if recorded else feed.revision if feed is not None else 0,
             dependencies=attempt.reads,
             due=self.clock.now() + after if after is not None else None,
             resync=outcome.resync,
             failures=failures,
             failure=attempt.failure,
         )
+        self.index.record(key, attempt.reads)
+        if record.due is not None:
+            heapq.heappush(self._dues, (record.due, key))
 
     def _due(self, record: _Record) -> bool:
         return record.due is not None and record.due <= self.clock.now()

@@ -44,6 +44,32 @@ class ChangeFeed(Protocol):
     def revision(self) -> int: ...
 
 
+class RecordedReads(Protocol):
+    @property
+    def dependencies(self) -> set[Dependency]: ...
+
+    @property
+    def statuses(self) -> dict[tuple[str, str, str, str], Mapping[str, object]]: ...
+
+
+@runtime_checkable
+class ChangeLog(Protocol):
+    def changes_since(self, revision: int) -> list[tuple[str, str, str, str]] | None:
+        """(group, kind, namespace, name) of each object written or removed after `revision`,
+        once each; None when the log does not reach that far back."""
+        ...
+
+
+@runtime_checkable
+class ReadRecorder(Protocol):
+    """Records what the reconcile on this thread reads, between `begin` and `end`:
+    `TrackingBackend`, or a backend that does it itself (the simulated cluster)."""
+
+    def begin(self) -> None: ...
+
+    def end(self) -> RecordedReads: ...
+
+
 @dataclass
 class Reads:
     dependencies: set[Dependency] = field(default_factory=set)

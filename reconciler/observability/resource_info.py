@@ -11,6 +11,9 @@ two producers the daemon's work queues have:
   (no API request) when Prometheus next scrapes.
 The exposition is built from one entry per object at scrape time, so an object's series goes the
 moment the object is deleted or its labels change: no stale series is left behind.
+
+The same entries keep the daemon's counts (`count`: objects per kind, and per Ready state), up to
+date as each one changes, so that the gauges cost nothing to refresh however many objects exist.
 """
 
 from __future__ import annotations
@@ -92,10 +95,17 @@ class ResourceInfo(Collector):
     """The `reconciler_resource_info` series, one per managed object; register it in a
     registry and `track` an environment's backend."""
 
-    def __init__(self, kinds: Iterable[KindSchema] = MANAGED_KINDS) -> None:
+    def __init__(self, kinds: Iterable[KindSchema] = MANAGED_KINDS,
+                 api_kinds: Iterable[tuple[str, str]] = ()) -> None:
+        """`kinds`, or `api_kinds` ((apiVersion, kind) pairs) as well."""
         self._api_versions = {(k.group, k.kind): k.api_version for k in kinds}
+        for api_version, kind in api_kinds:
+            group = GroupVersionKind.parse(api_version, kind).group
+            self._api_versions.setdefault((group, kind), api_version)
         self._kinds = {kind for _, kind in self._api_versions}
         self._series: dict[Key, Labels] = {}
+        self._counts: dict[tuple[str, str, str], int] = {}
+        """By (group, kind, ready) and (group, kind, "*"): kept as `_series` changes."""
         self._dirty: set[Key] = set()
         self._reader: Reader | None = None
         self._lock = threading.Lock()
@@ -153,7 +163,7 @@ class ResourceInfo(Collector):
 
     def forget(self, key: Key) -> None:
         with self._lock:
-            self._series.pop(key, None)
+            self._put(key, None)
             self._dirty.discard(key)
 
     def refresh(self) -> None:
@@ -175,10 +185,7 @@ class ResourceInfo(Collector):
             found[key] = info_labels(obj) if obj is not None else None
         with self._lock:
             for key, labels in found.items():
-                if labels is None:
-                    self._series.pop(key, None)
-                else:
-                    self._series[key] = labels
+                self._put(key, labels)
 
     def _key(self, obj: Mapping[str, Any]) -> Key | None:
         meta = obj.get("metadata")
@@ -192,7 +199,32 @@ class ResourceInfo(Collector):
 
     def _set(self, key: Key, labels: Labels) -> None:
         with self._lock:
+            self._put(key, labels)
+
+    def _put(self, key: Key, labels: Labels | None) -> None:
+        """Under the lock: the series of `key` (None: gone), its counts moved with it."""
+        old = self._series.pop(key, None) if labels is None else self._series.get(key)
+        if labels is not None:
             self._series[key] = labels
+        if old == labels:
+            return
+        group, kind = key[0], key[1]
+        counts = self._counts
+        if old is not None:
+            counts[(group, kind, old[0])] -= 1
+            if labels is None:
+                counts[(group, kind, "*")] -= 1
+        if labels is not None:
+            counts[(group, kind, labels[0])] = counts.get((group, kind, labels[0]), 0) + 1
+            if old is None:
+                counts[(group, kind, "*")] = counts.get((group, kind, "*"), 0) + 1
+
+    def count(self, group: str, kind: str, ready: str = "*") -> int:
+        """How many objects of a kind are recorded (with this Ready state: "True", "False",
+        "Unknown"; "*": any); read back what changed first. Costs nothing per object."""
+        self.refresh()
+        with self._lock:
+            return self._counts.get((group, kind, ready), 0)
 
     # --- exposition -------------------------------------------------------------------------
 
