@@ -83,8 +83,17 @@ def _build_kustomization(kfile: Path, base: Path, seen: set[Path]) -> list[Obj]:
             f"supports {', '.join(sorted(SUPPORTED_FIELDS - {'apiVersion', 'kind'}))}); render "
             "these manifests before committing them, or remove the field")
     objects: list[Obj] = []
-    for entry in spec.get("resources") or []:
-        ref = str(entry)
+    resources = spec.get("resources") or []
+    # Found by fuzzing: a number raised TypeError, a string was read letter by letter, a NUL
+    # byte raised ValueError from the path resolution.
+    if not isinstance(resources, list) or not all(isinstance(e, str) for e in resources):
+        raise KustomizeError(f"{where}: resources must be a list of paths (strings)")
+    namespace = spec.get("namespace")
+    if namespace is not None and not isinstance(namespace, str):
+        raise KustomizeError(f"{where}: namespace must be a string")
+    for ref in resources:
+        if "\x00" in ref:
+            raise KustomizeError(f"{where}: resources: {ref!r} holds a NUL byte")
         if "://" in ref or ref.startswith(("github.com/", "git@")):
             raise KustomizeError(f"{where}: resources: {ref!r}: remote resources are not "
                                  "supported; vendor them into the repository")
@@ -97,7 +106,6 @@ def _build_kustomization(kfile: Path, base: Path, seen: set[Path]) -> list[Obj]:
             objects.extend(_load(target, base))
         else:
             raise KustomizeError(f"{where}: resources: {ref!r}: no such file or folder")
-    namespace = spec.get("namespace")
     if namespace:
         for obj in objects:
             if obj.get("kind") not in _CLUSTER_SCOPED:

@@ -18,6 +18,7 @@ import io
 import os
 import stat
 import tarfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,10 @@ def unpack_artifact(
                             continue  # `only` names a file, not a directory
                     _count(stats, limits)
                     _write_member(tar, member, parts, base_fd, stats, limits, into)
+        except (EOFError, zlib.error) as exc:
+            # Found by fuzzing: a truncated gzip stream raised a bare EOFError.
+            raise UnpackError(f"artifact {archive.name} is truncated or not gzip: {exc}") \
+                from exc
         finally:
             os.close(base_fd)
     finally:
