@@ -125,6 +125,10 @@ def plan(
     object before and after, so stamped objects and deletions show too.
     """
     env = load_environment(environment)
+    # A plan changes nothing outside its copy of the cluster (no git-writer pushes).
+    dry_run = getattr(env, "configure_for_dry_run", None)
+    if callable(dry_run):
+        dry_run()
     if state is not None and state.exists():
         env.load_state(state)
     before = {ObjectKey.of(o): o for o in _all_objects(env)}

@@ -44,6 +44,14 @@ class SimulatedEnvironment:
             *kube_controllers(self.cluster, self.clock),
         )
 
+    def configure_for_dry_run(self) -> None:
+        """`reconciler diff`: controllers with effects outside the cluster (the git-writer's
+        pushes) keep them to themselves."""
+        for controller in self.controllers:
+            configure = getattr(controller, "configure_for_dry_run", None)
+            if callable(configure):
+                configure()
+
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
 

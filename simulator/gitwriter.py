@@ -143,9 +143,11 @@ def url_scheme(url: str, *, allow_file: bool) -> str:
 
 
 def write_files(request: GitWriteRequest, credentials: GitCredentials | None, workdir: Path,
-                *, timeout: float, allow_file: bool = False) -> GitWriteResult:
+                *, timeout: float, allow_file: bool = False,
+                push: bool = True) -> GitWriteResult:
     """Clone, write, commit when changed, push; retried (from a fresh clone) when the push
-    loses a race with another writer."""
+    loses a race with another writer. With `push` False (a dry run: `reconciler diff`) the
+    commit is made in the temporary clone only and nothing leaves it."""
     scheme = url_scheme(request.repository, allow_file=allow_file)
     target = [*_checked_parts(request.sub_path, "param sub_path")]
     files = [(_checked_parts(p, "git_files path"), p, text)
@@ -174,6 +176,10 @@ def write_files(request: GitWriteRequest, credentials: GitCredentials | None, wo
                         "-c", f"user.email={request.user_email}",
                         "commit", "-q", "--no-verify", "-m", request.message)
                 head = git("rev-parse", "HEAD").strip()
+                if not push:
+                    log.append(f"dry run: would push {head} to {request.branch}; "
+                               "nothing pushed")
+                    return GitWriteResult(head, changed, "\n".join(log))
                 try:
                     git("push", "-q", "origin", f"HEAD:refs/heads/{request.branch}")
                 except GitCommandFailed as exc:

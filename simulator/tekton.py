@@ -533,6 +533,8 @@ class TektonRuns:
         `simulate`), rather than leaving it Running until they are done (`serve`)."""
         self.allow_local_git = True
         """Whether the git-writer may push to local paths and file:// URLs."""
+        self.push = True
+        """Whether the git-writer pushes (not in a dry run: `reconciler diff`)."""
         self._jobs: dict[str, _Job] = {}
 
     def configure_for_serving(self) -> None:
@@ -542,6 +544,11 @@ class TektonRuns:
         self.wait_for_steps = False
         self.allow_local_git = False
         self.run_steps = steps_enabled(default=False)
+
+    def configure_for_dry_run(self) -> None:
+        """`reconciler diff`: the git-writer commits in its temporary clone and pushes
+        nothing, so computing a plan never writes to a GitOps repository."""
+        self.push = False
 
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(TEKTON_API, PIPELINE_RUN.kind), (TEKTON_API, TASK_RUN.kind)]
@@ -654,10 +661,10 @@ class TektonRuns:
                 done: concurrent.futures.Future[TaskOutcome] = concurrent.futures.Future()
                 done.set_result(failed)
                 return done
-            allow_file = self.allow_local_git
+            allow_file, push = self.allow_local_git, self.push
 
             def work() -> TaskOutcome:
-                return _run_git_writer(task, request, credentials, timeout, allow_file)
+                return _run_git_writer(task, request, credentials, timeout, allow_file, push)
         else:
             steps = tuple(s for s in definition.get("steps") or [] if isinstance(s, Mapping))
             job = TaskJob(
@@ -985,12 +992,12 @@ def _guarded(work: Callable[[], TaskOutcome], task: str) -> TaskOutcome:
 
 def _run_git_writer(task: str, request: gitwriter.GitWriteRequest,
                     credentials: gitwriter.GitCredentials | None, timeout: float,
-                    allow_file: bool) -> TaskOutcome:
+                    allow_file: bool, push: bool = True) -> TaskOutcome:
     step = gitwriter.STEP_NAME
     with tempfile.TemporaryDirectory(prefix="reconciler-git-writer-") as tmp:
         try:
             written = gitwriter.write_files(request, credentials, Path(tmp), timeout=timeout,
-                                            allow_file=allow_file)
+                                            allow_file=allow_file, push=push)
         except gitwriter.GitWriteError as exc:
             return TaskOutcome(steps=[StepResult(step, 1, "Error", f"{exc}\n")],
                                failure=("Failed", f"step \"{step}\" in task \"{task}\" exited "

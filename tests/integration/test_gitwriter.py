@@ -204,3 +204,24 @@ def test_the_first_commit_of_an_empty_repository(tmp_path: Path) -> None:
     assert _git(empty, "rev-parse", "refs/heads/main") == sha
     assert _git(empty, "rev-list", "--count", "main") == "1"
     assert _git(empty, "ls-tree", "-r", "--name-only", "main") == "app.yaml"
+
+
+def test_a_dry_run_commits_in_its_clone_and_pushes_nothing(
+    writer: Writer, repo: BareRepo,
+) -> None:
+    """`reconciler diff` (the environment configured for a dry run) must not write to a GitOps
+    repository: the run succeeds with the commit it would push, and the remote is untouched."""
+    writer.controller.configure_for_dry_run()
+    before = _git(repo, "for-each-ref", "--format=%(refname) %(objectname)")
+    run = writer.write({"delivery.yml": "kind: Deployment\nname: app\n"})
+    assert _succeeded(run)["status"] == "True", _succeeded(run)
+    logs = json.loads(run["metadata"]["annotations"][LOGS_ANNOTATION])
+    assert "nothing pushed" in logs["git-clone-and-push"]
+    assert _git(repo, "for-each-ref", "--format=%(refname) %(objectname)") == before
+
+
+def test_the_environment_configured_for_a_dry_run_configures_its_tekton() -> None:
+    env = SimulatedEnvironment()
+    env.configure_for_dry_run()
+    tekton = [c for c in env.controllers if isinstance(c, TektonRuns)]
+    assert tekton and not any(c.push for c in tekton)
