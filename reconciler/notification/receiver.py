@@ -79,6 +79,11 @@ class Receiver:
     def parse(cls, obj: Obj) -> Receiver:
         spec = spec_of(obj)
         m = meta(obj)
+        for key in ("events", "resources"):
+            # Found by fuzzing: a value that is not a list raised TypeError (or, for a string,
+            # was read letter by letter).
+            if spec.get(key) is not None and not isinstance(spec.get(key), list):
+                raise ReceiverSpecError(f"spec.{key} must be a list")
         annotations = m.get("annotations")
         secret_ref = spec.get("secretRef")
         return cls(
