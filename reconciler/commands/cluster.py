@@ -261,6 +261,10 @@ def get(target: Sequence[str], namespace: str | None, all_namespaces: bool,
     def current(kind: KindRef) -> list[Obj]:
         if names:
             assert scope.namespace is not None
+            if watch and shown:  # watching: a named object that went is a deleted row
+                return [o for n in names
+                        for o in _safe_get(backend, kind.api_version, kind.kind,
+                                           scope.namespace, n)]
             return [_get_one(backend, kind, scope.namespace, n) for n in names]
         return scope.list(backend, kind)
 
