@@ -4,6 +4,7 @@ in-process), objects made with the real kubectl, through the kubeconfig the serv
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -55,7 +56,7 @@ def ns(served: Served) -> str:
         served.kubectl("apply", "-f", "-",
                        stdin=WORKLOAD.format(name=workload, namespace=name, tier=tier))
     for workload in ("web", "db"):
-        wait_for(lambda w=workload: _ready(served, name, w), seconds=30)
+        wait_for(functools.partial(_ready, served, name, workload), seconds=30)
     return name
 
 
