@@ -68,6 +68,7 @@ _POLICY_SEVERITY: Final = {"CRITICAL": "Critical", "HIGH": "High", "MEDIUM": "Me
                            "LOW": "Low", "UNKNOWN": "UnknownSeverity"}
 POLICY_SEVERITIES: Final = ("Critical", "High", "Medium", "Low", "Negligible", "UnknownSeverity")
 _MAX_LISTED = 20  # violations named in a condition message; the rest are counted
+_STARTED_KEPT = 4096  # scans under way remembered before finished ones are forgotten
 
 
 # --- Trivy reports --------------------------------------------------------------------------
@@ -277,6 +278,10 @@ class ImageScanner:
         if not judged:
             # A new generation is scanned first; a judged one is only judged again (a changed
             # policy). A scan under way when the process restarted starts again.
+            if len(self._started) > _STARTED_KEPT:
+                # Scans deleted while under way leave entries; only pending ones matter.
+                self._started = {k: t for k, t in self._started.items()
+                                 if t + self.scan_seconds > now}
             started = self._started.setdefault(key, now)
             remaining = started + self.scan_seconds - now
             if remaining > 0:
