@@ -38,14 +38,14 @@ CRITICAL_REPORT = json.dumps({
 
 
 def workload(name: str, url: str, workload_type: str = "web", *, has_tests: bool = False,
-             params: dict[str, Any] | None = None) -> str:
+             params: dict[str, Any] | None = None, **spec: Any) -> str:
     labels = {"apps.tanzu.vmware.com/workload-type": workload_type}
     if has_tests:
         labels["apps.tanzu.vmware.com/has-tests"] = "true"
     doc: dict[str, Any] = {
         "apiVersion": "carto.run/v1alpha1", "kind": "Workload",
         "metadata": {"name": name, "namespace": "default", "labels": labels},
-        "spec": {"source": {"git": {"url": url, "ref": {"branch": "main"}}}}}
+        "spec": {"source": {"git": {"url": url, "ref": {"branch": "main"}}}, **spec}}
     if params:
         doc["spec"]["params"] = [{"name": k, "value": v} for k, v in params.items()]
     return json.dumps(doc)
@@ -144,7 +144,11 @@ def container(obj: dict[str, Any]) -> dict[str, Any]:
 def test_web_path_every_stage_and_a_second_commit(
     scenario: Scenario, app: GitRepo, serve_repo: Callable[[GitRepo], str]
 ) -> None:
-    scenario.write("workload", workload("hello", serve_repo(app)))
+    env = [{"name": "LOG_LEVEL", "value": "debug"}]
+    scenario.write("workload", workload(
+        "hello", serve_repo(app),
+        params={"registry": {"server": "registry.internal", "repository": "team-a"}},
+        env=env, build={"env": [{"name": "BP_CPYTHON_VERSION", "value": "3.12"}]}))
     doc = scenario.simulate()
     wl = the_workload(doc)
     assert wl["status"]["supplyChainRef"]["name"] == "source-to-url"
@@ -154,12 +158,15 @@ def test_web_path_every_stage_and_a_second_commit(
                           ("deployer", "Service", "True")]
     sha = app.git("rev-parse", "HEAD")
     assert outputs(wl, "source-provider")["revision"] == f"main@sha1:{sha}"
-    image = find(doc, "Image", "hello")["status"]["latestImage"]
-    assert image.startswith("registry.example.com/apps/hello-default@sha256:")
+    kpack = find(doc, "Image", "hello")
+    assert kpack["spec"]["build"]["env"] == [{"name": "BP_CPYTHON_VERSION", "value": "3.12"}]
+    image = kpack["status"]["latestImage"]
+    assert image.startswith("registry.internal/team-a/hello-default@sha256:")
     assert outputs(wl, "image-provider")["image"] == image
     service = find(doc, "Service", "hello")
     assert service["apiVersion"] == "serving.knative.dev/v1"
     assert container(service)["image"] == image
+    assert container(service)["env"] == env
     assert condition(service, "Ready")["status"] == "True"
     assert service["status"]["url"] == "http://hello.default.example.com"
     # The deployed Service is exactly the app-config stage's manifest.
