@@ -1,0 +1,92 @@
+"""`reconciler simulate --watch` as a user runs it: the real script, an input file saved, a
+commit to a repository the inputs name, an invalid edit reported and waited out, Ctrl-C."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import ROOT, CliResult, GitRepo
+
+RECONCILER = Path(sys.executable).with_name("reconciler")
+SUMMARY = "workloads Ready after"
+
+
+@contextmanager
+def watching(*args: str) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen([str(RECONCILER), "simulate", "--watch", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30)
+        stderr = process.stderr.read() if process.stderr is not None else ""
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        assert code == 0, stderr
+        assert "Traceback" not in stderr
+
+
+def until(process: subprocess.Popen[str], marker: str) -> list[str]:
+    """Lines up to and including the first one holding `marker`."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    while True:
+        line = process.stdout.readline()
+        assert line, f"the watch ended before {marker!r}: {lines}"
+        lines.append(line.rstrip("\n"))
+        if marker in line:
+            return lines
+
+
+def test_a_saved_file_runs_again_and_prints_only_what_changed(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("00-supply-chain.yaml", "00-workload.yaml"):
+        shutil.copy(ROOT / "examples" / "greeter" / name, inputs / name)
+    chain = inputs / "00-supply-chain.yaml"
+    with watching(str(inputs)) as process:
+        first = until(process, SUMMARY)
+        assert any("Workload default/hello" in line for line in first)
+        chain.write_text(chain.read_text().replace("greeting: hello", "greeting: hi"))
+        second = until(process, SUMMARY)
+        assert second[0].startswith(f"--- {chain} changed: ran again in ")
+        assert second[1:-1] == ["~ ConfigMap/default/hello-greeting",
+                                "~ ClusterTemplate/greeting"]
+        # An invalid edit is reported, and the watch waits for the fix.
+        chain.write_text(chain.read_text().replace("kind: ClusterTemplate", "kind: 7"))
+        assert until(process, "waiting for a change")[0].startswith("error: ")
+        chain.write_text(chain.read_text().replace("kind: 7", "kind: ClusterTemplate"))
+        fixed = until(process, SUMMARY)
+        assert fixed[1:-1] == ["(no object changed)"]
+
+
+def test_a_commit_to_a_named_repository_runs_again(
+        tmp_path: Path, make_repo: Callable[..., GitRepo]) -> None:
+    repo = make_repo("app", {"README.md": "one\n"})
+    source = tmp_path / "source.yaml"
+    source.write_text(f"""apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {{name: app, namespace: default}}
+spec: {{url: "{repo.url}", interval: 1m, ref: {{branch: main}}}}
+""")
+    with watching("-o", "table", str(source)) as process:
+        until(process, SUMMARY)
+        repo.commit({"README.md": "two\n"})
+        again = until(process, SUMMARY)
+        assert again[0].startswith(f"--- {repo.url} has a new commit: ran again in ")
+        assert any(line.startswith("~ GitRepository/default/app") for line in again)
+
+
+def test_watch_refuses_a_state_file(cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    done = cli("simulate", "--watch", "--state", str(tmp_path / "s.db"),
+               str(ROOT / "examples" / "greeter" / "00-workload.yaml"))
+    assert done.code == 2 and "--state" in done.stderr
