@@ -24,7 +24,6 @@ from reconciler.daemon.inprocess import InProcessControllers
 from reconciler.loader import LoadedObject
 from simulator.apiserver.store import Store
 from simulator.cluster import InMemoryCluster
-from simulator.tekton import TektonRuns
 
 log = structlog.get_logger(__name__)
 
@@ -68,10 +67,12 @@ class ServedCluster:
         if not isinstance(cluster, InMemoryCluster):
             raise TypeError("the simulator environment has no in-memory cluster")
         # The simulated controllers run under the cluster's lock, and the API's clients are not
-        # this machine's user: Tekton never waits for steps here, and runs none unless asked.
+        # this machine's user: Tekton never waits for steps here and runs none unless asked,
+        # kpack fetches no source unless asked.
         for controller in running.env.controllers if running.env is not None else ():
-            if isinstance(controller, TektonRuns):
-                controller.configure_for_serving()
+            configure = getattr(controller, "configure_for_serving", None)
+            if callable(configure):
+                configure()
         # Before the workers start: the watch history sees every write they make.
         store = self.store = Store(cluster, running.lock)
         running.start(after_tick=store.scan)

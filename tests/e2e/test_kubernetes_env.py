@@ -315,7 +315,8 @@ PAVED_KINDS = (("v1", "Namespace"), ("apiextensions.k8s.io/v1", "CustomResourceD
                ("carto.run/v1alpha1", "ClusterImageTemplate"),
                ("carto.run/v1alpha1", "ClusterTemplate"), ("carto.run/v1alpha1", "Workload"),
                ("source.toolkit.fluxcd.io/v1", "GitRepository"), ("kpack.io/v1alpha2", "Image"),
-               ("serving.knative.dev/v1", "Service"))
+               ("kpack.io/v1alpha2", "Build"), ("serving.knative.dev/v1", "Service"),
+               ("serving.knative.dev/v1", "Revision"))
 
 # `simulate` writes artifact URLs under SourceSettings' in-cluster default (the source
 # controller's Service); the daemon writes its own artifact server's address unless told
