@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -21,6 +21,9 @@ from reconciler.commands.common import (
 from reconciler.model.errors import InputError
 from reconciler.settings import DaemonSettings, ListenAddress
 from reconciler.settings.tree import Resolved
+
+if TYPE_CHECKING:
+    from reconciler.loader import LoadedObject
 
 _D = DaemonSettings
 _RUN_OPTIONS: tuple[Callable[[Any], Any], ...] = (
@@ -118,7 +121,9 @@ def run(ctx: click.Context, /, paths: Sequence[str], config: Path | None,
     changes, or its requeue is due (a work queue per controller, --concurrent workers each),
     serving artifacts over HTTP and Prometheus metrics on --listen. Settings: defaults, then
     --config FILE, then RECONCILER_<GROUP>_<FIELD> variables, then the flags given
-    (`reconciler settings` shows the result). Exit 0 after a graceful shutdown, 1 after losing
+    (`reconciler settings` shows the result). PATHS are read again when a file under them
+    changes (checked every second) and applied again; an object taken out of them stays in the
+    cluster. Exit 0 after a graceful shutdown, 1 after losing
     the leader election Lease (--leader-elect), 2 when it cannot start (invalid input or
     settings, an address in use).
 
@@ -146,10 +151,26 @@ def run(ctx: click.Context, /, paths: Sequence[str], config: Path | None,
         objects = load_paths(paths, allow_empty=False)
         with writing(settings.daemon.state):
             code = run_daemon(objects, settings.daemon, limits=settings.limits,
-                              kubernetes=settings.kubernetes)
+                              kubernetes=settings.kubernetes, reread=rereader(paths))
     except InputError as exc:
         fail(exc)
     sys.exit(code)
+
+
+def rereader(paths: Sequence[str]) -> Callable[[], Sequence[LoadedObject] | None]:
+    """The input files' objects when a file under `paths` changed since the last call (the
+    daemon applies them again), else None; InputError when they no longer load."""
+    from reconciler.commands.watching import Watched, file_stamps
+    from reconciler.loader import load_paths
+
+    watched = Watched(file_stamps(paths), {})
+
+    def reread() -> Sequence[LoadedObject] | None:
+        if not watched.changed(paths, check_repositories=False):
+            return None
+        return load_paths(paths, allow_empty=False)
+
+    return reread
 
 
 @click.command(name="settings")

@@ -29,6 +29,7 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from reconciler.backends.base import Backend
 from reconciler.daemon.artifacts import CountingArtifactStore
 from reconciler.daemon.assembly import assemble
 from reconciler.daemon.clock import ClockFollower
@@ -70,6 +71,8 @@ from reconciler.sources.server import ArtifactServer
 log = structlog.get_logger(__name__)
 
 JOB_ID = "reconcile"
+REREAD_SECONDS = 1.0
+"""How often `reconciler run` checks its input files for changes (`Daemon.reread`)."""
 
 EXIT_LEADERSHIP_LOST = 1
 """`reconciler run`'s exit status after losing the leader election Lease (the kubelet restarts
@@ -85,8 +88,12 @@ class Daemon:
 
     def __init__(self, objects: Sequence[LoadedObject], settings: DaemonSettings,
                  limits: Limits = DEFAULT_LIMITS,
-                 kubernetes: KubernetesSettings | None = None) -> None:
+                 kubernetes: KubernetesSettings | None = None,
+                 reread: Callable[[], Sequence[LoadedObject] | None] | None = None) -> None:
         self.objects = objects
+        self.reread = reread
+        """Called every `REREAD_SECONDS`: the input files' objects when they changed, else None
+        (`reconciler run` passes one; raises InputError for a file that no longer loads)."""
         self.settings = settings
         self.limits = limits
         self.kubernetes = kubernetes
@@ -241,6 +248,12 @@ class Daemon:
             name="reconcile tick", next_run_time=datetime.now(UTC),
             # A tick longer than the interval delays the next one; missed ticks are not replayed.
             max_instances=1, coalesce=True, misfire_grace_time=None)
+        if self.reread is not None:
+            scheduler.add_job(
+                lambda: self._apply_changed_inputs(writer),
+                IntervalTrigger(seconds=REREAD_SECONDS, timezone=UTC), id="inputs",
+                name="re-read input files", max_instances=1, coalesce=True,
+                misfire_grace_time=None)
         if settings.state is not None and settings.state_save_seconds > 0:
             checkpoint = _Checkpoint(env, settings.state)
             scheduler.add_job(
@@ -263,6 +276,25 @@ class Daemon:
                  shard=settings.shard,
                  lease=(f"{leadership.config.namespace}/{leadership.config.name}"
                         if leadership is not None else None))
+
+    def _apply_changed_inputs(self, writer: Backend) -> None:
+        """Apply the input files again when they changed (an object taken out of them stays
+        in the cluster, as with `kubectl apply`); a standby only remembers them for when it
+        leads, and files that no longer load leave the cluster as it is."""
+        assert self.reread is not None
+        try:
+            objects = self.reread()
+            if objects is None:
+                return
+            self.objects = objects
+            if self.leadership is not None and not self.leadership.is_leader():
+                return
+            apply_inputs(writer, objects)
+        except ReconcilerError as exc:
+            log.error("input files changed but cannot be applied; the cluster keeps what it "
+                      "has", error=str(exc))
+            return
+        log.info("input files changed: applied again", objects=len(objects))
 
     def _shard(self) -> ShardFilter:
         try:
@@ -388,10 +420,12 @@ class _Checkpoint:
 
 def run_daemon(objects: Sequence[LoadedObject], settings: DaemonSettings, *,
                limits: Limits = DEFAULT_LIMITS,
-               kubernetes: KubernetesSettings | None = None) -> int:
+               kubernetes: KubernetesSettings | None = None,
+               reread: Callable[[], Sequence[LoadedObject] | None] | None = None) -> int:
     """Run until SIGTERM or SIGINT, then stop gracefully; must be called on the main thread.
-    The exit status: 0, or `EXIT_LEADERSHIP_LOST` when the leader election Lease was lost."""
-    daemon = Daemon(objects, settings, limits, kubernetes)
+    The exit status: 0, or `EXIT_LEADERSHIP_LOST` when the leader election Lease was lost.
+    `reread`: see `Daemon.reread`."""
+    daemon = Daemon(objects, settings, limits, kubernetes, reread)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("shutting down", signal=signal.Signals(signum).name)
