@@ -90,3 +90,44 @@ def test_watch_refuses_a_state_file(cli: Callable[..., CliResult], tmp_path: Pat
     done = cli("simulate", "--watch", "--state", str(tmp_path / "s.db"),
                str(ROOT / "examples" / "greeter" / "00-workload.yaml"))
     assert done.code == 2 and "--state" in done.stderr
+
+
+def _stderr_on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run `reconciler simulate ARGS` with stderr on a pseudo-terminal; what it drew there."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([str(RECONCILER), "simulate", *args], stdout=subprocess.DEVNULL,
+                              stderr=follower, timeout=120)
+        os.close(follower)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(leader)
+    return done.returncode, drawn.decode(errors="replace")
+
+
+def test_progress_on_a_terminal_and_not_with_quiet() -> None:
+    example = [str(ROOT / "examples" / "greeter" / n)
+               for n in ("00-supply-chain.yaml", "00-workload.yaml")]
+    code, drawn = _stderr_on_a_terminal(*example)
+    assert code == 0
+    assert "settled 0/1 · virtual 0s · round 1" in drawn
+    assert drawn.endswith("\r")  # the line is wiped before the result is printed
+    code, drawn = _stderr_on_a_terminal("--quiet", *example)
+    assert code == 0 and drawn == ""
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(cli: Callable[..., CliResult]) -> None:
+    done = cli("simulate", *(str(ROOT / "examples" / "greeter" / n)
+                             for n in ("00-supply-chain.yaml", "00-workload.yaml")))
+    assert done.code == 0 and done.stderr == ""
