@@ -176,3 +176,30 @@ def test_restored_events_keep_their_age() -> None:
     assert [e["reason"] for e in restored.events()] == ["New"]
     restored.emit_event(cm, "Normal", "Other", "other")
     assert [e["metadata"]["name"] for e in restored.events()] == ["a.000002", "a.000003"]
+
+
+def test_the_change_log_names_what_changed_since_a_revision(
+    cluster: InMemoryCluster, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start = cluster.revision
+    cluster.apply(_cm("a"))
+    cluster.apply(_cm("b"))
+    middle = cluster.revision
+    cluster.apply(_cm("a", key="v"))
+    cluster.delete("v1", "ConfigMap", "default", "b")
+    assert cluster.changes_since(start) == [("", "ConfigMap", "default", "a"),
+                                            ("", "ConfigMap", "default", "b")]
+    assert cluster.changes_since(middle) == [("", "ConfigMap", "default", "a"),
+                                             ("", "ConfigMap", "default", "b")]
+    assert cluster.changes_since(cluster.revision) == []
+    # Compacted: a question from before what the log keeps gets None (look at everything).
+    monkeypatch.setattr("simulator.cluster.CHANGE_LOG_ENTRIES", 2)
+    for i in range(6):
+        cluster.apply(_cm(f"c{i}"))
+    assert cluster.changes_since(start) is None
+    assert cluster.changes_since(cluster.revision - 1) == [("", "ConfigMap", "default", "c5")]
+    # What a restore loads is no change the log can name.
+    restored = InMemoryCluster(VirtualClock())
+    restored.restore(cluster.snapshot())
+    assert restored.changes_since(0) is None
+    assert restored.changes_since(restored.revision) == []
