@@ -823,6 +823,15 @@ class InMemoryCluster:
         # Whole list items first; then leaves (a leaf under a removed item is already gone).
         for path in sorted(dropped, key=lambda p: (p[-1] != ITEM, -len(p))):
             _remove_path(live, path)
+        # A map emptied by what was dropped goes too, deepest first, as the API server's apply
+        # removes `spec.template` whole when its owner drops every field under it (unless the
+        # config or another manager still has something there).
+        emptied = {p[:i] for p in dropped for i in range(1, len(p)) if p[i - 1].startswith("f:")}
+        for path in sorted(emptied, key=len, reverse=True):
+            present, value = get_path(live, path)
+            if present and value == {} and not covers(path, new) \
+                    and not covers(path, still_owned):
+                _remove_path(live, path)
         _merge(live, {k: v for k, v in config.items() if k not in ("apiVersion", "kind")})
         mine_entry = self._managed_entry(manager, "Apply", api_version, new)
         if mine_at is not None and entries[mine_at].get("fieldsV1") == mine_entry["fieldsV1"]:

@@ -105,3 +105,37 @@ def test_secret_string_data_is_stored_as_data(cluster: InMemoryCluster) -> None:
                           "metadata": {"name": "s", "namespace": "default"},
                           "stringData": {"k": "v"}})
     assert live["data"] == {"k": "dg=="} and "stringData" not in live
+
+
+def test_a_map_emptied_by_dropped_fields_goes_too(cluster: InMemoryCluster) -> None:
+    """Dropping every field under `data` (or `metadata.labels`) removes the map itself, so a
+    validator that asks "is this field set?" sees it gone, as after kube-apiserver's apply."""
+    first = _cm(a="1")
+    first["metadata"]["labels"] = {"team": "x"}
+    cluster.apply(first, "reconciler")
+    second = _cm()
+    del second["data"]
+    live = cluster.apply(second, "reconciler")
+    assert "data" not in live and "labels" not in live["metadata"]
+
+
+def test_a_map_another_manager_still_has_fields_in_stays(cluster: InMemoryCluster) -> None:
+    cluster.apply(_cm(a="1"), "reconciler")
+    cluster.apply(_cm(b="2"), "other")
+    second = _cm()
+    del second["data"]
+    assert cluster.apply(second, "reconciler")["data"] == {"b": "2"}
+
+
+def test_switching_a_template_to_jinja2_is_accepted() -> None:
+    from simulator.environment import SimulatedEnvironment
+
+    cluster = SimulatedEnvironment().cluster
+    template: dict[str, Any] = {
+        "apiVersion": "carto.run/v1alpha1", "kind": "ClusterTemplate",
+        "metadata": {"name": "t"},
+        "spec": {"template": {"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": "a"}}}}
+    cluster.apply(template)
+    template["spec"] = {"jinja2": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n"}
+    assert set(cluster.apply(template)["spec"]) == {"jinja2"}
