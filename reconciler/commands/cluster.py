@@ -270,10 +270,10 @@ def get(target: Sequence[str], namespace: str | None, all_namespaces: bool,
 
     shown: dict[tuple[str, str, str], str] = {}
     blocks: list[str] = []
-    found_any = False
+    everything: list[Obj] = []
     for kind in kinds:
         objects = current(kind)
-        found_any = found_any or bool(objects)
+        everything += objects
         for obj in objects:
             shown[_key(kind, obj)] = _version(obj)
         text = out.render(objects, kind.kind, output, single=bool(names),
@@ -281,11 +281,10 @@ def get(target: Sequence[str], namespace: str | None, all_namespaces: bool,
         if text:
             blocks.append(text)
     if output in ("json", "yaml") and len(kinds) > 1:
-        everything = [o for kind in kinds for o in current(kind)]
         click.echo(out.render(everything, kinds[0].kind, output))
     else:
         _emit("\n\n".join(blocks))
-    if not found_any and output in ("table", "wide") and not watch:
+    if not everything and output in ("table", "wide") and not watch:
         where = f'namespace "{scope.namespace}"' if scope.namespace else "any namespace"
         click.echo(f"No resources found in {where}.", err=True)
     if watch:

@@ -158,6 +158,9 @@ spec: {{interval: 1h, prune: true, suspend: true, path: ./,
     assert everything == ["workload.carto.run/db", "workload.carto.run/web",
                           "gitrepository.source.toolkit.fluxcd.io/app",
                           "kustomization.kustomize.toolkit.fluxcd.io/apps"]
+    listed = json.loads(ok(served, "get", "all", "-n", ns, "-o", "json"))
+    assert [i["kind"] for i in listed["items"]] == ["Workload", "Workload", "GitRepository",
+                                                    "Kustomization"]
 
 
 def test_global_flags_come_before_or_after_the_command(served: Served, ns: str) -> None:
