@@ -608,7 +608,7 @@ def tree_of_cluster(names: Sequence[str], flags: ClusterFlags, namespace: str | 
     """`reconciler tree NAME...` against a cluster: the named owners (Workloads, Deliverables,
     Kustomizations), or all in the scope, with what they stamped or applied below them."""
     from reconciler import tree as trees
-    from reconciler.report import render_json
+    from reconciler.commands.local import render_tree
 
     try:
         scope = Scope.of(flags, namespace, all_namespaces, selector)
@@ -625,11 +625,7 @@ def tree_of_cluster(names: Sequence[str], flags: ClusterFlags, namespace: str | 
                          f"{', '.join(repr(m) for m in missing)} in {where}")
         owners = [o for o in owners if meta(o).get("name") in names]
     objects = _related(backend, owners)
-    roots = trees.build(objects)
-    if output == "json":
-        click.echo(render_json({"owners": trees.to_json(roots)}))
-    else:
-        click.echo(trees.render(roots), nl=False)
+    click.echo(render_tree(trees.build(objects), output), nl=False)
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +22,9 @@ from reconciler.commands.common import (
 )
 from reconciler.model.errors import InputError, ReconcilerError
 from reconciler.settings import SimulateSettings
+
+if TYPE_CHECKING:
+    from reconciler.tree import Node
 
 
 @click.command()
@@ -186,8 +190,9 @@ def kuttl_test(paths: Sequence[str], keyword: str | None, timeout: float | None,
 @click.argument("args", nargs=-1, metavar="[PATHS... | NAME...]")
 @click.option("--state", type=click.Path(dir_okay=False, path_type=Path),
               help="The simulated cluster to show (and to reconcile PATHS in, then save).")
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option("-o", "--output", type=click.Choice(["text", "table", "json", "yaml"]),
+              default="text", show_default=True,
+              help="The tree drawn (text; table is the same), or the owners as JSON or YAML.")
 @click.option("--budget", type=SECONDS, default=SimulateSettings.budget_seconds,
               show_default=True, help="Virtual seconds to wait for workloads to settle.")
 @click.option("-n", "--namespace", metavar="NAMESPACE",
@@ -215,7 +220,6 @@ def tree(args: Sequence[str], state: Path | None, output: str, budget: float,
       reconciler tree -A -l app.kubernetes.io/part-of=shop
     """
     from reconciler import tree as trees
-    from reconciler.report import render_json
 
     local = state is not None or any(Path(a).exists() for a in args)
     asks_cluster = bool(args) or any((cluster.kubeconfig, cluster.context, namespace,
@@ -245,8 +249,17 @@ def tree(args: Sequence[str], state: Path | None, output: str, budget: float,
                              "or owner NAMEs with --kubeconfig to ask a cluster")
     except ReconcilerError as exc:
         fail(exc)
-    roots = trees.build(objects)
-    if output == "json":
-        click.echo(render_json({"owners": trees.to_json(roots)}))
-    else:
-        click.echo(trees.render(roots), nl=False)
+    click.echo(render_tree(trees.build(objects), output), nl=False)
+
+
+def render_tree(roots: Sequence[Node], output: str) -> str:
+    """`tree`'s output: the drawn tree (`text`, or `table` as the cluster verbs call it), or
+    the owners as JSON or YAML."""
+    from reconciler import tree as trees
+    from reconciler.report import render_json, render_yaml
+
+    if output in ("json", "yaml"):
+        document = {"owners": trees.to_json(roots)}
+        return (render_json(document) + "\n" if output == "json"
+                else render_yaml(document))
+    return trees.render(roots)

@@ -311,6 +311,8 @@ def test_tree_of_a_named_owner_in_the_cluster(served: Served, ns: str) -> None:
     assert f"greeting: ConfigMap/{ns}/web-greeting" in text
     owners = json.loads(ok(served, "tree", "-n", ns, "-o", "json"))["owners"]
     assert [o["object"] for o in owners] == [f"Workload/{ns}/db", f"Workload/{ns}/web"]
+    as_yaml = yaml.safe_load(ok(served, "tree", "web", "-n", ns, "-o", "yaml"))
+    assert [o["object"] for o in as_yaml["owners"]] == [f"Workload/{ns}/web"]
     missing = cli(served, "tree", "nope", "-n", ns)
     assert missing.returncode == 1 and "'nope'" in missing.stderr
 
