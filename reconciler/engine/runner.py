@@ -239,6 +239,9 @@ class _Scheduler:
     observe: Observer | None = None
     backoff: ExponentialBackoff = DEFAULT_BACKOFF
 
+    recorded: frozenset[str] = frozenset()
+    """Controllers that read the backend directly and are scheduled by the reads it records
+    (the environment's simulated ones); any other untracked one is offered everything."""
     _known: dict[str, int] = field(default_factory=dict)
     """Records per controller (what a round that offers fewer skipped)."""
     index: DependencyIndex = field(default_factory=DependencyIndex)
@@ -283,7 +286,8 @@ class _Scheduler:
         """(tracked, recorded): whether its reads are known, through the tracker or the
         backend itself."""
         tracked = self.tracker is not None and controller.name in self.tracked
-        recorded = not tracked and self.recorder is not None
+        recorded = (not tracked and self.recorder is not None
+                    and controller.name in self.recorded)
         return tracked, recorded
 
     def _changed_round(self, controllers: Sequence[Controller],
@@ -500,7 +504,8 @@ class RoundDriver:
         self._stop = threading.Event()
         self._scheduler = _Scheduler(env.backend, tracker, env.clock,
                                      frozenset(c.name for c in tracked), limits=limits,
-                                     stop=self._stop, observe=observe)
+                                     stop=self._stop, observe=observe,
+                                     recorded=frozenset(c.name for c in env.controllers))
 
     def request_stop(self) -> None:
         """Start no new reconcile (the one in progress finishes); for shutdown. Permanent."""
@@ -557,7 +562,8 @@ def run_until_settled(
     start = env.clock.now()
     deadline = start + budget_seconds
     scheduler = _Scheduler(env.backend, tracker, env.clock,
-                           frozenset(c.name for c in tracked), limits=limits, observe=observe)
+                           frozenset(c.name for c in tracked), limits=limits, observe=observe,
+                           recorded=frozenset(c.name for c in env.controllers))
     rounds = 0
 
     def report(done: bool, reason: str) -> RunReport:

@@ -50,7 +50,7 @@ def test_an_untracked_controller_is_offered_only_what_changed_or_what_it_read() 
     for i in range(5):
         env.cluster.apply(configmap(f"c{i}", copy=True))
     copier = CopyConfig(env.cluster)  # reads the cluster itself, not through a tracker
-    sched = _Scheduler(env.cluster, None, env.clock)
+    sched = _Scheduler(env.cluster, None, env.clock, recorded=frozenset([copier.name]))
     assert sched.recorder is env.cluster
     _rounds(env, sched, [copier])
     assert sorted(set(copier.seen)) == [f"c{i}" for i in range(5)]
@@ -73,8 +73,20 @@ def test_a_controller_that_writes_is_offered_again_until_it_writes_nothing() -> 
     env.cluster.apply({"apiVersion": "v1", "kind": "Secret",
                        "metadata": {"name": "s", "namespace": "default"}})
     stepper = Stepper(env)
-    sched = _Scheduler(env.cluster, None, env.clock)
+    sched = _Scheduler(env.cluster, None, env.clock, recorded=frozenset([stepper.name]))
     _rounds(env, sched, [stepper])
     steps = env.cluster.get("v1", "ConfigMap", "default", "s-steps")
     assert steps is not None and steps["data"] == {"step": "3"}
     assert stepper.seen == ["s"] * 4  # three steps, then one that wrote nothing
+
+
+def test_an_untracked_controller_not_named_recorded_is_offered_everything_every_round() -> None:
+    env = SimulatedEnvironment()
+    env.cluster.apply(configmap("source", {"a": "1"}))
+    env.cluster.apply(configmap("c0", copy=True))
+    copier = CopyConfig(env.cluster)
+    sched = _Scheduler(env.cluster, None, env.clock)
+    _rounds(env, sched, [copier])
+    copier.seen.clear()
+    sched.run_round([copier])
+    assert copier.seen == ["c0"]
