@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.apiserver.conftest import Served, needs_kubectl, serving, wait_for
-from tests.conftest import ROOT
+from tests.conftest import ROOT, GitRepo
 
 pytestmark = needs_kubectl
 
@@ -355,3 +355,23 @@ def test_unreachable_cluster_is_exit_1(tmp_path: Path, served: Served) -> None:
     absent = subprocess.run([str(RECONCILER), "get", "wrk", "--kubeconfig",
                              str(tmp_path / "none")], capture_output=True, text=True, timeout=60)
     assert absent.returncode == 1 and "does not exist" in absent.stderr
+
+
+def test_reconcile_a_git_repository_and_see_its_revision(
+        served: Served, ns: str, make_repo: Callable[..., GitRepo],
+        serve_repo: Callable[[GitRepo], str]) -> None:
+    repo = make_repo("app", {"README.md": "one\n"})
+    url = serve_repo(repo)
+    served.kubectl("apply", "-f", "-", stdin=f"""apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {{name: app, namespace: {ns}}}
+spec: {{url: "{url}", interval: 1h, ref: {{branch: main}}}}
+""")
+    first = repo.git("rev-parse", "HEAD")
+    wait_for(lambda: first in ok(served, "get", "gitrepo", "app", "-n", ns), seconds=30)
+    second = repo.commit({"README.md": "two\n"})
+    # Within its 1h interval only a requested reconcile fetches the new commit.
+    done = cli(served, "reconcile", "source", "app", "-n", ns, "--timeout", "30", "-o", "yaml")
+    assert done.returncode == 0, done.stderr
+    assert second in yaml.safe_load(done.stdout)["status"]["artifact"]["revision"]
+    assert second in rows(ok(served, "get", "sources", "-n", ns))[1][1]
