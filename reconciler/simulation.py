@@ -18,6 +18,7 @@ from reconciler.diff.changeset import (
     plan_object,
 )
 from reconciler.diff.compare import comparable, is_subset
+from reconciler.engine.owner import suspended
 from reconciler.engine.runnable import runnable_settled
 from reconciler.engine.runner import Environment, RunReport, run_until_settled
 from reconciler.engine.sources import GitRepositoryReconciler
@@ -200,22 +201,28 @@ def settled_count(backend: Backend) -> tuple[int, int]:
     """(settled, total) of the Workloads and Runnables, by `all_settled`'s rules."""
     owners = backend.list(CARTO_API, "Workload")
     runnables = backend.list(CARTO_API, "Runnable")
-    done = sum(
-        status_of(w).get("observedGeneration") == (w.get("metadata") or {}).get("generation")
-        and owner_ready(w)[0] in ("True", "False") for w in owners)
+    done = sum(_owner_settled(w) for w in owners)
     done += sum(runnable_settled(r) for r in runnables)
     return done, len(owners) + len(runnables)
 
 
+def _owner_settled(workload: Obj) -> bool:
+    """Seen at its latest generation and Ready or failed with a reason; or suspended (the
+    `reconciler.dev/suspend` annotation), which nothing will move."""
+    if suspended(workload):
+        return True
+    status = status_of(workload)
+    if status.get("observedGeneration") != (workload.get("metadata") or {}).get("generation"):
+        return False
+    return owner_ready(workload)[0] in ("True", "False")
+
+
 def all_settled(backend: Backend) -> bool:
-    """Every workload has seen its latest generation and is Ready or failed with a reason;
-    every Runnable has seen its latest generation and its current run is finished."""
-    for wl in backend.list(CARTO_API, "Workload"):
-        status = status_of(wl)
-        if status.get("observedGeneration") != (wl.get("metadata") or {}).get("generation"):
-            return False
-        if owner_ready(wl)[0] not in ("True", "False"):
-            return False
+    """Every workload has seen its latest generation and is Ready or failed with a reason (or
+    is suspended); every Runnable has seen its latest generation and its current run is
+    finished."""
+    if not all(_owner_settled(w) for w in backend.list(CARTO_API, "Workload")):
+        return False
     return all(runnable_settled(r) for r in backend.list(CARTO_API, "Runnable"))
 
 

@@ -27,6 +27,8 @@ spec: {{}}
 def run(*workloads: str) -> dict[str, Obj]:
     objects = load_paths([CHAIN]) + load_text("---\n".join(workloads), "inline.yaml")
     result = simulate(objects)
+    # A suspended Workload counts as settled: nothing will move it.
+    assert result.report.reason == "settled"
     return {str(w["metadata"]["name"]): w for w in result.workloads}
 
 
