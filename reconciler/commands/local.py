@@ -230,13 +230,15 @@ def tree(args: Sequence[str], state: Path | None, output: str, budget: float,
         sys.exit(tree_of_cluster(args, cluster, namespace, all_namespaces, selector, output))
     try:
         if args:
+            from reconciler.commands.watching import Progress
             from reconciler.loader import load_paths
             from reconciler.simulation import simulate as run_simulation
 
             loaded = load_paths(args, allow_empty=False)
-            with writing(state):
-                objects = run_simulation(loaded, state,
-                                         SimulateSettings(budget_seconds=budget)).objects
+            progress = Progress.for_stderr(quiet=False)
+            with writing(state), progress:
+                objects = run_simulation(loaded, state, SimulateSettings(budget_seconds=budget),
+                                         progress=progress.update).objects
         elif state is not None:
             from reconciler.engine.wiring import load_environment
 
