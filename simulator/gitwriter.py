@@ -41,6 +41,7 @@ from reconciler.sources.credentials import (
     secret_data,
 )
 from reconciler.sources.gitexec import GitCommandFailed, GitTimedOut, run_git
+from reconciler.sources.gitspec import sanitize_url, scrub_userinfo
 from reconciler.sources.unpack import UnsafePathError, open_root, open_subdir, relative_parts
 
 __all__ = ["STEP_NAME", "TASK_NAME", "GitCredentials", "GitWriteError", "GitWriteRequest",
@@ -138,8 +139,9 @@ def url_scheme(url: str, *, allow_file: bool) -> str:
         return scheme
     if allow_file and (scheme == "file" or (not scheme and url.startswith("/"))):
         return "file"
-    raise GitWriteError(f"param git_repository {url!r}: only http(s)://, ssh:// and git:// "
-                        "repositories can be written (local paths and file:// only in simulate)")
+    raise GitWriteError(f"param git_repository {sanitize_url(url)!r}: only http(s)://, ssh:// "
+                        "and git:// repositories can be written (local paths and file:// only "
+                        "in simulate)")
 
 
 def write_files(request: GitWriteRequest, credentials: GitCredentials | None, workdir: Path,
@@ -149,6 +151,7 @@ def write_files(request: GitWriteRequest, credentials: GitCredentials | None, wo
     loses a race with another writer. With `push` False (a dry run: `reconciler diff`) the
     commit is made in the temporary clone only and nothing leaves it."""
     scheme = url_scheme(request.repository, allow_file=allow_file)
+    shown = sanitize_url(request.repository)
     target = [*_checked_parts(request.sub_path, "param sub_path")]
     files = [(_checked_parts(p, "git_files path"), p, text)
              for p, text in sorted(request.files.items())]
@@ -191,10 +194,16 @@ def write_files(request: GitWriteRequest, credentials: GitCredentials | None, wo
                            + (" (new branch)" if created else ""))
                 return GitWriteResult(head, changed, "\n".join(log))
     except (GitCommandFailed, GitTimedOut, CredentialsError) as exc:
-        raise GitWriteError(redact(f"{request.repository}: {exc}".strip(), credentials)) from None
+        raise GitWriteError(_scrubbed(f"{shown}: {exc}".strip(), credentials)) from None
     except UnsafePathError as exc:
         raise GitWriteError(str(exc)) from None
-    raise GitWriteError(f"{request.repository}: push failed {_PUSH_ATTEMPTS} times")
+    raise GitWriteError(f"{shown}: push failed {_PUSH_ATTEMPTS} times")
+
+
+def _scrubbed(text: str, credentials: GitCredentials | None) -> str:
+    """`text` without the Secret's values and without any URL's user info (a password written
+    into `git_repository` itself, which no Secret holds)."""
+    return scrub_userinfo(redact(text, credentials))
 
 
 class _Git:
@@ -240,11 +249,24 @@ def _clone(git: _Git, request: GitWriteRequest, tmp: Path, log: list[str]) -> bo
 
 def _checked_parts(path: str, where: str) -> list[str]:
     parts = relative_parts(path, where) if path else []
-    if any(p == ".git" for p in parts):
+    if any(_names_git_dir(p) for p in parts):
         raise UnsafePathError(f"{where} {path!r} must not write into .git")
     if "\\" in path:
         raise UnsafePathError(f"{where} {path!r} must use '/' separators")
     return parts
+
+
+def _names_git_dir(name: str) -> bool:
+    """Whether a path component may name the repository's `.git` on some filesystem, as git's
+    own checks (`is_ntfs_dotgit`, `is_hfs_dotgit`) see it: any case, trailing dots and spaces
+    (which Windows drops), the 8.3 short name `git~1`, and HFS+'s ignorable code points."""
+    folded = "".join(c for c in name if c not in _HFS_IGNORED).casefold()
+    folded = folded.split(":", 1)[0].rstrip(". ")  # NTFS: ".git::$INDEX_ALLOCATION"
+    return folded in (".git", "git~1")
+
+
+_HFS_IGNORED = frozenset("\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                         "\u206a\u206b\u206c\u206d\u206e\u206f\ufeff")
 
 
 def _write(checkout: Path, parts: Sequence[str], shown: str, text: str) -> None:

@@ -153,6 +153,20 @@ def test_wrong_credentials_fail_without_showing_the_password(
     assert _git(repo, "branch", "--list", "config") == ""
 
 
+def test_a_password_in_the_repository_url_is_never_shown(writer: Writer, repo: BareRepo) -> None:
+    """`redact` knows only the Secret's values: user info written into `git_repository` is
+    removed from the failure message and the logs annotation too."""
+    secret_word = "s3cr3t-in-the-url"
+    writer.url = writer.url.replace("://", f"://writer:{secret_word}@", 1)
+    run = writer.write({"a.yaml": "a: 1\n"}, secret=None)
+    cond = _succeeded(run)
+    assert (cond["status"], cond["reason"]) == ("False", "Failed")
+    assert "127.0.0.1" in cond["message"]  # the repository is still named, without user info
+    assert secret_word not in json.dumps(run["status"])
+    assert secret_word not in run["metadata"]["annotations"][LOGS_ANNOTATION]
+    assert _git(repo, "branch", "--list", "config") == ""
+
+
 def test_a_missing_secret_is_named(writer: Writer) -> None:
     cond = _succeeded(writer.write({"a.yaml": "a: 1\n"}, secret="nope"))
     assert cond["status"] == "False"
@@ -165,6 +179,13 @@ def test_a_missing_secret_is_named(writer: Writer) -> None:
     ({"a.yaml": "x"}, "../../elsewhere", "must not contain '..'"),
     ({".git/hooks/post-commit": "#!/bin/sh\n"}, "", "must not write into .git"),
     ({"hooks/post-commit": "#!/bin/sh\n"}, ".git", "must not write into .git"),
+    # Other spellings of .git on case-insensitive (macOS, Windows) filesystems, as git refuses.
+    ({".GIT/config": "[core]\n\tfsmonitor = touch /tmp/pwned\n"}, "", "must not write into .git"),
+    ({"hooks/post-commit": "#!/bin/sh\n"}, "app/.Git", "must not write into .git"),
+    ({"GIT~1/config": "x"}, "", "must not write into .git"),
+    ({".git./config": "x"}, "", "must not write into .git"),
+    ({".git /config": "x"}, "", "must not write into .git"),
+    ({".g\u200cit/config": "x"}, "", "must not write into .git"),
     ({"linked/file.yaml": "x"}, "", "'linked' is a symbolic link"),
     ({"link-to-readme": "x"}, "", "is not a regular file"),
 ])
