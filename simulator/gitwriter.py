@@ -26,6 +26,7 @@ import os
 import re
 import stat
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,11 +146,13 @@ def url_scheme(url: str, *, allow_file: bool) -> str:
 
 
 def write_files(request: GitWriteRequest, credentials: GitCredentials | None, workdir: Path,
-                *, timeout: float, allow_file: bool = False,
-                push: bool = True) -> GitWriteResult:
+                *, timeout: float, allow_file: bool = False, push: bool = True,
+                cancel: threading.Event | None = None) -> GitWriteResult:
     """Clone, write, commit when changed, push; retried (from a fresh clone) when the push
     loses a race with another writer. With `push` False (a dry run: `reconciler diff`) the
-    commit is made in the temporary clone only and nothing leaves it."""
+    commit is made in the temporary clone only and nothing leaves it. `cancel` set (the run was
+    deleted or cancelled) stops it before the clone and before each push: GitWriteError, nothing
+    pushed. A push already under way when it is set completes."""
     scheme = url_scheme(request.repository, allow_file=allow_file)
     shown = sanitize_url(request.repository)
     target = [*_checked_parts(request.sub_path, "param sub_path")]
@@ -163,6 +166,7 @@ def write_files(request: GitWriteRequest, credentials: GitCredentials | None, wo
               git_auth_env(scheme, credentials, Path(tmp_name)) as auth):
             tmp = Path(tmp_name)
             for attempt in range(1, _PUSH_ATTEMPTS + 1):
+                _stop_if_cancelled(cancel, "before cloning")
                 checkout = tmp / f"checkout-{attempt}"
                 git = _Git(checkout, tmp / "home", auth, timeout, allow_file)
                 created = _clone(git, request, tmp, log)
@@ -183,6 +187,7 @@ def write_files(request: GitWriteRequest, credentials: GitCredentials | None, wo
                     log.append(f"dry run: would push {head} to {request.branch}; "
                                "nothing pushed")
                     return GitWriteResult(head, changed, "\n".join(log))
+                _stop_if_cancelled(cancel, f"before pushing {head}")
                 try:
                     git("push", "-q", "origin", f"HEAD:refs/heads/{request.branch}")
                 except GitCommandFailed as exc:
@@ -198,6 +203,11 @@ def write_files(request: GitWriteRequest, credentials: GitCredentials | None, wo
     except UnsafePathError as exc:
         raise GitWriteError(str(exc)) from None
     raise GitWriteError(f"{shown}: push failed {_PUSH_ATTEMPTS} times")
+
+
+def _stop_if_cancelled(cancel: threading.Event | None, when: str) -> None:
+    if cancel is not None and cancel.is_set():
+        raise GitWriteError(f"cancelled {when}: the run was cancelled or deleted; nothing pushed")
 
 
 def _scrubbed(text: str, credentials: GitCredentials | None) -> str:

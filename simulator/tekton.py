@@ -515,6 +515,9 @@ def parse_duration(text: Any) -> float | None:
 class _Job:
     future: concurrent.futures.Future[TaskOutcome]
     cancel: threading.Event
+    kind: str = TASK_RUN.kind
+    namespace: str = ""
+    name: str = ""
 
 
 class TektonRuns:
@@ -536,6 +539,14 @@ class TektonRuns:
         self.push = True
         """Whether the git-writer pushes (not in a dry run: `reconciler diff`)."""
         self._jobs: dict[str, _Job] = {}
+        listen = getattr(backend, "add_listener", None)
+        if callable(listen):  # the simulator's cluster: a deleted run's job stops at once
+            listen(self._object_changed)
+
+    def _object_changed(self, type_: str, obj: Obj, before: Obj | None) -> None:
+        if type_ == "DELETED" and obj.get("kind") in (TASK_RUN.kind, PIPELINE_RUN.kind) \
+                and str(obj.get("apiVersion") or "").startswith("tekton.dev/"):
+            self._forget(obj)
 
     def configure_for_serving(self) -> None:
         """`reconciler serve`: never wait while holding the cluster's lock, no local Git
@@ -611,7 +622,8 @@ class TektonRuns:
         if job is None:
             self._prune()
             cancel = threading.Event()
-            job = self._jobs[key] = _Job(self._submit(run, definition, writer, cancel), cancel)
+            job = self._jobs[key] = _Job(self._submit(run, definition, writer, cancel), cancel,
+                                         TASK_RUN.kind, namespace_of(run), name_of(run))
         due = start + self._duration(run, TASK_RUN)
         remaining = due - self.clock.now()
         if not status_of(run).get("startTime"):
@@ -664,7 +676,8 @@ class TektonRuns:
             allow_file, push = self.allow_local_git, self.push
 
             def work() -> TaskOutcome:
-                return _run_git_writer(task, request, credentials, timeout, allow_file, push)
+                return _run_git_writer(task, request, credentials, timeout, allow_file, push,
+                                       cancel)
         else:
             steps = tuple(s for s in definition.get("steps") or [] if isinstance(s, Mapping))
             job = TaskJob(
@@ -743,13 +756,24 @@ class TektonRuns:
                                field_manager=LOGS_FIELD_MANAGER)
 
     def _forget(self, run: Obj) -> None:
+        """Stop the run's job: a job not started never starts, a running step's process group
+        is killed, a git-writer not yet pushed does not push."""
         job = self._jobs.pop(_run_key(run), None)
         if job is not None:
             job.cancel.set()
             job.future.cancel()
 
     def _prune(self) -> None:
-        """Forget finished jobs of runs deleted before their end (never reconciled again)."""
+        """Stop and forget the jobs of runs that no longer exist (deleted before their end, so
+        never reconciled again; on the simulator's cluster the deletion itself already did), and
+        forget finished jobs beyond `_JOBS_KEPT`."""
+        for key, job in list(self._jobs.items()):
+            live = self.backend.get(TEKTON_API, job.kind, job.namespace, job.name) \
+                if job.name else None
+            if job.name and (live is None or _run_key(live) != key):
+                self._jobs.pop(key, None)
+                job.cancel.set()
+                job.future.cancel()
         if len(self._jobs) < _JOBS_KEPT:
             return
         for key, job in list(self._jobs.items()):
@@ -992,12 +1016,13 @@ def _guarded(work: Callable[[], TaskOutcome], task: str) -> TaskOutcome:
 
 def _run_git_writer(task: str, request: gitwriter.GitWriteRequest,
                     credentials: gitwriter.GitCredentials | None, timeout: float,
-                    allow_file: bool, push: bool = True) -> TaskOutcome:
+                    allow_file: bool, push: bool = True,
+                    cancel: threading.Event | None = None) -> TaskOutcome:
     step = gitwriter.STEP_NAME
     with tempfile.TemporaryDirectory(prefix="reconciler-git-writer-") as tmp:
         try:
             written = gitwriter.write_files(request, credentials, Path(tmp), timeout=timeout,
-                                            allow_file=allow_file, push=push)
+                                            allow_file=allow_file, push=push, cancel=cancel)
         except gitwriter.GitWriteError as exc:
             return TaskOutcome(steps=[StepResult(step, 1, "Error", f"{exc}\n")],
                                failure=("Failed", f"step \"{step}\" in task \"{task}\" exited "

@@ -6,6 +6,7 @@ checkout."""
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import subprocess
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from simulator import tekton
 from simulator.environment import SimulatedEnvironment
 from simulator.gitwriter import encode_files
 from simulator.tekton import LOGS_ANNOTATION, TektonRuns, TektonTiming
@@ -246,3 +248,25 @@ def test_the_environment_configured_for_a_dry_run_configures_its_tekton() -> Non
     env.configure_for_dry_run()
     tekton = [c for c in env.controllers if isinstance(c, TektonRuns)]
     assert tekton and not any(c.push for c in tekton)
+
+
+def test_a_git_writer_whose_run_is_deleted_before_it_runs_pushes_nothing(
+    writer: Writer, repo: BareRepo,
+) -> None:
+    before = _git(repo, "for-each-ref", "--format=%(refname) %(objectname)")
+    params = {"git_repository": writer.url, "git_branch": "config", "git_secret": "git-auth",
+              "git_files": encode_files({"a.yaml": "a: 1\n"})}
+    writer.cluster.apply({"apiVersion": API, "kind": "TaskRun",
+                          "metadata": {"name": "deleted", "namespace": NS},
+                          "spec": {"taskRef": {"name": "git-writer", "kind": "ClusterTask"},
+                                   "params": [{"name": k, "value": v}
+                                              for k, v in params.items()]}})
+    with tekton._JOB_SLOTS, tekton._JOB_SLOTS:  # both job slots taken: the job has to wait
+        run = writer.cluster.get(API, "TaskRun", NS, "deleted")
+        assert run is not None
+        writer.controller.reconcile(run)
+        (job,) = writer.controller._jobs.values()
+        writer.cluster.delete(API, "TaskRun", NS, "deleted")
+    concurrent.futures.wait([job.future], timeout=60)
+    assert job.future.done()
+    assert _git(repo, "for-each-ref", "--format=%(refname) %(objectname)") == before

@@ -4,6 +4,8 @@ clones and pushes are in tests/integration/test_gitwriter.py)."""
 from __future__ import annotations
 
 import base64
+import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,21 @@ def test_branch_names_git_would_misread_are_refused(branch: str, tmp_path: Path)
                             "git_files": encode_files({"a.yaml": "a"})})
     with pytest.raises(GitWriteError, match="is not a valid branch name"):
         write_files(request, None, tmp_path, timeout=5)
+
+
+def test_a_cancelled_write_pushes_nothing(tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    request = parse_params({"git_repository": str(remote), "git_branch": "main",
+                            "git_files": encode_files({"a.yaml": "a: 1\n"})})
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(GitWriteError, match="nothing pushed"):
+        write_files(request, None, tmp_path, timeout=30, allow_file=True, cancel=cancel)
+    refs = subprocess.run(["git", "--git-dir", str(remote), "for-each-ref"], check=True,
+                          capture_output=True, text=True).stdout
+    assert refs == ""
+    # the same request, not cancelled, does push: the check above is not vacuous
+    write_files(request, None, tmp_path, timeout=30, allow_file=True, cancel=threading.Event())
+    assert subprocess.run(["git", "--git-dir", str(remote), "for-each-ref"], check=True,
+                          capture_output=True, text=True).stdout != ""

@@ -286,3 +286,68 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state not in ("Z", "X")
+
+
+def _hanging_step(pid_file: Path) -> dict[str, Any]:
+    return {"name": "hang", "script": f"echo $$ > {pid_file}.tmp\nmv {pid_file}.tmp {pid_file}\n"
+                                      "exec sleep 60"}
+
+
+def _started_pid(pid_file: Path) -> int:
+    for _ in range(200):  # the step starts on its own thread
+        if pid_file.exists():
+            break
+        time.sleep(0.05)
+    return int(pid_file.read_text())
+
+
+def _gone(pid: int) -> bool:
+    for _ in range(100):  # killed within a quarter second of the deletion, on the job's thread
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_deleting_a_task_run_kills_its_running_step(tekton: Tekton, tmp_path: Path) -> None:
+    pid_file = tmp_path / "step.pid"
+    tekton.cluster.apply(_task_run("tr", {"taskSpec": {"steps": [_hanging_step(pid_file)]}}))
+    tekton.controller.reconcile(tekton.get("TaskRun", "tr"))
+    pid = _started_pid(pid_file)
+    assert _alive(pid)
+    tekton.cluster.delete(API, "TaskRun", NS, "tr")
+    tekton.settle()
+    assert _gone(pid), "the deleted TaskRun's step is still running"
+    assert not tekton.controller._jobs
+
+
+def test_deleting_a_pipeline_run_kills_its_task_runs_step(tekton: Tekton, tmp_path: Path) -> None:
+    pid_file = tmp_path / "step.pid"
+    tekton.cluster.apply({"apiVersion": API, "kind": "PipelineRun",
+                          "metadata": {"name": "pr", "namespace": NS},
+                          "spec": {"pipelineSpec": {"tasks": [
+                              {"name": "hang",
+                               "taskSpec": {"steps": [_hanging_step(pid_file)]}}]}}})
+    tekton.controller.reconcile(tekton.get("PipelineRun", "pr"))
+    tekton.controller.reconcile(tekton.get("TaskRun", "pr-hang"))
+    pid = _started_pid(pid_file)
+    tekton.cluster.delete(API, "PipelineRun", NS, "pr")  # its TaskRun goes with it
+    assert tekton.cluster.get(API, "TaskRun", NS, "pr-hang") is None
+    assert _gone(pid), "the deleted PipelineRun's step is still running"
+
+
+def test_a_job_whose_run_is_gone_is_stopped_even_unnoticed(tmp_path: Path) -> None:
+    """A backend without deletion notices: the next job started prunes the jobs of runs that
+    no longer exist (a run recreated under the same name is another run: another uid)."""
+    tekton = Tekton(run_steps=True)
+    tekton.cluster._listeners.clear()  # as a backend that tells no one of deletions
+    pid_file = tmp_path / "step.pid"
+    tekton.cluster.apply(_task_run("tr", {"taskSpec": {"steps": [_hanging_step(pid_file)]}}))
+    tekton.controller.reconcile(tekton.get("TaskRun", "tr"))
+    pid = _started_pid(pid_file)
+    tekton.cluster.delete(API, "TaskRun", NS, "tr")
+    tekton.cluster.apply(_task_run("tr", {"taskSpec": {"steps": [
+        {"name": "quick", "script": "true"}]}}))
+    tekton.settle()
+    assert _gone(pid), "the deleted TaskRun's step is still running"
+    assert _succeeded(tekton.get("TaskRun", "tr"))["status"] == "True"
