@@ -85,7 +85,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         started = time.monotonic()
-        with matrix(Path(tmp), args.workloads) as run:
+        with matrix(Path(tmp), args.workloads, via_api=True, settle_seconds=900) as run:
             settled = time.monotonic() - started
             pid = run.daemon.proc.pid
             start_uids = {key: obj["metadata"]["uid"] for key, obj in run.objects().items()}

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.apiserver.conftest import Served, start_server
 from tests.e2e.daemon_harness import DaemonProcess, running_daemon
 
@@ -231,19 +233,23 @@ class Matrix:
     current = "hello"
 
 
-def write_inputs(folder: Path, count: int) -> list[str]:
+def write_inputs(folder: Path, count: int, workloads: bool = True) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     names = [f"app-{i:03d}" for i in range(count)]
     (folder / "00-chain.yaml").write_text(CHAIN)
-    (folder / "10-workloads.yaml").write_text(
-        "".join(WORKLOAD.format(name=name) for name in names))
+    if workloads:
+        (folder / "10-workloads.yaml").write_text(
+            "".join(WORKLOAD.format(name=name) for name in names))
     return names
 
 
 @contextmanager
-def matrix(tmp: Path, workloads: int, seed: int = 7) -> Iterator[Matrix]:
-    """A served cluster (`--faults off`) and the daemon on it, converged at greeting `hello`."""
-    names = write_inputs(tmp / "inputs", workloads)
+def matrix(tmp: Path, workloads: int, seed: int = 7, via_api: bool = False,
+           settle_seconds: float = 120) -> Iterator[Matrix]:
+    """A served cluster (`--faults off`) and the daemon on it, converged at greeting `hello`.
+    `via_api`: the Workloads are created through the API once the daemon runs, not read from
+    its inputs (a daemon that applies thousands of inputs takes long to start)."""
+    names = write_inputs(tmp / "inputs", workloads, workloads=not via_api)
     with ExitStack() as stack:
         served = start_server(tmp, "--controllers", "ecosystem", "--faults", "off")
         stack.callback(served.stop)
@@ -252,6 +258,12 @@ def matrix(tmp: Path, workloads: int, seed: int = 7) -> Iterator[Matrix]:
              "--artifacts-listen", "127.0.0.1:0", "--tick", "0.2"],
             tmp / "run.log", env={"RECONCILER_KUBECONFIG": str(served.kubeconfig)}))
         found = Matrix(served, daemon, names, seed)
-        found.wait_converged("hello", 120)
+        if via_api:
+            for name in names:
+                code, body = found.call("POST",
+                                        "/apis/carto.run/v1alpha1/namespaces/default/workloads",
+                                        yaml.safe_load(WORKLOAD.format(name=name)))
+                assert code == 201, body
+        found.wait_converged("hello", settle_seconds)
         yield found
         assert daemon.stop() == 0, daemon.stderr_tail()
