@@ -59,7 +59,7 @@ from reconciler.observability.metrics import (
     watched_kinds,
 )
 from reconciler.observability.stdlib_logs import route_to_structlog
-from reconciler.portal.app import Portal
+from reconciler.portal.app import Portal, read_token
 from reconciler.portal.http import serve_request
 from reconciler.runtime.clock import SystemClock
 from reconciler.runtime.jitter import check_percentage
@@ -204,7 +204,8 @@ class Daemon:
         # The portal reads as /debug/objects does (under the loop's read lock), is fed by the
         # same change notifications as the work queues, and acts (when allowed) as a controller.
         portal = self.portal = Portal(locked, loop.read, actions=settings.portal_actions,
-                                      writer=writer)
+                                      writer=writer, hosts=settings.portal_hosts,
+                                      token=read_token(settings.portal_token_file))
         portal.attach(env.backend)
         self.operations = OperationsServer(
             self.metrics.registry, self.health, settings.listen.host, settings.listen.port,

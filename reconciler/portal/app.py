@@ -10,29 +10,42 @@
     GET  /ui/api/stream                             server-sent events: what changed
     POST /ui/api/actions/reconcile|suspend|resume   {kind, namespace, name}; only with actions on
 
+Every request's `Host` must be one the portal is served as (`allowed_host`): the address it is
+bound to, `localhost`/`127.0.0.1`/`[::1]` with its port when bound to loopback or all
+interfaces, and the `daemon.portal_hosts` the operator adds (an Ingress name). A page on
+another site whose name was re-pointed at this address (DNS rebinding) sends its own name as
+Host and is refused with 421.
+
 Read-only unless built with `actions=True` (the `daemon.portal_actions` setting). An action is
 a POST with a JSON body from the page's own origin: the `Origin` header must name the host the
 request was sent to (a cross-site form cannot send JSON without a preflight, and a cross-site
 fetch carries its own Origin), so another site open in the same browser cannot press the
-buttons. Every page response carries a Content-Security-Policy that allows only the portal's
-own script and style, as a second line behind the page never building markup from data.
+buttons. That guards a browser only; any other client writes whatever headers it likes. So when
+the portal is built with a `token` (`daemon.portal_token_file`), an action also needs
+`Authorization: Bearer TOKEN` (the page asks for it once), and on an address other than
+loopback actions are refused outright without one (the daemon does not start so configured).
+Every page response carries a Content-Security-Policy that allows only the portal's own script
+and style, as a second line behind the page never building markup from data.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from importlib import resources
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
 
 from reconciler.backends.base import Backend
-from reconciler.model.errors import ReconcilerError
+from reconciler.model.errors import InputError, ReconcilerError
 from reconciler.model.objects import Obj
 from reconciler.portal import views
 from reconciler.portal.feed import ChangeFeed
@@ -44,6 +57,9 @@ MAX_BODY_BYTES = 4096
 """An action's body; the adapters refuse a longer one before reading it."""
 RECONCILE_MANAGER = "reconciler-portal-reconcile"
 SUSPEND_MANAGER = "reconciler-portal-suspend"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+ALL_INTERFACES = ("", "0.0.0.0", "::")
+MAX_TOKEN_BYTES = 4096
 
 STATIC: Mapping[str, str] = {
     "": "text/html; charset=utf-8",
@@ -101,12 +117,17 @@ class Portal:
     `backend`), e.g. the daemon's leader-gated backend, so a standby refuses them."""
 
     def __init__(self, backend: Backend, read: Reader = _direct, *, actions: bool = False,
-                 writer: Backend | None = None, feed: ChangeFeed | None = None) -> None:
+                 writer: Backend | None = None, feed: ChangeFeed | None = None,
+                 hosts: Collection[str] = (), token: str | None = None) -> None:
         self.backend = backend
         self.writer = writer if writer is not None else backend
         self.read = read
         self.actions = actions
         self.feed = feed or ChangeFeed()
+        self.hosts = tuple(hosts)
+        """Host header values allowed beside the bound address's (`daemon.portal_hosts`)."""
+        self.token = token or None
+        """The bearer token an action must carry; None: none (actions only on loopback)."""
 
     def attach(self, source: object) -> bool:
         return self.feed.attach(source)
@@ -120,8 +141,17 @@ class Portal:
         return path == PREFIX or path.startswith(PREFIX + "/")
 
     def handle(self, method: str, target: str, headers: Mapping[str, str],
-               body: bytes = b"") -> PortalResponse:
-        """One request under `/ui`; `headers` with lower-case names."""
+               body: bytes = b"", bound: tuple[str, int] | None = None) -> PortalResponse:
+        """One request under `/ui`; `headers` with lower-case names. `bound` is the (host, port)
+        the server listens on: the Host header must name it (see `allowed_host`), and actions
+        on an address other than loopback need the token. The socket adapters always pass it;
+        None (tests of the API alone) skips those two checks."""
+        if bound is not None and not allowed_host(headers.get("host", ""), bound, self.hosts):
+            return error_response(
+                HTTPStatus.MISDIRECTED_REQUEST,
+                f"the portal is not served as host {headers.get('host', '')!r}: it answers to "
+                f"{', '.join(served_names(bound)) or 'no name of its own'}; add the name to "
+                "the daemon.portal_hosts setting to reach it through a proxy or an Ingress")
         url = urlsplit(target)
         path = url.path
         if path == PREFIX:
@@ -130,7 +160,7 @@ class Portal:
         rest = path[len(PREFIX) + 1:]
         try:
             if rest.startswith("api/"):
-                return self._api(method, rest[4:], parse_qs(url.query), headers, body)
+                return self._api(method, rest[4:], parse_qs(url.query), headers, body, bound)
             if method not in ("GET", "HEAD"):
                 return error_response(HTTPStatus.METHOD_NOT_ALLOWED, "the page is read with GET")
             return self._static(rest)
@@ -147,14 +177,15 @@ class Portal:
         return PortalResponse(HTTPStatus.OK, STATIC[name], data, dict(SECURITY_HEADERS))
 
     def _api(self, method: str, route: str, query: Mapping[str, list[str]],
-             headers: Mapping[str, str], body: bytes) -> PortalResponse:
+             headers: Mapping[str, str], body: bytes,
+             bound: tuple[str, int] | None) -> PortalResponse:
         parts = [unquote(p) for p in route.split("/")]
         first = {k: v[0] for k, v in query.items()}
         if parts[0] == "actions":
             if method != "POST":
                 return error_response(HTTPStatus.METHOD_NOT_ALLOWED, "actions are POSTed",
                               {"Allow": "POST"})
-            return self._action(parts[1:], headers, body)
+            return self._action(parts[1:], headers, body, bound)
         if method not in ("GET", "HEAD"):
             return error_response(HTTPStatus.METHOD_NOT_ALLOWED, "the portal's API is read-only "
                           "except /ui/api/actions", {"Allow": "GET, HEAD"})
@@ -194,11 +225,18 @@ class Portal:
 
     # --- actions -----------------------------------------------------------------------------
 
-    def _action(self, parts: list[str], headers: Mapping[str, str],
-                body: bytes) -> PortalResponse:
+    def _action(self, parts: list[str], headers: Mapping[str, str], body: bytes,
+                bound: tuple[str, int] | None) -> PortalResponse:
         if not self.actions:
             return error_response(HTTPStatus.FORBIDDEN, "the portal is read-only; actions are "
                                   "turned on with the daemon.portal_actions setting")
+        if self.token is None and bound is not None and not is_loopback(bound[0]):
+            return error_response(HTTPStatus.FORBIDDEN, f"actions on {bound[0]} (not loopback) "
+                                  "need a token: set daemon.portal_token_file")
+        if self.token is not None and not _bearer_matches(headers, self.token):
+            return error_response(HTTPStatus.UNAUTHORIZED, "an action needs the portal's token "
+                                  "(daemon.portal_token_file) as Authorization: Bearer TOKEN",
+                                  {"WWW-Authenticate": 'Bearer realm="reconciler-portal"'})
         refused = same_origin_refusal(headers)
         if refused:
             return error_response(HTTPStatus.FORBIDDEN, refused)
@@ -261,6 +299,89 @@ class Portal:
         if spec:
             patch["spec"] = spec
         return self.writer.apply(patch, field_manager=manager, force=True)
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback IP address (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def served_names(bound: tuple[str, int]) -> list[str]:
+    """The Host values a server bound to `bound` answers to without configuration: its own
+    address, and the loopback names when bound to loopback or to all interfaces."""
+    host, port = bound
+    names = [] if host in ALL_INTERFACES else [_netloc(host.lower(), port)]
+    if host in ALL_INTERFACES or is_loopback(host):
+        names += [n for n in (_netloc(h, port) for h in LOOPBACK_NAMES) if n not in names]
+    return names
+
+
+def _split_host(value: str) -> tuple[str, str | None]:
+    """`name:port`, `[v6]:port`, `name` into (host, port or None), lower-cased."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return value, None
+        rest = value[end + 1:]
+        return value[1:end], (rest[1:] if rest.startswith(":") else None)
+    if value.count(":") == 1:
+        name, port = value.split(":")
+        return name, port
+    return value, None
+
+
+def allowed_host(header: str, bound: tuple[str, int], extra: Collection[str] = ()) -> bool:
+    """Whether a request's `Host` header names the portal: one of `served_names(bound)` (the
+    port may be left out only when it is 80), or an `extra` entry: `name:port` matches exactly,
+    a bare `name` with any port."""
+    if not header:
+        return False
+    host, port = _split_host(header)
+    if port is None and bound[1] == 80:
+        port = "80"
+    given = (host, port)
+    if any(_split_host(name) == given for name in served_names(bound)):
+        return True
+    for entry in extra:
+        name, entry_port = _split_host(entry)
+        if name == host and (entry_port is None or entry_port == port):
+            return True
+    return False
+
+
+def _bearer_matches(headers: Mapping[str, str], token: str) -> bool:
+    scheme, _, given = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def read_token(path: Path | None) -> str | None:
+    """The portal token in `path` (`daemon.portal_token_file`; surrounding whitespace ignored),
+    or None without one. Raises `InputError` naming the file and the setting when it cannot be
+    read, is empty or is longer than `MAX_TOKEN_BYTES`."""
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TOKEN_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"daemon.portal_token_file {path}: {exc.strerror or exc}") from None
+    token = data.decode("utf-8", "replace").strip()
+    if len(data) > MAX_TOKEN_BYTES or not token or any(c.isspace() for c in token):
+        raise InputError(f"daemon.portal_token_file {path}: need one token of 1 to "
+                         f"{MAX_TOKEN_BYTES} bytes without spaces")
+    return token
 
 
 def same_origin_refusal(headers: Mapping[str, str]) -> str:

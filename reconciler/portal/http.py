@@ -1,7 +1,8 @@
 """One `/ui` request on a stdlib `BaseHTTPRequestHandler`: what the daemon's operations server
 and `reconciler serve`'s API server both hand over for paths under `/ui`.
 
-The body is read only up to `MAX_BODY_BYTES` (a longer or chunked one is refused before it is
+The portal is told the address the server is bound to, which the Host header must name. The
+body is read only up to `MAX_BODY_BYTES` (a longer or chunked one is refused before it is
 read, and the connection closed). A stream is written as it comes, with `Connection: close`
 (no length, no chunking: an event stream ends with its connection), and closed however the
 client leaves.
@@ -26,7 +27,16 @@ def serve_request(portal: Portal, handler: BaseHTTPRequestHandler) -> None:
         return
     length = int(headers.get("content-length") or 0)
     body = handler.rfile.read(length) if length else b""
-    _write(handler, portal.handle(handler.command, handler.path, headers, body))
+    _write(handler, portal.handle(handler.command, handler.path, headers, body,
+                                  bound=_bound(handler)))
+
+
+def _bound(handler: BaseHTTPRequestHandler) -> tuple[str, int]:
+    """The (host, port) the server listens on: what the Host header must name."""
+    address = handler.server.server_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        return str(address[0]), int(address[1])
+    return "", 0
 
 
 def _client_gone(handler: BaseHTTPRequestHandler) -> bool:

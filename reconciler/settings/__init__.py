@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,15 @@ class ListenAddress:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -134,7 +144,16 @@ class DaemonSettings:
     the keys controller-runtime's and Flux's log pipelines expect)."""
     portal_actions: bool = False
     """Let the portal at `/ui/` on `listen` reconcile, suspend and resume (same-origin POSTs);
-    off: the portal is read-only."""
+    off: the portal is read-only. On a `listen` address other than loopback this needs
+    `portal_token_file`."""
+    portal_token_file: Path | None = None
+    """A file holding the token portal actions must carry (`Authorization: Bearer TOKEN`; the
+    page asks for it); compared in constant time. None: no token, and actions only on a
+    loopback `listen`."""
+    portal_hosts: tuple[str, ...] = ()
+    """Host header values the portal answers to besides its `listen` address (and
+    localhost/127.0.0.1/[::1] when that is loopback or all interfaces): `name` (any port) or
+    `name:port`, e.g. an Ingress host or a port-forward's local port. Others get 421."""
 
     def __post_init__(self) -> None:
         if self.log_format not in ("console", "json"):
@@ -160,6 +179,12 @@ class DaemonSettings:
             check_percentage(self.interval_jitter_percentage)
         except ValueError as exc:
             raise InputError(f"--interval-jitter-percentage: {exc}") from None
+        if self.portal_actions and self.portal_token_file is None and \
+                not _loopback(self.listen.host):
+            raise InputError(
+                f"daemon.portal_actions on listen address {self.listen} (not loopback) needs "
+                "daemon.portal_token_file: anything that reaches the address could otherwise "
+                "reconcile, suspend and resume")
         if self.leader_elect and self.environment != "kubernetes":
             raise InputError(
                 f"--leader-elect needs --environment kubernetes: the {self.environment} "

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,10 +20,12 @@ import pytest
 from reconciler.engine import owner
 from reconciler.engine.wiring import load_environment
 from reconciler.loader import load_text
+from reconciler.model.errors import InputError
 from reconciler.portal import views
 from reconciler.portal.app import Portal as PortalApp
+from reconciler.portal.app import allowed_host, read_token
 from reconciler.portal.feed import MAX_STREAMS, ChangeFeed
-from reconciler.settings import SimulateSettings
+from reconciler.settings import DaemonSettings, ListenAddress, SimulateSettings
 from reconciler.simulation import _reconcile, apply_inputs
 from simulator.clock import VirtualClock
 from tests.apiserver.conftest import serving
@@ -323,6 +327,143 @@ def test_actions_are_refused_unless_turned_on() -> None:
         "annotations", {})
     assert json.loads(portal.handle("GET", "/ui/api/config", {}).body) == {
         "actions": False, "live": False, "suspend_kinds": []}
+
+
+def _raw(url: str, method: str, path: str, headers: dict[str, str],
+         body: bytes | None = None) -> tuple[int, Any]:
+    """A request with exactly these headers (Host included), as a non-browser client sends."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        is_json = response.getheader("Content-Type", "").startswith("application/json")
+        return response.status, json.loads(data) if is_json else data
+    finally:
+        connection.close()
+
+
+def test_a_request_naming_another_host_is_refused_as_dns_rebinding_would_send_it(
+    portal: Portal,
+) -> None:
+    port = urlsplit(portal.url).port
+    # A page at http://evil.example:PORT whose name was re-pointed at 127.0.0.1: the browser
+    # sends its own name as Host and as Origin, which the Origin check alone let through.
+    evil = f"evil.example:{port}"
+    code, answer = _raw(portal.url, "GET", "/ui/api/overview", {"Host": evil})
+    assert code == 421 and "daemon.portal_hosts" in answer["error"] and evil in answer["error"]
+    code, answer = _raw(portal.url, "POST", "/ui/api/actions/reconcile",
+                        {"Host": evil, "Origin": f"http://{evil}",
+                         "Content-Type": "application/json"}, BODY)
+    assert code == 421
+    assert _raw(portal.url, "GET", "/ui/", {"Host": f"127.0.0.1:{port}"})[0] == 200
+    assert _raw(portal.url, "GET", "/ui/api/config", {"Host": f"localhost:{port}"})[0] == 200
+    assert _raw(portal.url, "GET", "/ui/api/config", {"Host": "localhost:1"})[0] == 421
+
+
+@pytest.mark.parametrize("header, bound, extra, allowed", [
+    ("127.0.0.1:8080", ("127.0.0.1", 8080), (), True),
+    ("LOCALHOST:8080", ("127.0.0.1", 8080), (), True),
+    ("[::1]:8080", ("0.0.0.0", 8080), (), True),
+    ("localhost:8080", ("0.0.0.0", 8080), (), True),
+    ("10.0.0.5:8080", ("0.0.0.0", 8080), (), False),  # the pod IP is not a name of its own
+    ("localhost:9000", ("0.0.0.0", 8080), (), False),
+    ("localhost:9000", ("0.0.0.0", 8080), ("localhost:9000",), True),
+    ("portal.example.com", ("0.0.0.0", 8080), ("portal.example.com",), True),
+    ("portal.example.com:443", ("0.0.0.0", 8080), ("portal.example.com",), True),
+    ("portal.example.com:443", ("0.0.0.0", 8080), ("portal.example.com:80",), False),
+    ("evil.example:8080", ("0.0.0.0", 8080), ("portal.example.com",), False),
+    ("192.168.1.5:8080", ("192.168.1.5", 8080), (), True),
+    ("localhost:8080", ("192.168.1.5", 8080), (), False),  # not bound to loopback
+    ("[::1]:8080", ("::1", 8080), (), True),
+    ("127.0.0.1", ("127.0.0.1", 80), (), True),
+    ("127.0.0.1", ("127.0.0.1", 8080), (), False),
+    ("", ("127.0.0.1", 8080), (), False),
+])
+def test_the_host_allow_list(header: str, bound: tuple[str, int], extra: tuple[str, ...],
+                             allowed: bool) -> None:
+    assert allowed_host(header, bound, extra) is allowed
+
+
+def _action_portal(token: str | None) -> tuple[PortalApp, Any]:
+    env = load_environment("simulator")
+    apply_inputs(env.backend, load_text(GREETER_CHAIN + "---" + GREETER_WORKLOAD, "g.yaml"))
+    return PortalApp(env.backend, actions=True, token=token), env
+
+
+HELLO = json.dumps({"kind": "Workload", "namespace": "default", "name": "hello"}).encode()
+ALL = ("0.0.0.0", 8080)
+
+
+def _requested(env: Any) -> bool:
+    live = env.backend.get("carto.run/v1alpha1", "Workload", "default", "hello")
+    return "reconcile.fluxcd.io/requestedAt" in (live or {})["metadata"].get("annotations", {})
+
+
+def test_actions_need_the_bearer_token_when_one_is_set() -> None:
+    portal, env = _action_portal("s3cret-token")
+    same = {"content-type": "application/json", "origin": "http://localhost:8080",
+            "host": "localhost:8080"}
+    for authorization in (None, "Bearer wrong", "Basic s3cret-token", "Bearer s3cret-toke"):
+        headers = same if authorization is None else {**same, "authorization": authorization}
+        answer = portal.handle("POST", "/ui/api/actions/reconcile", headers, HELLO, ALL)
+        assert answer.status == 401, authorization
+        assert b"daemon.portal_token_file" in answer.body
+        assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    assert not _requested(env)
+    # The token does not replace the browser guards: another origin is still refused.
+    answer = portal.handle("POST", "/ui/api/actions/reconcile",
+                           {**same, "origin": "http://evil.example",
+                            "authorization": "Bearer s3cret-token"}, HELLO, ALL)
+    assert answer.status == 403
+    answer = portal.handle("POST", "/ui/api/actions/reconcile",
+                           {**same, "authorization": "Bearer s3cret-token"}, HELLO, ALL)
+    assert answer.status == 200 and _requested(env)
+
+
+def test_actions_without_a_token_are_refused_off_loopback() -> None:
+    portal, env = _action_portal(None)
+    same = {"content-type": "application/json", "origin": "http://localhost:8080",
+            "host": "localhost:8080"}
+    answer = portal.handle("POST", "/ui/api/actions/reconcile", same, HELLO, ALL)
+    assert answer.status == 403 and b"daemon.portal_token_file" in answer.body
+    assert not _requested(env)
+    answer = portal.handle("POST", "/ui/api/actions/reconcile", same, HELLO,
+                           ("127.0.0.1", 8080))
+    assert answer.status == 200 and _requested(env)
+
+
+def test_the_daemon_refuses_actions_off_loopback_without_a_token(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"daemon\.portal_token_file"):
+        DaemonSettings(listen=ListenAddress("0.0.0.0", 8080), portal_actions=True)
+    with pytest.raises(InputError, match=r"daemon\.portal_token_file"):
+        DaemonSettings(listen=ListenAddress("10.1.2.3", 8080), portal_actions=True)
+    DaemonSettings(listen=ListenAddress("127.0.0.1", 8080), portal_actions=True)
+    DaemonSettings(listen=ListenAddress("0.0.0.0", 8080))  # read-only needs no token
+    DaemonSettings(listen=ListenAddress("0.0.0.0", 8080), portal_actions=True,
+                   portal_token_file=tmp_path / "token")
+    # On the command line: exit 2, naming the setting, no traceback.
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "reconciler"), "run", "--listen", "0.0.0.0:0",
+         str(ROOT / "examples" / "greeter" / "00-supply-chain.yaml")],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "RECONCILER_DAEMON_PORTAL_ACTIONS": "true"})
+    assert done.returncode == 2, done.stderr
+    assert "daemon.portal_token_file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_token_file_is_read_and_checked(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("  abc123\n")
+    assert read_token(token) == "abc123"
+    assert read_token(None) is None
+    for text in ("", "  \n", "two words", "x" * 5000):
+        token.write_text(text)
+        with pytest.raises(InputError, match=r"daemon\.portal_token_file"):
+            read_token(token)
+    with pytest.raises(InputError, match=r"daemon\.portal_token_file"):
+        read_token(tmp_path / "missing")
 
 
 # --- the page itself -----------------------------------------------------------------------

@@ -245,10 +245,25 @@ function actionButtons(target, label) {
       const status = document.getElementById("action-status");
       button.disabled = true;
       try {
-        const response = await fetch(api(`actions/${action}`), {
-          method: "POST", headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ kind: target.kind, namespace: target.namespace, name: target.name }),
-        });
+        const send = () => {
+          const headers = { "Content-Type": "application/json" };
+          const token = sessionStorage.getItem("portal-token");
+          if (token) headers.Authorization = `Bearer ${token}`;
+          return fetch(api(`actions/${action}`), {
+            method: "POST", headers,
+            body: JSON.stringify({ kind: target.kind, namespace: target.namespace, name: target.name }),
+          });
+        };
+        let response = await send();
+        if (response.status === 401) {
+          // The daemon's actions need its token (daemon.portal_token_file): asked once per tab.
+          const token = window.prompt("The portal's token (daemon.portal_token_file):");
+          if (token) {
+            sessionStorage.setItem("portal-token", token.trim());
+            response = await send();
+            if (response.status === 401) sessionStorage.removeItem("portal-token");
+          }
+        }
         const body = await response.json().catch(() => ({}));
         status.textContent = response.ok
           ? `${text} ${target.kind} ${target.namespace}/${target.name}: requested.`
