@@ -72,6 +72,7 @@ import hashlib
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import tempfile
@@ -401,7 +402,13 @@ def run_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline
                 log_bytes: int, cancel: threading.Event | None = None) -> tuple[int, str, bool]:
     """Run `argv` in its own process group until it exits, `deadline` (monotonic) passes or
     `cancel` is set; returns (exit code, tail of its combined output, timed out). The whole group
-    is killed at the end, so nothing a step started in the background outlives it."""
+    is killed at the end: what a step started in the background in its group goes with it (a
+    process that left the group, with `setsid`, is not found).
+
+    The output is read on this thread (select, non-blocking reads): nothing else ever reads
+    the pipe, so closing it cannot leave a reader on a descriptor number the process reuses.
+    Output still arriving after the process exited (a background process holding the pipe) is
+    read for at most `_DRAIN_SECONDS`."""
     tail = bytearray()
     try:
         proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
@@ -414,47 +421,61 @@ def run_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline
         _running_groups.add(proc.pid)
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
 
-    def drain() -> None:
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            tail.extend(chunk)
-            if len(tail) > 2 * log_bytes:
-                del tail[:-log_bytes]
+    def read(wait: float) -> bool:
+        """Read what the pipe holds after waiting up to `wait` seconds; False at its end."""
+        readable, _, _ = select.select([fd], [], [], max(wait, 0.0))
+        if not readable:
+            return True
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        tail.extend(chunk)
+        if len(tail) > 2 * log_bytes:
+            del tail[:-log_bytes]
+        return True
 
-    reader = threading.Thread(target=drain, name="tekton-step-output", daemon=True)
-    reader.start()
-    timed_out = False
+    timed_out, open_pipe = False, True
     try:
-        while True:
+        while proc.poll() is None:
             left = deadline - time.monotonic()
-            try:
-                proc.wait(timeout=max(min(left, 0.25), 0.0))
+            if left <= 0:
+                timed_out = True
                 break
-            except subprocess.TimeoutExpired:
-                if left <= 0.25:
-                    timed_out = True
-                    break
-                if cancel is not None and cancel.is_set():
-                    break
+            if cancel is not None and cancel.is_set():
+                break
+            if open_pipe:
+                open_pipe = read(min(left, _TICK))
+            else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=min(left, _TICK))
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         with _groups_lock:
             _running_groups.discard(proc.pid)
-        reader.join(timeout=5)
+        drain_until = time.monotonic() + _DRAIN_SECONDS
+        while open_pipe and (left := drain_until - time.monotonic()) > 0:
+            open_pipe = read(min(left, _TICK))
         proc.stdout.close()
     code = proc.returncode
     if code < 0:
         code = 128 - code  # killed by a signal, as a shell reports it
     text = bytes(tail[-log_bytes:]).decode("utf-8", "replace")
     return code, text, timed_out
+
+
+_TICK = 0.05
+"""Seconds between looks at the step's exit, its deadline and its cancel."""
+_DRAIN_SECONDS = 0.5
+"""How long output is still read after the step's process group was killed."""
 
 
 def _read_results(results: Path, names: Sequence[str]) -> dict[str, str]:

@@ -4,6 +4,9 @@ output bound and how exit statuses map to a run's outcome. Steps really run (/bi
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from simulator.tekton import (
     TaskOutcome,
     expand_list,
     parse_duration,
+    run_process,
     run_task,
     steps_enabled,
     substitute,
@@ -180,3 +184,27 @@ def test_a_script_expanding_past_the_bound_is_refused() -> None:
                             params={"big": "x" * 200}), limits)
     assert outcome.failure is not None
     assert "limit interpolation_bytes" in outcome.failure[1]
+
+
+def test_a_process_holding_the_output_leaves_no_reader_behind(tmp_path: Path) -> None:
+    """A background process that left the step's process group (`setsid`) keeps the output
+    pipe open after the step ended: run_process still returns with the step's output, and
+    nothing is left reading a descriptor it closed (whose number the process reuses)."""
+    pid_file = tmp_path / "holder.pid"
+    before = set(threading.enumerate())
+    try:
+        code, text, timed_out = run_process(
+            ["/bin/sh", "-c", f"setsid sh -c 'echo $$ > {pid_file}.tmp; mv {pid_file}.tmp "
+                              f"{pid_file}; exec sleep 30' &\n"
+                              f"while [ ! -s {pid_file} ]; do sleep 0.05; done\necho started"],
+            tmp_path, {"PATH": os.environ.get("PATH", os.defpath)}, time.monotonic() + 30, 4096)
+        assert (code, timed_out) == (0, False)
+        assert text.startswith("started\n")
+        left = [t for t in set(threading.enumerate()) - before if t.is_alive()]
+        assert left == [], f"threads left reading the closed pipe: {left}"
+    finally:
+        for _ in range(100):
+            if pid_file.exists() and pid_file.read_text().strip():
+                break
+            time.sleep(0.05)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
