@@ -11,6 +11,7 @@ Backend lists, so this module knows nothing of the simulator but that annotation
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -27,6 +28,17 @@ OUTPUT_WIDTH: Final = 160
 LOG_LINES: Final = 20
 """The last lines of each failed step's log that text output shows."""
 _LOG_LINE_WIDTH: Final = 300
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""C0 and C1 control characters and DEL, but tab and newline: what a terminal acts on (ESC
+starts CSI and OSC sequences; C1's CSI and OSC do the same on some terminals)."""
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but tab and newline replaced by U+FFFD, so that logs
+    and messages written by user code cannot move the cursor, clear the screen, retitle the
+    window or forge lines when printed on a terminal. Carriage return is replaced too: it would
+    let a line overwrite what came before it."""
+    return _CONTROL.sub("\ufffd", text.replace("\r\n", "\n"))
 
 
 def owner_ready(owner: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -185,7 +197,8 @@ def _succeeded(obj: Obj) -> str:
 
 def one_line(text: str, width: int = OUTPUT_WIDTH) -> str:
     """`text` on one line (newlines shown as ⏎), cut to `width` characters."""
-    flat = " ⏎ ".join(part for part in text.strip().splitlines() if part.strip())
+    parts = printable(text).strip().split("\n")
+    flat = " ⏎ ".join(part for part in parts if part.strip())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -197,8 +210,8 @@ def log_lines(logs: RunLogs, lines: int = LOG_LINES) -> list[str]:
     out: list[str] = []
     for step in shown:
         code = f", exit code {step.exit_code}" if step.exit_code is not None else ""
-        out.append(f"logs of {logs.run}, step {step.step}{code}:")
-        tail = step.text.rstrip("\n").splitlines()[-lines:]
+        out.append(printable(f"logs of {logs.run}, step {step.step}{code}:"))
+        tail = printable(step.text).rstrip("\n").split("\n")[-lines:]
         out.extend("  " + _cut(line) for line in tail or ["(no output)"])
     return out
 
@@ -219,7 +232,7 @@ def stage_detail_lines(stage: Stage) -> list[str]:
         lines.append(f"! {one_line(stage.message, 400)}")
     if stage.logs is not None:
         lines.extend(log_lines(stage.logs))
-    return lines
+    return [printable(line) for line in lines]
 
 
 def render_json(document: Mapping[str, Any]) -> str:
@@ -258,4 +271,4 @@ def render_table(workloads: Sequence[Obj], summary: str, objects: Sequence[Obj] 
                 lines.extend("      " + detail for detail in stage_detail_lines(stage))
         lines.append("")
     lines.append(summary)
-    return "\n".join(lines)
+    return printable("\n".join(lines))

@@ -166,3 +166,30 @@ def test_table_lists_deliverables_after_workloads() -> None:
     assert at > lines.index(
         "Workload dev/app  Ready=False (HealthyConditionRule)  supply chain: tested")
     assert lines[at + 1].split() == ["deployer", "Kustomization/app", "True"]
+
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x1b[31mFAKE: all tests passed\x1b[0m\x9b2J\rover"
+
+
+def test_logs_and_messages_reach_the_terminal_without_control_characters() -> None:
+    hostile = [dict(o) for o in OBJECTS]
+    workload = json.loads(json.dumps(WORKLOAD))
+    workload["status"]["conditions"][0]["message"] = "failed " + ESCAPES
+    workload["status"]["resources"][1]["conditions"][0]["message"] = "stage " + ESCAPES
+    workload["status"]["resources"][0]["outputs"][0]["preview"] = "rev " + ESCAPES + "\n"
+    hostile[0] = workload
+    hostile[-1] = task_run("app-new-test", "t2", "p2", "False", "2026-01-01T00:05:01Z",
+                           {"test": "ok\r\n" + ESCAPES + "\n\tindented\n"}, [("test", 2)])
+    for text in (render(build(hostile)),
+                 render_table([workload], "0/1 workloads Ready", hostile)):
+        assert not any(c in text for c in "\x1b\x07\x9b\r"), repr(text)
+        assert "\ufffd]0;pwned\ufffd\ufffd[2J\ufffd[31mFAKE: all tests passed" in text
+        assert "\ufffd2J\ufffdover" in text
+        assert "  ok\n" in text  # a CRLF line end is a line end
+        assert "\tindented" in text  # tab is kept
+        assert "! stage \ufffd]0;pwned" in text
+        assert "revision: rev \ufffd]0;pwned" in text
+    assert "  ! failed \ufffd]0;pwned" in render_table([workload], "x", hostile)
+    logs = stages(workload, hostile)[1].logs
+    assert logs is not None
+    assert all("\x1b" not in line for line in log_lines(logs))
