@@ -308,8 +308,17 @@ _JINJA.filters["to_yaml"] = _bounded_filter(
     "to_yaml", lambda value: yaml.safe_dump(value, sort_keys=True).rstrip("\n"))
 # What TAP's config-writer does with ytt's base64.encode: the git-writer's `git_files` param is
 # base64 of the JSON of the files to write (`{{ config | to_json | b64encode }}`).
-_JINJA.filters["b64encode"] = _bounded_filter(
-    "b64encode", lambda value: base64.b64encode(str(value).encode("utf-8")).decode("ascii"))
+_JINJA.filters["b64encode"] = _bounded_filter("b64encode", lambda value: _b64encode(value))
+
+
+def _b64encode(value: Any) -> str:
+    """Base64 of a string's UTF-8; anything else is refused rather than encoded as its Python
+    repr (`{'a': 1}`), which no consumer could read: pipe a map or list through `to_json` or
+    `to_yaml` first."""
+    if not isinstance(value, str):
+        raise RenderError(f"jinja2 template failed: the b64encode filter takes a string, not "
+                          f"{type(value).__name__} (write `| to_json | b64encode`)")
+    return base64.b64encode(value.encode("utf-8")).decode("ascii")
 
 
 def render(template: Template, context: Mapping[str, Any],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -86,3 +87,13 @@ def test_interpolation_keeps_type_of_a_lone_tag() -> None:
                                          "spec": {"n": "$(params.replicas)$",
                                                   "s": "n=$(params.replicas)$"}}}), CONTEXT)
     assert out["spec"] == {"n": 2, "s": "n=2"}
+
+
+def test_b64encode_takes_a_string_and_refuses_a_map_or_a_number() -> None:
+    encoded = "{{ params.env | to_json | b64encode }}"
+    out = render(_template({"jinja2": f"data: {{files: '{encoded}'}}"}), CONTEXT)
+    assert base64.b64decode(out["data"]["files"]) == b'[{"name": "A", "value": "1"}]'
+    for value, kind in (("params", "dict"), ("params.env", "list"), ("params.replicas", "int")):
+        source = f"data: {{files: '{{{{ {value} | b64encode }}}}'}}"
+        with pytest.raises(RenderError, match=f"b64encode filter takes a string, not {kind}"):
+            render(_template({"jinja2": source}), CONTEXT)
