@@ -11,6 +11,7 @@ anything was lost or wrongly deleted. See tests/faults/matrix.py for what each c
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -18,7 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reconciler.observability.logging import configure_logging
 from tests.faults.matrix import HEADER, KINDS, matrix
+from tests.faults.test_git_faults import GIT_FAULTS
 
 
 def main() -> int:
@@ -39,6 +42,21 @@ def main() -> int:
                 row = run.run(kind, args.window, converge_within=300.0)
                 print(row.line(), flush=True)
                 bad += row.lost + row.wrongly_deleted
+    os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")  # as the tests' fixture sets it
+    configure_logging("error")  # the in-process controllers' warnings are the faults themselves
+    print()
+    print("Git faults under a deployed GitRepository + Kustomization (tests/faults/"
+          "test_git_faults.py): the last artifact and deployment kept, nothing pruned")
+    for name, scenario in GIT_FAULTS.items():
+        began = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="git-fault-") as tmp:
+            try:
+                scenario(Path(tmp))
+                verdict = "ok: lost 0, wrongly deleted 0"
+            except AssertionError as exc:
+                verdict = f"FAILED: {str(exc)[:200]}"
+                bad += 1
+        print(f"{name:<20} {verdict} ({time.monotonic() - began:.1f}s)", flush=True)
     print(f"done in {time.monotonic() - started:.0f}s; lost or wrongly deleted: {bad}")
     return 1 if bad else 0
 

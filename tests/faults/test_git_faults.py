@@ -266,3 +266,15 @@ def test_a_force_push_that_drops_the_deployed_commit_deploys_the_new_history(
 @pytest.fixture(autouse=True)
 def _no_git_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
+
+
+# For benchmarks/fault_matrix.py: each Git fault by name (passing means the last artifact and
+# the deployment stayed, nothing was pruned or made again, and the condition named the cause).
+GIT_FAULTS = {
+    "git-unreachable": test_an_unreachable_host_keeps_the_last_artifact,
+    "git-hang": test_a_hanging_server_is_bounded_by_the_timeout,
+    "git-branch-deleted": test_a_deleted_branch_keeps_the_last_artifact,
+    "git-corrupt-pack": test_a_corrupt_pack_keeps_the_last_artifact,
+    "git-creds-revoked": test_revoked_credentials_keep_the_last_artifact,
+    "git-force-push": test_a_force_push_that_drops_the_deployed_commit_deploys_the_new_history,
+}
