@@ -25,7 +25,9 @@ files the steps wrote under `$(results.NAME.path)`.
 
 A TaskRun of `git-writer` (TAP's ClusterTask) is performed by `simulator.gitwriter` instead of a
 script, with credentials from the Secret its `git_secret` param names, or else the first Secret
-with Git keys among its ServiceAccount's `secrets`.
+with Git keys among its ServiceAccount's `secrets` whose `tekton.dev/git-N` annotation names the
+repository's host (as Tekton's credential initialisation: `https://host` for http(s), `host` for
+ssh; unannotated Secrets are not used).
 
 A PipelineRun whose Pipeline's tasks all name a Task (or an inline `taskSpec`, or git-writer),
 at least one of them runnable, creates one TaskRun per pipeline task, as Tekton does
@@ -83,6 +85,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -728,17 +731,23 @@ class TektonRuns:
 
     def _git_credentials(self, run: Obj, params: Mapping[str, Any]
                          ) -> gitwriter.GitCredentials | None:
-        """From the Secret param `git_secret` names, else the first Secret with Git keys among
-        the run's ServiceAccount's `secrets` (as Tekton's credential initialisation finds it)."""
+        """From the Secret param `git_secret` names, else, as Tekton's credential
+        initialisation finds them, the first Secret with Git keys among the run's
+        ServiceAccount's `secrets` whose `tekton.dev/git-N` annotation names the repository's
+        host (`https://host[:port]` for http(s), `host[:port]` for ssh). A Secret without such
+        an annotation is not used for Git; none matching: no credentials."""
         namespace = namespace_of(run)
         name = str(params.get("git_secret") or "").strip()
         if name:
             return gitwriter.secret_credentials(self._lookup, namespace, name, "param git_secret")
+        repository = str(params.get("git_repository") or "").strip()
         account = str(spec_of(run).get("serviceAccountName") or "default")
         sa = self.backend.get("v1", "ServiceAccount", namespace, account)
         for ref in (sa or {}).get("secrets") or []:
             secret_name = str((ref or {}).get("name") or "")
-            if not secret_name or self.backend.get("v1", "Secret", namespace, secret_name) is None:
+            secret = self.backend.get("v1", "Secret", namespace, secret_name) \
+                if secret_name else None
+            if secret is None or not _annotated_for(_annotations(secret), repository):
                 continue
             found = gitwriter.secret_credentials(self._lookup, namespace, secret_name,
                                                  f"serviceaccount {account}", only_git=True)
@@ -1050,6 +1059,42 @@ def _run_git_writer(task: str, request: gitwriter.GitWriteRequest,
                                                   f"with code 1: {exc}"))
     return TaskOutcome(steps=[StepResult(step, 0, "Completed", written.log + "\n")],
                        results={"commit": written.commit})
+
+
+_GIT_ANNOTATION = re.compile(r"tekton\.dev/git-\d+")
+
+
+def _annotated_for(annotations: Mapping[str, Any], repository: str) -> bool:
+    """Whether a `tekton.dev/git-N` annotation names the host `repository` is on, as Tekton
+    matches them: scheme and host (and port) for http(s) URLs, the host for ssh."""
+    wanted = _git_host(repository)
+    return wanted is not None and any(
+        _GIT_ANNOTATION.fullmatch(str(key)) and _git_host(str(value), annotation=True) == wanted
+        for key, value in annotations.items())
+
+
+def _git_host(url: str, *, annotation: bool = False) -> tuple[str, str] | None:
+    """(scheme, host[:port]) of a repository URL (scp-like `user@host:path` is ssh); an
+    annotation value without a scheme names an ssh host."""
+    url = url.strip()
+    scp = re.match(r"^(?:[^@/:]+@)?([^:/]+):(?!//)", url)
+    if "://" not in url:
+        if annotation:
+            return ("ssh", url.rstrip("/").lower()) if url else None
+        return ("ssh", scp.group(1).lower()) if scp else None
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme == "ssh":  # Tekton's ssh annotations name the host: ssh://host matches it too
+        return "ssh", f"{host}:{port}" if port and port != 22 else host
+    default = {"http": 80, "https": 443}.get(scheme)
+    return scheme, f"{host}:{port}" if port and port != default else host
 
 
 def _runnable(definition: Mapping[str, Any]) -> bool:

@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -36,9 +37,11 @@ class Writer:
         self.cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
         self.runs = 0
 
-    def secret(self, name: str, **string_data: str) -> None:
+    def secret(self, name: str, annotations: dict[str, str] | None = None,
+               **string_data: str) -> None:
         self.cluster.apply({"apiVersion": "v1", "kind": "Secret",
-                            "metadata": {"name": name, "namespace": NS},
+                            "metadata": {"name": name, "namespace": NS,
+                                         "annotations": annotations or {}},
                             "data": {k: base64.b64encode(v.encode()).decode()
                                      for k, v in string_data.items()}})
 
@@ -133,13 +136,36 @@ def test_one_commit_per_distinct_content_and_none_when_unchanged(
 
 
 def test_credentials_can_come_from_the_service_account(writer: Writer, repo: BareRepo) -> None:
-    writer.secret("not-git", token="irrelevant")
-    writer.secret("basic", username="writer", password=PASSWORD)
+    """As Tekton's credential initialisation: only a Secret whose `tekton.dev/git-N` annotation
+    names the repository's scheme and host; other hosts' and unannotated Secrets are skipped."""
+    here = urlsplit(writer.url)
+    writer.secret("not-git", {"tekton.dev/git-0": f"{here.scheme}://{here.netloc}"},
+                  token="irrelevant")
+    writer.secret("unannotated", username="writer", password="wrong-" + PASSWORD)
+    writer.secret("other-host", {"tekton.dev/git-0": "https://github.com"},
+                  username="writer", password="wrong-" + PASSWORD)
+    writer.secret("basic", {"tekton.dev/git-3": f"{here.scheme}://{here.netloc}"},
+                  username="writer", password=PASSWORD)
     writer.cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount",
                           "metadata": {"name": "builder", "namespace": NS},
-                          "secrets": [{"name": "not-git"}, {"name": "basic"}]})
+                          "secrets": [{"name": "not-git"}, {"name": "unannotated"},
+                                      {"name": "other-host"}, {"name": "basic"}]})
     run = writer.write({"a.yaml": "a: 1\n"}, secret=None, account="builder", ref_kind="Task")
     assert _git(repo, "rev-parse", "refs/heads/config") == _commit(run)
+
+
+def test_a_service_account_secret_for_another_host_is_not_used(
+    writer: Writer, repo: BareRepo,
+) -> None:
+    writer.secret("unannotated", username="writer", password=PASSWORD)
+    writer.secret("other-host", {"tekton.dev/git-0": "https://github.com"},
+                  username="writer", password=PASSWORD)
+    writer.cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                          "metadata": {"name": "builder", "namespace": NS},
+                          "secrets": [{"name": "unannotated"}, {"name": "other-host"}]})
+    run = writer.write({"a.yaml": "a: 1\n"}, secret=None, account="builder", ref_kind="Task")
+    assert _succeeded(run)["status"] == "False"  # no credentials: the server refuses
+    assert _git(repo, "branch", "--list", "config") == ""
 
 
 def test_wrong_credentials_fail_without_showing_the_password(

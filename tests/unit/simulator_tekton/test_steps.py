@@ -17,6 +17,7 @@ from reconciler.sources.artifacts import ArtifactStore
 from simulator.tekton import (
     TaskJob,
     TaskOutcome,
+    _annotated_for,
     expand_list,
     parse_duration,
     run_process,
@@ -208,3 +209,21 @@ def test_a_process_holding_the_output_leaves_no_reader_behind(tmp_path: Path) ->
                 break
             time.sleep(0.05)
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+@pytest.mark.parametrize(("annotation", "repository", "used"), [
+    ("https://github.com", "https://github.com/org/gitops.git", True),
+    ("https://GitHub.com", "https://github.com:443/org/gitops.git", True),
+    ("https://github.com", "https://gitlab.com/org/gitops.git", False),
+    ("https://github.com", "http://github.com/org/gitops.git", False),
+    ("https://git.example.com:8443", "https://git.example.com/org/gitops.git", False),
+    ("github.com", "git@github.com:org/gitops.git", True),
+    ("github.com", "ssh://git@github.com/org/gitops.git", True),
+    ("github.com", "https://github.com/org/gitops.git", False),
+])
+def test_service_account_secrets_match_tektons_git_annotation(
+    annotation: str, repository: str, used: bool,
+) -> None:
+    assert _annotated_for({"tekton.dev/git-0": annotation}, repository) is used
+    assert not _annotated_for({"tekton.dev/docker-0": annotation}, repository)
+    assert not _annotated_for({}, repository)
