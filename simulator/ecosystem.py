@@ -16,7 +16,9 @@ source), an owner reference to the Image. A Build takes `Timing.image_build` vir
   go.mod, pom.xml, build.gradle(.kts), Gemfile, composer.json, *.csproj/*.fsproj/*.vbproj,
   Procfile or project.toml) at that directory's top level. None, or a source that cannot be
   fetched, fails the Build: `Succeeded` False, reason `BuildFailed`, the message saying why.
-  Git and registry-image sources are not fetched (nothing to detect on: they build);
+  Git and registry-image sources are not fetched (nothing to detect on: they build, annotated
+  `simulator.reconciler.dev/source-not-read` with why, so the scanner reports no vulnerability
+  data for their image rather than a clean scan);
 - reads `.reconciler/scan-report.json` when the source has one: a Trivy JSON report the scenario
   provides as the simulated registry's vulnerability data for the image. It is validated
   (`Limits.scan_report_bytes`, Trivy's schema; a bad one fails the Build, it never passes as
@@ -32,8 +34,8 @@ succeeds, False (reason `BuildFailed`, the Build's message) when it fails, keepi
 `failedBuildHistoryLimit` (10 each by default) are deleted, oldest first, never the latest.
 
 `reconciler serve` calls `configure_for_serving`: there the API's clients are not this machine's
-user, so sources are not fetched (builds skip detection and scan data) unless
-`RECONCILER_SIMULATOR_FETCH_SOURCES=true`.
+user, so sources are not fetched (builds skip detection and scan data, and are annotated
+`simulator.reconciler.dev/source-not-read`) unless `RECONCILER_SIMULATOR_FETCH_SOURCES=true`.
 
 Knative (`KnativeServing`). A `serving.knative.dev/v1` `Service` gets a new `Revision` for each
 distinct `spec.template` (`<name>-00001`, `-00002`, ...; labels `serving.knative.dev/service`,
@@ -69,6 +71,7 @@ from simulator.scanning import (
     SCAN_REPORT_ANNOTATION,
     SCAN_REPORT_PATH,
     SCANNING_KINDS,
+    SOURCE_NOT_READ_ANNOTATION,
     ReportError,
     compact_report,
     parse_trivy_report,
@@ -101,6 +104,8 @@ BUILD_SPEC_ANNOTATION: Final = "simulator.reconciler.dev/image-spec"
 TEMPLATE_ANNOTATION: Final = "simulator.reconciler.dev/template"
 """On a Revision: the digest of the Service template it was created for."""
 FETCH_ENV: Final = "RECONCILER_SIMULATOR_FETCH_SOURCES"
+NOT_FETCHED: Final = f"sources are not fetched here unless {FETCH_ENV}=true"
+"""The `source-not-read` annotation of a blob-source Build when fetching is off (`serve`)."""
 KPACK_MANAGER: Final = "kpack-controller"
 KNATIVE_MANAGER: Final = "knative-serving-controller"
 SERVICE_LABEL: Final = "serving.knative.dev/service"
@@ -192,6 +197,8 @@ class BuildOutcome:
     message: str
     image: str = ""
     scan_report: str | None = None
+    source_not_read: str | None = None
+    """Why the build did not read its source (so its image has no scan data), if it did not."""
 
 
 class ImageBuilder:
@@ -350,12 +357,14 @@ class ImageBuilder:
                 self._refresh_owner(build)
             return remaining
         outcome = self.run_build(build)
-        if outcome.scan_report is not None:
+        notes = {SCAN_REPORT_ANNOTATION: outcome.scan_report,
+                 SOURCE_NOT_READ_ANNOTATION: outcome.source_not_read}
+        if any(v is not None for v in notes.values()):
             ns, name = namespace_name(build)
             build = self.backend.apply({
                 "apiVersion": KPACK_API, "kind": "Build",
                 "metadata": {"name": name, "namespace": ns,
-                             "annotations": {SCAN_REPORT_ANNOTATION: outcome.scan_report}}},
+                             "annotations": {k: v for k, v in notes.items() if v is not None}}},
                 KPACK_MANAGER + "-scan-report")
             status = {**status_of(build), **status}
         status["stepsCompleted"] = (["prepare", "detect", "analyze", "restore", "build",
@@ -384,8 +393,12 @@ class ImageBuilder:
         digest = hashlib.sha256((tag + "\n" + identity).encode()).hexdigest()
         image = f"{tag}@sha256:{digest}"
         blob = (source or {}).get("blob") or {}
-        if not (isinstance(blob, Mapping) and blob.get("url")) or not self.fetch_sources:
-            return BuildOutcome(True, "", image)
+        if not (isinstance(blob, Mapping) and blob.get("url")):
+            kind = "a Git source" if (source or {}).get("git") else "a registry-image source"
+            return BuildOutcome(True, "", image,
+                                source_not_read=f"{kind} is not fetched by the simulator")
+        if not self.fetch_sources:
+            return BuildOutcome(True, "", image, source_not_read=NOT_FETCHED)
         url = str(blob["url"])
         sub_path = str((source or {}).get("subPath") or "")
         where = PurePosixPath(sub_path)

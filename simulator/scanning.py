@@ -6,8 +6,12 @@ Trivy JSON report (SchemaVersion 2) the image's source carried as `.reconciler/s
 the simulated kpack Build that produced the image records it, validated and reduced to the
 fields read here, as annotation `simulator.reconciler.dev/scan-report` (`parse_trivy_report`,
 `compact_report`). The scanner finds the Build whose `status.latestImage` is the scanned image
-(in the ImageScan's namespace first, then anywhere; the newest if several). An image with no
-such Build, or a Build with no report, has no findings.
+(in the ImageScan's namespace first, then anywhere; the newest if several). A Build that read
+its source and found no report is a scan with no findings. An image no simulated Build made, or
+one whose Build did not read its source (annotation `simulator.reconciler.dev/source-not-read`:
+a Git or registry-image source, or `reconciler serve`, which fetches no source by default), has
+no vulnerability data: the scan fails with reason `NoVulnerabilityData` (its findings are
+unknown, so promotion must not pass on it) and reports no `scanResult`.
 
 The policy. A ScanPolicy's `spec.regoFile` is Rego, and no Rego is evaluated here: of TAP's sample
 policy only its two data rules are read, written as the sample writes them:
@@ -51,6 +55,8 @@ from reconciler.runtime.clock import Clock, rfc3339
 
 SCANNING_API: Final = "scanning.apps.tanzu.vmware.com/v1beta1"
 SCAN_REPORT_ANNOTATION: Final = "simulator.reconciler.dev/scan-report"
+SOURCE_NOT_READ_ANNOTATION: Final = "simulator.reconciler.dev/source-not-read"
+"""On a simulated kpack Build that did not read its source: why. Its image has no scan data."""
 SCAN_REPORT_PATH: Final = ".reconciler/scan-report.json"
 SCANNER_NAME: Final = "simulated-trivy"
 SCAN_REPORT_ANNOTATION_BYTES: Final = 192 * 1024
@@ -185,14 +191,24 @@ class Policy:
     ignore_cves: frozenset[str]
 
 
-_RULE = r"^\s*{name}\s*(?::=|=)\s*\[(?P<items>[^\]]*)\]"
+# `[ \t]*`, not `\s*`, before the name: `\s` crosses lines, and with MULTILINE every line start
+# would then scan all the blank lines after it (quadratic in the policy's lines). For the same
+# reason the items stop at the next `[` too: a `name := [` line with no `]` after it would else
+# scan to the end of the policy from each such line.
+_RULE = r"^[ \t]*{name}\s*(?::=|=)\s*\[(?P<items>[^\[\]]*)\]"
 _NOT_ALLOWED = re.compile(_RULE.format(name="notAllowedSeverities"), re.MULTILINE)
 _IGNORE = re.compile(_RULE.format(name="ignoreCves"), re.MULTILINE)
 
 
-def parse_policy(rego: str, where: str) -> Policy:
+def parse_policy(rego: str, where: str, limits: Limits = DEFAULT_LIMITS) -> Policy:
     """`notAllowedSeverities` (required) and `ignoreCves` (optional) as TAP's sample writes them:
-    a list of double-quoted strings on a `name := [...]` line (the list may span lines)."""
+    a list of double-quoted strings on a `name := [...]` line (the list may span lines). A
+    regoFile over `Limits.scan_policy_bytes` is refused unread."""
+    size = len(rego.encode())
+    if size > limits.scan_policy_bytes:
+        raise PolicyError(where, f"spec.regoFile: {size} bytes, more than the "
+                                 f"{limits.scan_policy_bytes} bytes the simulated scanner reads "
+                                 "(limit scan_policy_bytes)")
     found = _NOT_ALLOWED.search(rego)
     if found is None:
         raise PolicyError(where, "spec.regoFile: no `notAllowedSeverities := [...]` rule; the "
@@ -306,6 +322,9 @@ class ImageScanner:
         except ReportError as exc:
             return self._write(scan, status, Condition(
                 "Succeeded", FALSE, "ScanFailed", f"{image}: {exc}"), "Error")
+        except _NoData as exc:
+            return self._write(scan, status, Condition(
+                "Succeeded", FALSE, "NoVulnerabilityData", f"{image}: {exc}"), "Error")
         status["scannedBy"] = {"scanner": {"name": SCANNER_NAME, "vendor": "reconciler"}}
         status["scanResult"] = {"cveCount": count_by_severity(findings)}
         if not policy_name:
@@ -319,7 +338,7 @@ class ImageScanner:
         rego = spec_of(policy_obj).get("regoFile")
         try:
             policy = parse_policy(rego if isinstance(rego, str) else "",
-                                  f"ScanPolicy/{ns}/{policy_name}")
+                                  f"ScanPolicy/{ns}/{policy_name}", self.limits)
         except PolicyError as exc:
             return self._write(scan, status, Condition(
                 "Succeeded", FALSE, "PolicyUnreadable", str(exc)), "Error")
@@ -333,13 +352,21 @@ class ImageScanner:
             f"{len(findings)} findings, none the policy disallows"), "Completed")
 
     def _findings(self, namespace: str, image: str) -> list[Finding]:
+        """The image's findings; raises `_NoData` when the simulation has none for it."""
         build = find_build(self.backend, namespace, image)
         if build is None:
-            return []
-        text = (meta(build).get("annotations") or {}).get(SCAN_REPORT_ANNOTATION)
+            raise _NoData("no simulated kpack Build made this image, so the simulated registry "
+                          "has no vulnerability data for it and its findings are unknown")
+        where = f"Build/{_namespace_name(build)[0]}/{_namespace_name(build)[1]}"
+        annotations = meta(build).get("annotations") or {}
+        not_read = annotations.get(SOURCE_NOT_READ_ANNOTATION)
+        if not_read is not None:
+            raise _NoData(f"{where} did not read its source ({not_read}), so the simulated "
+                          "registry has no vulnerability data for the image and its findings "
+                          "are unknown")
+        text = annotations.get(SCAN_REPORT_ANNOTATION)
         if not isinstance(text, str) or not text:
             return []
-        where = f"Build/{_namespace_name(build)[0]}/{_namespace_name(build)[1]}"
         return parse_trivy_report(text, where + " annotation " + SCAN_REPORT_ANNOTATION,
                                   self.limits)
 
@@ -351,6 +378,10 @@ class ImageScanner:
         if status != status_of(scan):
             self.backend.update_status({**scan, "status": status})
         return again
+
+
+class _NoData(Exception):
+    """No vulnerability data exists for the image: the scan cannot say it is clean."""
 
 
 def find_build(backend: Backend, namespace: str, image: str) -> Obj | None:

@@ -9,9 +9,11 @@ How an artifact URL resolves:
   that no server answers, and for `serve --controllers all` and `run`, whose product controllers
   run in the same process.
 - Otherwise it is downloaded over plain HTTP(S) (`serve` with the product's controllers in
-  another process: their artifact server on 127.0.0.1): no proxy, no redirects, a timeout
-  (`Limits.source_fetch_seconds`) and a size bound (`Limits.artifact_bytes` plus room for tar
-  headers). Any other scheme is refused.
+  another process: their artifact server on 127.0.0.1): no proxy, no redirects, one overall
+  time limit for the whole download (`Limits.source_fetch_seconds`, or less when the caller's
+  own deadline comes first: a Tekton run's timeout), enforced between reads and as each read's
+  socket timeout, so a server sending a byte now and then cannot hold it longer, and a size
+  bound (`Limits.artifact_bytes` plus room for tar headers). Any other scheme is refused.
 
 Unpacking goes through `reconciler.sources.unpack.unpack_artifact` (bounded files and bytes, no
 links, nothing written outside `dest`). Artifact URLs are content addressed (the file name is the
@@ -29,6 +31,7 @@ import shutil
 import tarfile
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -72,15 +75,19 @@ _cache_lock = threading.Lock()
 _cache_dir: Path | None = None
 
 
-def fetch_source(url: str, dest: Path, limits: Limits = DEFAULT_LIMITS) -> Path:
+def fetch_source(url: str, dest: Path, limits: Limits = DEFAULT_LIMITS,
+                 deadline: float | None = None) -> Path:
     """Unpack the artifact at `url` into `dest` (created 0700 when missing) and return `dest`.
 
-    Raises `SourceFetchError` for a URL that cannot be read (scheme, status, timeout, size) or an
+    A download must finish within `limits.source_fetch_seconds` in all, and by `deadline`
+    (`time.monotonic()` seconds) when one is given, whichever comes first.
+
+    Raises `SourceFetchError` for a URL that cannot be read (scheme, status, time, size) or an
     archive that cannot be unpacked safely.
     """
     archive = local_archive(url)
     if archive is None:
-        archive = _download(url, limits)
+        archive = _download(url, limits, deadline)
     try:
         unpack_artifact(archive, dest, limits=limits)
     except ArtifactError as exc:
@@ -95,7 +102,7 @@ def archive_bytes_limit(limits: Limits) -> int:
     return limits.artifact_bytes + _ARCHIVE_ALLOWANCE
 
 
-def _download(url: str, limits: Limits) -> Path:
+def _download(url: str, limits: Limits, deadline: float | None) -> Path:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceFetchError(url, "only http:// and https:// artifact URLs can be fetched")
@@ -109,7 +116,7 @@ def _download(url: str, limits: Limits) -> Path:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            _copy_bounded(url, out, limit, limits.source_fetch_seconds)
+            _copy_bounded(url, out, limit, _Deadline(limits.source_fetch_seconds, deadline))
         os.replace(tmp, cached)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -120,16 +127,46 @@ def _download(url: str, limits: Limits) -> Path:
     return cached
 
 
-def _copy_bounded(url: str, out: IO[bytes], limit: int, timeout: float) -> None:
+class _Deadline:
+    """When a download must be over: `source_fetch_seconds` from now, or the caller's deadline
+    when that comes first."""
+
+    def __init__(self, seconds: float, caller: float | None) -> None:
+        now = time.monotonic()
+        self.at = now + seconds
+        self.why = f"did not finish within {seconds:g}s (limit source_fetch_seconds)"
+        if caller is not None and caller < self.at:
+            self.at = caller
+            self.why = (f"did not finish by the run's deadline "
+                        f"({max(0.0, caller - now):.3g}s left when it started)")
+
+    def remaining(self, url: str) -> float:
+        """Seconds left; raises `SourceFetchError` once none are."""
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise SourceFetchError(url, f"download {self.why}")
+        return left
+
+
+def _copy_bounded(url: str, out: IO[bytes], limit: int, deadline: _Deadline) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "reconciler-simulator"})
     try:
-        with _opener.open(request, timeout=timeout) as response:
+        with _opener.open(request, timeout=deadline.remaining(url)) as response:
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > limit:
                 raise SourceFetchError(url, f"archive of {length} bytes is larger than "
                                             f"{limit} bytes (limit artifact_bytes)")
+            # The socket's timeout bounds one read; the deadline bounds them all. read1 makes
+            # at most one read of the socket, so the deadline is checked between any two.
+            sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
             total = 0
-            while chunk := response.read(_CHUNK):
+            while True:
+                left = deadline.remaining(url)
+                if sock is not None:
+                    sock.settimeout(left)
+                chunk = response.read1(_CHUNK)
+                if not chunk:
+                    break
                 total += len(chunk)
                 if total > limit:
                     raise SourceFetchError(url, f"archive is larger than {limit} bytes "
@@ -139,8 +176,10 @@ def _copy_bounded(url: str, out: IO[bytes], limit: int, timeout: float) -> None:
         exc.close()
         raise SourceFetchError(url, f"HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
+        if time.monotonic() >= deadline.at:
+            raise SourceFetchError(url, f"download {deadline.why}") from None
         reason = getattr(exc, "reason", exc)
-        raise SourceFetchError(url, f"cannot download (timeout {timeout:g}s): {reason}") from None
+        raise SourceFetchError(url, f"cannot download: {reason}") from None
 
 
 def _cache_path(url: str) -> Path:

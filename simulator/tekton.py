@@ -247,7 +247,8 @@ def expand_list(items: Sequence[Any], values: Mapping[str, str],
 
 
 def run_task(job: TaskJob, limits: Limits = DEFAULT_LIMITS,
-             fetch: Callable[[str, Path, Limits], Path] = fetch_source) -> TaskOutcome:
+             fetch: Callable[[str, Path, Limits, float | None], Path] = fetch_source,
+             ) -> TaskOutcome:
     """Run `job`'s steps in a fresh temporary directory; never raises for what a step does."""
     deadline = time.monotonic() + job.timeout
     with tempfile.TemporaryDirectory(prefix="reconciler-taskrun-") as tmp_name:
@@ -258,7 +259,7 @@ def run_task(job: TaskJob, limits: Limits = DEFAULT_LIMITS,
             directory.mkdir(mode=0o700)
         if job.source_url:
             try:
-                fetch(job.source_url, source, limits)
+                fetch(job.source_url, source, limits, deadline)
             except ReconcilerError as exc:
                 return TaskOutcome(failure=("Failed", f"task \"{job.task}\": cannot fetch the "
                                                       f"source: {exc}"))

@@ -60,7 +60,8 @@ class Limits:
     render_iterations: int = 1_000_000
     """Loop iterations and range items one Jinja2 render may go through."""
     source_fetch_seconds: float = 60.0
-    """Timeout of one download of a source artifact by the simulator's Tekton or kpack."""
+    """Time one whole download of a source artifact by the simulator's Tekton or kpack may take
+    (not per read: a server sending a byte now and then cannot stretch it)."""
     task_run_seconds: float = 120.0
     """Real time the simulator gives a Tekton run whose steps run for real, when its
     `spec.timeout` (v1beta1) or `spec.timeouts.pipeline` (v1) says nothing."""
@@ -71,6 +72,8 @@ class Limits:
     scan_report_bytes: int = 256 * 1024
     """Size of the Trivy JSON report (`.reconciler/scan-report.json`) a simulated kpack Build
     reads from its source as the registry's vulnerability data for the image it builds."""
+    scan_policy_bytes: int = 64 * 1024
+    """Size of a ScanPolicy's `spec.regoFile` the simulated scanner reads its rules from."""
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():

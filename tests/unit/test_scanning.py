@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from simulator.scanning import PolicyError, parse_policy, parse_trivy_report, violations
+from reconciler.model.limits import Limits
+from simulator.ecosystem import FETCH_ENV
+from simulator.scanning import (
+    SCAN_REPORT_ANNOTATION,
+    SOURCE_NOT_READ_ANNOTATION,
+    PolicyError,
+    parse_policy,
+    parse_trivy_report,
+    violations,
+)
 from tests.unit.ecosystem_harness import KPACK, SCANNING, Ecosystem, condition, image
 
 APP = {"app.py": "print('hello')\n"}
@@ -148,12 +157,79 @@ def test_a_policy_it_cannot_read_is_refused(tmp_path: Path, rego: str, message: 
     assert "compliantArtifact" not in scan["status"]
 
 
-def test_an_image_not_built_here_has_no_findings(tmp_path: Path) -> None:
+def _no_data(eco: Ecosystem) -> dict[str, Any]:
+    scan = eco.get(SCANNING, "ImageScan", "web")
+    failed = condition(scan, "Succeeded")
+    assert (failed["status"], failed["reason"]) == ("False", "NoVulnerabilityData")
+    assert "findings are unknown" in failed["message"]
+    # No scan happened: no counts that would read as zero findings, nothing compliant.
+    assert "scanResult" not in scan["status"] and "compliantArtifact" not in scan["status"]
+    assert scan["status"]["phase"] == "Error"
+    return failed
+
+
+def test_an_image_no_simulated_build_made_has_no_vulnerability_data(tmp_path: Path) -> None:
     eco = Ecosystem(tmp_path)
     eco.apply(_policy("strict", TAP_POLICY))
-    eco.apply(_scan("web", "docker.io/library/nginx@sha256:" + "0" * 64))
+    nginx = "docker.io/library/nginx@sha256:" + "0" * 64
+    eco.apply(_scan("web", nginx))
     eco.settle()
-    assert condition(eco.get(SCANNING, "ImageScan", "web"), "Succeeded")["status"] == "True"
+    failed = _no_data(eco)
+    assert failed["message"].startswith(f"{nginx}: no simulated kpack Build made this image")
+
+
+def test_a_build_that_did_not_read_its_source_gives_no_vulnerability_data(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `reconciler serve` fetches no source by default: the Build says so, and the scan of its
+    # image (whose source carries a critical finding) does not pass as clean.
+    monkeypatch.delenv(FETCH_ENV, raising=False)
+    eco = Ecosystem(tmp_path)
+    eco.kpack.configure_for_serving()
+    built = _built(eco, _report("critical.json"))
+    build = eco.get(KPACK, "Build", "web-build-1")
+    assert FETCH_ENV in build["metadata"]["annotations"][SOURCE_NOT_READ_ANNOTATION]
+    assert SCAN_REPORT_ANNOTATION not in build["metadata"]["annotations"]
+    eco.apply(_policy("strict", TAP_POLICY))
+    eco.apply(_scan("web", built))
+    eco.settle()
+    failed = _no_data(eco)
+    assert "Build/apps/web-build-1 did not read its source" in failed["message"]
+
+
+def test_a_git_source_build_gives_no_vulnerability_data(tmp_path: Path) -> None:
+    eco = Ecosystem(tmp_path)
+    eco.apply(image("web", "unused", source={
+        "git": {"url": "https://git.example.com/app.git", "revision": "abc123"}}))
+    eco.settle()
+    built = eco.get(KPACK, "Image", "web")["status"]["latestImage"]
+    eco.apply(_policy("strict", TAP_POLICY))
+    eco.apply(_scan("web", built))
+    eco.settle()
+    assert "a Git source is not fetched" in _no_data(eco)["message"]
+
+
+def test_a_policy_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    # Blank lines by the ten thousand before the rule: refused by size, unread.
+    eco = Ecosystem(tmp_path)
+    eco.apply(_policy("huge", " \n" * 40_000 + TAP_POLICY))
+    eco.apply(_scan("web", _built(eco, _report("low-only.json")), policy="huge"))
+    eco.settle()
+    failed = condition(eco.get(SCANNING, "ImageScan", "web"), "Succeeded")
+    assert (failed["status"], failed["reason"]) == ("False", "PolicyUnreadable")
+    assert "more than the 65536 bytes" in failed["message"]
+    assert "(limit scan_policy_bytes)" in failed["message"]
+
+
+def test_rules_are_read_line_by_line_within_the_limit() -> None:
+    # Shapes that made the rule's pattern scan the rest of the policy from every line.
+    blank = " \n" * 30_000 + 'notAllowedSeverities := ["High"]\n'
+    assert parse_policy(blank, "p").not_allowed == {"High"}
+    with pytest.raises(PolicyError, match="no `notAllowedSeverities"):
+        parse_policy("notAllowedSeverities := [\n" * 2_500, "p")
+    # A rule still spans lines, and its name may sit on its own line before `:=`.
+    assert parse_policy('  notAllowedSeverities\n  := [\n "Low"\n]', "p").not_allowed == {"Low"}
+    with pytest.raises(PolicyError, match="scan_policy_bytes"):
+        parse_policy(TAP_POLICY, "p", Limits(scan_policy_bytes=len(TAP_POLICY) - 1))
 
 
 def test_a_scan_without_an_image_is_invalid(tmp_path: Path) -> None:

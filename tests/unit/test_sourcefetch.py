@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +131,60 @@ def test_redirects_are_not_followed(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _Dripping(http.server.BaseHTTPRequestHandler):
+    """Sends the headers, then one byte every 0.2 s for 6 s (so a fetch without an overall
+    limit ends, failing on the junk, rather than hanging the test): each read gets data well
+    within any per-read timeout."""
+
+    protocol_version = "HTTP/1.0"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/gzip")
+        self.end_headers()
+        stop = getattr(self.server, "stop")  # noqa: B009 - set on the server below
+        try:
+            for _ in range(30):
+                if stop.wait(0.2):
+                    break
+                self.wfile.write(b"\x1f")
+                self.wfile.flush()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def dripping() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Dripping)
+    server.stop = threading.Event()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/drip.tar.gz"
+    finally:
+        server.stop.set()  # type: ignore[attr-defined]
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_dripping_server_cannot_outlast_the_download_limit(tmp_path: Path,
+                                                             dripping: str) -> None:
+    # A byte every 0.2 s never trips a per-read timeout of 1 s; the limit is for the whole
+    # download, so the fetch fails (without it, it would never end).
+    with pytest.raises(SourceFetchError) as raised:
+        fetch_source(dripping, tmp_path / "out", Limits(source_fetch_seconds=1.0))
+    message = str(raised.value)
+    assert dripping in message
+    assert "did not finish within 1s (limit source_fetch_seconds)" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_callers_deadline_ends_a_download_sooner(tmp_path: Path, dripping: str) -> None:
+    # A Tekton run passes its own deadline: the download stops there, not at the 60 s limit.
+    with pytest.raises(SourceFetchError, match="did not finish by the run's deadline"):
+        fetch_source(dripping, tmp_path / "out", Limits(), deadline=time.monotonic() + 0.5)
