@@ -4,9 +4,12 @@ TAP's config-writer stamps a TaskRun of the `git-writer` ClusterTask; the simula
 (`simulator.tekton`) does not run a script for it but calls `write_files` here, with TAP's
 param names (`git_repository`, `git_branch`, `git_user_name`, `git_user_email`,
 `git_commit_message`, `git_files` = base64 of a JSON object {path: content}, optional
-`sub_path`). It clones the branch (creating it when the remote lacks it), writes the files under
-`sub_path`, commits only when the tree changed (one commit per distinct content, none when
-nothing changed) and pushes; the result is the branch's HEAD commit.
+`sub_path`). It clones the branch (creating it when the remote lacks it), removes what the
+repository holds under a non-empty `sub_path` (as TAP's task empties its directory first, so a
+file that left the config leaves the repository; with no `sub_path`, the repository's root,
+nothing is removed: files are only added and overwritten), writes the files under `sub_path`,
+commits only when the tree changed (one commit per distinct content, none when nothing changed)
+and pushes; the result is the branch's HEAD commit.
 
 Git runs through the product's Git layer (`reconciler.sources.gitexec`: own process group, a
 timeout, an allow-listed environment, no prompts, no host configuration; credentials from
@@ -170,9 +173,12 @@ def write_files(request: GitWriteRequest, credentials: GitCredentials | None, wo
                 checkout = tmp / f"checkout-{attempt}"
                 git = _Git(checkout, tmp / "home", auth, timeout, allow_file)
                 created = _clone(git, request, tmp, log)
+                if target:  # what left the config leaves the repository (never at its root)
+                    git("--literal-pathspecs", "rm", "-r", "-q", "--ignore-unmatch", "--",
+                        "/".join(target))
                 for parts, shown, text in files:
                     _write(checkout, [*target, *parts], shown, text)
-                git("add", "-A", "--", "/".join(target) or ".")
+                git("--literal-pathspecs", "add", "-A", "--", "/".join(target) or ".")
                 changed = git.changed()
                 if not changed and not created:
                     head = git("rev-parse", "HEAD").strip()

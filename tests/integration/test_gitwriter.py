@@ -135,6 +135,23 @@ def test_one_commit_per_distinct_content_and_none_when_unchanged(
     assert _git(repo, "log", "-1", "--format=%s", new) == "Config for revision def"
 
 
+def test_files_that_left_the_config_leave_the_sub_path(writer: Writer, repo: BareRepo) -> None:
+    """The sub_path is emptied before the write, as TAP's git-writer does: a file no longer in
+    `git_files` is removed; files outside the sub_path stay; the same content again is no
+    commit. At the repository's root (no sub_path) nothing is removed."""
+    sub = "config/default/app"
+    first = _commit(writer.write({"delivery.yml": "a\n", "extra/route.yml": "r\n"}, sub_path=sub))
+    second = _commit(writer.write({"delivery.yml": "a\n"}, sub_path=sub))
+    assert second != first
+    assert _git(repo, "ls-tree", "-r", "--name-only", second).splitlines() == [
+        "README.md", f"{sub}/delivery.yml"]
+    assert _commit(writer.write({"delivery.yml": "a\n"}, sub_path=sub)) == second
+    assert _git(repo, "rev-list", "--count", "refs/heads/config") == "3"
+    root = _commit(writer.write({"top.yml": "t\n"}))
+    assert _git(repo, "ls-tree", "-r", "--name-only", root).splitlines() == [
+        "README.md", f"{sub}/delivery.yml", "top.yml"]
+
+
 def test_credentials_can_come_from_the_service_account(writer: Writer, repo: BareRepo) -> None:
     """As Tekton's credential initialisation: only a Secret whose `tekton.dev/git-N` annotation
     names the repository's scheme and host; other hosts' and unannotated Secrets are skipped."""
