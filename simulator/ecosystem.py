@@ -51,11 +51,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
@@ -67,6 +65,15 @@ from reconciler.model.kinds import KindInfo
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.model.objects import Obj, meta, spec_of, status_of
 from reconciler.runtime.clock import Clock, rfc3339
+from simulator.kube_common import (
+    annotations_of,
+    condition_of,
+    env_flag,
+    generation,
+    namespace_name,
+    parse_time,
+    succeeded,
+)
 from simulator.scanning import (
     SCAN_REPORT_ANNOTATION,
     SCAN_REPORT_PATH,
@@ -138,22 +145,9 @@ class Timing:
     image_scan: float = 10.0
 
 
-def _generation(obj: Obj) -> int:
-    return int(meta(obj).get("generation", 1))
-
-
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"))
                           .encode()).hexdigest()
-
-
-def _flag(default: bool) -> bool:
-    value = os.environ.get(FETCH_ENV, "").strip().lower()
-    if value in ("1", "true", "on", "yes"):
-        return True
-    if value in ("0", "false", "off", "no"):
-        return False
-    return default
 
 
 # --- kpack ----------------------------------------------------------------------------------
@@ -209,12 +203,12 @@ class ImageBuilder:
     def __init__(self, backend: Backend, clock: Clock, timing: Timing,
                  limits: Limits = DEFAULT_LIMITS, fetch_sources: bool | None = None) -> None:
         self.backend, self.clock, self.timing, self.limits = backend, clock, timing, limits
-        self.fetch_sources = _flag(True) if fetch_sources is None else fetch_sources
+        self.fetch_sources = env_flag(FETCH_ENV, True) if fetch_sources is None else fetch_sources
 
     def configure_for_serving(self) -> None:
         """`reconciler serve`: fetch no source unless `RECONCILER_SIMULATOR_FETCH_SOURCES`
         asks (the API's clients are not this machine's user)."""
-        self.fetch_sources = _flag(False)
+        self.fetch_sources = env_flag(FETCH_ENV, False)
 
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(KPACK_API, "Image"), (KPACK_API, "Build")]
@@ -241,7 +235,7 @@ class ImageBuilder:
         builds = self._builds(ns, name)
         latest = builds[-1] if builds else None
         wanted = _digest(spec)
-        if latest is None or _annotations(latest).get(BUILD_SPEC_ANNOTATION) != wanted:
+        if latest is None or annotations_of(latest).get(BUILD_SPEC_ANNOTATION) != wanted:
             latest = self._create_build(image, latest, wanted, builds)
             builds.append(latest)
         self._prune(builds, spec, status_of(image).get("latestImage"))
@@ -276,7 +270,7 @@ class ImageBuilder:
             "metadata": {
                 "name": f"{name}-build-{number}", "namespace": ns,
                 "labels": {IMAGE_LABEL: name, BUILD_NUMBER_LABEL: str(number),
-                           IMAGE_GENERATION_LABEL: str(_generation(image))},
+                           IMAGE_GENERATION_LABEL: str(generation(image))},
                 "annotations": {REASON_ANNOTATION: reason, BUILD_SPEC_ANNOTATION: wanted},
                 "ownerReferences": [_owner(image)],
             },
@@ -295,7 +289,7 @@ class ImageBuilder:
                   FALSE: _history(spec.get("failedBuildHistoryLimit"))}
         older = builds[:-1]
         for state, limit in limits.items():
-            done = [b for b in older if _succeeded(b) == state]
+            done = [b for b in older if succeeded(b) == state]
             for build in done[:max(0, len(done) - limit)]:
                 if running and status_of(build).get("latestImage") == running:
                     continue
@@ -306,23 +300,23 @@ class ImageBuilder:
     def _write_image(self, image: Obj, invalid: Condition | None,
                      latest: Obj | None = None) -> None:
         status = dict(status_of(image))
-        status["observedGeneration"] = _generation(image)
+        status["observedGeneration"] = generation(image)
         ready = invalid
         if latest is not None:
             _, build_name = namespace_name(latest)
             labels = meta(latest).get("labels") or {}
             status["buildCounter"] = _build_number(latest)
             status["latestBuildRef"] = build_name
-            status["latestBuildReason"] = str(_annotations(latest).get(REASON_ANNOTATION)
+            status["latestBuildReason"] = str(annotations_of(latest).get(REASON_ANNOTATION)
                                               or "CONFIG")
             status["latestBuildImageGeneration"] = int(
-                str(labels.get(IMAGE_GENERATION_LABEL) or _generation(image)))
-            state = _succeeded(latest)
+                str(labels.get(IMAGE_GENERATION_LABEL) or generation(image)))
+            state = succeeded(latest)
             if state == TRUE:
                 status["latestImage"] = status_of(latest).get("latestImage")
                 ready = Condition("Ready", TRUE, "", "")
             elif state == FALSE:
-                cond = _condition(latest, "Succeeded")
+                cond = condition_of(latest, "Succeeded")
                 ready = Condition("Ready", FALSE, "BuildFailed",
                                   f"Build {build_name} failed: {cond.get('message') or ''}")
             else:
@@ -338,13 +332,13 @@ class ImageBuilder:
     # A Build.
 
     def _reconcile_build(self, build: Obj) -> float | None:
-        if _succeeded(build) in (TRUE, FALSE):
+        if succeeded(build) in (TRUE, FALSE):
             self._refresh_owner(build)
             return None
         status = dict(status_of(build))
         now = self.clock.now()
         # A build starts when it is created (kpack's pod starts at once here).
-        started = _parse_time(meta(build).get("creationTimestamp"))
+        started = parse_time(meta(build).get("creationTimestamp"))
         started = now if started is None else started
         status["podName"] = f"{namespace_name(build)[1]}-build-pod"
         remaining = started + self.timing.image_build - now
@@ -481,7 +475,7 @@ class KnativeServing:
         revisions = sorted(self.backend.list(KNATIVE_API, "Revision", ns, {SERVICE_LABEL: name}),
                            key=_revision_number)
         latest = revisions[-1] if revisions else None
-        if latest is None or _annotations(latest).get(TEMPLATE_ANNOTATION) != wanted:
+        if latest is None or annotations_of(latest).get(TEMPLATE_ANNOTATION) != wanted:
             latest = self._create_revision(obj, template, wanted, revisions)
             revisions.append(latest)
         now = self.clock.now()
@@ -517,7 +511,7 @@ class KnativeServing:
         cond = (Condition("Ready", TRUE, "", "") if ready_at <= now else
                 Condition("Ready", UNKNOWN, "Deploying", ""))
         status = dict(status_of(revision))
-        status["observedGeneration"] = _generation(revision)
+        status["observedGeneration"] = generation(revision)
         containers = (spec_of(revision).get("containers") or [])
         if containers and isinstance(containers[0], Mapping) and containers[0].get("image"):
             status["containerStatuses"] = [{"name": str(containers[0].get("name") or ""),
@@ -540,7 +534,7 @@ class KnativeServing:
                        remaining: float) -> None:
         ns, name = namespace_name(service)
         status = dict(status_of(service))
-        status["observedGeneration"] = _generation(service)
+        status["observedGeneration"] = generation(service)
         latest_name = namespace_name(latest)[1]
         status["latestCreatedRevisionName"] = latest_name
         if ready is not None:
@@ -570,45 +564,14 @@ def _revision_number(revision: Obj) -> int:
 
 
 def _ready_at(revision: Obj, timing: Timing) -> float:
-    created = _parse_time(meta(revision).get("creationTimestamp"))
+    created = parse_time(meta(revision).get("creationTimestamp"))
     return (created or 0.0) + timing.knative_rollout
 
 
 # --- helpers --------------------------------------------------------------------------------
 
 
-def namespace_name(obj: Obj) -> tuple[str, str]:
-    m = meta(obj)
-    return (str(m.get("namespace") or ""), str(m.get("name") or ""))
-
-
-def _annotations(obj: Obj) -> dict[str, Any]:
-    value = meta(obj).get("annotations")
-    return value if isinstance(value, dict) else {}
-
-
 def _owner(obj: Obj) -> dict[str, Any]:
     return {"apiVersion": str(obj.get("apiVersion") or ""), "kind": str(obj.get("kind") or ""),
             "name": namespace_name(obj)[1], "uid": str(meta(obj).get("uid") or ""),
             "controller": True, "blockOwnerDeletion": True}
-
-
-def _condition(obj: Obj, type_: str) -> Mapping[str, Any]:
-    for cond in status_of(obj).get("conditions") or []:
-        if isinstance(cond, Mapping) and cond.get("type") == type_:
-            return cond
-    return {}
-
-
-def _succeeded(build: Obj) -> str | None:
-    status = _condition(build, "Succeeded").get("status")
-    return str(status) if status is not None else None
-
-
-def _parse_time(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    except ValueError:
-        return None

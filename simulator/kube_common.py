@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +54,40 @@ def annotations_of(obj: Obj) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
+def namespace_name(obj: Obj) -> tuple[str, str]:
+    m = meta(obj)
+    return (str(m.get("namespace") or ""), str(m.get("name") or ""))
+
+
+def condition_of(obj: Obj, type_: str) -> Mapping[str, Any]:
+    """The status condition of type `type_`, or an empty mapping."""
+    for cond in status_of(obj).get("conditions") or []:
+        if isinstance(cond, Mapping) and cond.get("type") == type_:
+            return cond
+    return {}
+
+
+def succeeded(obj: Obj) -> str | None:
+    """The status of the `Succeeded` condition ("True", "False", "Unknown"), or None."""
+    status = condition_of(obj, "Succeeded").get("status")
+    return str(status) if status is not None else None
+
+
+_ON: Final = ("1", "true", "on", "yes")
+_OFF: Final = ("0", "false", "off", "no")
+
+
+def env_flag(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    """An on/off environment variable (1/true/on/yes, 0/false/off/no, any case); anything
+    else, or unset, is `default`."""
+    value = (os.environ if environ is None else environ).get(name, "").strip().lower()
+    if value in _OFF:
+        return False
+    if value in _ON:
+        return True
+    return default
+
+
 def manual_status(obj: Obj) -> bool:
     """True when a test owns the object's status and the simulator must not write it."""
     return str(annotations_of(obj).get(MANUAL_STATUS_ANNOTATION, "")).lower() == "true"
@@ -82,13 +117,15 @@ def generation(obj: Obj) -> int:
 
 
 def parse_time(value: Any) -> float | None:
-    """Seconds since the epoch of an RFC 3339 timestamp as the cluster writes them, or None."""
+    """Seconds since the epoch of an RFC 3339 timestamp as the cluster writes them (whole
+    seconds, `Z` or a numeric offset), or None."""
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        parsed = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
     except ValueError:
         return None
+    return parsed.astimezone(UTC).timestamp()
 
 
 def name_hash(content: Any, length: int = 10) -> str:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -52,6 +52,7 @@ from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.model.objects import Obj, meta, spec_of, status_of
 from reconciler.model.yamlsafe import load_json_bounded
 from reconciler.runtime.clock import Clock, rfc3339
+from simulator.kube_common import namespace_name, succeeded
 
 SCANNING_API: Final = "scanning.apps.tanzu.vmware.com/v1beta1"
 SCAN_REPORT_ANNOTATION: Final = "simulator.reconciler.dev/scan-report"
@@ -275,7 +276,7 @@ class ImageScanner:
     def reconcile(self, obj: Obj) -> float | None:
         if obj.get("kind") == "ScanPolicy":
             # A changed policy judges again every scan that names it.
-            ns, name = _namespace_name(obj)
+            ns, name = namespace_name(obj)
             wait: float | None = None
             for scan in self.backend.list(SCANNING_API, "ImageScan", ns):
                 if str(spec_of(scan).get("scanPolicy") or "") == name:
@@ -290,7 +291,7 @@ class ImageScanner:
         now = self.clock.now()
         key = (str(meta(scan).get("uid") or ""), generation)
         judged = (status.get("observedGeneration") == generation
-                  and _succeeded(status) in (TRUE, FALSE))
+                  and succeeded(scan) in (TRUE, FALSE))
         if not judged:
             # A new generation is scanned first; a judged one is only judged again (a changed
             # policy). A scan under way when the process restarted starts again.
@@ -316,7 +317,7 @@ class ImageScanner:
         if not image:
             return self._write(scan, status, Condition(
                 "Succeeded", FALSE, "InvalidSpec", "spec.registry.image is required"), "Error")
-        ns, _ = _namespace_name(scan)
+        ns, _ = namespace_name(scan)
         try:
             findings = self._findings(ns, image)
         except ReportError as exc:
@@ -357,7 +358,7 @@ class ImageScanner:
         if build is None:
             raise _NoData("no simulated kpack Build made this image, so the simulated registry "
                           "has no vulnerability data for it and its findings are unknown")
-        where = f"Build/{_namespace_name(build)[0]}/{_namespace_name(build)[1]}"
+        where = f"Build/{namespace_name(build)[0]}/{namespace_name(build)[1]}"
         annotations = meta(build).get("annotations") or {}
         not_read = annotations.get(SOURCE_NOT_READ_ANNOTATION)
         if not_read is not None:
@@ -400,15 +401,3 @@ def _build_order(build: Obj) -> tuple[str, int, str]:
     number = str(labels.get("image.kpack.io/buildNumber") or "0")
     return (str(meta(build).get("creationTimestamp") or ""),
             int(number) if number.isdigit() else 0, str(meta(build).get("name") or ""))
-
-
-def _namespace_name(obj: Obj) -> tuple[str, str]:
-    m = meta(obj)
-    return (str(m.get("namespace") or ""), str(m.get("name") or ""))
-
-
-def _succeeded(status: Mapping[str, Any]) -> str | None:
-    for cond in status.get("conditions") or []:
-        if isinstance(cond, Mapping) and cond.get("type") == "Succeeded":
-            return str(cond.get("status"))
-    return None
