@@ -14,6 +14,7 @@ from reconciler.model.limits import Limits
 from reconciler.sources.artifacts import Artifact, ArtifactStore
 from reconciler.sources.server import ArtifactServer
 from simulator.sourcefetch import SourceFetchError, fetch_source
+from simulator.tekton import TaskJob, run_task
 
 NOW = "2024-01-01T00:00:00Z"
 
@@ -188,3 +189,17 @@ def test_the_callers_deadline_ends_a_download_sooner(tmp_path: Path, dripping: s
     # A Tekton run passes its own deadline: the download stops there, not at the 60 s limit.
     with pytest.raises(SourceFetchError, match="did not finish by the run's deadline"):
         fetch_source(dripping, tmp_path / "out", Limits(), deadline=time.monotonic() + 0.5)
+
+
+def test_a_tekton_run_stops_fetching_at_its_own_timeout(dripping: str) -> None:
+    # run_task passes its run's deadline: a 0.5 s run does not wait out source_fetch_seconds.
+    job = TaskJob(task="test", run_name="run-1", namespace="apps", uid="u1",
+                  steps=({"name": "s", "script": "true"},), params={}, result_names=(),
+                  workspaces=(), source_url=dripping, timeout=0.5)
+    outcome = run_task(job, Limits())
+    assert outcome.failure is not None
+    reason, message = outcome.failure
+    assert reason == "Failed"
+    assert 'task "test": cannot fetch the source' in message
+    assert dripping in message and "did not finish by the run's deadline" in message
+    assert outcome.steps == []
