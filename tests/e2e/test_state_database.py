@@ -9,6 +9,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.model.errors import LoadError
 from simulator.environment import SimulatedEnvironment
 from simulator.statestore import is_sqlite
 from tests.conftest import CliResult
@@ -46,8 +47,13 @@ def test_a_killed_daemon_keeps_what_it_checkpointed(tmp_path: Path) -> None:
                          "127.0.0.1:0", "--artifacts-listen", "127.0.0.1:0"],
                         tmp_path / "daemon.log",
                         env={"RECONCILER_DAEMON_STATE_SAVE_SECONDS": "0.2"}) as daemon:
-        wait_for("a checkpoint holding the input",
-                 lambda: True if state.exists() and "kept" in _configmaps(state) else None)
+        def checkpointed() -> bool | None:
+            try:
+                return True if "kept" in _configmaps(state) else None
+            except LoadError:  # not written yet, or its tables not created yet
+                return None
+
+        wait_for("a checkpoint holding the input", checkpointed)
         daemon.proc.send_signal(signal.SIGKILL)
         daemon.proc.wait(timeout=10)
     assert _configmaps(state) == {"kept"}
