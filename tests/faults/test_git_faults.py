@@ -68,7 +68,8 @@ class World:
     """A GitRepository (`url`) and a pruning Kustomization of its ./deploy on the simulated
     cluster, with the product's controllers."""
 
-    def __init__(self, tmp: Path, url: str, secret: dict[str, str] | None = None) -> None:
+    def __init__(self, tmp: Path, url: str, secret: dict[str, str] | None = None,
+                 timeout: str = "3s") -> None:
         self.env = SimulatedEnvironment()
         self.backend = self.env.cluster
         sources = SourceSettings(artifact_root=tmp / "artifacts", workdir=tmp / "git")
@@ -76,7 +77,7 @@ class World:
                                                  DEFAULT_LIMITS), *self.env.controllers]
         self.backend.apply({"apiVersion": "v1", "kind": "Namespace",
                             "metadata": {"name": "apps"}})
-        spec: dict[str, Any] = {"url": url, "interval": "1m", "timeout": "3s",
+        spec: dict[str, Any] = {"url": url, "interval": "1m", "timeout": timeout,
                                 "ref": {"branch": "main"}}
         if secret is not None:
             self.backend.apply({"apiVersion": "v1", "kind": "Secret",
@@ -134,8 +135,8 @@ class World:
 
 
 @contextmanager
-def deployed(tmp: Path, auth: HttpAuth | None = None,
-             secret: dict[str, str] | None = None) -> Iterator[tuple[World, BareRepo, str]]:
+def deployed(tmp: Path, auth: HttpAuth | None = None, secret: dict[str, str] | None = None,
+             timeout: str = "3s") -> Iterator[tuple[World, BareRepo, str]]:
     """A repository with deploy/a and deploy/b served (git daemon, or smart HTTP with `auth`),
     deployed and Ready."""
     root = tmp / "served"
@@ -147,7 +148,7 @@ def deployed(tmp: Path, auth: HttpAuth | None = None,
             url = stack.enter_context(GitDaemon(root)).url(repo)
         else:
             url = stack.enter_context(SmartHttpServer(root, auth)).url(repo)
-        world = World(tmp, url, secret)
+        world = World(tmp, url, secret, timeout)
         world.settle()
         assert world.ready(world.git_repository())["status"] == "True", \
             world.git_repository()["status"]
@@ -190,11 +191,11 @@ def test_an_unreachable_host_keeps_the_last_artifact(tmp_path: Path) -> None:
 def test_a_hanging_server_is_bounded_by_the_timeout(tmp_path: Path) -> None:
     hanging = Hanging()
     try:
-        with deployed(tmp_path) as (world, _repo, url):
+        with deployed(tmp_path, timeout="1s") as (world, _repo, url):
             artifact, applied, uids = _baseline(world)
             world.poll(f"git://127.0.0.1:{hanging.port}/config.git")
             ready = assert_kept(world, artifact, applied, uids)
-            assert "timed out after 3s (spec.timeout)" in ready["message"], ready
+            assert "timed out after 1s (spec.timeout)" in ready["message"], ready
             world.poll(url)
             assert world.ready(world.git_repository())["status"] == "True"
     finally:
