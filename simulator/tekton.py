@@ -14,14 +14,16 @@ with `$(params.NAME)`, `$(context.taskRun.name)`, `$(results.NAME.path)` and
 `$(workspaces.NAME.path)` (the source copy) substituted; a `script` without `#!` runs with
 `/bin/sh` after `set -e`, as Tekton does. Each step gets a scrubbed environment (PATH, HOME and
 TMPDIR inside the run's temporary directory, LANG, the step's own `env` values; nothing else of
-the daemon's), its own process group, a time limit shared by the run (its `spec.timeout`, else
-`Limits.task_run_seconds`, never more than `Limits.task_run_seconds_max`), and bounded output
-(the tail of each step is kept, `Limits.step_log_bytes` in all). Exit status 0 moves on to the next
-step; any other fails the run, reason Failed, message `step "S" in task "T" exited with code N`,
-and skips the remaining steps; running out of time fails it with reason TaskRunTimeout. The image
-of a step is not used: the host's tools are. `status.steps[]` is written as Tekton writes it and
-the logs (JSON {step: text}) go in annotation `simulator.reconciler.dev/logs`. Results are the
-files the steps wrote under `$(results.NAME.path)`.
+the daemon's), its own process group (on Linux under a supervisor, a child subreaper, that
+ends every process the step started when the step ends), a time limit shared by the run (its
+`spec.timeout`, else `Limits.task_run_seconds`, never more than `Limits.task_run_seconds_max`),
+and bounded output (the tail of each step is kept, `Limits.step_log_bytes` in all). Exit status
+0 moves on to the next step; any other fails the run, reason Failed, message `step "S" in task
+"T" exited with code N`, and skips the remaining steps; running out of time fails it with reason
+TaskRunTimeout. The image of a step is not used: the host's tools are. `status.steps[]` is
+written as Tekton writes it and the logs (JSON {step: text}) go in annotation
+`simulator.reconciler.dev/logs`. Results are the files the steps wrote under
+`$(results.NAME.path)`.
 
 A TaskRun of `git-writer` (TAP's ClusterTask) is performed by `simulator.gitwriter` instead of a
 script, with credentials from the Secret its `git_secret` param names, or else the first Secret
@@ -77,6 +79,7 @@ import re
 import select
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -387,27 +390,138 @@ def _working_dir(step: Mapping[str, Any], values: Mapping[str, str], source: Pat
     return source
 
 
-_running_groups: set[int] = set()
+_running_groups: dict[int, bool] = {}
+"""Each running step's process group, and whether it is a supervisor's (ended with SIGTERM)."""
 _groups_lock = threading.Lock()
 
 
 @atexit.register
 def _kill_all() -> None:
     """At exit, end every step still running: its thread is a daemon thread, its process group
-    would otherwise outlive `reconciler`."""
+    would otherwise outlive `reconciler`. A supervisor is asked (SIGTERM) so that it ends all
+    of its step's descendants."""
     with _groups_lock:
-        groups = list(_running_groups)
-    for group in groups:
+        groups = list(_running_groups.items())
+    for group, supervised in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
+            if supervised:
+                os.kill(group, signal.SIGTERM)
+            else:
+                os.killpg(group, signal.SIGKILL)
+
+
+_SUPERVISOR = r"""
+import ctypes, json, os, signal, sys, time
+with open(sys.argv[1], encoding="utf-8") as f:
+    spec = json.load(f)
+os.unlink(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+    os.write(2, b"reconciler: cannot supervise the step: prctl(PR_SET_CHILD_SUBREAPER) "
+                b"failed; set RECONCILER_SIMULATOR_RUN_STEPS=false\n")
+    sys.exit(125)
+libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: the daemon's thread is gone
+if os.getppid() != spec["parent"]:
+    sys.exit(125)
+class Stop(Exception):
+    pass
+def stop(*_):
+    raise Stop
+signal.signal(signal.SIGTERM, stop)
+step = os.fork()
+if step == 0:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        os.setpgid(0, 0)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # the step dies with its supervisor
+        os.chdir(spec["cwd"])
+        os.execvpe(spec["argv"][0], spec["argv"], spec["env"])
+    except OSError as exc:
+        os.write(2, f"cannot run {spec['argv'][0]!r}: {exc.strerror}\n".encode())
+        os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
+code = 137
+try:
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == step:
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+            break
+except (Stop, ChildProcessError):
+    pass
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def children():
+    me = os.getpid()
+    try:
+        with open(f"/proc/{me}/task/{me}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+try:
+    os.killpg(step, signal.SIGKILL)
+except OSError:
+    pass
+while True:
+    for pid in children():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        pid, _ = os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        break
+    if pid == 0:
+        time.sleep(0.01)
+sys.exit(code)
+"""
+"""The step's supervisor (Linux): a child subreaper, so every process the step starts, even in
+a new session, stays its descendant; when the step exits or the supervisor gets SIGTERM, it
+kills all of them, reaps them and exits with the step's status (128+N when killed by N)."""
+_SUPERVISED = sys.platform == "linux" and bool(sys.executable)
+_STOP_GRACE = 5.0
+"""Seconds a supervisor has to end its step's processes after SIGTERM before it is killed."""
+
+
+def _popen(argv: Sequence[str], cwd: Path, env: Mapping[str, str]
+           ) -> tuple[subprocess.Popen[bytes], bool]:
+    """The step's process: its supervisor when there can be one, else the step itself."""
+    options: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE,
+                               "stderr": subprocess.STDOUT, "start_new_session": True,
+                               "close_fds": True}
+    if not _SUPERVISED:
+        return subprocess.Popen(list(argv), cwd=cwd, env=dict(env), **options), False
+    fd, spec_path = tempfile.mkstemp(prefix="reconciler-step-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"argv": list(argv), "cwd": str(cwd), "env": dict(env),
+                       "parent": os.getpid()}, out)
+        return subprocess.Popen([sys.executable, "-I", "-S", "-c", _SUPERVISOR, spec_path],
+                                cwd="/", env={"LANG": "C.UTF-8"}, **options), True
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(spec_path)
+        raise
 
 
 def run_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline: float,
                 log_bytes: int, cancel: threading.Event | None = None) -> tuple[int, str, bool]:
     """Run `argv` in its own process group until it exits, `deadline` (monotonic) passes or
-    `cancel` is set; returns (exit code, tail of its combined output, timed out). The whole group
-    is killed at the end: what a step started in the background in its group goes with it (a
-    process that left the group, with `setsid`, is not found).
+    `cancel` is set; returns (exit code, tail of its combined output, timed out). On Linux it
+    runs under a supervisor (`_SUPERVISOR`, a child subreaper) that ends every process the step
+    started when the step ends, even one that left its process group and session (`setsid`);
+    elsewhere the step's process group is killed at the end, and a process that left it is not
+    found.
 
     The output is read on this thread (select, non-blocking reads): nothing else ever reads
     the pipe, so closing it cannot leave a reader on a descriptor number the process reuses.
@@ -415,14 +529,12 @@ def run_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline
     read for at most `_DRAIN_SECONDS`."""
     tail = bytearray()
     try:
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
+        proc, supervised = _popen(argv, cwd, env)
     except OSError as exc:
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         return code, f"cannot run {argv[0]!r}: {exc.strerror}\n", False
     with _groups_lock:
-        _running_groups.add(proc.pid)
+        _running_groups[proc.pid] = supervised
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     os.set_blocking(fd, False)
@@ -460,11 +572,16 @@ def run_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=min(left, _TICK))
     finally:
+        if supervised and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=_STOP_GRACE)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         with _groups_lock:
-            _running_groups.discard(proc.pid)
+            _running_groups.pop(proc.pid, None)
         drain_until = time.monotonic() + _DRAIN_SECONDS
         while open_pipe and (left := drain_until - time.monotonic()) > 0:
             open_pipe = read(min(left, _TICK))

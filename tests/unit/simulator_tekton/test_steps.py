@@ -14,6 +14,7 @@ import pytest
 
 from reconciler.model.limits import Limits
 from reconciler.sources.artifacts import ArtifactStore
+from simulator import tekton
 from simulator.tekton import (
     TaskJob,
     TaskOutcome,
@@ -187,10 +188,14 @@ def test_a_script_expanding_past_the_bound_is_refused() -> None:
     assert "limit interpolation_bytes" in outcome.failure[1]
 
 
-def test_a_process_holding_the_output_leaves_no_reader_behind(tmp_path: Path) -> None:
-    """A background process that left the step's process group (`setsid`) keeps the output
-    pipe open after the step ended: run_process still returns with the step's output, and
-    nothing is left reading a descriptor it closed (whose number the process reuses)."""
+def test_a_process_holding_the_output_leaves_no_reader_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a supervisor (not Linux), a background process that left the step's process
+    group (`setsid`) keeps the output pipe open after the step ended: run_process still returns
+    with the step's output, and nothing is left reading a descriptor it closed (whose number
+    the process reuses)."""
+    monkeypatch.setattr(tekton, "_SUPERVISED", False)
     pid_file = tmp_path / "holder.pid"
     before = set(threading.enumerate())
     try:
@@ -227,3 +232,29 @@ def test_service_account_secrets_match_tektons_git_annotation(
     assert _annotated_for({"tekton.dev/git-0": annotation}, repository) is used
     assert not _annotated_for({"tekton.dev/docker-0": annotation}, repository)
     assert not _annotated_for({}, repository)
+
+
+@pytest.mark.skipif(not tekton._SUPERVISED, reason="the step supervisor (a child subreaper) "
+                                                  "needs Linux")
+@pytest.mark.parametrize("timeout", [30.0, 1.0])
+def test_nothing_a_step_started_outlives_it_even_in_a_new_session(
+    tmp_path: Path, timeout: float,
+) -> None:
+    """A process that leaves the step's process group and session (`setsid`, a double fork) is
+    still ended with the step: when it exits, and when it is killed at its time limit."""
+    pid_file = tmp_path / "escaped.pid"
+    script = (f"setsid sh -c '(echo $$ > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; "
+              "exec sleep 60) &' &\n"
+              f"while [ ! -s {pid_file} ]; do sleep 0.05; done\necho started\n"
+              + ("sleep 60\n" if timeout < 5 else ""))
+    code, text, timed_out = run_process(
+        ["/bin/sh", "-c", script], tmp_path, {"PATH": os.environ.get("PATH", os.defpath)},
+        time.monotonic() + timeout, 4096)
+    assert text == "started\n"
+    assert (code, timed_out) == ((0, False) if timeout > 5 else (137, True))
+    pid = int(pid_file.read_text())
+    try:
+        assert not _alive(pid), "a process the step started outlived it"
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
