@@ -81,3 +81,28 @@ def test_a_cancelled_write_pushes_nothing(tmp_path: Path) -> None:
     write_files(request, None, tmp_path, timeout=30, allow_file=True, cancel=threading.Event())
     assert subprocess.run(["git", "--git-dir", str(remote), "for-each-ref"], check=True,
                           capture_output=True, text=True).stdout != ""
+
+
+class _SetAfterClone(threading.Event):
+    """Cancelled while the writer works: unset at its first look (before cloning), set after."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks = 0
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return self.looks > 1
+
+
+def test_a_write_cancelled_after_its_clone_does_not_push(tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    request = parse_params({"git_repository": str(remote), "git_branch": "main",
+                            "git_files": encode_files({"a.yaml": "a: 1\n"})})
+    cancel = _SetAfterClone()
+    with pytest.raises(GitWriteError, match="cancelled before pushing"):
+        write_files(request, None, tmp_path, timeout=30, allow_file=True, cancel=cancel)
+    assert cancel.looks == 2
+    assert subprocess.run(["git", "--git-dir", str(remote), "for-each-ref"], check=True,
+                          capture_output=True, text=True).stdout == ""
