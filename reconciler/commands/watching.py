@@ -275,17 +275,23 @@ def watch_inputs(paths: Sequence[str], output: str, settings: SimulateSettings,
     try:
         while True:
             progress = Progress.for_stderr(quiet)
+            # The refs of the repositories known so far, read before the run: a commit that
+            # lands while it runs is then seen as a change afterwards, not lost.
+            before = {url: repository_refs(url) for url in watched.refs}
             try:
                 objects = load_paths(paths, allow_empty=False)
                 with progress:
                     result = run_simulation(objects, None, settings, progress=progress.update)
             except ReconcilerError as exc:
                 if last is None and runs is None:
-                    echo(f"error: {exc}")
+                    click.echo(f"error: {exc}", err=True)
                     return EXIT_INPUT
                 echo(f"error: {exc}\n(waiting for a change)")
             else:
                 took = clock() - started
+                # Before printing: whoever commits after seeing the result must be noticed.
+                watched.refs = {url: before[url] if url in before else repository_refs(url)
+                                for url in repositories(result.objects)}
                 if last is None:
                     echo(render_result(result, output, show_secrets))
                 else:
@@ -294,8 +300,6 @@ def watch_inputs(paths: Sequence[str], output: str, settings: SimulateSettings,
                     echo(render_changes(changes_between(last.objects, result.objects), result,
                                         output, show_secrets))
                 last = result
-                watched.refs = {url: repository_refs(url) for url in repositories(
-                    result.objects)}
             count += 1
             if runs is not None and count >= runs:
                 return EXIT_OK
