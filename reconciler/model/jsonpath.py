@@ -510,6 +510,9 @@ class _Parser:
         if match is None:
             raise self.fail(f"invalid array index {inner}")
         raw = [g[1:] if g and i > 0 else g for i, g in enumerate(match.groups())]
+        if "-" in raw:
+            # Found by fuzzing: a bare sign (`[-]`, `[1:-]`) raised ValueError from int().
+            raise self.fail(f"invalid array index {inner}")
         start = int(raw[0]) if raw[0] else None
         step = int(raw[2]) if raw[2] else None
         if match.group(2) is not None:

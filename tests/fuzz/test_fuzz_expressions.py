@@ -34,6 +34,9 @@ DATA = st.recursive(
 @example("a['b','c']", {"a": {"b": 1}})
 @example("{", {})
 @example("a[99999999999999999999]", {"a": [1]})
+@example("[-]", None)
+@example("a[1:-]", {"a": [1]})
+@example("a[::-]", {"a": [1]})
 def test_jsonpath_answers_or_raises_its_own_error(expr: str, data: Any) -> None:
     try:
         compile_path(expr)
@@ -132,3 +135,14 @@ def test_regression_a_rule_field_that_is_not_a_list_is_named() -> None:
             assert "spec.ignoreDifferences[0]: jsonPointers must be a list" in str(exc)
         else:
             raise AssertionError(f"{value!r} accepted")
+
+
+def test_regression_a_bare_sign_is_an_invalid_array_index() -> None:
+    # Found by the long fuzzing profile: `[-]` raised ValueError from int().
+    for expr in ("[-]", "a[1:-]", "a[::-]"):
+        try:
+            compile_path(expr)
+        except JSONPathError as exc:
+            assert "invalid array index" in str(exc), exc
+        else:
+            raise AssertionError(f"{expr!r} compiled")
