@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "reconcile": ("cluster", "reconcile", "Ask for a reconcile now and wait for it."),
     "suspend": ("cluster", "suspend", "Stop reconciling an object until it is resumed."),
     "resume": ("cluster", "resume", "Reconcile a suspended object again, at once."),
+    "state": ("state", "state", "Convert a --state file: SQLite to its JSON export, or back."),
 }
 
 

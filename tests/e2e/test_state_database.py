@@ -57,3 +57,18 @@ def test_a_killed_daemon_keeps_what_it_checkpointed(tmp_path: Path) -> None:
         daemon.proc.send_signal(signal.SIGKILL)
         daemon.proc.wait(timeout=10)
     assert _configmaps(state) == {"kept"}
+
+
+def test_a_database_converts_to_its_json_export_and_back(
+        tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    (tmp_path / "a.yaml").write_text(_configmap("a"))
+    database = tmp_path / "cluster.db"
+    assert cli("simulate", str(tmp_path / "a.yaml"), "--state", str(database)).code == 0
+    exported = tmp_path / "cluster.json"
+    assert cli("state", "convert", str(database), str(exported)).code == 0
+    assert json.loads(exported.read_text())["version"] == 1
+    back = tmp_path / "again.db"
+    assert cli("state", "convert", str(exported), str(back)).code == 0
+    assert is_sqlite(back) and _configmaps(back) == _configmaps(database) == {"a"}
+    refused = cli("state", "convert", str(database), str(exported))
+    assert refused.code == 2 and "already exists" in refused.stderr
