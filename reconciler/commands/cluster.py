@@ -36,6 +36,7 @@ from reconciler.commands.common import (
     command_flags,
     fail,
 )
+from reconciler.model.annotations import REQUESTED_AT_ANNOTATION, SUSPEND_ANNOTATION
 from reconciler.model.errors import BackendError, InputError, ReconcilerError
 from reconciler.model.objects import Obj, meta, status_of
 
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from reconciler.backends.base import Backend
 
 FIELD_MANAGER = "reconciler-cli"
-REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 POLL_SECONDS = 0.2
 WATCH_POLL_SECONDS = 0.2
 DEFAULT_TIMEOUT = 300.0
@@ -489,7 +489,8 @@ def _request_and_wait(backend: Backend, kind: KindRef, namespace: str, name: str
                       extra: dict[str, str] | None = None,
                       spec: dict[str, Any] | None = None) -> int:
     requested = _now()
-    _patch(backend, kind, namespace, name, {**(extra or {}), REQUESTED_AT: requested}, spec)
+    _patch(backend, kind, namespace, name,
+           {**(extra or {}), REQUESTED_AT_ANNOTATION: requested}, spec)
     click.echo(f"► {kind.words} {namespace}/{name}: {verb} requested, waiting up to "
                f"{timeout:g}s", err=True)
     live = wait_handled(backend, kind, namespace, name, requested, timeout)
@@ -556,7 +557,7 @@ def suspend(target: Sequence[str], namespace: str | None, output: str,
     backend = connect_cluster(cluster)
     _get_one(backend, kind, ns, name)
     applied = (_patch(backend, kind, ns, name, spec={"suspend": True}) if kind.flux
-               else _patch(backend, kind, ns, name, {out.SUSPEND_ANNOTATION: "true"}))
+               else _patch(backend, kind, ns, name, {SUSPEND_ANNOTATION: "true"}))
     _emit(out.render([applied], kind.kind, output, single=True))
     click.echo(f"✔ {kind.words} {ns}/{name} suspended", err=True)
 
@@ -586,7 +587,7 @@ def resume(target: Sequence[str], namespace: str | None, output: str, timeout: f
                                  spec={"suspend": False})
     else:
         code = _request_and_wait(backend, kind, ns, name, timeout, output, "resume",
-                                 extra={out.SUSPEND_ANNOTATION: "false"})
+                                 extra={SUSPEND_ANNOTATION: "false"})
     sys.exit(code)
 
 

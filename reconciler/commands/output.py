@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from reconciler.model.annotations import SUSPEND_ANNOTATION
 from reconciler.model.conditions import find_condition
 from reconciler.model.objects import Obj, meta, spec_of, status_of
 
 FORMATS = ("table", "wide", "json", "yaml", "name")
 CELL_WIDTH = 120
-SUSPEND_ANNOTATION = "reconciler.dev/suspend"
-"""Cartographer's Workload and Deliverable have no `spec.suspend`: this annotation, "true",
-suspends one (the engine's owner controller honours it; the portal sets it too)."""
 
 
 @dataclass(frozen=True)

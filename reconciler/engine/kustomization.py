@@ -52,6 +52,7 @@ from reconciler.apply.staged import ApplyOptions, SetResult, apply_set
 from reconciler.backends.base import Backend, Identity, impersonated, impersonating_backend
 from reconciler.diff.changeset import ChangeAction
 from reconciler.diff.ignore import IgnoreRule, IgnoreRuleError, parse_rules
+from reconciler.model.annotations import REQUESTED_AT_ANNOTATION
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, find_condition
 from reconciler.model.errors import BackendError, InputError
 from reconciler.model.limits import DEFAULT_LIMITS, Limits, check_deadline
@@ -360,8 +361,7 @@ class KustomizationReconciler:
         status["lastAppliedRevision"] = run.revision
         status["lastAppliedDigest"] = run.digest
         status = keep_last_good(status, previous, ending, LAST_GOOD)
-        requested = (meta(owner).get("annotations") or {}).get(
-            "reconcile.fluxcd.io/requestedAt")
+        requested = (meta(owner).get("annotations") or {}).get(REQUESTED_AT_ANNOTATION)
         if isinstance(requested, str) and requested:
             # Flux's handshake: `reconciler reconcile` waits for this to equal what it set.
             status["lastHandledReconcileAt"] = requested

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.model.annotations import REQUESTED_AT_ANNOTATION
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of
 from reconciler.model.schema import RECEIVER
 from reconciler.sources.gitspec import parse_duration
@@ -14,7 +15,6 @@ from reconciler.sources.gitspec import parse_duration
 API_VERSION = RECEIVER.api_version
 KIND = RECEIVER.kind
 WEBHOOK_PREFIX = "/hook/"
-REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 DEFAULT_INTERVAL = 600.0
 """Flux's default `spec.interval` (10m)."""
 
@@ -98,7 +98,7 @@ class Receiver:
             if isinstance(secret_ref, Mapping) else "",
             interval_text=str(spec.get("interval") or ""),
             suspend=bool(spec.get("suspend")),
-            requested_at=str(annotations.get(REQUESTED_AT) or "")
+            requested_at=str(annotations.get(REQUESTED_AT_ANNOTATION) or "")
             if isinstance(annotations, Mapping) else "",
         )
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from reconciler.backends.base import Backend
-from reconciler.notification.receiver import REQUESTED_AT
+from reconciler.model.annotations import REQUESTED_AT_ANNOTATION
 from reconciler.notification.targets import Target
 
 FIELD_MANAGER = "reconciler-receiver"
@@ -56,6 +56,6 @@ class ReconcileRequester:
             "apiVersion": target.api_version,
             "kind": target.kind,
             "metadata": {"name": target.name, "namespace": target.namespace,
-                         "annotations": {REQUESTED_AT: value}},
+                         "annotations": {REQUESTED_AT_ANNOTATION: value}},
         }, field_manager=self.field_manager, force=True)
         return value

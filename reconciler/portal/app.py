@@ -45,6 +45,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import structlog
 
 from reconciler.backends.base import Backend
+from reconciler.model.annotations import REQUESTED_AT_ANNOTATION, SUSPEND_ANNOTATION
 from reconciler.model.errors import InputError, ReconcilerError
 from reconciler.model.objects import Obj
 from reconciler.portal import views
@@ -281,11 +282,12 @@ class Portal:
                 applied = self._apply(live, SUSPEND_MANAGER, spec={"suspend": suspend})
             else:
                 applied = self._apply(live, SUSPEND_MANAGER, annotations={
-                    views.SUSPEND_ANNOTATION: "true" if suspend else "false"})
+                    SUSPEND_ANNOTATION: "true" if suspend else "false"})
         if action in ("reconcile", "resume"):
             # A resumed object is reconciled at once, as `flux resume` does.
             now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            applied = self._apply(live, RECONCILE_MANAGER, annotations={views.REQUESTED_AT: now})
+            applied = self._apply(live, RECONCILE_MANAGER,
+                                  annotations={REQUESTED_AT_ANNOTATION: now})
         return views.summary(applied)
 
     def _apply(self, live: Obj, manager: str, annotations: dict[str, str] | None = None,

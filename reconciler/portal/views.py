@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.backends.base import Backend
+from reconciler.model.annotations import SUSPEND_ANNOTATION
 from reconciler.model.conditions import find_condition
 from reconciler.model.errors import BackendError, ReconcilerError
 from reconciler.model.objects import Obj, labels_of, name_of, namespace_of, status_of
@@ -44,10 +45,6 @@ MAX_RUNS = 200
 """TaskRuns looked at when finding a stage's latest run."""
 
 LOGS_ANNOTATION = "simulator.reconciler.dev/logs"
-SUSPEND_ANNOTATION = "reconciler.dev/suspend"
-"""The owner controller's (`reconciler.engine.owner.SUSPEND_ANNOTATION`; a test keeps them
-equal): Cartographer's Workload and Deliverable have no `spec.suspend`."""
-REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 TEKTON_API = "tekton.dev/v1"
 PIPELINE_RUN_LABEL = "tekton.dev/pipelineRun"
 RUNNABLE_LABEL = "carto.run/runnable-name"

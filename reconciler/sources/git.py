@@ -33,6 +33,7 @@ from typing import Any
 
 import structlog
 
+from reconciler.model.annotations import REQUESTED_AT_ANNOTATION
 from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
 from reconciler.model.objects import Obj, deep_copy, meta, name_of, namespace_of, status_of
 from reconciler.runtime.clock import Clock, rfc3339
@@ -133,7 +134,6 @@ log = structlog.get_logger(__name__)
 
 KIND = "GitRepository"
 API_VERSION = "source.toolkit.fluxcd.io/v1"
-REQUESTED_AT_ANNOTATION = "reconcile.fluxcd.io/requestedAt"
 
 CONDITIONS = FluxConditions(
     negative=(FETCH_FAILED, INCLUDE_UNAVAILABLE, ARTIFACT_OUTDATED),

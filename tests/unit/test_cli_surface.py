@@ -25,6 +25,7 @@ from reconciler.commands.watching import (
     file_stamps,
     render_changes,
 )
+from reconciler.model.annotations import SUSPEND_ANNOTATION
 from reconciler.model.errors import InputError
 from reconciler.simulation import RunProgress
 
@@ -107,7 +108,7 @@ def _workload(name: str, ready: str, namespace: str = "dev") -> dict[str, object
     return {"apiVersion": "carto.run/v1alpha1", "kind": "Workload",
             "metadata": {"name": name, "namespace": namespace,
                          "creationTimestamp": "2026-01-01T00:00:00Z",
-                         "annotations": {out.SUSPEND_ANNOTATION: "true"} if name == "b" else {}},
+                         "annotations": {SUSPEND_ANNOTATION: "true"} if name == "b" else {}},
             "status": {"conditions": [{"type": "Ready", "status": ready, "reason": "Why",
                                        "message": "line one\nline two"}],
                        "supplyChainRef": {"name": "web"}}}
