@@ -110,3 +110,50 @@ spec:
         kind: ClusterTemplate
         name: greeting
 """
+
+
+def source_tester_chain(workload_url: str) -> str:
+    """A ClusterSourceTemplate `tester` stamping a Runnable `<workload>-tests` (service account
+    `tester`, ClusterRunTemplate `tekton-source-tester`, inputs source-url and source-revision),
+    the ClusterSupplyChain `tested` running a ClusterSourceTemplate `source` then `tester`, and
+    the Workload `app` on Git `workload_url` (branch main). The caller supplies `source`, the
+    run template and the ServiceAccount."""
+    return """\
+apiVersion: carto.run/v1alpha1
+kind: ClusterSourceTemplate
+metadata: {name: tester}
+spec:
+  urlPath: status.outputs.url
+  revisionPath: status.outputs.revision
+  template:
+    apiVersion: carto.run/v1alpha1
+    kind: Runnable
+    metadata: {name: $(workload.metadata.name)$-tests}
+    spec:
+      serviceAccountName: tester
+      runTemplateRef: {name: tekton-source-tester}
+      inputs:
+        source-url: $(source.url)$
+        source-revision: $(source.revision)$
+---
+apiVersion: carto.run/v1alpha1
+kind: ClusterSupplyChain
+metadata: {name: tested}
+spec:
+  selector: {app.example.com/type: tested}
+  resources:
+    - name: source
+      templateRef: {kind: ClusterSourceTemplate, name: source}
+    - name: tests
+      templateRef: {kind: ClusterSourceTemplate, name: tester}
+      sources: [{resource: source, name: source}]
+---
+apiVersion: carto.run/v1alpha1
+kind: Workload
+metadata:
+  name: app
+  labels: {app.example.com/type: tested}
+spec:
+  serviceAccountName: tester
+  source: {git: {url: "__WORKLOAD_URL__", ref: {branch: main}}}
+""".replace("__WORKLOAD_URL__", workload_url)

@@ -13,6 +13,7 @@ import yaml
 from reconciler.loader import load_paths
 from reconciler.simulation import SimulationResult, simulate
 from tests.conftest import CliResult
+from tests.manifests import source_tester_chain
 
 # The `Test` kind Cartographer's suite stamps (test.run/v1alpha1), declared here so this test
 # needs nothing beside the repository.
@@ -82,44 +83,7 @@ spec:
     metadata: {name: $(workload.metadata.name)$-source}
     data: {url: $(workload.spec.source.git.url)$, revision: "abc123"}
 ---
-apiVersion: carto.run/v1alpha1
-kind: ClusterSourceTemplate
-metadata: {name: tester}
-spec:
-  urlPath: status.outputs.url
-  revisionPath: status.outputs.revision
-  template:
-    apiVersion: carto.run/v1alpha1
-    kind: Runnable
-    metadata: {name: $(workload.metadata.name)$-tests}
-    spec:
-      serviceAccountName: tester
-      runTemplateRef: {name: tekton-source-tester}
-      inputs:
-        source-url: $(source.url)$
-        source-revision: $(source.revision)$
----
-apiVersion: carto.run/v1alpha1
-kind: ClusterSupplyChain
-metadata: {name: tested}
-spec:
-  selector: {app.example.com/type: tested}
-  resources:
-    - name: source
-      templateRef: {kind: ClusterSourceTemplate, name: source}
-    - name: tests
-      templateRef: {kind: ClusterSourceTemplate, name: tester}
-      sources: [{resource: source, name: source}]
----
-apiVersion: carto.run/v1alpha1
-kind: Workload
-metadata:
-  name: app
-  labels: {app.example.com/type: tested}
-spec:
-  serviceAccountName: tester
-  source: {git: {url: "https://example.com/app.git", ref: {branch: main}}}
-"""
+""" + source_tester_chain("https://example.com/app.git")
 
 
 def _objects(result: SimulationResult, kind: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ import pytest
 from reconciler.loader import load_paths
 from reconciler.simulation import SimulationResult, simulate
 from tests.conftest import GitRepo
+from tests.manifests import source_tester_chain
 
 CHAIN = """\
 apiVersion: v1
@@ -80,44 +81,7 @@ spec:
       interval: 1m
       ref: $(workload.spec.source.git.ref)$
 ---
-apiVersion: carto.run/v1alpha1
-kind: ClusterSourceTemplate
-metadata: {name: tester}
-spec:
-  urlPath: status.outputs.url
-  revisionPath: status.outputs.revision
-  template:
-    apiVersion: carto.run/v1alpha1
-    kind: Runnable
-    metadata: {name: $(workload.metadata.name)$-tests}
-    spec:
-      serviceAccountName: tester
-      runTemplateRef: {name: tekton-source-tester}
-      inputs:
-        source-url: $(source.url)$
-        source-revision: $(source.revision)$
----
-apiVersion: carto.run/v1alpha1
-kind: ClusterSupplyChain
-metadata: {name: tested}
-spec:
-  selector: {app.example.com/type: tested}
-  resources:
-    - name: source
-      templateRef: {kind: ClusterSourceTemplate, name: source}
-    - name: tests
-      templateRef: {kind: ClusterSourceTemplate, name: tester}
-      sources: [{resource: source, name: source}]
----
-apiVersion: carto.run/v1alpha1
-kind: Workload
-metadata:
-  name: app
-  labels: {app.example.com/type: tested}
-spec:
-  serviceAccountName: tester
-  source: {git: {url: "__URL__", ref: {branch: main}}}
-"""
+""" + source_tester_chain("__URL__")
 
 
 def _of(result: SimulationResult, kind: str) -> list[dict[str, Any]]:
