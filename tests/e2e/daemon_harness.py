@@ -16,7 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,33 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15.0,
             raise AssertionError(f"timed out after {timeout}s waiting for {what}"
                                  + (f" (last error: {last_error})" if last_error else ""))
         time.sleep(every)
+
+
+def without_volatile(obj: dict[str, Any], metadata: Iterable[str],
+                     status: Iterable[str]) -> dict[str, Any]:
+    """A deep copy of `obj` without the `metadata` keys named, its owner references' uids, and
+    the `status` keys named wherever they stand in its status: what two clusters (or two runs)
+    that did the same work still differ in."""
+    out: dict[str, Any] = json.loads(json.dumps(obj))
+    meta = out.get("metadata") or {}
+    for key in metadata:
+        meta.pop(key, None)
+    for ref in meta.get("ownerReferences") or []:
+        ref.pop("uid", None)
+    status_keys = tuple(status)
+
+    def strip(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in status_keys:
+                node.pop(key, None)
+            for value in node.values():
+                strip(value)
+        elif isinstance(node, list):
+            for value in node:
+                strip(value)
+
+    strip(out.get("status"))
+    return out
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:

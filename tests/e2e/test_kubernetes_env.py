@@ -27,7 +27,7 @@ from simulator.ecosystem import NOT_FETCHED
 from simulator.scanning import SOURCE_NOT_READ_ANNOTATION as SOURCE_NOT_READ
 from tests.apiserver.conftest import Served, serving, wait_for
 from tests.conftest import EXAMPLES, GitRepo, _cli_command
-from tests.e2e.daemon_harness import paved_path_copy, running_daemon, sample
+from tests.e2e.daemon_harness import paved_path_copy, running_daemon, sample, without_volatile
 from tests.manifests import settings_template
 
 CHAIN = settings_template("ClusterConfigTemplate") + """\
@@ -102,25 +102,7 @@ def _inputs(tmp: Path) -> Path:
 def normalized(obj: dict[str, Any]) -> dict[str, Any]:
     """An object without what differs between any two clusters: uid, resourceVersion,
     timestamps, managedFields (and the owner uids that point at other uids)."""
-    out = json.loads(json.dumps(obj))
-    meta = out.get("metadata") or {}
-    for field in SERVER_OWNED:
-        meta.pop(field, None)
-    for ref in meta.get("ownerReferences") or []:
-        ref.pop("uid", None)
-
-    def strip(node: Any) -> None:
-        if isinstance(node, dict):
-            for key in ("lastTransitionTime", "time"):
-                node.pop(key, None)
-            for value in node.values():
-                strip(value)
-        elif isinstance(node, list):
-            for value in node:
-                strip(value)
-
-    strip(out.get("status"))
-    return dict(out)
+    return without_volatile(obj, SERVER_OWNED, ("lastTransitionTime", "time"))
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str, str]:

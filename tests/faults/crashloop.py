@@ -16,7 +16,6 @@ Used by tests/faults (short form) and benchmarks/crash_loop.py (long form).
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
@@ -29,7 +28,7 @@ from typing import Any
 
 from tests.apiserver.conftest import Served, start_server
 from tests.conftest import _cli_command
-from tests.e2e.daemon_harness import running_daemon
+from tests.e2e.daemon_harness import running_daemon, without_volatile
 from tests.faults.matrix import Matrix
 
 NAMESPACE = "crash"
@@ -178,25 +177,7 @@ class Cluster:
 
 
 def normalized(obj: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(json.dumps(obj))
-    meta = out.get("metadata") or {}
-    for key in VOLATILE:
-        meta.pop(key, None)
-    for ref in meta.get("ownerReferences") or []:
-        ref.pop("uid", None)
-
-    def strip(node: Any) -> None:
-        if isinstance(node, dict):
-            for key in ("lastTransitionTime", "observedGeneration", "uid"):
-                node.pop(key, None)
-            for value in node.values():
-                strip(value)
-        elif isinstance(node, list):
-            for value in node:
-                strip(value)
-
-    strip(out.get("status"))
-    return out
+    return without_volatile(obj, VOLATILE, ("lastTransitionTime", "observedGeneration", "uid"))
 
 
 @dataclass
