@@ -157,3 +157,19 @@ spec:
   serviceAccountName: tester
   source: {git: {url: "__WORKLOAD_URL__", ref: {branch: main}}}
 """.replace("__WORKLOAD_URL__", workload_url)
+
+
+def greeter_workload(name: str, namespace: str, **labels: str) -> str:
+    """A Workload `namespace/name` with an empty spec that the greeter supply chain selects
+    (`app.example.com/type: greeter`), with the extra `labels`."""
+    extra = "".join(f"    {key}: {value}\n" for key, value in labels.items())
+    return f"""\
+apiVersion: carto.run/v1alpha1
+kind: Workload
+metadata:
+  name: {name}
+  namespace: {namespace}
+  labels:
+    app.example.com/type: greeter
+{extra}spec: {{}}
+"""

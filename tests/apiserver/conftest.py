@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,12 +145,18 @@ def serving(tmp: Path, *args: str, debug: bool = False) -> Iterator[Served]:
         assert code == 0, server.stderr_path.read_text()
 
 
+GREETER_SUPPLY_CHAIN = ROOT / "examples" / "greeter" / "00-supply-chain.yaml"
+
+
+def serving_greeter(tmp: Path) -> AbstractContextManager[Served]:
+    """`serving` the greeter supply chain, its controllers running at ten times real time."""
+    return serving(tmp, str(GREETER_SUPPLY_CHAIN), "--time-scale", "10")
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One server per test module, with the greeter supply chain and controllers running."""
-    tmp = tmp_path_factory.mktemp("serve")
-    with serving(tmp, str(ROOT / "examples" / "greeter" / "00-supply-chain.yaml"),
-                 "--time-scale", "10") as server:
+    with serving_greeter(tmp_path_factory.mktemp("serve")) as server:
         yield server
 
 

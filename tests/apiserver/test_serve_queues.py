@@ -11,26 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.apiserver.conftest import Served, needs_kubectl, serving, wait_for
-from tests.conftest import ROOT
+from tests.apiserver.conftest import GREETER_SUPPLY_CHAIN, Served, needs_kubectl, serving, wait_for
+from tests.manifests import greeter_workload
 
 pytestmark = needs_kubectl
 
-WORKLOAD = """apiVersion: carto.run/v1alpha1
-kind: Workload
-metadata:
-  name: {name}
-  namespace: {namespace}
-  labels:
-    app.example.com/type: greeter
-spec: {{}}
-"""
 
 
 @pytest.fixture(scope="module")
 def debug_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("serve-queues")
-    with serving(tmp, str(ROOT / "examples" / "greeter" / "00-supply-chain.yaml"),
+    with serving(tmp, str(GREETER_SUPPLY_CHAIN),
                  debug=True) as server:
         yield server
 
@@ -52,7 +43,7 @@ def test_an_http_change_wakes_only_the_owner_it_touched(debug_served: Served) ->
     served, ns = debug_served, "queues"
     served.kubectl("create", "namespace", ns)
     for name in ("hello", "other"):
-        served.kubectl("apply", "-f", "-", stdin=WORKLOAD.format(name=name, namespace=ns))
+        served.kubectl("apply", "-f", "-", stdin=greeter_workload(name, ns))
     served.kubectl("wait", "-n", ns, "--for=condition=Ready", "workload/hello",
                    "workload/other", "--timeout=30s")
     log = debug_served.stderr_path

@@ -18,29 +18,18 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.apiserver.conftest import Served, needs_kubectl, serving, wait_for
-from tests.conftest import ROOT, GitRepo
+from tests.apiserver.conftest import Served, needs_kubectl, serving_greeter, wait_for
+from tests.conftest import GitRepo
+from tests.manifests import greeter_workload
 
 pytestmark = needs_kubectl
 
 RECONCILER = Path(sys.executable).with_name("reconciler")
-WORKLOAD = """apiVersion: carto.run/v1alpha1
-kind: Workload
-metadata:
-  name: {name}
-  namespace: {namespace}
-  labels:
-    app.example.com/type: greeter
-    tier: {tier}
-spec: {{}}
-"""
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp("cli-serve")
-    with serving(tmp, str(ROOT / "examples" / "greeter" / "00-supply-chain.yaml"),
-                 "--time-scale", "10") as server:
+    with serving_greeter(tmp_path_factory.mktemp("cli-serve")) as server:
         yield server
 
 
@@ -54,7 +43,7 @@ def ns(served: Served) -> str:
     served.kubectl("create", "namespace", name)
     for workload, tier in (("web", "front"), ("db", "back")):
         served.kubectl("apply", "-f", "-",
-                       stdin=WORKLOAD.format(name=workload, namespace=name, tier=tier))
+                       stdin=greeter_workload(workload, name, tier=tier))
     for workload in ("web", "db"):
         wait_for(functools.partial(_ready, served, name, workload), seconds=30)
     return name
@@ -224,7 +213,7 @@ def test_events_watch_prints_new_events(served: Served, ns: str) -> None:
     try:
         assert process.stdout is not None
         served.kubectl("apply", "-f", "-",
-                       stdin=WORKLOAD.format(name="late", namespace=ns, tier="x"))
+                       stdin=greeter_workload("late", ns, tier="x"))
         line = process.stdout.readline()
         while line.split()[:1] == ["LAST"]:
             line = process.stdout.readline()
