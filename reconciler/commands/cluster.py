@@ -304,24 +304,32 @@ def _watch(backend: Backend, kinds: Sequence[KindRef],
            output: str, namespaces: bool) -> None:
     """Print an object again each time its resourceVersion moves, and `deleted` rows, from the
     informers' caches (a watch under them), until interrupted."""
+    def show_changes() -> None:
+        for kind in kinds:
+            live = {_key(kind, o): o for o in current(kind)}
+            moved = [o for k, o in live.items() if shown.get(k) != _version(o)]
+            for obj in moved:
+                shown[_key(kind, obj)] = _version(obj)
+            _emit(out.render(moved, kind.kind, output, namespaces=namespaces, headers=False))
+            for key in [k for k in shown if k[0] == kind.kind and k not in live]:
+                del shown[key]
+                where = f"{key[1]}/" if namespaces else ""
+                click.echo(f"{where}{key[2]} deleted")
+
+    _on_each_revision(backend, show_changes)
+
+
+def _on_each_revision(backend: Backend, show: Callable[[], None]) -> None:
+    """Call `show` (then flush stdout) each time the backend's informers' revision moves (every
+    poll where the backend has no informers), until interrupted: the loop under `--watch`."""
     sync: Callable[[], int] | None = getattr(backend, "sync", None)
-    seen_revision = -1
+    seen = -1
     try:
         while True:
-            revision = sync() if sync is not None else seen_revision + 1
-            if revision != seen_revision:
-                seen_revision = revision
-                for kind in kinds:
-                    live = {_key(kind, o): o for o in current(kind)}
-                    moved = [o for k, o in live.items() if shown.get(k) != _version(o)]
-                    for obj in moved:
-                        shown[_key(kind, obj)] = _version(obj)
-                    _emit(out.render(moved, kind.kind, output, namespaces=namespaces,
-                                     headers=False))
-                    for key in [k for k in shown if k[0] == kind.kind and k not in live]:
-                        del shown[key]
-                        where = f"{key[1]}/" if namespaces else ""
-                        click.echo(f"{where}{key[2]} deleted")
+            revision = sync() if sync is not None else seen + 1
+            if revision != seen:
+                seen = revision
+                show()
                 sys.stdout.flush()
             time.sleep(WATCH_POLL_SECONDS)
     except KeyboardInterrupt:
@@ -398,25 +406,18 @@ def events(for_: str | None, types: str | None, namespace: str | None, all_names
         return
     shown = {(str(meta(e).get("namespace")), str(meta(e).get("name"))): _event_version(e)
              for e in listed}
-    sync: Callable[[], int] | None = getattr(backend, "sync", None)
-    seen = -1
-    try:
-        while True:
-            revision = sync() if sync is not None else seen + 1
-            if revision != seen:
-                seen = revision
-                fresh = []
-                for event in current():
-                    key = (str(meta(event).get("namespace")), str(meta(event).get("name")))
-                    if shown.get(key) != _event_version(event):
-                        shown[key] = _event_version(event)
-                        fresh.append(event)
-                _emit(out.render(fresh, "Event", output, namespaces=namespaces,
-                                 headers=not shown and output in ("table", "wide")))
-                sys.stdout.flush()
-            time.sleep(WATCH_POLL_SECONDS)
-    except KeyboardInterrupt:
-        return
+
+    def show_fresh() -> None:
+        fresh = []
+        for event in current():
+            key = (str(meta(event).get("namespace")), str(meta(event).get("name")))
+            if shown.get(key) != _event_version(event):
+                shown[key] = _event_version(event)
+                fresh.append(event)
+        _emit(out.render(fresh, "Event", output, namespaces=namespaces,
+                         headers=not shown and output in ("table", "wide")))
+
+    _on_each_revision(backend, show_fresh)
 
 
 def _event_version(event: Obj) -> str:
