@@ -31,7 +31,6 @@ and style, as a second line behind the page never building markup from data.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from reconciler.model.errors import InputError, ReconcilerError
 from reconciler.model.objects import Obj
 from reconciler.portal import views
 from reconciler.portal.feed import ChangeFeed
+from reconciler.settings import is_loopback, netloc
 
 log = structlog.get_logger(__name__)
 
@@ -303,27 +303,13 @@ class Portal:
         return self.writer.apply(patch, field_manager=manager, force=True)
 
 
-def is_loopback(host: str) -> bool:
-    """`localhost` or a loopback IP address (127.0.0.0/8, ::1)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _netloc(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def served_names(bound: tuple[str, int]) -> list[str]:
     """The Host values a server bound to `bound` answers to without configuration: its own
     address, and the loopback names when bound to loopback or to all interfaces."""
     host, port = bound
-    names = [] if host in ALL_INTERFACES else [_netloc(host.lower(), port)]
+    names = [] if host in ALL_INTERFACES else [netloc(host.lower(), port)]
     if host in ALL_INTERFACES or is_loopback(host):
-        names += [n for n in (_netloc(h, port) for h in LOOPBACK_NAMES) if n not in names]
+        names += [n for n in (netloc(h, port) for h in LOOPBACK_NAMES) if n not in names]
     return names
 
 

@@ -61,10 +61,16 @@ class ListenAddress:
         return cls(host or "0.0.0.0", int(port_text))
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return netloc(self.host, self.port)
 
 
-def _loopback(host: str) -> bool:
+def netloc(host: str, port: int) -> str:
+    """`host:port`, an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback IP address (127.0.0.0/8, ::1)."""
     if host.lower() == "localhost":
         return True
     try:
@@ -180,7 +186,7 @@ class DaemonSettings:
         except ValueError as exc:
             raise InputError(f"--interval-jitter-percentage: {exc}") from None
         if self.portal_actions and self.portal_token_file is None and \
-                not _loopback(self.listen.host):
+                not is_loopback(self.listen.host):
             raise InputError(
                 f"daemon.portal_actions on listen address {self.listen} (not loopback) needs "
                 "daemon.portal_token_file: anything that reaches the address could otherwise "
