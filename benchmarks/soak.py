@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.faults.matrix import Matrix, matrix
+from tests.faults.matrix import Matrix, matrix, ready_at_generation
 
 DEFAULT_FAULTS = ("429=0.02,500=0.01,503=0.01,slow=0.02,delay=200ms,timeout=0.002,hang=2s,"
                   "watch-cut=120s,outage=300s/3s,seed=7")
@@ -60,13 +60,7 @@ def converged(run: Matrix, greetings: dict[str, str]) -> dict[tuple[str, str], A
     for name, greeting in greetings.items():
         workload = objects.get(("Workload", name))
         config = objects.get(("ConfigMap", f"{name}-greeting"))
-        if workload is None or config is None:
-            return None
-        status = workload.get("status") or {}
-        if status.get("observedGeneration") != workload["metadata"].get("generation"):
-            return None
-        if not any(c.get("type") == "Ready" and c.get("status") == "True"
-                   for c in status.get("conditions") or []):
+        if workload is None or config is None or not ready_at_generation(workload):
             return None
         if config.get("data") != {"greeting": greeting}:
             return None

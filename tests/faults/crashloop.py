@@ -29,7 +29,7 @@ from typing import Any
 from tests.apiserver.conftest import Served, start_server
 from tests.conftest import _cli_command
 from tests.e2e.daemon_harness import running_daemon, without_volatile
-from tests.faults.matrix import Matrix
+from tests.faults.matrix import Matrix, ready_at_generation
 
 NAMESPACE = "crash"
 CARTO = "/apis/carto.run/v1alpha1"
@@ -141,12 +141,7 @@ class Cluster:
         if set(objects) != wanted:
             return None
         for name, greeting in desired.greetings.items():
-            status = objects[("Workload", name)].get("status") or {}
-            if status.get("observedGeneration") != \
-                    objects[("Workload", name)]["metadata"].get("generation"):
-                return None
-            if not any(c.get("type") == "Ready" and c.get("status") == "True"
-                       for c in status.get("conditions") or []):
+            if not ready_at_generation(objects[("Workload", name)]):
                 return None
             if objects[("ConfigMap", f"{name}-{desired.suffix}")].get("data") != {
                     "greeting": greeting}:

@@ -163,12 +163,7 @@ class Matrix:
         if not self.expected_keys() <= set(objects):
             return None
         for name in self.names:
-            workload = objects[("Workload", name)]
-            status = workload.get("status") or {}
-            if status.get("observedGeneration") != workload["metadata"].get("generation"):
-                return None
-            if not any(c.get("type") == "Ready" and c.get("status") == "True"
-                       for c in status.get("conditions") or []):
+            if not ready_at_generation(objects[("Workload", name)]):
                 return None
             if objects[("ConfigMap", f"{name}-greeting")].get("data") != {"greeting": greeting}:
                 return None
@@ -231,6 +226,14 @@ class Matrix:
         return Row(kind, injected, self.retried() - retried, lost, wrongly, converge)
 
     current = "hello"
+
+
+def ready_at_generation(workload: dict[str, Any]) -> bool:
+    """The Workload's status speaks of its current generation and says Ready=True."""
+    status = workload.get("status") or {}
+    return status.get("observedGeneration") == workload["metadata"].get("generation") and any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or [])
 
 
 def write_inputs(folder: Path, count: int, workloads: bool = True) -> list[str]:
