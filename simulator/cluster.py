@@ -232,13 +232,17 @@ class InMemoryCluster:
         return info
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        info = self.kind_info(api_version, kind)
-        key = self._key(info, namespace, name)
+        found = self._objects.get(self._read_key(api_version, kind, namespace, name))
+        return self._out(found, api_version) if found is not None else None
+
+    def _read_key(self, api_version: str, kind: str, namespace: str, name: str) -> Key:
+        """The store key of one object, recorded as a read of the reconcile running on this
+        thread (when its reads are recorded)."""
+        key = self._key(self.kind_info(api_version, kind), namespace, name)
         reads: Reads | None = getattr(self._recording, "reads", None)
         if reads is not None:
             reads.dependencies.add(("key", *key))
-        found = self._objects.get(key)
-        return self._out(found, api_version) if found is not None else None
+        return key
 
     def list(
         self,
@@ -268,12 +272,7 @@ class InMemoryCluster:
         the store (it has no setters; what it returns for a map or a list is a view too), and
         it follows later writes, so read it at once; `ObjectView.copy` gives a mutable copy.
         Its `apiVersion` is the stored one. Reads recorded as `get`'s are."""
-        info = self.kind_info(api_version, kind)
-        key = self._key(info, namespace, name)
-        reads: Reads | None = getattr(self._recording, "reads", None)
-        if reads is not None:
-            reads.dependencies.add(("key", *key))
-        found = self._objects.get(key)
+        found = self._objects.get(self._read_key(api_version, kind, namespace, name))
         return ObjectView(found) if found is not None else None
 
     def views(self, api_version: str, kind: str,
