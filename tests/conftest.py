@@ -18,6 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SHARED = ROOT.parent / "shared"
 
+GREETER_FILES = ("00-supply-chain.yaml", "00-workload.yaml")
+"""The greeter example's supply chain and Workload (`examples/greeter/`), in applying order."""
+
+
+def greeter_inputs(folder: Path) -> Path:
+    """`folder`, made if missing, holding a copy of the greeter example's `GREETER_FILES`: inputs
+    a test may edit."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in GREETER_FILES:
+        shutil.copy(EXAMPLES / "greeter" / name, folder / name)
+    return folder
+
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
     "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",

@@ -3,11 +3,10 @@ a file that no longer loads is reported and the cluster keeps what it has."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT
+from tests.conftest import greeter_inputs
 from tests.e2e.daemon_harness import DaemonProcess, running_daemon, wait_for
 
 
@@ -26,10 +25,7 @@ def _reconciled_generation(daemon: DaemonProcess) -> int | None:
 
 
 def test_run_applies_changed_input_files(tmp_path: Path) -> None:
-    inputs = tmp_path / "inputs"
-    inputs.mkdir()
-    for name in ("00-supply-chain.yaml", "00-workload.yaml"):
-        shutil.copy(ROOT / "examples" / "greeter" / name, inputs / name)
+    inputs = greeter_inputs(tmp_path / "inputs")
     workload = inputs / "00-workload.yaml"
     args = [str(inputs), "--listen", "127.0.0.1:0", "--artifacts-listen", "127.0.0.1:0",
             "--tick", "0.1"]

@@ -3,7 +3,6 @@ commit to a repository the inputs name, an invalid edit reported and waited out,
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import ROOT, CliResult, GitRepo
+from tests.conftest import ROOT, CliResult, GitRepo, greeter_inputs
 
 RECONCILER = Path(sys.executable).with_name("reconciler")
 SUMMARY = "workloads Ready after"
@@ -48,10 +47,7 @@ def until(process: subprocess.Popen[str], marker: str) -> list[str]:
 
 
 def test_a_saved_file_runs_again_and_prints_only_what_changed(tmp_path: Path) -> None:
-    inputs = tmp_path / "inputs"
-    inputs.mkdir()
-    for name in ("00-supply-chain.yaml", "00-workload.yaml"):
-        shutil.copy(ROOT / "examples" / "greeter" / name, inputs / name)
+    inputs = greeter_inputs(tmp_path / "inputs")
     chain = inputs / "00-supply-chain.yaml"
     with watching(str(inputs)) as process:
         first = until(process, SUMMARY)

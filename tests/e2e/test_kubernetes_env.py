@@ -26,7 +26,7 @@ from reconciler.settings import KubernetesSettings, SourceSettings
 from simulator.ecosystem import NOT_FETCHED
 from simulator.scanning import SOURCE_NOT_READ_ANNOTATION as SOURCE_NOT_READ
 from tests.apiserver.conftest import Served, serving, wait_for
-from tests.conftest import EXAMPLES, GitRepo, _cli_command
+from tests.conftest import EXAMPLES, GitRepo, _cli_command, greeter_inputs
 from tests.e2e.daemon_harness import paved_path_copy, running_daemon, sample, without_volatile
 from tests.manifests import settings_template
 
@@ -91,10 +91,7 @@ SERVER_OWNED = ("uid", "resourceVersion", "creationTimestamp", "managedFields")
 
 
 def _inputs(tmp: Path) -> Path:
-    folder = tmp / "inputs"
-    folder.mkdir()
-    for name in ("00-supply-chain.yaml", "00-workload.yaml"):
-        (folder / name).write_text((EXAMPLES / "greeter" / name).read_text())
+    folder = greeter_inputs(tmp / "inputs")
     (folder / "10-chain.yaml").write_text(CHAIN)
     return folder
 
