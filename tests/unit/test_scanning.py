@@ -44,6 +44,15 @@ def _built(eco: Ecosystem, files: dict[str, str], name: str = "web") -> str:
     return latest
 
 
+def _scanned(eco: Ecosystem, image_ref: str, rego: str = TAP_POLICY) -> dict[str, Any]:
+    """The ImageScan `web` of `image_ref` under the ScanPolicy `strict` (`rego`), settled."""
+    eco.apply(_policy("strict", rego))
+    eco.apply(_scan("web", image_ref))
+    eco.settle()
+    scan: dict[str, Any] = eco.get(SCANNING, "ImageScan", "web")
+    return scan
+
+
 def _report(name: str) -> dict[str, str]:
     return {**APP, ".reconciler/scan-report.json": (REPORTS / name).read_text()}
 
@@ -72,10 +81,7 @@ def test_critical_and_high_findings_violate_the_policy(tmp_path: Path) -> None:
 def test_only_low_findings_pass_and_name_the_compliant_image(tmp_path: Path) -> None:
     eco = Ecosystem(tmp_path)
     built = _built(eco, _report("low-only.json"))
-    eco.apply(_policy("strict", TAP_POLICY.replace(', "UnknownSeverity"', "")))
-    eco.apply(_scan("web", built))
-    eco.settle()
-    scan = eco.get(SCANNING, "ImageScan", "web")
+    scan = _scanned(eco, built, TAP_POLICY.replace(', "UnknownSeverity"', ""))
     ok = condition(scan, "Succeeded")
     assert (ok["status"], ok["reason"]) == ("True", "ScanCompleted")
     assert scan["status"]["compliantArtifact"] == {"registry": {"image": built}}
@@ -85,11 +91,7 @@ def test_only_low_findings_pass_and_name_the_compliant_image(tmp_path: Path) -> 
 
 def test_an_image_without_a_report_has_no_findings(tmp_path: Path) -> None:
     eco = Ecosystem(tmp_path)
-    built = _built(eco, APP)
-    eco.apply(_policy("strict", TAP_POLICY))
-    eco.apply(_scan("web", built))
-    eco.settle()
-    scan = eco.get(SCANNING, "ImageScan", "web")
+    scan = _scanned(eco, _built(eco, APP))
     assert condition(scan, "Succeeded")["status"] == "True"
     assert sum(scan["status"]["scanResult"]["cveCount"].values()) == 0
 
@@ -97,11 +99,8 @@ def test_an_image_without_a_report_has_no_findings(tmp_path: Path) -> None:
 def test_ignored_cves_do_not_count_and_a_policy_change_judges_again(tmp_path: Path) -> None:
     eco = Ecosystem(tmp_path)
     built = _built(eco, _report("critical.json"))
-    eco.apply(_policy("strict", TAP_POLICY.replace(
-        "ignoreCves := []", 'ignoreCves := ["CVE-2024-6387"]')))
-    eco.apply(_scan("web", built))
-    eco.settle()
-    failed = condition(eco.get(SCANNING, "ImageScan", "web"), "Succeeded")
+    failed = condition(_scanned(eco, built, TAP_POLICY.replace(
+        "ignoreCves := []", 'ignoreCves := ["CVE-2024-6387"]')), "Succeeded")
     assert failed["message"] == ("Policy violated because of 1 CVEs: CVE-2023-30861 (High, flask "
                                  "2.2.2)")
 
@@ -116,10 +115,7 @@ def test_ignored_cves_do_not_count_and_a_policy_change_judges_again(tmp_path: Pa
 def test_a_new_image_is_scanned_again(tmp_path: Path) -> None:
     eco = Ecosystem(tmp_path)
     clean = _built(eco, APP)
-    eco.apply(_policy("strict", TAP_POLICY))
-    eco.apply(_scan("web", clean))
-    eco.settle()
-    assert condition(eco.get(SCANNING, "ImageScan", "web"), "Succeeded")["status"] == "True"
+    assert condition(_scanned(eco, clean), "Succeeded")["status"] == "True"
 
     vulnerable = _built(eco, _report("critical.json"))
     assert vulnerable != clean
@@ -189,9 +185,7 @@ def test_a_build_that_did_not_read_its_source_gives_no_vulnerability_data(
     build = eco.get(KPACK, "Build", "web-build-1")
     assert FETCH_ENV in build["metadata"]["annotations"][SOURCE_NOT_READ_ANNOTATION]
     assert SCAN_REPORT_ANNOTATION not in build["metadata"]["annotations"]
-    eco.apply(_policy("strict", TAP_POLICY))
-    eco.apply(_scan("web", built))
-    eco.settle()
+    _scanned(eco, built)
     failed = _no_data(eco)
     assert "Build/apps/web-build-1 did not read its source" in failed["message"]
 
@@ -201,10 +195,7 @@ def test_a_git_source_build_gives_no_vulnerability_data(tmp_path: Path) -> None:
     eco.apply(image("web", "unused", source={
         "git": {"url": "https://git.example.com/app.git", "revision": "abc123"}}))
     eco.settle()
-    built = eco.get(KPACK, "Image", "web")["status"]["latestImage"]
-    eco.apply(_policy("strict", TAP_POLICY))
-    eco.apply(_scan("web", built))
-    eco.settle()
+    _scanned(eco, eco.get(KPACK, "Image", "web")["status"]["latestImage"])
     assert "a Git source is not fetched" in _no_data(eco)["message"]
 
 
