@@ -42,6 +42,7 @@ from reconciler.chains.status import (
     submitted_conditions,
 )
 from reconciler.engine.blueprints import blueprint_ready, templates_ready
+from reconciler.engine.fingerprint import Ref, digest
 from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.objects import (
@@ -162,11 +163,19 @@ class Run:
     """`status.resources` as this reconcile realized them."""
     writer: Backend | None = None
     """The backend this owner's stamped objects are written through (its ServiceAccount)."""
+    settled: bool = False
+    """The reconcile ended without error, Ready, every resource mutable (the fast path may
+    skip the next one if nothing it read changed)."""
 
 
 class OwnerController:
-    def __init__(self, backend: Backend, clock: Clock, kind: OwnerKind = WORKLOAD) -> None:
+    def __init__(self, backend: Backend, clock: Clock, kind: OwnerKind = WORKLOAD,
+                 fast_path: bool = True) -> None:
         self.backend = backend
+        self.fast_path = fast_path
+        # owner key -> (digest, objects read) at the end of its last settled reconcile
+        self._settled: dict[tuple[str, str], tuple[str, tuple[Ref, ...]]] = {}
+        self._template_reads: set[Ref] = set()
         self.clock = clock
         self.kind = kind
         self.name = f"{kind.kind.lower()}-controller"
@@ -184,14 +193,50 @@ class OwnerController:
             # owner is left as it is, status and stamped objects alike, until resumed.
             log.debug("reconciliation suspended", owner=f"{namespace_of(obj)}/{name_of(obj)}")
             return None
+        key = (namespace_of(obj), name_of(obj))
+        last = self._settled.pop(key, None)
+        if self.fast_path and last is not None and last[0] == self._safe_digest(obj, last[1]):
+            self._settled[key] = last
+            return None
         run = Run(obj)
+        self._template_reads = set()
         structlog.contextvars.bind_contextvars(
             owner=f"{namespace_of(obj)}/{name_of(obj)}", kind=self.kind.kind)
         try:
             reconcile(run, self.steps, self._finish)
         finally:
             structlog.contextvars.unbind_contextvars("owner", "kind")
+        if self.fast_path and run.settled:
+            self._record(key, run)
         return None
+
+    def _safe_digest(self, owner: Obj, refs: Sequence[Ref]) -> str | None:
+        """The digest for the fast-path check; any failure reading means no fast path, and the
+        full reconcile meets (and reports in status) the same failure."""
+        try:
+            return self._digest(owner, refs)
+        except BaseException:  # the full reconcile below meets and reports it
+            return None
+
+    def _digest(self, owner: Obj, refs: Sequence[Ref]) -> str | None:
+        return digest(owner, self.backend.list(CARTO_API, self.kind.blueprint_kind), refs,
+                      self.backend, self.kind.kind)
+
+    def _record(self, key: tuple[str, str], run: Run) -> None:
+        refs: set[Ref] = set(self._template_reads)
+        for realized in run.realized:
+            for obj in (realized.stamped, realized.outputs_from):
+                if obj is not None:
+                    refs.add((str(obj.get("apiVersion")), str(obj.get("kind")),
+                              namespace_of(obj) or "", name_of(obj)))
+        owner = self.backend.get(str(run.owner.get("apiVersion", CARTO_API)), self.kind.kind,
+                                 key[0], key[1])
+        if owner is None:
+            return
+        ordered = tuple(sorted(refs))
+        found = self._digest(owner, ordered)
+        if found is not None:
+            self._settled[key] = (found, ordered)
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -307,6 +352,11 @@ class OwnerController:
         elif previous.get("lastHandledReconcileAt"):
             status["lastHandledReconcileAt"] = previous["lastHandledReconcileAt"]
         conditions = summarize(run.conditions, ending, self.rules)
+        run.settled = (failure is None and conditions[-1].status == TRUE
+                       and run.blueprint is not None and bool(run.realized)
+                       and all(r.error is None and r.template is not None
+                               and r.template.lifecycle == "mutable" and r.stamped is not None
+                               for r in run.realized))
         status["conditions"] = render(previous.get("conditions"), conditions, self.rules,
                                       ending, now)
         if status != previous:
@@ -390,6 +440,7 @@ class OwnerController:
         return self._template(kind, name) is not None
 
     def _template(self, kind: str, name: str) -> Obj | None:
+        self._template_reads.add((CARTO_API, kind, "", name))
         try:
             return self.backend.get(CARTO_API, kind, "", name)
         except ReconcilerError:
