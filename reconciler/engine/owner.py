@@ -21,6 +21,7 @@ message, which names the ServiceAccount, the verb and the resource.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,7 +176,9 @@ class OwnerController:
         self.fast_path = fast_path
         # owner key -> (digest, objects read) at the end of its last settled reconcile
         self._settled: dict[tuple[str, str], tuple[str, tuple[Ref, ...]]] = {}
-        self._template_reads: set[Ref] = set()
+        # the templates the current reconcile looked up, per thread (the daemon's workers
+        # reconcile different owners through one controller at once)
+        self._reads = threading.local()
         self.clock = clock
         self.kind = kind
         self.name = f"{kind.kind.lower()}-controller"
@@ -199,7 +202,7 @@ class OwnerController:
             self._settled[key] = last
             return None
         run = Run(obj)
-        self._template_reads = set()
+        self._reads.templates = set()
         structlog.contextvars.bind_contextvars(
             owner=f"{namespace_of(obj)}/{name_of(obj)}", kind=self.kind.kind)
         try:
@@ -223,7 +226,7 @@ class OwnerController:
                       self.backend, self.kind.kind)
 
     def _record(self, key: tuple[str, str], run: Run) -> None:
-        refs: set[Ref] = set(self._template_reads)
+        refs: set[Ref] = set(self._reads.templates)
         for realized in run.realized:
             for obj in (realized.stamped, realized.outputs_from):
                 if obj is not None:
@@ -440,7 +443,9 @@ class OwnerController:
         return self._template(kind, name) is not None
 
     def _template(self, kind: str, name: str) -> Obj | None:
-        self._template_reads.add((CARTO_API, kind, "", name))
+        reads: set[Ref] | None = getattr(self._reads, "templates", None)
+        if reads is not None:
+            reads.add((CARTO_API, kind, "", name))
         try:
             return self.backend.get(CARTO_API, kind, "", name)
         except ReconcilerError:
