@@ -44,6 +44,7 @@ from reconciler.chains.status import (
 )
 from reconciler.engine.blueprints import blueprint_ready, templates_ready
 from reconciler.engine.fingerprint import Ref, digest
+from reconciler.model.annotations import REQUESTED_AT_ANNOTATION, SUSPEND_ANNOTATION
 from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.objects import (
@@ -110,10 +111,6 @@ DELIVERABLE = OwnerKind(
 
 DEFAULT_SERVICE_ACCOUNT = "default"
 
-SUSPEND_ANNOTATION = "reconciler.dev/suspend"
-"""`"true"` suspends a Workload or Deliverable (they have no `spec.suspend`): not reconciled,
-its status left as it was, until the annotation goes or says otherwise."""
-REQUESTED_AT_ANNOTATION = "reconcile.fluxcd.io/requestedAt"
 
 
 def suspended(owner: Obj) -> bool:

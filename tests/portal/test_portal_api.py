@@ -17,10 +17,8 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 
-from reconciler.engine import owner
 from reconciler.engine.wiring import load_environment
 from reconciler.loader import load_text
-from reconciler.model.annotations import SUSPEND_ANNOTATION
 from reconciler.model.errors import InputError
 from reconciler.portal import views
 from reconciler.portal.app import Portal as PortalApp
@@ -291,7 +289,6 @@ def test_suspend_and_resume_set_a_flux_source_spec_suspend(portal: Portal) -> No
 def test_a_suspended_workload_is_not_reconciled_until_resumed(portal: Portal) -> None:
     same = {"Content-Type": "application/json", "Origin": portal.url}
     workload = json.dumps({"kind": "Workload", "namespace": "team-b", "name": "tested"}).encode()
-    assert SUSPEND_ANNOTATION == owner.SUSPEND_ANNOTATION  # what the engine reads
     loop, env = portal.daemon.loop, portal.daemon.env
     assert loop is not None and env is not None
 
