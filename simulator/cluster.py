@@ -70,6 +70,7 @@ from reconciler.model.fieldsets import (
     to_tree,
 )
 from reconciler.model.kinds import BUILTIN_KINDS, KindInfo, KindRegistry, kind_info_from_crd
+from reconciler.model.labelsets import LabelPairs, selector_text
 from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe, fold_string_data
 from reconciler.model.schema import validate
 from reconciler.model.validation import admission_problems, webhook_for
@@ -216,6 +217,9 @@ class InMemoryCluster:
         # `_log_floor`: the revision before which the log no longer answers.
         self._change_log: builtins.list[tuple[int, Key]] = []
         self._log_floor = 0
+        # Per key, the labels it dropped in its changes still in the log (with the revision of
+        # the latest such change): kept only as long as the log answers for them.
+        self._label_history: dict[Key, tuple[int, LabelPairs]] = {}
         for ns in ("default", "kube-system", "kube-public"):
             self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
@@ -260,8 +264,10 @@ class InMemoryCluster:
         scope = namespace if info.namespaced else None
         reads: Reads | None = getattr(self._recording, "reads", None)
         if reads is not None:
-            reads.dependencies.add(("kind", info.group, info.kind, "*" if scope is None
-                                    else scope, ""))
+            where = "*" if scope is None else scope
+            reads.dependencies.add(
+                ("labels", info.group, info.kind, where, selector_text(labels)) if labels
+                else ("kind", info.group, info.kind, where, ""))
         keys = (self._objects.keys_labelled(info.group, info.kind, labels, scope) if labels
                 else self._objects.keys_of_kind(info.group, info.kind, scope))
         return [self._out(self._objects[key], api_version) for key in keys]
@@ -686,9 +692,17 @@ class InMemoryCluster:
         if len(log) > 2 * CHANGE_LOG_ENTRIES:
             self._log_floor = log[-CHANGE_LOG_ENTRIES - 1][0]
             del log[:-CHANGE_LOG_ENTRIES]
+            self._label_history = {k: entry for k, entry in self._label_history.items()
+                                   if entry[0] > self._log_floor}
         group, kind, namespace, _ = key
         self._kind_changes[(group, kind, namespace)] = self._revision
         self._kind_changes[(group, kind, "*")] = self._revision
+        dropped = self._objects.take_dropped_labels(key)
+        if dropped:
+            # Labels the object carried before this change and no longer does: a list by one
+            # of them must still see the change (`labelled_changes_since`).
+            _, before = self._label_history.get(key, (0, frozenset()))
+            self._label_history[key] = (self._revision, before | dropped)
 
     # --- incremental state saves (simulator.statestore) ----------------------------------
 
@@ -733,6 +747,23 @@ class InMemoryCluster:
         log = self._change_log
         at = bisect.bisect_right(log, revision, key=lambda entry: entry[0])
         return builtins.list(dict.fromkeys(key for _, key in log[at:]))
+
+    def labelled_changes_since(
+            self, revision: int) -> builtins.list[tuple[Key, LabelPairs | None]] | None:
+        """`changes_since`, each key with the labels its object carries now or dropped in a
+        change still in the log: a superset of the labels it carried before or after each of
+        its changes since `revision`."""
+        keys = self.changes_since(revision)
+        if keys is None:
+            return None
+        history, labels = self._label_history, self._objects.labels_of
+        out: builtins.list[tuple[Key, LabelPairs | None]] = []
+        for key in keys:
+            now = labels(key)
+            dropped = history.get(key)
+            pairs = frozenset(now.items()) if now else frozenset()
+            out.append((key, pairs | dropped[1] if dropped is not None else pairs))
+        return out
 
     def last_kind_change(self, group: str, kind: str, namespace: str | None) -> int:
         return self._kind_changes.get((group, kind, "*" if namespace is None else namespace), 0)
@@ -1074,6 +1105,9 @@ class _Registry(KindRegistry):
         self._by_gk.pop((group, kind), None)
 
 
+_NO_LABELS: Mapping[str, str] = {}
+
+
 class _ObjectTable(dict[Key, Obj]):
     """Objects by key, with indexes kept current on every write, so that a read costs what it
     returns, not what is stored: per kind, its keys kept sorted (a namespace's keys are one
@@ -1088,6 +1122,7 @@ class _ObjectTable(dict[Key, Obj]):
         self._by_uid: dict[str, Key] = {}
         self._by_label: dict[tuple[str, str, str, str], set[Key]] = {}
         self._labels: dict[Key, dict[str, str]] = {}
+        self._dropped: dict[Key, set[tuple[str, str]]] = {}
 
     def __setitem__(self, key: Key, value: Obj) -> None:
         if key not in self:
@@ -1127,6 +1162,7 @@ class _ObjectTable(dict[Key, Obj]):
         group, kind = key[0], key[1]
         for label, value in old.items():
             if labels.get(label) != value:
+                self._dropped.setdefault(key, set()).add((label, value))
                 entry = (group, kind, label, value)
                 holders = self._by_label.get(entry)
                 if holders is not None:
@@ -1140,6 +1176,15 @@ class _ObjectTable(dict[Key, Obj]):
             self._labels[key] = labels
         else:
             self._labels.pop(key, None)
+
+    def labels_of(self, key: Key) -> Mapping[str, str]:
+        """The stored object's labels as indexed (not to be changed)."""
+        return self._labels.get(key, _NO_LABELS)
+
+    def take_dropped_labels(self, key: Key) -> LabelPairs:
+        """The (label, value) pairs the object stopped carrying since the last call."""
+        dropped = self._dropped.pop(key, None)
+        return frozenset(dropped) if dropped else frozenset()
 
     def uid(self, uid: str) -> Key | None:
         """The key of the object with this uid, if it exists."""

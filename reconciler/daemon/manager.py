@@ -43,6 +43,7 @@ from reconciler.engine.tracking import (
     dependencies_of_change,
 )
 from reconciler.model.errors import BackendError
+from reconciler.model.labelsets import LabelPairs, label_pairs
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.model.objects import GroupVersionKind, Obj
 from reconciler.runtime.clock import Clock
@@ -179,10 +180,15 @@ class QueueDriver:
         meta = obj.get("metadata") or {}
         kind = str(obj.get("kind"))
         group = GroupVersionKind.parse(str(obj.get("apiVersion")), kind).group
-        self.changed(group, kind, str(meta.get("namespace") or ""), str(meta.get("name")))
+        self.changed(group, kind, str(meta.get("namespace") or ""), str(meta.get("name")),
+                     label_pairs(meta.get("labels"),
+                                 ((before or {}).get("metadata") or {}).get("labels")))
 
-    def changed(self, group: str, kind: str, namespace: str, name: str) -> None:
-        """One object changed: enqueue its watchers' keys and the keys that read it."""
+    def changed(self, group: str, kind: str, namespace: str, name: str,
+                pairs: LabelPairs | None = None) -> None:
+        """One object changed: enqueue its watchers' keys and the keys that read it (`pairs`:
+        the labels it carried before or after the change; None when not known, and then
+        every list by labels of its kind counts as having read it)."""
         deps = dependencies_of_change(group, kind, namespace, name)
         current: QueueKey | None = getattr(self._local, "key", None)
         with self._lock:
@@ -192,7 +198,7 @@ class QueueDriver:
                     seen.update(deps)
         targets: set[Any] = {(c, group, kind, namespace, name)
                              for c in self._watchers.get((group, kind), ())}
-        targets |= self.index.readers(deps)
+        targets |= self.index.readers_of_change(group, kind, namespace, name, pairs)
         for target in targets:
             if target == current:
                 with self._lock:
@@ -291,7 +297,10 @@ class QueueDriver:
             queue.forget(key)
             if outcome.next is Next.FORGET and outcome.after is not None:
                 queue.add_after(key, outcome.after)
-        if seen & (attempt.reads | {("key", *key)}):
+        # A list by labels read during the reconcile counts as its kind's list here (whose
+        # changes `seen` has): again when it may have changed, never wrongly not.
+        read = {("kind", d[1], d[2], d[3], "") if d[0] == "labels" else d for d in attempt.reads}
+        if seen & (read | {("key", *key)}):
             queue.add(key)  # changed under it by someone else: again, once it is done
 
     # --- the tick's side ------------------------------------------------------------------

@@ -40,10 +40,11 @@ from reconciler.engine.tracking import (
     ChangeLog,
     Dependency,
     DependencyIndex,
+    LabelledChange,
+    LabelLog,
     ReadRecorder,
     TrackingBackend,
     changed_after,
-    dependencies_of_change,
 )
 from reconciler.model.conditions import find_condition
 from reconciler.model.errors import ReconcilerError
@@ -252,6 +253,8 @@ class _Scheduler:
     """The revision the last complete round began at; None: look at everything."""
 
     feed: ChangeFeed | None = None
+    change_log: ChangeLog | None = None
+    label_log: LabelLog | None = None
     recorder: ReadRecorder | None = None
     """The backend itself, when it records reads (the simulated cluster): the controllers that
     read it directly (the simulated ones) are scheduled by those reads."""
@@ -259,6 +262,8 @@ class _Scheduler:
     def __post_init__(self) -> None:
         # Checked once: isinstance against a runtime protocol inspects every member each time.
         self.feed = self.backend if isinstance(self.backend, ChangeFeed) else None
+        self.change_log = self.feed if isinstance(self.feed, ChangeLog) else None
+        self.label_log = self.feed if isinstance(self.feed, LabelLog) else None
         self.recorder = self.backend if isinstance(self.backend, ReadRecorder) else None
 
     def stopping(self) -> bool:
@@ -272,8 +277,7 @@ class _Scheduler:
         changed, not what exists. Either way `_dirty` has the last word."""
         feed = self.feed
         begun = feed.revision if feed is not None else 0
-        changes = (feed.changes_since(self._seen)
-                   if self._seen is not None and isinstance(feed, ChangeLog) else None)
+        changes = self._changes_since(self._seen) if self._seen is not None else None
         self._seen = None  # until this round has run to its end
         if changes is None:
             self._full_round(controllers)
@@ -281,6 +285,16 @@ class _Scheduler:
             self._changed_round(controllers, changes)
         if not self.stopping():
             self._seen = begun
+
+    def _changes_since(self, revision: int) -> list[LabelledChange] | None:
+        """The keys changed since `revision`, each with the labels it carried before or after
+        (None when the feed does not say); None when the log does not reach back."""
+        if self.label_log is not None:
+            return self.label_log.labelled_changes_since(revision)
+        if self.change_log is not None:
+            keys = self.change_log.changes_since(revision)
+            return None if keys is None else [(key, None) for key in keys]
+        return None
 
     def _follows_changes(self, controller: Controller) -> tuple[bool, bool]:
         """(tracked, recorded): whether its reads are known, through the tracker or the
@@ -291,7 +305,7 @@ class _Scheduler:
         return tracked, recorded
 
     def _changed_round(self, controllers: Sequence[Controller],
-                       changes: Sequence[tuple[str, str, str, str]]) -> None:
+                       changes: Sequence[LabelledChange]) -> None:
         candidates: dict[str, set[tuple[str, str, str, str]]] = {}
         watchers: dict[tuple[str, str], list[str]] = {}
         for controller in controllers:
@@ -301,11 +315,11 @@ class _Scheduler:
                     group = GroupVersionKind.parse(api_version, kind).group
                     watchers.setdefault((group, kind), []).append(controller.name)
 
-        def absorb(changed: Sequence[tuple[str, str, str, str]]) -> None:
-            for key in changed:
+        def absorb(changed: Sequence[LabelledChange]) -> None:
+            for key, pairs in changed:
                 for name in watchers.get((key[0], key[1]), ()):
                     candidates.setdefault(name, set()).add(key)
-                for reader in self.index.readers(dependencies_of_change(*key)):
+                for reader in self.index.readers_of_change(*key, pairs):
                     assert isinstance(reader, tuple)
                     candidates.setdefault(reader[0], set()).add(reader[1:])
 
@@ -322,7 +336,7 @@ class _Scheduler:
             # What the controllers before this one changed in this round is its to see now,
             # as a full round would show it.
             if self.feed is not None and self.feed.revision != cursor:
-                absorb(feed.changes_since(cursor) or ())
+                absorb(self._changes_since(cursor) or ())
                 cursor = self.feed.revision
             tracked, recorded = self._follows_changes(controller)
             if not (tracked or recorded):

@@ -20,10 +20,24 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from reconciler.backends.base import Backend, Forwarding
+from reconciler.model.labelsets import LabelPairs, selector_pairs, selector_text
 from reconciler.model.objects import GroupVersionKind, Obj
 
-# ("key", group, kind, namespace, name) or ("kind", group, kind, namespace-or-"*")
 Dependency = tuple[str, str, str, str, str]
+"""What one read depends on: ("key", group, kind, namespace, name) for a get;
+("kind", group, kind, namespace-or-"*", "") for a list; ("labels", group, kind,
+namespace-or-"*", selector) for a list by labels, where selector is `selector_text`'s "k=v,..."
+(a change of an object that carries none of those labels before or after leaves it fresh)."""
+
+def list_dependency(group: str, kind: str, scope: str,
+                    labels: Mapping[str, str] | None) -> Dependency:
+    """The dependency of a list of a kind in `scope` (a namespace, "" when the kind is
+    cluster-scoped, or "*"), by labels if any."""
+    if labels:
+        return ("labels", group, kind, scope, selector_text(labels))
+    return ("kind", group, kind, scope, "")
+
+
 
 
 @runtime_checkable
@@ -50,6 +64,21 @@ class RecordedReads(Protocol):
 
     @property
     def statuses(self) -> dict[tuple[str, str, str, str], Mapping[str, object]]: ...
+
+
+ObjectKey = tuple[str, str, str, str]
+"""(group, kind, namespace, name)."""
+
+LabelledChange = tuple[ObjectKey, LabelPairs | None]
+"""A changed key and the label pairs its object carried before or after (None: not known)."""
+
+
+@runtime_checkable
+class LabelLog(Protocol):
+    def labelled_changes_since(self, revision: int) -> list[LabelledChange] | None:
+        """As `ChangeLog.changes_since`, each key with the label pairs it carried before or
+        after its changes since then."""
+        ...
 
 
 @runtime_checkable
@@ -137,7 +166,7 @@ class TrackingBackend(Forwarding):
         if self._current() is not None:
             group = GroupVersionKind.parse(api_version, kind).group
             scope = "*" if namespace is None else self._namespace(api_version, kind, namespace)
-            self._record(("kind", group, kind, scope, ""))
+            self._record(list_dependency(group, kind, scope, labels))
         return self.inner.list(api_version, kind, namespace, labels)
 
     def update_status(self, obj: Obj) -> Obj:
@@ -154,6 +183,8 @@ class TrackingBackend(Forwarding):
 
 
 def changed_after(feed: ChangeFeed, dependencies: set[Dependency], revision: int) -> bool:
+    """Whether one of `dependencies` may have changed after `revision`: a list by labels is
+    judged by its kind's last change (a yes may be wrong, a no never is)."""
     for scope, group, kind, namespace, name in dependencies:
         if scope == "key":
             if feed.last_change(group, kind, namespace, name) > revision:
@@ -183,6 +214,10 @@ class DependencyIndex:
         self._lock = threading.Lock()
         self._reads: dict[Hashable, frozenset[Dependency]] = {}
         self._readers: dict[Dependency, set[Hashable]] = {}
+        # The selectors read (label dependencies), by (group, kind, scope) and one of their
+        # pairs, so that a change finds the selectors it may match from its own labels.
+        self._selectors: dict[tuple[str, str, str], dict[tuple[str, str],
+                                                          dict[Dependency, LabelPairs]]] = {}
 
     def record(self, key: Hashable, dependencies: Iterable[Dependency]) -> None:
         fresh = frozenset(dependencies)
@@ -194,9 +229,37 @@ class DependencyIndex:
                     readers.discard(key)
                     if not readers:
                         del self._readers[dep]
+                        if dep[0] == "labels":
+                            self._unindex_selector(dep)
             for dep in fresh - old:
-                self._readers.setdefault(dep, set()).add(key)
+                readers = self._readers.get(dep)
+                if readers is None:
+                    readers = self._readers[dep] = set()
+                    if dep[0] == "labels":
+                        self._index_selector(dep)
+                readers.add(key)
             self._reads[key] = fresh
+
+    def _index_selector(self, dep: Dependency) -> None:
+        pairs = selector_pairs(dep[4])
+        if pairs:
+            first = min(pairs)
+            self._selectors.setdefault((dep[1], dep[2], dep[3]), {}).setdefault(
+                first, {})[dep] = pairs
+
+    def _unindex_selector(self, dep: Dependency) -> None:
+        pairs = selector_pairs(dep[4])
+        if not pairs:
+            return
+        first, scope = min(pairs), (dep[1], dep[2], dep[3])
+        by_pair = self._selectors.get(scope, {})
+        entries = by_pair.get(first)
+        if entries is not None:
+            entries.pop(dep, None)
+            if not entries:
+                del by_pair[first]
+                if not by_pair:
+                    del self._selectors[scope]
 
     def forget(self, key: Hashable) -> None:
         self.record(key, ())
@@ -211,6 +274,27 @@ class DependencyIndex:
                 readers = self._readers.get(dep)
                 if readers:
                     found |= readers
+        return found
+
+    def readers_of_change(self, group: str, kind: str, namespace: str, name: str,
+                          pairs: LabelPairs | None) -> set[Hashable]:
+        """Every key whose last reconcile read the changed object: by its key, by a list of
+        its kind, or by a list whose selector the object matched before or after the change
+        (`pairs`: the labels it carried then; None when they are not known, and then every
+        selector of the kind counts)."""
+        found = self.readers(dependencies_of_change(group, kind, namespace, name))
+        with self._lock:
+            for scope in (namespace, "*"):
+                by_pair = self._selectors.get((group, kind, scope))
+                if not by_pair:
+                    continue
+                if pairs is None:
+                    matched = [dep for entries in by_pair.values() for dep in entries]
+                else:
+                    matched = [dep for pair in pairs for dep, wanted in
+                               by_pair.get(pair, {}).items() if wanted <= pairs]
+                for dep in matched:
+                    found |= self._readers.get(dep, set())
         return found
 
     def reads(self, key: Hashable) -> frozenset[Dependency]:

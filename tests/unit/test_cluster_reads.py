@@ -132,7 +132,8 @@ def test_reads_are_recorded_per_thread_between_begin_and_end(cluster: InMemoryCl
     cluster.list("v1", "ConfigMap", labels={"app": "x"})
     cluster.get("v1", "Namespace", "ignored", "team")  # cluster-scoped: no namespace
     assert cluster.end().dependencies == {
-        ("key", "", "ConfigMap", "default", "missing"), ("kind", "", "ConfigMap", "*", ""),
+        ("key", "", "ConfigMap", "default", "missing"),
+        ("labels", "", "ConfigMap", "*", "app=x"),
         ("key", "", "Namespace", "", "team")}
     assert other == [{("kind", "", "Secret", "default", "")}]
     assert cluster.end().dependencies == set()

@@ -1,0 +1,36 @@
+"""Label selectors and label sets in the form read tracking keeps them.
+
+A list by labels is recorded as a dependency on its selector's canonical text ("k=v,..."); a
+change is described by the (label, value) pairs its object carried before or after it. A
+selector can match a change only if all its pairs are among the change's.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+LabelPairs = frozenset[tuple[str, str]]
+"""The (label, value) pairs a changed object carried before or after the change."""
+
+
+def selector_text(labels: Mapping[str, str]) -> str:
+    """A selector's canonical form in a Dependency: "k=v" pairs, sorted, comma-joined (label
+    keys and values never hold "," or "=", which the backends refuse)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+@functools.lru_cache(maxsize=4096)
+def selector_pairs(text: str) -> LabelPairs:
+    found: set[tuple[str, str]] = set()
+    for pair in text.split(","):
+        label, _, value = pair.partition("=")
+        if label:
+            found.add((label, value))
+    return frozenset(found)
+
+
+def label_pairs(*label_maps: object) -> LabelPairs:
+    """The (label, value) pairs of some objects' label maps (not-maps count as none)."""
+    return frozenset((str(k), str(v)) for labels in label_maps if isinstance(labels, dict)
+                     for k, v in labels.items())
