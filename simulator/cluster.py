@@ -205,6 +205,7 @@ class InMemoryCluster:
         self._revision = 0
         self._sequence = 0  # resourceVersions: object writes and Event writes
         self._listeners: list[Listener] = []
+        self._removal_listeners: list[Callable[[Obj], None]] = []
         self._recording = threading.local()  # the reads of the reconcile on this thread
         self._gone: dict[str, Obj] = {}  # the last state of recently removed objects, by uid
         if self.registry.lookup_group_kind(LEASE.group, LEASE.kind) is None:
@@ -408,7 +409,9 @@ class InMemoryCluster:
         if live.get("status") != status:
             # The status subresource keeps metadata and spec; only the size can become too large.
             _refuse(live, size_problems({**live, "status": status}))
-            before = deep_copy(live)
+            # The previous state is needed for managedFields and listeners; otherwise `_bump`
+            # only asks whether there was one.
+            before = deep_copy(live) if field_manager or self._listeners else live
             if status is None:
                 live.pop("status", None)
             else:
@@ -474,8 +477,15 @@ class InMemoryCluster:
 
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(type, obj, before)` after every write (under the caller's lock); the
-        objects are the listener's to keep, not to change."""
+        objects are the listener's to keep, not to change. Every write then copies the object
+        (twice for an update): a listener of removals only takes `on_removed`."""
         self._listeners.append(listener)
+
+    def on_removed(self, listener: Callable[[Obj], None]) -> None:
+        """Call `listener(obj)` with each object's last state as it is removed (under the
+        caller's lock; the object is the listener's to keep, not to change); writes cost
+        nothing more."""
+        self._removal_listeners.append(listener)
 
     @property
     def resource_version(self) -> int:
@@ -1041,6 +1051,8 @@ class InMemoryCluster:
             self._gone.pop(next(iter(self._gone)))
         self._changed(key)
         self._notify("DELETED", final, obj)
+        for removed in self._removal_listeners:
+            removed(final)
         # The garbage collector: dependents all of whose owners are gone go too.
         for dependent in self._dependents(uid):
             other = self._objects.get(dependent)

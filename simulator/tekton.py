@@ -681,12 +681,12 @@ class TektonRuns:
         self.push = True
         """Whether the git-writer pushes (not in a dry run: `reconciler diff`)."""
         self._jobs: dict[str, _Job] = {}
-        listen = getattr(backend, "add_listener", None)
+        listen = getattr(backend, "on_removed", None)
         if callable(listen):  # the simulator's cluster: a deleted run's job stops at once
-            listen(self._object_changed)
+            listen(self._removed)
 
-    def _object_changed(self, type_: str, obj: Obj, before: Obj | None) -> None:
-        if type_ == "DELETED" and obj.get("kind") in (TASK_RUN.kind, PIPELINE_RUN.kind) \
+    def _removed(self, obj: Obj) -> None:
+        if obj.get("kind") in (TASK_RUN.kind, PIPELINE_RUN.kind) \
                 and str(obj.get("apiVersion") or "").startswith("tekton.dev/"):
             self._forget(obj)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from reconciler.model.kinds import KindInfo
 from reconciler.model.objects import Obj
@@ -116,8 +116,10 @@ def impersonating_backend(backend: Backend) -> Impersonating | None:
     current: object | None = backend
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, Impersonating):
-            return current
+        # Not isinstance against the runtime protocol: that inspects every member on every
+        # call, and this runs once per owner reconcile.
+        if callable(getattr(current, "as_user", None)):
+            return cast(Impersonating, current)
         current = getattr(current, "inner", None)
     return None
 
