@@ -49,9 +49,11 @@ kept.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -83,7 +85,7 @@ from simulator.scanning import (
     compact_report,
     parse_trivy_report,
 )
-from simulator.sourcefetch import SourceFetchError, fetch_source
+from simulator.sourcefetch import SourceFetchError, archive_for, fetch_source
 
 log = structlog.get_logger(__name__)
 
@@ -195,6 +197,15 @@ class BuildOutcome:
     """Why the build did not read its source (so its image has no scan data), if it did not."""
 
 
+_DETECTIONS_KEPT = 256
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file (an archive, bounded by the artifact limits where it was made)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 class ImageBuilder:
     """kpack `Image` and `Build`: one Build per source or spec change, on the virtual clock."""
 
@@ -204,6 +215,11 @@ class ImageBuilder:
                  limits: Limits = DEFAULT_LIMITS, fetch_sources: bool | None = None) -> None:
         self.backend, self.clock, self.timing, self.limits = backend, clock, timing, limits
         self.fetch_sources = env_flag(FETCH_ENV, True) if fetch_sources is None else fetch_sources
+        # (archive digest, subPath) -> (ok, message, scan report) of a detection already run
+        self._detected: collections.OrderedDict[tuple[str, str],
+                                                tuple[bool, str, str | None]] = (
+            collections.OrderedDict())
+        self._detected_lock = threading.Lock()
 
     def configure_for_serving(self) -> None:
         """`reconciler serve`: fetch no source unless `RECONCILER_SIMULATOR_FETCH_SOURCES`
@@ -399,26 +415,49 @@ class ImageBuilder:
         if sub_path and (where.is_absolute() or ".." in where.parts):
             return BuildOutcome(False, f"spec.source.subPath {sub_path!r} must be a relative "
                                        "path inside the source")
+        try:
+            archive = archive_for(url, self.limits)
+            key = (_file_digest(archive), sub_path)
+        except (SourceFetchError, OSError) as exc:
+            return BuildOutcome(False, f"cannot fetch the source: {exc}")
+        with self._detected_lock:
+            done = self._detected.get(key)
+            if done is not None:
+                self._detected.move_to_end(key)
+        if done is None:
+            done = self._detect(url, sub_path)
+            with self._detected_lock:
+                self._detected[key] = done
+                while len(self._detected) > _DETECTIONS_KEPT:
+                    self._detected.popitem(last=False)
+        ok, message, report = done
+        return BuildOutcome(ok, message, image if ok else "", report)
+
+    def _detect(self, url: str, sub_path: str) -> tuple[bool, str, str | None]:
+        """Unpack the source and run detection and the scan report's reading: (ok, message,
+        report). The same archive and subPath always give the same answer, so it is kept
+        (`_detected`): a commit shared by many workloads is unpacked once."""
+        where = PurePosixPath(sub_path)
         with tempfile.TemporaryDirectory(prefix="reconciler-kpack-") as tmp:
             root = Path(tmp) / "source"
             try:
                 fetch_source(url, root, self.limits)
             except SourceFetchError as exc:
-                return BuildOutcome(False, f"cannot fetch the source: {exc}")
+                return False, f"cannot fetch the source: {exc}", None
             app = root.joinpath(*where.parts) if sub_path else root
             if not app.is_dir() or app.is_symlink():
-                return BuildOutcome(False, f"spec.source.subPath {sub_path!r} is not a "
-                                           "directory of the source")
+                return False, f"spec.source.subPath {sub_path!r} is not a directory of the " \
+                              "source", None
             buildpack = detect(app)
             if buildpack is None:
-                return BuildOutcome(False, (
+                return False, (
                     "ERROR: No buildpack groups passed detection: no buildpack recognises the "
-                    f"app in {sub_path or 'the source root'} (looked for {_detect_list()})"))
+                    f"app in {sub_path or 'the source root'} (looked for {_detect_list()})"), None
             try:
                 report = self._scan_report(root)
             except ReportError as exc:
-                return BuildOutcome(False, str(exc))
-        return BuildOutcome(True, f"built by {buildpack}", image, report)
+                return False, str(exc), None
+        return True, f"built by {buildpack}", report
 
     def _scan_report(self, root: Path) -> str | None:
         path = root / SCAN_REPORT_PATH

@@ -85,9 +85,7 @@ def fetch_source(url: str, dest: Path, limits: Limits = DEFAULT_LIMITS,
     Raises `SourceFetchError` for a URL that cannot be read (scheme, status, time, size) or an
     archive that cannot be unpacked safely.
     """
-    archive = local_archive(url)
-    if archive is None:
-        archive = _download(url, limits, deadline)
+    archive = archive_for(url, limits, deadline)
     try:
         unpack_artifact(archive, dest, limits=limits)
     except ArtifactError as exc:
@@ -95,6 +93,15 @@ def fetch_source(url: str, dest: Path, limits: Limits = DEFAULT_LIMITS,
     except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
         raise SourceFetchError(url, f"not a readable tar.gz archive: {exc}") from exc
     return dest
+
+
+def archive_for(url: str, limits: Limits = DEFAULT_LIMITS,
+                deadline: float | None = None) -> Path:
+    """The archive at `url` as a local file, not unpacked: a store's own file when this process
+    holds it, else downloaded (bounded as `fetch_source` says) into the download cache. Not to
+    be changed; raises `SourceFetchError`."""
+    archive = local_archive(url)
+    return archive if archive is not None else _download(url, limits, deadline)
 
 
 def archive_bytes_limit(limits: Limits) -> int:

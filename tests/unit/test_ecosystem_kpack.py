@@ -299,3 +299,27 @@ def test_an_image_being_deleted_gets_no_new_build(tmp_path: Path) -> None:
     assert not gone
     eco.settle()
     assert eco.names(KPACK, "Build") == ["web-build-1"]
+
+
+def test_one_source_built_for_many_images_is_unpacked_and_detected_once(tmp_path: Path) -> None:
+    eco = Ecosystem(tmp_path)
+    url = eco.artifact(APP)
+    bare = eco.artifact({"README.md": "nothing to build\n"})
+    unpacked: list[str] = []
+    detect_once = eco.kpack._detect
+
+    def counting(url: str, sub_path: str) -> tuple[bool, str, str | None]:
+        unpacked.append(url)
+        return detect_once(url, sub_path)
+
+    eco.kpack._detect = counting  # type: ignore[method-assign]
+    for i in range(5):
+        eco.apply(image(f"web-{i}", url))
+    eco.apply(image("bare-0", bare))
+    eco.apply(image("bare-1", bare))
+    eco.settle()
+    assert sorted(unpacked) == sorted([url, bare])  # each archive once, however many Images build it
+    for i in range(5):
+        assert condition(eco.get(KPACK, "Image", f"web-{i}"), "Ready")["status"] == "True"
+    for name in ("bare-0", "bare-1"):  # a failed detection is kept as the failure it was
+        assert condition(eco.get(KPACK, "Image", name), "Ready")["status"] == "False"
