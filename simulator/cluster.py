@@ -1080,9 +1080,7 @@ class InMemoryCluster:
                 self._schemas.pop((group, kind), None)
 
     def _dependents(self, owner_uid: str) -> builtins.list[Key]:
-        return [key for key, obj in self._objects.items()
-                if any(ref.get("uid") == owner_uid
-                       for ref in obj["metadata"].get("ownerReferences") or [])]
+        return self._objects.dependents(owner_uid)
 
     def _orphan(self, owner_uid: str) -> None:
         for key in self._dependents(owner_uid):
@@ -1123,10 +1121,11 @@ _NO_LABELS: Mapping[str, str] = {}
 class _ObjectTable(dict[Key, Obj]):
     """Objects by key, with indexes kept current on every write, so that a read costs what it
     returns, not what is stored: per kind, its keys kept sorted (a namespace's keys are one
-    slice of them); per (kind, label, value), the keys carrying that label; by uid.
+    slice of them); per (kind, label, value), the keys carrying that label; by uid; by the uid
+    of each ownerReference (the garbage collector's dependents).
 
-    Labels are re-indexed by `reindex` (the cluster calls it on every write: objects are
-    changed in place)."""
+    Labels and owners are re-indexed by `reindex` (the cluster calls it on every write: objects
+    are changed in place)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -1135,6 +1134,8 @@ class _ObjectTable(dict[Key, Obj]):
         self._by_label: dict[tuple[str, str, str, str], set[Key]] = {}
         self._labels: dict[Key, dict[str, str]] = {}
         self._dropped: dict[Key, set[tuple[str, str]]] = {}
+        self._owners: dict[Key, tuple[str, ...]] = {}
+        self._by_owner: dict[str, set[Key]] = {}
 
     def __setitem__(self, key: Key, value: Obj) -> None:
         if key not in self:
@@ -1158,13 +1159,40 @@ class _ObjectTable(dict[Key, Obj]):
             if uid and self._by_uid.get(str(uid)) == key:
                 del self._by_uid[str(uid)]
             self._index_labels(key, {})
+            self._index_owners(key, ())
         return super().pop(key, *default)
 
     def reindex(self, key: Key) -> None:
-        """Bring the label index up to date with the stored object's labels."""
+        """Bring the label and owner indexes up to date with the stored object."""
         obj = self.get(key)
-        labels = ((obj.get("metadata") or {}).get("labels") or {}) if obj is not None else {}
+        meta = (obj.get("metadata") or {}) if obj is not None else {}
+        labels = meta.get("labels") or {}
         self._index_labels(key, labels if isinstance(labels, dict) else {})
+        refs = meta.get("ownerReferences") or []
+        self._index_owners(key, tuple(sorted({str(r.get("uid")) for r in refs
+                                              if isinstance(r, dict) and r.get("uid")}))
+                           if isinstance(refs, list) else ())
+
+    def _index_owners(self, key: Key, uids: tuple[str, ...]) -> None:
+        old = self._owners.get(key, ())
+        if old == uids:
+            return
+        for uid in old:
+            held = self._by_owner.get(uid)
+            if held is not None:
+                held.discard(key)
+                if not held:
+                    del self._by_owner[uid]
+        for uid in uids:
+            self._by_owner.setdefault(uid, set()).add(key)
+        if uids:
+            self._owners[key] = uids
+        else:
+            self._owners.pop(key, None)
+
+    def dependents(self, owner_uid: str) -> builtins.list[Key]:
+        """The keys of the objects with an ownerReference to `owner_uid`, in order."""
+        return sorted(self._by_owner.get(owner_uid, ()))
 
     def _index_labels(self, key: Key, given: Mapping[str, Any]) -> None:
         old = self._labels.get(key, {})

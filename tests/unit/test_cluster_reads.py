@@ -204,3 +204,26 @@ def test_the_change_log_names_what_changed_since_a_revision(
     restored.restore(cluster.snapshot())
     assert restored.changes_since(0) is None
     assert restored.changes_since(restored.revision) == []
+
+
+def test_dependents_are_found_by_owner_uid_as_references_come_and_go(
+        cluster: InMemoryCluster) -> None:
+    owner = cluster.apply(_cm("owner"))
+    other = cluster.apply(_cm("other"))
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+           "uid": owner["metadata"]["uid"]}
+    child = _cm("child")
+    child["metadata"]["ownerReferences"] = [ref]
+    cluster.apply(child)
+    moved = _cm("moved")
+    moved["metadata"]["ownerReferences"] = [ref]
+    cluster.apply(moved)
+    # Re-owned by `other`: no longer a dependent of `owner`.
+    moved["metadata"]["ownerReferences"] = [{**ref, "name": "other",
+                                             "uid": other["metadata"]["uid"]}]
+    cluster.apply(moved, force=True)
+    cluster.delete("v1", "ConfigMap", "default", "owner")
+    assert cluster.get("v1", "ConfigMap", "default", "child") is None
+    assert cluster.get("v1", "ConfigMap", "default", "moved") is not None
+    cluster.delete("v1", "ConfigMap", "default", "other")
+    assert cluster.get("v1", "ConfigMap", "default", "moved") is None
