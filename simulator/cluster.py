@@ -70,7 +70,7 @@ from reconciler.model.fieldsets import (
     to_tree,
 )
 from reconciler.model.kinds import BUILTIN_KINDS, KindInfo, KindRegistry, kind_info_from_crd
-from reconciler.model.labelsets import LabelPairs, selector_text
+from reconciler.model.labelsets import LabelPairs, LabelSet, selector_text
 from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe, fold_string_data
 from reconciler.model.schema import validate
 from reconciler.model.validation import admission_problems, webhook_for
@@ -759,7 +759,7 @@ class InMemoryCluster:
         return builtins.list(dict.fromkeys(key for _, key in log[at:]))
 
     def labelled_changes_since(
-            self, revision: int) -> builtins.list[tuple[Key, LabelPairs | None]] | None:
+            self, revision: int) -> builtins.list[tuple[Key, LabelSet | None]] | None:
         """`changes_since`, each key with the labels its object carries now or dropped in a
         change still in the log: a superset of the labels it carried before or after each of
         its changes since `revision`."""
@@ -767,12 +767,11 @@ class InMemoryCluster:
         if keys is None:
             return None
         history, labels = self._label_history, self._objects.labels_of
-        out: builtins.list[tuple[Key, LabelPairs | None]] = []
+        out: builtins.list[tuple[Key, LabelSet | None]] = []
         for key in keys:
-            now = labels(key)
             dropped = history.get(key)
-            pairs = frozenset(now.items()) if now else frozenset()
-            out.append((key, pairs | dropped[1] if dropped is not None else pairs))
+            now = labels(key).items()  # a view, not a copy: read at once
+            out.append((key, dropped[1] | now if dropped is not None else now))
         return out
 
     def last_kind_change(self, group: str, kind: str, namespace: str | None) -> int:

@@ -43,7 +43,7 @@ from reconciler.engine.tracking import (
     dependencies_of_change,
 )
 from reconciler.model.errors import BackendError
-from reconciler.model.labelsets import LabelPairs, label_pairs
+from reconciler.model.labelsets import LabelSet, label_pairs
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.model.objects import GroupVersionKind, Obj
 from reconciler.runtime.clock import Clock
@@ -185,7 +185,7 @@ class QueueDriver:
                                  ((before or {}).get("metadata") or {}).get("labels")))
 
     def changed(self, group: str, kind: str, namespace: str, name: str,
-                pairs: LabelPairs | None = None) -> None:
+                pairs: LabelSet | None = None) -> None:
         """One object changed: enqueue its watchers' keys and the keys that read it (`pairs`:
         the labels it carried before or after the change; None when not known, and then
         every list by labels of its kind counts as having read it)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from reconciler.backends.base import Backend, Forwarding
-from reconciler.model.labelsets import LabelPairs, selector_pairs, selector_text
+from reconciler.model.labelsets import LabelPairs, LabelSet, selector_pairs, selector_text
 from reconciler.model.objects import GroupVersionKind, Obj
 
 Dependency = tuple[str, str, str, str, str]
@@ -69,7 +69,7 @@ class RecordedReads(Protocol):
 ObjectKey = tuple[str, str, str, str]
 """(group, kind, namespace, name)."""
 
-LabelledChange = tuple[ObjectKey, LabelPairs | None]
+LabelledChange = tuple[ObjectKey, LabelSet | None]
 """A changed key and the label pairs its object carried before or after (None: not known)."""
 
 
@@ -277,7 +277,7 @@ class DependencyIndex:
         return found
 
     def readers_of_change(self, group: str, kind: str, namespace: str, name: str,
-                          pairs: LabelPairs | None) -> set[Hashable]:
+                          pairs: LabelSet | None) -> set[Hashable]:
         """Every key whose last reconcile read the changed object: by its key, by a list of
         its kind, or by a list whose selector the object matched before or after the change
         (`pairs`: the labels it carried then; None when they are not known, and then every

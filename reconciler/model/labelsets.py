@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 
 LabelPairs = frozenset[tuple[str, str]]
-"""The (label, value) pairs a changed object carried before or after the change."""
+"""A set of (label, value) pairs: a selector's, or what a changed object carried."""
+
+LabelSet = AbstractSet[tuple[str, str]]
+"""The (label, value) pairs a changed object carried before or after the change: a set, or a
+label map's `items()` (no copy)."""
 
 
 def selector_text(labels: Mapping[str, str]) -> str:
