@@ -11,7 +11,6 @@ Backend lists, so this module knows nothing of the simulator but that annotation
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -20,6 +19,7 @@ import yaml
 
 from reconciler.model.conditions import find_condition
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, status_of
+from reconciler.model.terminal import printable
 
 LOGS_ANNOTATION: Final = "simulator.reconciler.dev/logs"
 """Where the simulated Tekton keeps a TaskRun's step logs: JSON {step name: tail of output}."""
@@ -28,17 +28,6 @@ OUTPUT_WIDTH: Final = 160
 LOG_LINES: Final = 20
 """The last lines of each failed step's log that text output shows."""
 _LOG_LINE_WIDTH: Final = 300
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""C0 and C1 control characters and DEL, but tab and newline: what a terminal acts on (ESC
-starts CSI and OSC sequences; C1's CSI and OSC do the same on some terminals)."""
-
-
-def printable(text: str) -> str:
-    """`text` with every control character but tab and newline replaced by U+FFFD, so that logs
-    and messages written by user code cannot move the cursor, clear the screen, retitle the
-    window or forge lines when printed on a terminal. Carriage return is replaced too: it would
-    let a line overwrite what came before it."""
-    return _CONTROL.sub("\ufffd", text.replace("\r\n", "\n"))
 
 
 def owner_ready(owner: Mapping[str, Any]) -> tuple[str, str, str]:

@@ -22,6 +22,7 @@ from reconciler.apply.health import assess
 from reconciler.apply.inventory import Inventory
 from reconciler.model.conditions import find_condition
 from reconciler.model.objects import GroupVersionKind, Obj, ObjectKey, meta, status_of
+from reconciler.model.terminal import printable_line
 from reconciler.report import Stage, stage_detail_lines, stages
 
 ROOT_KINDS = {("carto.run", "Workload"), ("carto.run", "Deliverable"),
@@ -68,10 +69,12 @@ class Node:
 
     @property
     def label(self) -> str:
-        """The node's line: its stage (if any), the object, its state, its blueprint."""
+        """The node's line: its stage (if any), the object, its state, its blueprint; control
+        characters and newlines in names and reasons neutralised (it is printed on a terminal,
+        where `to_json` keeps them exact)."""
         stage = f"{self.stage.name}: " if self.stage is not None else ""
         blueprint = f"  {self.blueprint}" if self.blueprint else ""
-        return f"{stage}{self.title}  {self.state}{blueprint}"
+        return printable_line(f"{stage}{self.title}  {self.state}{blueprint}")
 
 
 def build(objects: Sequence[Obj]) -> list[Node]:

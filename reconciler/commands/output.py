@@ -4,7 +4,9 @@
 A table has kubectl's shape (upper-case headers, columns padded by two spaces, NAMESPACE first
 with `-A`); `wide` adds columns; `json`/`yaml` print one object as itself and several as a `v1`
 `List`, as kubectl does; `name` prints `kind.group/name` per line. Every cell is one line, cut at
-`CELL_WIDTH` characters (a condition message can be long and hold newlines).
+`CELL_WIDTH` characters (a condition message can be long and hold newlines), its control
+characters replaced (`model.terminal.printable`: a name or message must not drive the terminal);
+`json`/`yaml` print the values exactly.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from reconciler.model.annotations import SUSPEND_ANNOTATION
 from reconciler.model.conditions import find_condition
 from reconciler.model.objects import Obj, meta, spec_of, status_of
+from reconciler.model.terminal import printable
 
 FORMATS = ("table", "wide", "json", "yaml", "name")
 CELL_WIDTH = 120
@@ -30,7 +33,9 @@ class Column:
 
 
 def one_line(value: Any, width: int = CELL_WIDTH) -> str:
-    text = " ".join(str(value if value is not None else "").split())
+    """`value` as one table cell: whitespace runs (newlines too) as one space, control
+    characters replaced, cut at `width`."""
+    text = printable(" ".join(str(value if value is not None else "").split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -179,7 +184,7 @@ def render(objects: Sequence[Obj], kind: str, output: str, *, single: bool = Fal
         return table(objects, kind, wide=output == "wide", namespaces=namespaces,
                      headers=headers)
     if output == "name":
-        return "\n".join(name_of_kind(o) for o in objects)
+        return "\n".join(printable(name_of_kind(o)).replace("\n", " ") for o in objects)
     from reconciler.report import render_json, render_yaml
 
     doc = document(objects, single)
