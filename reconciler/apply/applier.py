@@ -1,4 +1,14 @@
-"""Apply one desired object: skip when in sync, otherwise create or update it."""
+"""Apply one desired object: skip when in sync, otherwise create or update it.
+
+A server-side apply answered 409 is one of two things. With `FieldManagerConflict` causes it is
+a field conflict (`ApplyConflict`): another manager owns fields we set, and sending the same
+apply again cannot help until someone forces or changes something, so it stays a refusal. Without
+them it is kube-apiserver's optimistic-concurrency Conflict ("the object has been modified;
+please apply your changes to the latest version and try again"): the object changed under the
+request (a racing writer, or a `metadata.resourceVersion` in the applied body that is no longer
+the live one). That one is retryable, so it becomes `Transient` and the reconcile is retried with
+backoff instead of being reported as a template the API server rejected.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +17,12 @@ from enum import StrEnum
 
 from reconciler.backends.base import FIELD_MANAGER, Backend
 from reconciler.diff.compare import changed_paths, in_sync
-from reconciler.model.objects import Obj, name_of, namespace_of
+from reconciler.model.conflicts import ApplyConflict
+from reconciler.model.errors import Conflict, Transient
+from reconciler.model.objects import Obj, describe, name_of, namespace_of
+
+APPLY_RACED = "Conflict"
+"""The `Transient` reason of an apply that met an optimistic-concurrency conflict."""
 
 
 class Action(StrEnum):
@@ -24,11 +39,18 @@ class ApplyResult:
 
 
 def apply_object(backend: Backend, desired: Obj, field_manager: str = FIELD_MANAGER) -> ApplyResult:
-    """Bring one object in line with `desired`; raises the backend's errors unchanged."""
+    """Bring one object in line with `desired`; raises the backend's errors unchanged, but a
+    409 that is not a field conflict, which is `Transient` (retry with backoff)."""
     api_version, kind = str(desired["apiVersion"]), str(desired["kind"])
     live = backend.get(api_version, kind, namespace_of(desired), name_of(desired))
     if live is not None and in_sync(desired, live):
         return ApplyResult(live, Action.UNCHANGED)
     changed = tuple(changed_paths(desired, live)) if live is not None else ()
-    applied = backend.apply(desired, field_manager)
+    try:
+        applied = backend.apply(desired, field_manager)
+    except ApplyConflict:
+        raise
+    except Conflict as exc:
+        raise Transient(APPLY_RACED, f"applying {describe(desired)} met a conflict that is not "
+                                     f"a field conflict, retrying: {exc}") from exc
     return ApplyResult(applied, Action.CREATED if live is None else Action.CONFIGURED, changed)
