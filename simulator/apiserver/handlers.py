@@ -19,7 +19,7 @@ from simulator.apiserver import discovery, errors, fieldvalidation, openapi, pro
 from simulator.apiserver.errors import ApiError
 from simulator.apiserver.fieldvalidation import FieldCheck
 from simulator.apiserver.routing import BadPath, Discovery, Route, route, split
-from simulator.apiserver.selectors import field_matcher, label_matcher
+from simulator.apiserver.selectors import Matcher, field_matcher, label_matcher
 from simulator.apiserver.store import (
     APPLY,
     APPLY_CBOR,
@@ -373,11 +373,11 @@ def _int(value: str, name: str) -> int:
     return number
 
 
-def _matcher(target: Target, query: Mapping[str, str], name: str = "") -> Callable[[Obj], bool]:
+def _matcher(target: Target, query: Mapping[str, str], name: str = "") -> Matcher:
     labels = label_matcher(query.get("labelSelector", ""))
     fields = field_matcher(query.get("fieldSelector", ""), target.type.group, target.type.kind)
 
-    def matches(obj: Obj) -> bool:
+    def matches(obj: Mapping[str, Any]) -> bool:
         if name and (obj.get("metadata") or {}).get("name") != name:
             return False
         return labels(obj) and fields(obj)

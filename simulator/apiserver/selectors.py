@@ -13,7 +13,7 @@ from typing import Any
 
 from simulator.apiserver.errors import ApiError, bad_request
 
-Matcher = Callable[[dict[str, Any]], bool]
+Matcher = Callable[[Mapping[str, Any]], bool]
 _LabelCheck = Callable[[Mapping[str, Any]], bool]
 MAX_SELECTOR_LENGTH = 4096
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import secrets
 import threading
@@ -34,7 +35,7 @@ from simulator.apiserver.fieldvalidation import FieldCheck
 from simulator.apiserver.patches import json_patch, merge_patch, strategic_merge_patch
 from simulator.apiserver.resources import CRD_API, Catalog, ResourceType
 from simulator.apiserver.selectors import Matcher
-from simulator.cluster import AlreadyExists, Forbidden, InMemoryCluster, StaleVersion
+from simulator.cluster import AlreadyExists, Forbidden, InMemoryCluster, ObjectView, StaleVersion
 
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -102,33 +103,54 @@ class Store:
         with self.lock:
             return target.view(self._live(target.stored, name))
 
-    def current(self, target: Target, namespace: str | None) -> tuple[list[Obj], int]:
-        """Every object of `target`'s kind (in `namespace`, or all), as stored, and the
-        resourceVersion they are current at; the caller holds the lock."""
+    def current(self, target: Target, namespace: str | None) -> tuple[list[Mapping[str, Any]],
+                                                                       int]:
+        """Every object of `target`'s kind (in `namespace`, or all) as `target` serves it, and
+        the resourceVersion they are current at; the caller holds the lock.
+
+        The stored objects themselves behind read-only views (`ObjectView`), not copies: they
+        follow later writes, so the caller copies (`served`) what it keeps before it lets the
+        lock go. A list of 10,000 objects served in pages of 500 thus copies each object once,
+        not once per page (Events, kept apart from the other kinds, are copies already)."""
         stored = target.stored
         t = stored.type
-        objects = self.cluster.list(stored.api_version, t.kind,
-                                    namespace if t.namespaced else None)
+        scope = namespace if t.namespaced else None
         if (t.group, t.kind) == ("", "Event"):
-            objects += [e for e in self.cluster.events() if namespace is None or
+            events_ = self.cluster.list(stored.api_version, t.kind, scope)
+            events_ += [e for e in self.cluster.events() if namespace is None or
                         (e.get("metadata") or {}).get("namespace") == namespace]
+            return [target.view(e) for e in events_], self.cluster.resource_version
+        objects: list[Mapping[str, Any]] = list(
+            self.cluster.views(stored.api_version, t.kind, scope))
         return objects, self.cluster.resource_version
+
+    def served(self, target: Target, obj: Mapping[str, Any]) -> Obj:
+        """A mutable copy of an object `current` gave, at the stored api version as a list
+        serves it; the caller holds the lock."""
+        if isinstance(obj, ObjectView):
+            out = obj.copy()
+            out["apiVersion"] = target.stored.api_version
+            return out
+        return obj if isinstance(obj, dict) else deep_copy(dict(obj))
 
     def list(self, target: Target, namespace: str | None, matches: Matcher, limit: int,
              continue_token: str) -> Page:
+        """One page of the matching objects, in (namespace, name) order; only the page's
+        objects are copied."""
         start = _decode_continue(continue_token) if continue_token else None
         with self.lock:
             self.changes.scan()
             objects, revision = self.current(target, namespace)
-        items = [v for v in (target.view(o) for o in objects) if matches(v)]
-        items.sort(key=_position)
-        if start is not None:
-            items = [o for o in items if _position(o) > start]
-        token, remaining = "", None
-        if limit > 0 and len(items) > limit:
-            remaining = len(items) - limit
-            items = items[:limit]
-            token = _encode_continue(revision, _position(items[-1]))
+            found = sorted(((_position(o), o) for o in objects if matches(o)),
+                           key=lambda entry: entry[0])
+            if start is not None:
+                found = found[bisect.bisect_right(found, start, key=lambda e: e[0]):]
+            token, remaining = "", None
+            if limit > 0 and len(found) > limit:
+                remaining = len(found) - limit
+                found = found[:limit]
+                token = _encode_continue(revision, found[-1][0])
+            items = [self.served(target, o) for _, o in found]
         return Page(items, revision, token, remaining)
 
     # --- writes ----------------------------------------------------------------------------
@@ -428,7 +450,7 @@ def _conflict_error(target: Target, name: str, exc: ApplyConflict, live: Obj | N
                     causes=causes)
 
 
-def _position(obj: Obj) -> str:
+def _position(obj: Mapping[str, Any]) -> str:
     meta = obj.get("metadata") or {}
     return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +51,8 @@ def stream(store: Store, request: WatchRequest, stopping: Callable[[], bool]) ->
             rv_text in ("", "0"))
         if send_initial:
             objects, start = store.current(request.target, request.namespace)
-            initial = [v for v in (request.target.view(o) for o in objects)
-                       if _wanted(request, v)]
+            initial = [store.served(request.target, o) for o in objects
+                       if _wanted(request, o)]
         elif rv_text not in ("", "0"):
             try:
                 start = int(rv_text)
@@ -119,7 +119,7 @@ def _translate(request: WatchRequest, event: Event) -> bytes | None:
     return _line(kind, request.render(_at_version(obj, request.target.api_version)))
 
 
-def _wanted(request: WatchRequest, obj: Obj) -> bool:
+def _wanted(request: WatchRequest, obj: Mapping[str, Any]) -> bool:
     namespace = (obj.get("metadata") or {}).get("namespace") or ""
     if request.namespace is not None and request.target.type.namespaced and \
             namespace != request.namespace:
