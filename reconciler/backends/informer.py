@@ -25,6 +25,7 @@ resumption answers 410.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -138,29 +139,59 @@ class ChangeLog:
 
 
 class KindCache:
-    """The objects of one kind, by (namespace, name); not thread-safe (the backend locks)."""
+    """The objects of one kind, by (namespace, name); not thread-safe (the backend locks).
+
+    The names are also kept in a sorted list, updated when a name comes or goes (a binary
+    search and one insertion or removal), so the runner's `names` and a list are not sorted
+    per call: with 10,000 objects, a pass that changes nothing then costs no sort at all."""
 
     def __init__(self, group: str, kind: str, log_: ChangeLog) -> None:
         self.group, self.kind = group, kind
         self._log = log_
         self._items: dict[Name, Obj] = {}
+        self._sorted: list[Name] = []
         self._tombstones: dict[Name, str] = {}
 
     def __len__(self) -> int:
         return len(self._items)
 
     def get(self, key: Name) -> Obj | None:
+        """The cached object itself, not a copy: never to be changed."""
         return self._items.get(key)
 
     def names(self) -> list[Name]:
-        return sorted(self._items)
+        return list(self._sorted)
+
+    def _keys(self, namespace: str | None) -> list[Name]:
+        """The sorted names, of one namespace (a slice of the sorted list) or all."""
+        if namespace is None:
+            return self._sorted
+        at = bisect.bisect_left(self._sorted, (namespace, ""))
+        end = bisect.bisect_left(self._sorted, (namespace + "\0", ""))
+        return self._sorted[at:end]
 
     def items(self, namespace: str | None = None,
               labels: Mapping[str, str] | None = None) -> Iterator[Obj]:
-        for key in sorted(self._items):
+        """The cached objects themselves (not copies), in name order."""
+        for key in list(self._keys(namespace)):
             obj = self._items[key]
-            if (namespace is None or key[0] == namespace) and labels_match(obj, labels):
+            if labels_match(obj, labels):
                 yield obj
+
+    def versions(self) -> list[tuple[str, str, str]]:
+        """(namespace, name, resourceVersion) of every cached object, in name order."""
+        items = self._items
+        return [(ns, name, version_of(items[(ns, name)])) for ns, name in self._sorted]
+
+    def _store(self, key: Name, obj: Obj) -> None:
+        if key not in self._items:
+            bisect.insort(self._sorted, key)
+        self._items[key] = obj
+
+    def _drop(self, key: Name) -> None:
+        del self._items[key]
+        at = bisect.bisect_left(self._sorted, key)
+        del self._sorted[at]
 
     def upsert(self, obj: Obj) -> bool:
         """Store `obj` if it is newer than what is cached (or than its tombstone); whether the
@@ -173,7 +204,7 @@ class KindCache:
         if current is None and buried is not None and not newer(rv, buried):
             return False
         self._tombstones.pop(key, None)
-        self._items[key] = obj
+        self._store(key, obj)
         self._log.bump(self.group, self.kind, *key)
         return True
 
@@ -188,7 +219,7 @@ class KindCache:
             self._tombstones[key] = rv
         if current is None:
             return False
-        del self._items[key]
+        self._drop(key)
         self._log.bump(self.group, self.kind, *key)
         return True
 
@@ -196,17 +227,20 @@ class KindCache:
         """A re-list: the cache becomes `objs`; the number of keys that changed."""
         fresh = {name_of(o): o for o in objs}
         changed = 0
-        for key in [k for k in self._items if k not in fresh]:
+        gone = [k for k in self._items if k not in fresh]
+        for key in gone:
             del self._items[key]
             self._log.bump(self.group, self.kind, *key)
             changed += 1
         self._tombstones.clear()
-        for obj in fresh.values():
-            current = self._items.get(name_of(obj))
+        for key, obj in fresh.items():
+            current = self._items.get(key)
             if current is None or version_of(current) != version_of(obj):
-                self._items[name_of(obj)] = obj
-                self._log.bump(self.group, self.kind, *name_of(obj))
+                self._items[key] = obj
+                self._log.bump(self.group, self.kind, *key)
                 changed += 1
+        if gone or len(self._sorted) != len(self._items):
+            self._sorted = sorted(self._items)  # once per re-list, not per read
         return changed
 
 

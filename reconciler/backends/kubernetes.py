@@ -658,6 +658,59 @@ class KubernetesBackend:
             self._counter.observe(_key(found.info, item), _resource_version(item))
         return items
 
+    # --- resourceVersions without copies (the owner controller's no-op fast path) ----------
+
+    def resource_versions(self, refs: Sequence[tuple[str, str, str, str]]
+                          ) -> tuple[str | None, ...]:
+        """The metadata.resourceVersion of each (apiVersion, kind, namespace, name), None for
+        an object that does not exist: what `get` would say of it, read from the informer
+        caches without copying any object. A kind with no cache, and a miss in a filtered one
+        (`select_informers`), are asked of the API server with `get`."""
+        out: list[str | None] = []
+        for api_version, kind, namespace, name in refs:
+            found = self._kind(api_version, kind)
+            if not name or (found.info.namespaced and not namespace):
+                out.append(None)
+                continue
+            ns = namespace if found.info.namespaced else ""
+            cache = self._cache(found, api_version)
+            if cache is not None:
+                with self._lock:
+                    if not self._frozen:
+                        self._drain()
+                    cached = cache.get((ns, name))
+                    version = _resource_version(cached) if cached is not None else None
+                if version is not None:
+                    self._counter.observe((found.info.group, found.info.kind, ns, name), version)
+                    out.append(version)
+                    continue
+                if (api_version, kind) not in self._filters:
+                    out.append(None)
+                    continue
+            obj = self.get(api_version, kind, namespace, name)  # observed by `get`
+            out.append(_resource_version(obj) if obj is not None else None)
+        return tuple(out)
+
+    def kind_version(self, api_version: str, kind: str) -> tuple[tuple[str, str, str], ...]:
+        """(namespace, name, resourceVersion) of every object of a kind, sorted: what `list`
+        would say of them, from the informer cache without copying any object (a kind with no
+        cache, or a filtered one, is listed)."""
+        found = self._kind(api_version, kind)
+        cache = self._cache(found, api_version)
+        if cache is not None and (api_version, kind) not in self._filters:
+            with self._lock:
+                if not self._frozen:
+                    self._drain()
+                versions = cache.versions()
+            group, kind_name = found.info.group, found.info.kind
+            for ns, name, version in versions:
+                self._counter.observe((group, kind_name, ns, name), version)
+            return tuple(versions)
+        listed = self.list(api_version, kind)  # observed by `list`
+        return tuple(sorted((str((o.get("metadata") or {}).get("namespace") or ""),
+                             str((o.get("metadata") or {}).get("name") or ""),
+                             _resource_version(o)) for o in listed))
+
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
         api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
         found = self._kind(api_version, kind)
