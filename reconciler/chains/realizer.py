@@ -46,7 +46,7 @@ from reconciler.chains.lifecycle import (
 from reconciler.chains.params import resolve_params
 from reconciler.chains.render import RenderError, render
 from reconciler.chains.selection import best_matches
-from reconciler.model.errors import BackendError
+from reconciler.model.errors import BackendError, without_tracebacks
 from reconciler.model.jsonpath import JSONPathError, evaluate_single
 from reconciler.model.limits import check_deadline
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of
@@ -161,7 +161,7 @@ class Realizer:
             assert source is not None
             result.outputs = self._read_outputs(resource, template, source, outputs)
         except ResourceError as exc:
-            result.error = exc
+            result.error = without_tracebacks(exc)  # an expected error: no cycle to collect
         return result
 
     def _realize_mutable(self, result: Realized, desired: Obj, where: str,

@@ -47,7 +47,7 @@ from reconciler.engine.tracking import (
     changed_after,
 )
 from reconciler.model.conditions import find_condition
-from reconciler.model.errors import ReconcilerError
+from reconciler.model.errors import ReconcilerError, without_tracebacks
 from reconciler.model.limits import (
     DEFAULT_LIMITS,
     DeadlineExceeded,
@@ -203,6 +203,8 @@ def reconcile_once(
         cond = find_condition(conditions if isinstance(conditions, list) else None, "Ready")
         ready = str(cond.get("status")) if cond is not None else None
     outcome = classify(after, error, resync=isinstance(after, Resync), ready=ready)
+    if error is not None:
+        without_tracebacks(error)  # logged above; keeping it would keep this frame's cycle
     if observe is not None:
         observe(controller.name, outcome.result, seconds)
     return Attempt(outcome, failure, set(reads.dependencies) if reads is not None else set(),

@@ -16,6 +16,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
+
 
 class ReconcilerError(Exception):
     """Base of every error the product raises on purpose."""
@@ -95,3 +99,25 @@ class Rejected(BackendError):
     def __init__(self, message: str, field: str | None = None) -> None:
         self.field = field
         super().__init__(message)
+
+
+def without_tracebacks(exc: E) -> E:
+    """`exc` with its traceback, and those of the exceptions it was raised from or during,
+    dropped; returns `exc`.
+
+    An exception kept past its `except` block (in a result, a record) holds its traceback,
+    which holds the frames it went through, whose locals hold what keeps the exception: a
+    reference cycle, with everything those frames referenced, that only the cycle collector
+    frees. A reconcile that ended in an expected error left one per call (issue 14: the
+    collector took 29% of a first install of 10,000 workloads). Call it once the traceback has
+    been logged or is not wanted."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending.extend((current.__cause__, current.__context__))
+    return exc
