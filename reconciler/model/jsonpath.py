@@ -29,6 +29,12 @@ Chosen where client-go is unhelpful (documented deviations):
 * ``.*`` and ``..`` do not descend into strings (client-go yields their bytes as numbers).
 * ``range``/``end`` template keywords and several actions (``{.a}{.b}``) are rejected.
 
+``=~`` matches with RE2, the engine behind Go's ``regexp``, so patterns have client-go's syntax
+(no backreferences or lookaround) and matching takes time linear in the subject whatever the
+pattern: a user-written pattern cannot backtrack for ever. A pattern written in the path is
+compiled with the path (a bad one is a :class:`JSONPathSyntaxError`); one read from the data is
+compiled when the filter meets it. Patterns longer than ``MAX_REGEXP_CHARS`` are refused.
+
 Results are references into the data, never copies.
 """
 
@@ -39,6 +45,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+
+import re2
 
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.limits import DEFAULT_LIMITS, check_deadline
@@ -78,6 +86,8 @@ class AmbiguousPathError(JSONPathError):
 
 
 EMPTY_RESULT: Final = "jsonpath returned empty list"
+MAX_REGEXP_CHARS: Final = 4096
+"""The longest ``=~`` pattern accepted (RE2 also bounds the memory of the compiled program)."""
 
 # A step maps the current list of values to the next one; ``expr`` is only for error messages.
 _Step = Callable[[list[Any], str], list[Any]]
@@ -208,11 +218,48 @@ def _recursive(values: list[Any], expr: str) -> list[Any]:
     return result
 
 
-def _literal(constant: Any) -> _Step:
-    def step(values: list[Any], expr: str) -> list[Any]:
-        return [constant for _ in values]
+@dataclass(frozen=True, slots=True)
+class _Literal:
+    """A constant in a filter (``"Ready"``, ``3``, ``true``): one per input value."""
 
-    return step
+    constant: Any
+
+    def __call__(self, values: list[Any], expr: str) -> list[Any]:
+        return [self.constant for _ in values]
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print each refused pattern on stderr
+    options.never_capture = True  # `=~` asks only whether it matches: the DFA answers that
+    return options
+
+
+_RE2_OPTIONS: Final = _re2_options()
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled_regexp(pattern: str) -> Any:
+    return re2.compile(pattern, _RE2_OPTIONS)
+
+
+def _shown(pattern: str) -> str:
+    return repr(pattern if len(pattern) <= 80 else pattern[:79] + "…")
+
+
+def regexp(pattern: str, expr: str) -> Any:
+    """The RE2 program for ``pattern`` (cached), or :class:`JSONPathError` naming it and ``expr``
+    when it is too long or not valid Go/RE2 syntax."""
+    if len(pattern) > MAX_REGEXP_CHARS:
+        raise JSONPathError(expr, f"regexp {_shown(pattern)} is longer than {MAX_REGEXP_CHARS} "
+                                  "characters")
+    try:
+        return _compiled_regexp(pattern)
+    except re2.error as err:
+        reason = err.args[0] if err.args else err
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise JSONPathError(expr, f"invalid regexp {_shown(pattern)}: {reason}") from None
 
 
 def _type_name(value: Any) -> str:
@@ -290,10 +337,7 @@ def _compare(left: Any, op: str, right: Any, expr: str) -> bool:
     if op == "=~":
         if not isinstance(left, str) or not isinstance(right, str):
             raise JSONPathError(expr, "regexp search only supports strings")
-        try:
-            return re.search(right, left) is not None
-        except re.error as err:
-            raise JSONPathError(expr, f"invalid regexp {right!r}: {err}") from err
+        return regexp(right, expr).search(left) is not None
     lk, rk = _basic_kind(left), _basic_kind(right)
     if "invalid" in (lk, rk):
         raise JSONPathError(expr, "invalid type for comparison")
@@ -413,14 +457,14 @@ class _Parser:
             elif ch == "[":
                 steps.append(self.parse_array())
             elif ch in "\"'":
-                steps.append(_literal(self.parse_quote(ch)))
+                steps.append(_Literal(self.parse_quote(ch)))
             elif ch == ".":
                 self.pos += 1
                 steps.append(self.parse_field())
             elif ch in "+-" or ch.isdigit():
-                steps.append(_literal(self.parse_number()))
+                steps.append(_Literal(self.parse_number()))
             elif ch.isalnum() or ch == "_":
-                steps.append(_literal(self.parse_identifier()))
+                steps.append(_Literal(self.parse_identifier()))
             else:
                 raise self.fail(f"unrecognized character in action: {_describe(ch)}")
 
@@ -549,7 +593,14 @@ class _Parser:
         op = match.group(2)
         if op not in _OPERATORS:
             raise self.fail(f"unrecognized filter operator {op}")
-        return _Filter(self.sub_action(match.group(1)), op, self.sub_action(match.group(3)))
+        right = self.sub_action(match.group(3))
+        if op == "=~" and len(right) == 1 and isinstance(right[0], _Literal) and isinstance(
+                right[0].constant, str):
+            try:
+                regexp(right[0].constant, self.expr)
+            except JSONPathError as err:
+                raise self.fail(err.detail) from None
+        return _Filter(self.sub_action(match.group(1)), op, right)
 
     def sub_action(self, text: str) -> tuple[_Step, ...]:
         return tuple(_Parser(self.expr, text).parse_action(end_at_brace=False))
