@@ -25,6 +25,7 @@ import re
 import stat
 import tarfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -159,6 +160,11 @@ _GIT_BOILERPLATE = re.compile(
 )
 _TELLING = re.compile(r"fatal:|error:|denied|failed|refused|not found|could not", re.IGNORECASE)
 _CHECKOUT_STATE = "reconciler-checkout.json"
+# Shared builds remembered (a few hundred bytes each): far more than the distinct (repository,
+# credentials, commit, content) combinations polled at once; the oldest is forgotten first, and
+# forgetting one costs at most one more fetch.
+_BUILT_ENTRIES = 4096
+_BuildKey = tuple[str, str, str, ContentConfig]
 
 
 @dataclass
@@ -240,7 +246,9 @@ class GitRepositoryController:
 
     `ls_remote_calls` and `fetch_calls` count network operations, so tests and benchmarks can
     check that an unchanged remote costs one ls-remote per interval (shared by every object on
-    the same URL) and no fetch.
+    the same URL) and no fetch, and that a new commit costs one fetch however many objects track
+    it; `archives_built` counts archives written from a checkout (a shared one is linked, not
+    built).
     """
 
     def __init__(
@@ -275,15 +283,21 @@ class GitRepositoryController:
         self.remote_refs = remote_refs or RemoteRefCache(clock)
         self.ls_remote_calls = 0
         self.fetch_calls = 0
+        self.archives_built = 0
         self._polls: dict[tuple[str, str], _PollRecord] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         # Stored archives known to hold no link (built before links were left out, they are
         # rebuilt once): digest -> link-free.
         self._link_free: dict[str, bool] = {}
-        # Archives already built, by (url, commit, content config): many objects tracking the
-        # same repository and ref share one fetch and one archive instead of one each.
-        self._built: dict[tuple[str, str, ContentConfig], tuple[Artifact, str]] = {}
+        # Archives already built, by (url, credentials and proxy identity, commit, content
+        # config): many objects tracking the same repository and ref share one fetch and one
+        # archive instead of one each, never across credentials or proxies (what one Secret may
+        # read is not another's). Oldest first, at most _BUILT_ENTRIES of them.
+        self._built: OrderedDict[_BuildKey, tuple[Artifact, str]] = OrderedDict()
+        # Builds under way, by the same key: an object wanting one waits for it rather than
+        # fetching the same commit alongside (the daemon reconciles on several workers).
+        self._building: dict[_BuildKey, threading.Event] = {}
         self.steps: tuple[Step[GitRun], ...] = (
             self.check_spec, self.check_interval, self.load_inputs, self.sync)
 
@@ -612,15 +626,52 @@ class GitRepositoryController:
             bound.debug("artifact up-to-date with remote revision", revision=prior.revision)
             return prior, [], None
 
-        shared = self._shared_build(attempt, remote, now)
-        if shared is not None:
-            artifact, summary = shared
-            if prior is not None and prior.digest == artifact.digest and (
-                    prior.revision == artifact.revision):
-                return artifact, [], None
-            return artifact, [SourceEvent("Normal", NEW_ARTIFACT,
-                                          f"stored artifact for commit '{summary}'")], None
+        if attempt.includes or attempt.verify_keys is not None or remote.pinned:
+            # Not shareable: included artifacts are per namespace, verification is per key, a
+            # pinned commit may be abbreviated.
+            return self._build(attempt, remote, prior, now, None)
+        key = (spec.url, self._identity(attempt), remote.commit, spec.content)
+        while True:
+            shared = self._shared_build(attempt, key, remote, now)
+            if shared is not None:
+                artifact, summary = shared
+                if prior is not None and prior.digest == artifact.digest and (
+                        prior.revision == artifact.revision):
+                    return artifact, [], None
+                return artifact, [SourceEvent("Normal", NEW_ARTIFACT,
+                                              f"stored artifact for commit '{summary}'")], None
+            with self._guard:
+                flight = self._building.get(key)
+                leader = flight is None
+                if flight is None:
+                    flight = self._building[key] = threading.Event()
+            if leader:
+                break
+            # Another object is building this very archive: share it once stored. If that build
+            # fails nothing is stored, and this object tries on its own (a failure is never
+            # passed on as a success, nor as a failure: this object's attempt may fare better).
+            flight.wait()
+            if self._built.get(key) is None:
+                break
+        try:
+            return self._build(attempt, remote, prior, now, key)
+        finally:
+            if leader:
+                with self._guard:
+                    self._building.pop(key, None)
+                flight.set()
 
+    def _build(
+        self,
+        attempt: _Attempt,
+        remote: RemoteRevision,
+        prior: Artifact | None,
+        now: float,
+        key: _BuildKey | None,
+    ) -> tuple[Artifact, list[SourceEvent], Condition | None]:
+        """Fetch (unless the object's cache holds the commit), verify, include and store; a
+        `key` makes the stored archive available to other objects under it."""
+        spec, bound = attempt.spec, attempt.bound
         fetched = self._checkout(attempt, remote)
         actual = RemoteRevision(remote.label, fetched.commit, remote.fetch_ref, remote.pinned)
         if actual.commit != remote.commit and not remote.pinned:
@@ -646,9 +697,13 @@ class GitRepositoryController:
             raise GitStorageError(
                 f"failed to store artifact for revision '{actual.revision}': {detail}"
             ) from exc
-        if not attempt.includes and attempt.verify_keys is None:
-            with self._guard:
-                self._built[(spec.url, actual.commit, spec.content)] = (artifact, fetched.summary)
+        with self._guard:
+            self.archives_built += 1
+            if key is not None and actual.commit == remote.commit:
+                self._built[key] = (artifact, fetched.summary)
+                self._built.move_to_end(key)
+                while len(self._built) > _BUILT_ENTRIES:
+                    self._built.popitem(last=False)
         if prior is not None and prior.digest == artifact.digest and prior.revision == (
             artifact.revision
         ):
@@ -683,15 +738,12 @@ class GitRepositoryController:
         return known
 
     def _shared_build(
-        self, attempt: _Attempt, remote: RemoteRevision, now: float
+        self, attempt: _Attempt, key: _BuildKey, remote: RemoteRevision, now: float
     ) -> tuple[Artifact, str] | None:
-        """The archive another object already built for this url, commit and content config,
-        stored again under this object's name; None when there is none to share."""
-        spec = attempt.spec
-        if attempt.includes or attempt.verify_keys is not None or remote.pinned:
-            return None
+        """The archive another object already built under `key`, stored again under this
+        object's name (a hard link); None when there is none to share."""
         with self._guard:
-            built = self._built.get((spec.url, remote.commit, spec.content))
+            built = self._built.get(key)
         if built is None or not self.store.exists(built[0].path):
             return None
         source, summary = built
@@ -705,6 +757,15 @@ class GitRepositoryController:
             return None  # build it the ordinary way
         attempt.bound.debug("artifact shared", revision=revision, digest=artifact.digest)
         return artifact, summary
+
+    @staticmethod
+    def _identity(attempt: _Attempt) -> str:
+        """Who asks the remote: a digest of the credentials and the proxy ("" for neither).
+        Whatever is shared between objects (ref listings, archives) is shared only under it."""
+        identity = attempt.credentials.fingerprint() if attempt.credentials else ""
+        if attempt.proxy is not None:
+            identity += "+proxy:" + attempt.proxy.fingerprint()
+        return identity
 
     def _resolve(self, attempt: _Attempt) -> RemoteRevision:
         spec = attempt.spec
@@ -756,11 +817,9 @@ class GitRepositoryController:
             out = self._git(attempt, ["ls-remote", "--", spec.url], "unable to list remote refs")
             return parse_ls_remote(out)
 
-        identity = attempt.credentials.fingerprint() if attempt.credentials else ""
-        if attempt.proxy is not None:
-            identity += "+proxy:" + attempt.proxy.fingerprint()
         return self.remote_refs.get(
-            (spec.url, identity), spec.interval, list_refs, refresh=attempt.refresh_remote
+            (spec.url, self._identity(attempt)), spec.interval, list_refs,
+            refresh=attempt.refresh_remote,
         ).refs
 
     def _git(
