@@ -28,7 +28,8 @@ CHART = Path(__file__).resolve().parent.parent / "charts" / "reconciler"
 # Daemon settings the chart sets itself (from `ports`, the pod's volumes and the Deployment's
 # flags); refused under `settings.daemon`.
 CHART_OWNED = ("environment", "listen", "artifacts_listen", "webhook_listen", "data_dir",
-               "state", "leader_elect", "leader_election_namespace", "shard")
+               "state", "leader_elect", "leader_election_namespace", "shard", "portal_actions",
+               "portal_token_file")
 
 Schema = dict[str, Any]
 
@@ -102,6 +103,13 @@ def values_schema() -> Schema:
                               "resources": {"type": "array", "items": STR, "minItems": 1}}),
                     "required": ["apiGroups", "resources"]}}}),
             "settings": settings_schema(),
+            "portal": closed({
+                "actions": BOOL,
+                "tokenSecret": closed({
+                    "name": {"type": "string",
+                             "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?"
+                                        "(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$"},
+                    "key": {"type": "string", "pattern": "^[-._a-zA-Z0-9]+$"}})}),
             "inputs": STR_MAP,
             "ports": closed({"metrics": PORT, "artifacts": PORT, "webhook": PORT}),
             "resources": closed({"requests": resources_part, "limits": resources_part}),
@@ -133,7 +141,8 @@ def documented_values(text: str) -> list[tuple[str, str]]:
     for line in text.splitlines():
         stripped = line.strip()
         indent = len(line) - len(line.lstrip())
-        if stripped.startswith("# --"):
+        # "# -- text" starts a description; "# --flag" inside one is text (a command's flag).
+        if stripped == "# --" or stripped.startswith("# -- "):
             comment = [stripped[4:].strip()]
         elif stripped.startswith("#") and comment is not None:
             comment.append(stripped[1:].strip())

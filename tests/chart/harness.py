@@ -4,6 +4,7 @@ as the chart's Deployment gives them to its pod."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 from pathlib import Path
@@ -62,22 +63,39 @@ def pod_env(container: dict[str, Any], pod_ip: str) -> dict[str, str]:
 def daemon_as_the_chart_runs_it(served: Served, tmp_path: Path, namespace: str,
                                 release: str = "rec") -> tuple[list[str], dict[str, str]]:
     """`reconciler run`'s arguments and environment as the release's Deployment gives them to
-    its pod: its args, the settings and inputs ConfigMaps mounted as files, its `env` (pod IP
-    127.0.0.1), and a kubeconfig holding its ServiceAccount's token (instead of the projected
-    token volume). Only what cannot be the pod's is added: loopback metrics and webhook ports
-    and a local data dir."""
+    its pod: its args, the settings and inputs ConfigMaps and any Secret volume (`items` as
+    given) mounted as files, each mount path in the args and in those files replaced by the
+    local folder, its `env` (pod IP 127.0.0.1), and a kubeconfig holding its ServiceAccount's
+    token (instead of the projected token volume). Only what cannot be the pod's is added:
+    loopback metrics and webhook ports and a local data dir."""
     deployment = served.get_json("deploy", f"{release}-reconciler", "-n", namespace)
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     args = list(container["args"])
+    files: dict[Path, str] = {}
+    local: dict[str, Path] = {}
     for volume in deployment["spec"]["template"]["spec"]["volumes"]:
+        folder = tmp_path / volume["name"]
         if "configMap" in volume:
-            folder = tmp_path / volume["name"]
-            folder.mkdir(exist_ok=True)
             data = served.get_json("cm", volume["configMap"]["name"], "-n", namespace)["data"]
-            for name, text in data.items():
-                (folder / name).write_text(text)
-            args = [arg.replace(mounts[volume["name"]], str(folder)) for arg in args]
+        elif "secret" in volume:
+            encoded = served.get_json("secret", volume["secret"]["secretName"], "-n",
+                                      namespace)["data"]
+            secret = {key: base64.b64decode(value).decode() for key, value in encoded.items()}
+            items = volume["secret"].get("items")
+            data = ({item["path"]: secret[item["key"]] for item in items} if items
+                    else secret)
+        else:
+            continue
+        local[mounts[volume["name"]]] = folder
+        files.update({folder / name: text for name, text in data.items()})
+    for path, text in files.items():
+        for mount, folder in local.items():
+            text = text.replace(mount, str(folder))
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    for mount, folder in local.items():
+        args = [arg.replace(mount, str(folder)) for arg in args]
     assert args[:2] == ["run", f"--config={tmp_path / 'settings'}/settings.yaml"], args
     token = served.kubectl("create", "token", f"{release}-reconciler", "-n",
                            namespace).stdout.strip()

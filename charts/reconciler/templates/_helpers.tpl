@@ -118,3 +118,14 @@ Always
   verbs: [get, list, watch, create, update, patch, delete]
 {{- end }}
 {{- end }}
+
+{{/* The portal token Secret's name and key (`portal.tokenSecret`), "" name for none; fails
+when portal actions are asked for without one: the daemon listens on all interfaces. */}}
+{{- define "reconciler.portalTokenSecret" -}}
+{{- $portal := .Values.portal | default dict -}}
+{{- $secret := $portal.tokenSecret | default dict -}}
+{{- if and $portal.actions (not $secret.name) -}}
+{{- fail "portal.actions needs portal.tokenSecret.name: the daemon listens on all interfaces, so portal actions must carry a token (make a Secret holding it and name it there)" -}}
+{{- end -}}
+{{- toJson (dict "name" ($secret.name | default "") "key" ($secret.key | default "token")) -}}
+{{- end -}}
