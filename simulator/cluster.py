@@ -1109,6 +1109,70 @@ class InMemoryCluster:
         self._finish_if_done(key)
 
 
+    # --- versions (the owner's no-op fast path) ------------------------------------------
+
+    # What each (apiVersion, kind) read by version resolved to, and each ref's store key with
+    # it: trusted only while the registry still serves that very `KindInfo` (a CRD change
+    # registers a new one, its removal none). The refs are emptied when they outgrow the store.
+    _versions_kinds: dict[tuple[str, str], tuple[KindInfo, tuple[str, str]]] | None = None
+    _versions_refs: dict[Key, tuple[Key, KindInfo, tuple[str, str]]] | None = None
+
+    def _served(self, api_version: str, kind: str) -> tuple[KindInfo, tuple[str, str]]:
+        """`kind_info` and its (group, kind), cached; raises as `kind_info` does."""
+        kinds = self._versions_kinds
+        if kinds is None:
+            kinds = self._versions_kinds = {}
+        cached = kinds.get((api_version, kind))
+        if cached is not None and self.registry._by_gk.get(cached[1]) is cached[0]:
+            return cached
+        info = self.kind_info(api_version, kind)
+        cached = kinds[(api_version, kind)] = (info, (info.group, info.kind))
+        return cached
+
+    def _reads_now(self) -> Reads | None:
+        """The reads being recorded on this thread, as `getattr(self._recording, "reads",
+        None)` but without raising and catching AttributeError on every call of a thread that
+        never began recording (the fast path's common case)."""
+        try:
+            reads: Reads | None = self._recording.reads
+        except AttributeError:
+            reads = self._recording.reads = None
+        return reads
+
+    def resource_versions(self, refs: Sequence[tuple[str, str, str, str]]
+                          ) -> tuple[str | None, ...]:
+        """Each (apiVersion, kind, namespace, name)'s stored `metadata.resourceVersion` (None
+        when absent), without copying anything; each read recorded as `get` records it, and
+        an unserved kind raised as `get` raises it."""
+        reads = self._reads_now()
+        recorded = reads.dependencies if reads is not None else None
+        objects, served = self._objects, self.registry._by_gk
+        keys = self._versions_refs
+        if keys is None or len(keys) > 2 * len(objects) + 1024:
+            keys = self._versions_refs = {}
+        out: builtins.list[str | None] = []
+        for ref in refs:
+            cached = keys.get(ref)
+            if cached is None or served.get(cached[2]) is not cached[1]:
+                info, group_kind = self._served(ref[0], ref[1])
+                cached = keys[ref] = ((info.group, info.kind,
+                                       ref[2] if info.namespaced else "", ref[3]),
+                                      info, group_kind)
+            if recorded is not None:
+                recorded.add(("key", *cached[0]))
+            found = objects.get(cached[0])
+            out.append(None if found is None else found["metadata"].get("resourceVersion"))
+        return tuple(out)
+
+    def kind_version(self, api_version: str, kind: str) -> int:
+        """The revision at which an object of this kind (any namespace) was last created,
+        changed or deleted: equal only while none was. Recorded as a `list` of the kind."""
+        _, (group, kind_name) = self._served(api_version, kind)
+        reads = self._reads_now()
+        if reads is not None:
+            reads.dependencies.add(("kind", group, kind_name, "*", ""))
+        return self._kind_changes.get((group, kind_name, "*"), 0)
+
 class _Registry(KindRegistry):
     def unregister(self, group: str, kind: str) -> None:
         self._by_gk.pop((group, kind), None)

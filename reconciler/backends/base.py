@@ -15,7 +15,7 @@ enforced.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast, runtime_checkable
 
@@ -23,6 +23,9 @@ from reconciler.model.kinds import KindInfo
 from reconciler.model.objects import Obj
 
 FIELD_MANAGER = "reconciler"
+
+Ref = tuple[str, str, str, str]
+"""(apiVersion, kind, namespace, name) of one object ("" for a cluster-scoped one's namespace)."""
 
 
 class Backend(Protocol):
@@ -60,6 +63,48 @@ class Backend(Protocol):
 
     def events(self) -> Sequence[Obj]:
         ...
+
+
+# --- versions without copies (the owner controller's no-op fast path) ----------------------
+
+
+def resource_versions(backend: Backend, refs: Sequence[Ref]) -> tuple[str | None, ...]:
+    """Each ref's `metadata.resourceVersion` (None for an object that does not exist), read as
+    `get` reads it (and recorded as `get`'s reads are) but, where the backend has its own
+    `resource_versions` (the simulated cluster, informer caches), without copying any object.
+    Raises what `get` raises (an unserved kind, a refused read)."""
+    own: Callable[[Sequence[Ref]], tuple[str | None, ...]] | None = getattr(
+        backend, "resource_versions", None)
+    if own is not None:
+        return own(refs)
+    return _versions_by_get(backend, refs)
+
+
+def _versions_by_get(backend: Backend, refs: Sequence[Ref]) -> tuple[str | None, ...]:
+    out: list[str | None] = []
+    for ref in refs:
+        live = backend.get(*ref)
+        version = (live.get("metadata") or {}).get("resourceVersion") if live is not None else None
+        out.append(None if version is None else str(version))
+    return tuple(out)
+
+
+def kind_versions(backend: Backend, api_version: str, kind: str) -> Hashable:
+    """A value that changes whenever any object of a kind is created, changed or deleted (and
+    only then), read as `list` reads the kind in every namespace (and recorded as its reads
+    are): the backend's own `kind_version` where it has one, else the sorted (namespace, name,
+    resourceVersion) of a `list`. Compare two of them from the same backend only."""
+    own: Callable[[str, str], Hashable] | None = getattr(backend, "kind_version", None)
+    if own is not None:
+        return own(api_version, kind)
+    return _kind_version_by_list(backend, api_version, kind)
+
+
+def _kind_version_by_list(backend: Backend, api_version: str, kind: str) -> Hashable:
+    return tuple(sorted((str((o.get("metadata") or {}).get("namespace") or ""),
+                         str((o.get("metadata") or {}).get("name") or ""),
+                         str((o.get("metadata") or {}).get("resourceVersion") or ""))
+                        for o in backend.list(api_version, kind)))
 
 
 # --- identities and impersonation ----------------------------------------------------------
@@ -183,6 +228,19 @@ class Forwarding:
 
     def events(self) -> Sequence[Obj]:
         return self.inner.events()
+
+    # A wrapper that changes reads (overrides `get` or `list`: faults, filters, recording) is
+    # read through that override, never around it.
+
+    def resource_versions(self, refs: Sequence[Ref]) -> tuple[str | None, ...]:
+        if type(self).get is not Forwarding.get:
+            return _versions_by_get(self, refs)
+        return resource_versions(self.inner, refs)
+
+    def kind_version(self, api_version: str, kind: str) -> Hashable:
+        if type(self).list is not Forwarding.list:
+            return _kind_version_by_list(self, api_version, kind)
+        return kind_versions(self.inner, api_version, kind)
 
 
 class WritesAs(Forwarding):

@@ -10,10 +10,16 @@ from __future__ import annotations
 import builtins
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from reconciler.backends.base import FIELD_MANAGER, Backend
+from reconciler.backends.base import (
+    FIELD_MANAGER,
+    Backend,
+    Ref,
+    kind_versions,
+    resource_versions,
+)
 from reconciler.model.kinds import KindInfo
 from reconciler.model.objects import Obj
 
@@ -70,6 +76,14 @@ class LockedBackend:
     def events(self) -> Sequence[Obj]:
         with self.lock:
             return self.inner.events()
+
+    def resource_versions(self, refs: Sequence[Ref]) -> tuple[str | None, ...]:
+        with self.lock:
+            return resource_versions(self.inner, refs)
+
+    def kind_version(self, api_version: str, kind: str) -> Hashable:
+        with self.lock:
+            return kind_versions(self.inner, api_version, kind)
 
     def names(self, api_version: str, kind: str) -> builtins.list[tuple[str, str]]:
         """(namespace, name) of every object of a kind: the inner backend's cheap listing when

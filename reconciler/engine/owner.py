@@ -17,12 +17,23 @@ blueprint's `spec.serviceAccountRef`, else `default` in the owner's namespace), 
 `backends.base.impersonated`; the owner's own status and events stay the controller's. An API
 server that refuses one (403) gives `ResourcesSubmitted=False TemplateRejectedByAPIServer` with its
 message, which names the ServiceAccount, the verb and the resource.
+
+The no-op fast path (issue 14): an owner whose reconcile ended settled (no error, Ready, every
+resource mutable) gets a `Settled` record: its uid, the blueprint kind's version
+(`backends.base.kind_versions`), and the resourceVersion of each object it read or wrote
+(itself after its status write, the templates it looked up, the stamped objects and those
+outputs were read from), then its ServiceAccount, its Namespace and the CRDs of the kinds it
+stamps where they can be read. Offered again with the same resourceVersion, within
+`fast_path_max_age` of the record, with every one of those versions unchanged
+(`backends.base.resource_versions`: no copies, recorded as reads like `get`'s, so the runner
+offers it again on the same changes), it is not rendered, diffed or applied. The age bound is
+what catches what no version here shows: RBAC (Roles, RoleBindings) granted or taken away.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +41,14 @@ import structlog
 
 from reconciler.apply.applier import Action
 from reconciler.apply.prune import prune_disabled
-from reconciler.backends.base import Backend, Identity, impersonated
+from reconciler.backends.base import (
+    Backend,
+    Identity,
+    Ref,
+    impersonated,
+    kind_versions,
+    resource_versions,
+)
 from reconciler.chains.blueprint import CARTO_API, Blueprint, BlueprintResource, Template
 from reconciler.chains.lifecycle import LIFECYCLE_LABEL, MUTABLE
 from reconciler.chains.realizer import OwnerContext, Realized, Realizer
@@ -43,7 +61,6 @@ from reconciler.chains.status import (
     submitted_conditions,
 )
 from reconciler.engine.blueprints import blueprint_ready, templates_ready
-from reconciler.engine.fingerprint import Ref, digest
 from reconciler.model.annotations import REQUESTED_AT_ANNOTATION, SUSPEND_ANNOTATION
 from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
 from reconciler.model.errors import ReconcilerError
@@ -71,6 +88,7 @@ from reconciler.runtime.reconcile import (
     render,
     summarize,
 )
+from reconciler.settings import OwnerSettings
 
 log = structlog.get_logger(__name__)
 
@@ -110,7 +128,7 @@ DELIVERABLE = OwnerKind(
 
 
 DEFAULT_SERVICE_ACCOUNT = "default"
-
+CRD_API = "apiextensions.k8s.io/v1"
 
 
 def suspended(owner: Obj) -> bool:
@@ -164,17 +182,40 @@ class Run:
     settled: bool = False
     """The reconcile ended without error, Ready, every resource mutable (the fast path may
     skip the next one if nothing it read changed)."""
+    owner_version: str | None = None
+    """The owner's resourceVersion once this reconcile wrote (or left) its status."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What the fast path compares (see the module docstring): recorded at the end of a
+    settled reconcile, from the versions that reconcile itself saw."""
+
+    uid: object
+    owner_version: str | None
+    """The owner's resourceVersion after that reconcile's status write."""
+    blueprints: Hashable
+    """`kind_versions` of the blueprint kind, read before the reconcile listed it."""
+    refs: tuple[Ref, ...]
+    """Every other object read (the owner's own changes are its own resourceVersion's)."""
+    versions: tuple[str | None, ...]
+    """The resourceVersion of each of `refs` (None: it did not exist)."""
+    at: float
+    """When it was recorded (the controller's clock)."""
 
 
 class OwnerController:
     def __init__(self, backend: Backend, clock: Clock, kind: OwnerKind = WORKLOAD,
-                 fast_path: bool = True) -> None:
+                 fast_path: bool | None = None, settings: OwnerSettings | None = None) -> None:
+        """`fast_path` (when given) overrides `settings.fast_path`."""
+        settings = settings or OwnerSettings()
         self.backend = backend
-        self.fast_path = fast_path
-        # owner key -> (digest, objects read) at the end of its last settled reconcile
-        self._settled: dict[tuple[str, str], tuple[str, tuple[Ref, ...]]] = {}
-        # the templates the current reconcile looked up, per thread (the daemon's workers
-        # reconcile different owners through one controller at once)
+        self.fast_path = settings.fast_path if fast_path is None else fast_path
+        self.fast_path_max_age = settings.fast_path_max_age_seconds
+        # owner key -> what its last settled reconcile read (`Settled`)
+        self._settled: dict[tuple[str, str], Settled] = {}
+        # the templates the current reconcile looked up, with the resourceVersion it saw, per
+        # thread (the daemon's workers reconcile different owners through one controller)
         self._reads = threading.local()
         self.clock = clock
         self.kind = kind
@@ -188,55 +229,111 @@ class OwnerController:
         return [(CARTO_API, self.kind.kind)]
 
     def reconcile(self, obj: Obj) -> float | None:
+        m = meta(obj)
+        key = (str(m.get("namespace") or ""), str(m.get("name", "")))
+        if self.fast_path:
+            # Before the suspend check: a record is made only by a reconcile of an owner that
+            # was not suspended, and suspending it changes its resourceVersion.
+            last = self._settled.get(key)
+            if last is not None:
+                if (m.get("resourceVersion") == last.owner_version and m.get("uid") == last.uid
+                        and self._unchanged(last)):
+                    return None
+                self._settled.pop(key, None)
         if suspended(obj):
             # Cartographer's owners have no spec.suspend; as Flux does for its own, a suspended
             # owner is left as it is, status and stamped objects alike, until resumed.
             log.debug("reconciliation suspended", owner=f"{namespace_of(obj)}/{name_of(obj)}")
             return None
-        key = (namespace_of(obj), name_of(obj))
-        last = self._settled.pop(key, None)
-        if self.fast_path and last is not None and last[0] == self._safe_digest(obj, last[1]):
-            self._settled[key] = last
-            return None
+        blueprints = self._blueprints_version() if self.fast_path else None
         run = Run(obj)
-        self._reads.templates = set()
+        self._reads.templates = {}
         structlog.contextvars.bind_contextvars(
             owner=f"{namespace_of(obj)}/{name_of(obj)}", kind=self.kind.kind)
         try:
             reconcile(run, self.steps, self._finish)
         finally:
             structlog.contextvars.unbind_contextvars("owner", "kind")
-        if self.fast_path and run.settled:
-            self._record(key, run)
+        if self.fast_path and run.settled and blueprints is not None:
+            self._record(key, run, blueprints)
         return None
 
-    def _safe_digest(self, owner: Obj, refs: Sequence[Ref]) -> str | None:
-        """The digest for the fast-path check; any failure reading means no fast path, and the
-        full reconcile meets (and reports in status) the same failure."""
+    # --- the no-op fast path -------------------------------------------------------------
+
+    def _unchanged(self, last: Settled) -> bool:
+        """Whether nothing else the last settled reconcile read has changed since (see the
+        module docstring). A failure to read is a no: the full reconcile meets and reports it."""
+        if not self.clock.now() - last.at < self.fast_path_max_age:
+            return False
         try:
-            return self._digest(owner, refs)
-        except BaseException:  # the full reconcile below meets and reports it
+            return (kind_versions(self.backend, CARTO_API, self.kind.blueprint_kind)
+                    == last.blueprints
+                    and resource_versions(self.backend, last.refs) == last.versions)
+        except Exception:
+            return False
+
+    def _blueprints_version(self) -> Hashable | None:
+        """The blueprint kind's version before the reconcile lists it (a change in between
+        makes the record older than what was read: the next offer renders again, never the
+        reverse); None when it cannot be read (and then no record)."""
+        try:
+            return kind_versions(self.backend, CARTO_API, self.kind.blueprint_kind)
+        except Exception:
             return None
 
-    def _digest(self, owner: Obj, refs: Sequence[Ref]) -> str | None:
-        return digest(owner, self.backend.list(CARTO_API, self.kind.blueprint_kind), refs,
-                      self.backend, self.kind.kind)
-
-    def _record(self, key: tuple[str, str], run: Run) -> None:
-        refs: set[Ref] = set(self._reads.templates)
+    def _record(self, key: tuple[str, str], run: Run, blueprints: Hashable) -> None:
+        """Record what a settled reconcile read, with the versions it saw, if they are still
+        the live ones (else something changed meanwhile, and that change offers the owner
+        again)."""
+        seen: dict[Ref, str | None] = {}
+        templates: dict[Ref, str | None] = self._reads.templates
+        for ref, version in templates.items():
+            seen.setdefault(ref, version)
+        kinds: dict[tuple[str, str], None] = {}
         for realized in run.realized:
             for obj in (realized.stamped, realized.outputs_from):
                 if obj is not None:
-                    refs.add((str(obj.get("apiVersion")), str(obj.get("kind")),
-                              namespace_of(obj) or "", name_of(obj)))
-        owner = self.backend.get(str(run.owner.get("apiVersion", CARTO_API)), self.kind.kind,
-                                 key[0], key[1])
-        if owner is None:
+                    api_version, kind = str(obj.get("apiVersion")), str(obj.get("kind"))
+                    seen.setdefault((api_version, kind, namespace_of(obj), name_of(obj)),
+                                    meta(obj).get("resourceVersion"))
+                    kinds[(api_version, kind)] = None
+        refs = tuple(seen)
+        try:
+            versions = resource_versions(self.backend, refs)
+        except Exception:
             return
-        ordered = tuple(sorted(refs))
-        found = self._digest(owner, ordered)
-        if found is not None:
-            self._settled[key] = (found, ordered)
+        if versions != tuple(seen.values()):
+            return
+        extra_refs: list[Ref] = []
+        extra_versions: list[str | None] = []
+        for ref in self._more_inputs(run, kinds):
+            try:
+                extra_versions.extend(resource_versions(self.backend, (ref,)))
+            except Exception:  # not readable with the controller's rights: not tracked
+                continue
+            extra_refs.append(ref)
+        self._settled[key] = Settled(meta(run.owner).get("uid"), run.owner_version, blueprints,
+                                     (*refs, *extra_refs), (*versions, *extra_versions),
+                                     self.clock.now())
+
+    def _more_inputs(self, run: Run, kinds: dict[tuple[str, str], None]) -> list[Ref]:
+        """What decides a reconcile's outcome without being read by it: the ServiceAccount the
+        owner's writes go as, its Namespace, and the CustomResourceDefinition of each kind it
+        stamps (an API group's kinds have one; the core group's have none)."""
+        namespace, name = service_account_for(run.owner, run.blueprint.obj if run.blueprint
+                                              else None)
+        refs: list[Ref] = [("v1", "ServiceAccount", namespace, name),
+                           ("v1", "Namespace", "", namespace_of(run.owner))]
+        for api_version, kind in kinds:
+            group = api_version.rpartition("/")[0]
+            if not group:
+                continue
+            try:
+                plural = self.backend.kind_info(api_version, kind).plural
+            except Exception:
+                continue
+            refs.append((CRD_API, "CustomResourceDefinition", "", f"{plural}.{group}"))
+        return refs
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -359,8 +456,10 @@ class OwnerController:
                                for r in run.realized))
         status["conditions"] = render(previous.get("conditions"), conditions, self.rules,
                                       ending, now)
+        run.owner_version = meta(owner).get("resourceVersion")
         if status != previous:
-            self.backend.update_status({**owner, "status": status})
+            live = self.backend.update_status({**owner, "status": status})
+            run.owner_version = meta(live).get("resourceVersion")
             ready = conditions[-1]
             if failure is not None:
                 self.backend.emit_event(owner, "Warning", failure.reason, failure.message)
@@ -440,13 +539,16 @@ class OwnerController:
         return self._template(kind, name) is not None
 
     def _template(self, kind: str, name: str) -> Obj | None:
-        reads: set[Ref] | None = getattr(self._reads, "templates", None)
-        if reads is not None:
-            reads.add((CARTO_API, kind, "", name))
         try:
-            return self.backend.get(CARTO_API, kind, "", name)
+            found = self.backend.get(CARTO_API, kind, "", name)
         except ReconcilerError:
-            return None
+            found = None
+        reads: dict[Ref, str | None] | None = getattr(self._reads, "templates", None)
+        if reads is not None:
+            # The first version seen stays: a later one may be newer than what was used.
+            reads.setdefault((CARTO_API, kind, "", name),
+                             meta(found).get("resourceVersion") if found is not None else None)
+        return found
 
     def _labels(self, owner: Obj, blueprint: Blueprint, resource: BlueprintResource,
                 template: Template) -> dict[str, str]:

@@ -15,11 +15,11 @@ exactly the keys that read it (and never the others).
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from reconciler.backends.base import Backend, Forwarding
+from reconciler.backends.base import Backend, Forwarding, Ref, kind_versions, resource_versions
 from reconciler.model.labelsets import LabelPairs, LabelSet, selector_pairs, selector_text
 from reconciler.model.objects import GroupVersionKind, Obj
 
@@ -180,6 +180,21 @@ class TrackingBackend(Forwarding):
             reads.statuses[(group, kind, namespace, str(meta.get("name")))] = (
                 obj.get("status") or {})
         return live
+
+    # --- versions (the owner's no-op fast path): recorded as `get` and `list` record -------
+
+    def resource_versions(self, refs: Sequence[Ref]) -> tuple[str | None, ...]:
+        reads = self._current()
+        if reads is not None:
+            for api_version, kind, namespace, name in refs:
+                reads.dependencies.add(("key", api_version.rpartition("/")[0], kind,
+                                        self._namespace(api_version, kind, namespace), name))
+        return resource_versions(self.inner, refs)
+
+    def kind_version(self, api_version: str, kind: str) -> Hashable:
+        if self._current() is not None:
+            self._record(("kind", api_version.rpartition("/")[0], kind, "*", ""))
+        return kind_versions(self.inner, api_version, kind)
 
 
 def changed_after(feed: ChangeFeed, dependencies: set[Dependency], revision: int) -> bool:

@@ -32,6 +32,24 @@ class SourceSettings:
 
 
 @dataclass(frozen=True)
+class OwnerSettings:
+    """The Workload and Deliverable controllers (`engine/owner.OwnerController`)."""
+
+    fast_path: bool = True
+    """Skip render, diff and apply when an owner is offered again and nothing its last settled
+    reconcile read has changed since (docs/architecture.md, "The owner's no-op fast path")."""
+    fast_path_max_age_seconds: float = 600.0
+    """A fast-path record older than this (on the controller's clock) is not trusted: the owner
+    is reconciled in full again. Bounds how long a change the record cannot see (RBAC: Roles,
+    RoleBindings and their cluster-wide kin) goes unnoticed by an owner nothing else triggers."""
+
+    def __post_init__(self) -> None:
+        if not self.fast_path_max_age_seconds >= 0:
+            raise InputError("fast_path_max_age_seconds must be 0 (no fast path) or more (got "
+                             f"{self.fast_path_max_age_seconds:g})")
+
+
+@dataclass(frozen=True)
 class SimulateSettings:
     budget_seconds: float = 3600.0
     """Virtual time a `simulate` run may take before it stops waiting."""

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from reconciler.engine.owner import WORKLOAD, OwnerController
-from reconciler.model.errors import Transient
+from reconciler.engine.tracking import TrackingBackend
+from reconciler.model.errors import InputError, Transient
 from reconciler.model.objects import Obj
+from reconciler.settings import OwnerSettings
 from simulator.environment import SimulatedEnvironment
 
 API = "carto.run/v1alpha1"
@@ -172,11 +174,12 @@ def test_a_failed_reconcile_never_takes_the_fast_path(world: World) -> None:
 
     def failing(*args: Any, **kwargs: Any) -> Any:
         nonlocal failures
-        if failures < 2:
+        if failures < 1:
             failures += 1
             raise Transient("SourceUnavailable", "cannot list: connection reset")
         return real_list(*args, **kwargs)
 
+    _request(world)  # a change, so that the next offer reconciles in full (and fails)
     world.cluster.list = failing  # type: ignore[method-assign]
     with pytest.raises(Transient):
         world.controller.reconcile(world.workload())
@@ -197,3 +200,158 @@ def test_a_workload_that_is_not_ready_is_never_skipped() -> None:
     w.offer()
     assert w.ready() != "True"
     assert w.controller._settled == {}
+
+
+# --- what the reconcile does not read but depends on ---------------------------------------
+
+
+def _service_account(w: World, name: str, labels: dict[str, str] | None = None) -> None:
+    w.cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                     "metadata": {"name": name, "namespace": "default",
+                                  "labels": labels or {}}})
+
+
+def test_a_change_of_the_owners_service_account_renders_again() -> None:
+    w = World()
+    _service_account(w, "builder")
+    obj = w.workload()
+    obj["spec"]["serviceAccountName"] = "builder"
+    w.cluster.apply(obj)
+    w.settle()
+    assert w.offer() == 0
+    _service_account(w, "builder", {"rotated": "yes"})
+    assert w.offer() == 1
+    w.settle()
+    assert w.offer() == 0
+    w.cluster.delete("v1", "ServiceAccount", "default", "builder")
+    assert w.offer() == 1
+
+
+def test_a_default_service_account_created_later_renders_again(world: World) -> None:
+    # The simulated cluster makes no `default` ServiceAccount: absent at the record, and its
+    # creation is a change.
+    assert world.cluster.get("v1", "ServiceAccount", "default", "default") is None
+    _service_account(world, "default")
+    assert world.offer() == 1
+
+
+def test_a_change_of_the_owners_namespace_renders_again(world: World) -> None:
+    ns = world.cluster.get("v1", "Namespace", "", "default")
+    assert ns is not None
+    ns["metadata"].setdefault("labels", {})["team"] = "blue"
+    world.cluster.apply(ns)
+    assert world.offer() == 1
+    world.settle()
+    assert world.offer() == 0
+
+
+def test_a_change_in_another_namespace_does_not(world: World) -> None:
+    world.cluster.apply({"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": {"name": "elsewhere", "labels": {"team": "red"}}})
+    world.cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                         "metadata": {"name": "default", "namespace": "elsewhere"}})
+    assert world.offer() == 0
+
+
+def test_a_record_older_than_the_max_age_is_checked_by_a_full_reconcile(world: World) -> None:
+    # RBAC is not among the versions compared: the age bound is what re-validates it.
+    max_age = world.controller.fast_path_max_age
+    assert max_age == OwnerSettings().fast_path_max_age_seconds == 600
+    world.env.clock.advance(max_age - 1)
+    assert world.offer() == 0
+    world.env.clock.advance(1)
+    assert world.offer() == 1
+    assert world.offer() == 0  # recorded afresh, at the clock's new time
+    world.env.clock.advance(max_age - 1)
+    assert world.offer() == 0
+
+
+def test_max_age_comes_from_the_owner_settings() -> None:
+    env = SimulatedEnvironment()
+    controller = OwnerController(env.cluster, env.clock, WORKLOAD,
+                                 settings=OwnerSettings(fast_path_max_age_seconds=30))
+    assert (controller.fast_path, controller.fast_path_max_age) == (True, 30)
+    assert OwnerController(env.cluster, env.clock, WORKLOAD,
+                           settings=OwnerSettings(fast_path=False)).fast_path is False
+    with pytest.raises(InputError, match="fast_path_max_age_seconds"):
+        OwnerSettings(fast_path_max_age_seconds=-1)
+
+
+CRD_GROUP = "fastpath.reconciler.dev"
+
+
+def _widget_crd(labels: dict[str, str] | None = None) -> Obj:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{CRD_GROUP}", "labels": labels or {}},
+        "spec": {"group": CRD_GROUP, "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
+                           "listKind": "WidgetList"},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "subresources": {"status": {}},
+                               "schema": {"openAPIV3Schema": {
+                                   "type": "object",
+                                   "x-kubernetes-preserve-unknown-fields": True}}}]}}
+
+
+def test_a_change_of_the_crd_of_a_stamped_kind_renders_again() -> None:
+    w = World()
+    w.cluster.apply(_widget_crd())
+    w.cluster.apply({"apiVersion": API, "kind": "ClusterTemplate", "metadata": {"name": "sink"},
+                     "spec": {"template": {
+                         "apiVersion": f"{CRD_GROUP}/v1", "kind": "Widget",
+                         "metadata": {"name": "$(workload.metadata.name)$-sink"},
+                         "spec": {"value": "$(configs.src.config.value)$"}}}})
+    chain = w.cluster.get(API, "ClusterSupplyChain", "", "chain")
+    assert chain is not None
+    chain["spec"]["resources"][1]["templateRef"]["kind"] = "ClusterTemplate"
+    w.cluster.apply(chain)
+    w.settle()
+    assert w.ready() == "True"
+    assert w.offer() == 0
+    crd_ref = ("apiextensions.k8s.io/v1", "CustomResourceDefinition", "",
+               f"widgets.{CRD_GROUP}")
+    assert crd_ref in w.controller._settled[("default", "app")].refs
+    w.cluster.apply(_widget_crd({"changed": "yes"}))
+    assert w.offer() == 1
+
+
+# --- the reads the runner schedules by -----------------------------------------------------
+
+
+def _reads(w: World, backend: TrackingBackend | None = None) -> tuple[int, frozenset[Any]]:
+    """Offer once with reads recorded (by the cluster, or by `backend`): (renders, reads)."""
+    recorder: Any = backend if backend is not None else w.cluster
+    recorder.begin()
+    renders = w.offer()
+    return renders, frozenset(recorder.end().dependencies)
+
+
+@pytest.mark.parametrize("tracked", [False, True], ids=["cluster", "tracking-backend"])
+def test_the_fast_path_reads_what_the_full_reconcile_read(tracked: bool) -> None:
+    w = World()
+    tracker = TrackingBackend(w.cluster) if tracked else None
+    if tracker is not None:
+        w.controller = OwnerController(tracker, w.env.clock, WORKLOAD)
+        real = w.controller.realizer.realize
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            w.renders += 1
+            return real(*args, **kwargs)
+
+        w.controller.realizer.realize = counting  # type: ignore[method-assign]
+    full: frozenset[Any] = frozenset()
+    for _ in range(5):
+        renders, reads = _reads(w, tracker)
+        if renders == 0:
+            break
+        full = reads
+    else:
+        raise AssertionError("the Workload never settled")
+    assert reads == full  # the settling full reconcile's reads, and the fast path's after it
+    # So a change of a template (or of anything else read) still offers the owner again.
+    assert ("key", "carto.run", "ClusterConfigTemplate", "", "source") in reads
+    assert ("key", "", "ConfigMap", "default", "app-sink") in reads
+    assert ("key", "", "ServiceAccount", "default", "default") in reads
+    assert ("key", "", "Namespace", "", "default") in reads
+    assert ("kind", "carto.run", "ClusterSupplyChain", "*", "") in reads

@@ -44,7 +44,10 @@ class World:
     def __init__(self) -> None:
         self.env = SimulatedEnvironment()
         self.cluster = self.env.cluster
-        self.controller = OwnerController(self.cluster, self.env.clock, WORKLOAD)
+        # Each reconcile here runs the steps: the no-op fast path (which may skip one whose
+        # inputs did not change) has its own tests, in test_owner_fastpath.py.
+        self.controller = OwnerController(self.cluster, self.env.clock, WORKLOAD,
+                                          fast_path=False)
 
     def workload(self) -> Obj:
         found = self.cluster.get(API, "Workload", "default", "app")
