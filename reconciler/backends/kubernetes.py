@@ -37,7 +37,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import contextvars
-import copy
 import hashlib
 import json
 import os
@@ -160,7 +159,7 @@ def status_request(obj: Obj, info: KindInfo, field_manager: str = FIELD_MANAGER)
     body: Obj = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
                  "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
     if obj.get("status") is not None:
-        body["status"] = copy.deepcopy(obj["status"])
+        body["status"] = deep_copy({"status": obj["status"]})["status"]
     return ApplyRequest(body, name, namespace, field_manager, True)
 
 
@@ -549,6 +548,7 @@ class KubernetesBackend:
         self._start_lock = threading.Lock()
         self._changes = ChangeLog()
         self._caches: dict[tuple[str, str], KindCache] = {}
+        self._watched_kinds: frozenset[tuple[str, str]] = frozenset()  # (group, kind) cached
         self._informers: dict[tuple[str, str], Informer] = {}
         self._uncached: set[tuple[str, str]] = set()
         # Label selectors of the informers (`select_informers`): per (api version, kind), the
@@ -614,7 +614,7 @@ class KubernetesBackend:
                 if not self._frozen:
                     self._drain()
                 cached = cache.get((ns or "", name))
-                obj = copy.deepcopy(cached) if cached is not None else None
+                obj = deep_copy(cached) if cached is not None else None
             if obj is not None:
                 self._counter.observe(_key(found.info, obj), _resource_version(obj))
                 return obj
@@ -649,7 +649,7 @@ class KubernetesBackend:
             with self._lock:
                 if not self._frozen:
                     self._drain()
-                items = [copy.deepcopy(o) for o in cache.items(ns, labels)]
+                items = [deep_copy(o) for o in cache.items(ns, labels)]
         else:
             items = list(self._pages(found, ns, label_selector=selector)[0])
         for item in items:
@@ -876,7 +876,8 @@ class KubernetesBackend:
     # --- internals -------------------------------------------------------------------------
 
     def _watched(self, group: str, kind: str) -> bool:
-        return any(c.group == group and c.kind == kind for c in list(self._caches.values()))
+        # A set lookup: the runner asks this for every object of every pass.
+        return (group, kind) in self._watched_kinds
 
     def _cache(self, found: _Kind, api_version: str) -> KindCache | None:
         """The informer cache of a kind, started on first use; None when not caching it."""
@@ -923,6 +924,8 @@ class KubernetesBackend:
             started.append(True)
             with self._lock:
                 self._caches[key] = cache
+                self._watched_kinds = frozenset(
+                    (c.group, c.kind) for c in self._caches.values())
                 self._informers[key] = informer
                 if selector is not None:
                     self._filters[key] = selector_matcher(selector)
@@ -974,6 +977,8 @@ class KubernetesBackend:
                 with self._lock:
                     del self._informers[key]
                     del self._caches[key]
+                    self._watched_kinds = frozenset(
+                        (c.group, c.kind) for c in self._caches.values())
 
     def _list_all(self, found: _Kind, api_version: str,
                   selector: str | None = None) -> tuple[builtins.list[Obj], str]:
