@@ -18,7 +18,8 @@
    50,000 allocations), `freeze` (`gc.freeze()` once the inputs or the loaded state are in
    memory, so the collector never scans them again, plus gen0 at 50,000). Printed: wall
    seconds (or ms per round), seconds inside the collector (`gc.callbacks`), collections, and
-   each mode's median wall over the default's.
+   each mode's median wall over the default's, and the same for the process's CPU time (less
+   moved by other work on a shared machine than wall time).
 
     .venv/bin/python benchmarks/memory_gc.py [--memory N,...] [--controllers] [--gc N]
         [--repeat R] [--cases greeter,paved,noop,offer] [--modes default,t10k,t50k,freeze]
@@ -123,11 +124,14 @@ def child(case: str, mode: str, n: int, url: str) -> dict[str, Any]:
             gc.collect()
             gc.freeze()
 
+    cpu = [0.0]
+
     def timed(work: Callable[[], object]) -> float:
         gc.callbacks.append(watch)
-        started = time.perf_counter()
+        started, used = time.perf_counter(), time.process_time()
         work()
         wall = time.perf_counter() - started
+        cpu[0] += time.process_time() - used
         gc.callbacks.remove(watch)
         return wall
 
@@ -137,7 +141,7 @@ def child(case: str, mode: str, n: int, url: str) -> dict[str, Any]:
         tune()
         results: list[Any] = []
         wall = timed(lambda: results.append(simulate(inputs)))
-        return {"wall": wall, "gc": spent[0], "collections": spent[1],
+        return {"wall": wall, "cpu": cpu[0], "gc": spent[0], "collections": spent[1],
                 "ready": results[0].ready}
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
@@ -156,7 +160,8 @@ def child(case: str, mode: str, n: int, url: str) -> dict[str, Any]:
         before = driver.reconciles
         for _ in range(rounds):
             walls.append(timed(lambda: driver.run_to_fixed_point(100)))
-        return {"wall": statistics.median(walls), "gc": spent[0] / rounds,
+        return {"wall": statistics.median(walls), "cpu": cpu[0] / rounds,
+                "gc": spent[0] / rounds,
                 "collections": spent[1] / rounds, "ready": True,
                 "reconciles": (driver.reconciles - before) / rounds}
 
@@ -180,16 +185,21 @@ def run_gc(n: int, repeat: int, cases: list[str], modes: list[str]) -> None:
                 else None
             print(f"\n{case}, N={n}, {repeat} runs per mode, each in a fresh process "
                   f"(load {os.getloadavg()[0]:.2f})")
-            print(f"  {'mode':<8} {'median ' + unit:>10} {'min':>8} {'max':>8} "
-                  f"{'in gc ' + unit:>9} {'collections':>11} {'vs default':>10} ready")
+            cpu_base = statistics.median(r["cpu"] for r in runs["default"]) \
+                if "default" in runs else None
+            print(f"  {'mode':<8} {'wall ' + unit:>9} {'min':>8} {'max':>8} {'vs default':>10} "
+                  f"{'cpu ' + unit:>9} {'vs default':>10} {'in gc ' + unit:>9} "
+                  f"{'collections':>11} ready")
             for mode in modes:
                 walls = [r["wall"] * scale for r in runs[mode]]
                 median = statistics.median(walls)
+                used = statistics.median(r["cpu"] for r in runs[mode]) * scale
                 in_gc = statistics.median(r["gc"] for r in runs[mode]) * scale
                 count = statistics.median(r["collections"] for r in runs[mode])
                 ratio = f"{median / (base * scale):.2f}" if base else "-"
-                print(f"  {mode:<8} {median:>10.2f} {min(walls):>8.2f} {max(walls):>8.2f} "
-                      f"{in_gc:>9.3f} {count:>11.1f} {ratio:>10} "
+                cpu_ratio = f"{used / (cpu_base * scale):.2f}" if cpu_base else "-"
+                print(f"  {mode:<8} {median:>9.2f} {min(walls):>8.2f} {max(walls):>8.2f} "
+                      f"{ratio:>10} {used:>9.2f} {cpu_ratio:>10} {in_gc:>9.3f} {count:>11.1f} "
                       f"{all(r['ready'] for r in runs[mode])}", flush=True)
 
 

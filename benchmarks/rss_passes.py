@@ -84,11 +84,12 @@ def child(variant: str, n: int, passes: int, frames: int) -> dict[str, Any]:
             driver.run_to_fixed_point(100)
             if done % EVERY == 0 or done == passes:
                 gc.collect()
+                if done == EVERY:
+                    # Before the sample: what the snapshot itself takes is in every sample.
+                    baseline = tracemalloc.take_snapshot()
                 series.append({"pass": done, "rss": rss(),
                                "traced": tracemalloc.get_traced_memory()[0],
                                "reconciles": driver.reconciles - after_first})
-                if done == EVERY:
-                    baseline = tracemalloc.take_snapshot()
         passes_s = time.perf_counter() - started
         grown: list[str] = []
         if baseline is not None:
