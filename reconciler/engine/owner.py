@@ -63,7 +63,7 @@ from reconciler.chains.status import (
 from reconciler.engine.blueprints import blueprint_ready, templates_ready
 from reconciler.model.annotations import REQUESTED_AT_ANNOTATION, SUSPEND_ANNOTATION
 from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
-from reconciler.model.errors import ReconcilerError
+from reconciler.model.errors import ReconcilerError, Transient
 from reconciler.model.objects import (
     Obj,
     labels_of,
@@ -217,6 +217,8 @@ class OwnerController:
         # the templates the current reconcile looked up, with the resourceVersion it saw, per
         # thread (the daemon's workers reconcile different owners through one controller)
         self._reads = threading.local()
+        # (apiVersion, kind) of the inputs `_more_inputs` names that were refused when read
+        self._unreadable: set[tuple[str, ...]] = set()
         self.clock = clock
         self.kind = kind
         self.name = f"{kind.kind.lower()}-controller"
@@ -307,9 +309,18 @@ class OwnerController:
         extra_refs: list[Ref] = []
         extra_versions: list[str | None] = []
         for ref in self._more_inputs(run, kinds):
+            if ref[:2] in self._unreadable:
+                continue
             try:
                 extra_versions.extend(resource_versions(self.backend, (ref,)))
-            except Exception:  # not readable with the controller's rights: not tracked
+            except Transient:
+                return  # no record: the next reconcile tries again
+            except Exception as exc:
+                # Refused (the controller may not read this kind: the chart grants no read of
+                # ServiceAccounts or Namespaces): not tracked, and not asked again.
+                log.info("not tracked by the owner's fast path: cannot read it", kind=ref[1],
+                         error=str(exc))
+                self._unreadable.add(ref[:2])
                 continue
             extra_refs.append(ref)
         self._settled[key] = Settled(meta(run.owner).get("uid"), run.owner_version, blueprints,

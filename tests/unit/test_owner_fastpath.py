@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from reconciler.backends.base import Forwarding
 from reconciler.engine.owner import WORKLOAD, OwnerController
 from reconciler.engine.tracking import TrackingBackend
-from reconciler.model.errors import InputError, Transient
+from reconciler.model.errors import InputError, Rejected, Transient
 from reconciler.model.objects import Obj
 from reconciler.settings import OwnerSettings
 from simulator.environment import SimulatedEnvironment
@@ -355,3 +356,61 @@ def test_the_fast_path_reads_what_the_full_reconcile_read(tracked: bool) -> None
     assert ("key", "", "ServiceAccount", "default", "default") in reads
     assert ("key", "", "Namespace", "", "default") in reads
     assert ("kind", "carto.run", "ClusterSupplyChain", "*", "") in reads
+
+
+class RefusingServiceAccounts(Forwarding):
+    """The cluster as a controller sees it that may not read ServiceAccounts (the chart's
+    RBAC grants no such read), counting the attempts; `transient` fails them instead."""
+
+    def __init__(self, inner: Any, transient: bool = False) -> None:
+        super().__init__(inner)
+        self.transient = transient
+        self.attempts = 0
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        if kind == "ServiceAccount":
+            self.attempts += 1
+            if self.transient:
+                raise Transient("Unavailable", "connection reset")
+            raise Rejected('serviceaccounts "default" is forbidden')
+        return self.inner.get(api_version, kind, namespace, name)
+
+
+def _world_over(backend: Callable[[Any], Forwarding]) -> tuple[World, Forwarding]:
+    w = World()
+    wrapped = backend(w.cluster)
+    w.controller = OwnerController(wrapped, w.env.clock, WORKLOAD)
+    real = w.controller.realizer.realize
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        w.renders += 1
+        return real(*args, **kwargs)
+
+    w.controller.realizer.realize = counting  # type: ignore[method-assign]
+    return w, wrapped
+
+
+def test_an_input_the_controller_may_not_read_is_left_out_and_not_asked_again() -> None:
+    w, refusing = _world_over(RefusingServiceAccounts)
+    w.settle()
+    assert isinstance(refusing, RefusingServiceAccounts)
+    assert refusing.attempts == 1
+    assert [w.offer() for _ in range(3)] == [0, 0, 0]
+    _request(w)
+    assert w.offer() == 1
+    assert refusing.attempts == 1
+    refs = w.controller._settled[("default", "app")].refs
+    assert not any(ref[1] == "ServiceAccount" for ref in refs)
+    assert ("v1", "Namespace", "", "default") in refs
+
+
+def test_an_input_that_failed_to_read_for_now_makes_no_record() -> None:
+    w, failing = _world_over(lambda c: RefusingServiceAccounts(c, transient=True))
+    assert isinstance(failing, RefusingServiceAccounts)
+    for _ in range(3):
+        w.offer()
+    assert w.ready() == "True"
+    assert w.controller._settled == {}
+    failing.transient = False  # refused from now on: recorded without it
+    w.offer()
+    assert w.offer() == 0
