@@ -184,24 +184,31 @@ class ArtifactStore:
         """Store an archive already in the store (built for another object) under this object.
 
         Content addressing makes this a hard link: the bytes, digest and size are the source's.
+        A link appears whole or not at all, so readers never see a partial file; only the
+        copy made where links are refused goes through a temporary name. This runs once per
+        object sharing a commit, so it does no more than it must: the object's directory is
+        prepared only when missing, the source is resolved once.
+        Raises ArtifactNotFoundError when `source` is no longer stored.
         """
         object_dir = self._object_dir(kind, namespace, name)
-        private_dir(object_dir, self.root)
+        if not _is_private_dir(object_dir):
+            private_dir(object_dir, self.root)
         origin = self.open(source.path)
         final = object_dir / origin.name
-        if final.exists():
-            final.touch()
-        else:
-            tmp = object_dir / f".incoming-{origin.name}"
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        if final != origin:
             try:
-                os.link(origin, tmp)
+                os.link(origin, final)
+            except FileExistsError:
+                pass
             except OSError:
+                tmp = object_dir / f".incoming-{origin.name}"
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
                 shutil.copyfile(origin, tmp)
                 os.chmod(tmp, 0o600)
-            os.replace(tmp, final)
-            final.touch()
+                os.replace(tmp, final)
+        # gc tells the latest archive by its mtime.
+        os.utime(final)
         rel = final.relative_to(self.root).as_posix()
         return Artifact(url=self.url_for(rel), path=rel, revision=revision, digest=source.digest,
                         size=source.size, last_update_time=now)
@@ -215,6 +222,9 @@ class ArtifactStore:
         if any(part in ("..", ".", "") for part in path.split("/")):
             raise ArtifactPathError(f"artifact path {path!r} must not contain '.' or '..'")
         candidate = self.root.joinpath(*pure.parts)
+        plain = self._plain_file(pure.parts)
+        if plain is not None:
+            return plain
         try:
             resolved = candidate.resolve(strict=True)
         except (FileNotFoundError, NotADirectoryError):
@@ -227,6 +237,22 @@ class ArtifactStore:
         if not resolved.is_file():
             raise ArtifactNotFoundError(f"artifact {path!r} is not a file in the store")
         return resolved
+
+    def _plain_file(self, parts: tuple[str, ...]) -> Path | None:
+        """The file at `parts` under the resolved root when no component below the root is a
+        link (what the store itself writes): a few lstat calls, where resolving the whole path
+        walks every component from `/`. None sends the caller to the full resolution."""
+        here = self._resolved_root
+        for i, part in enumerate(parts):
+            here = here / part
+            try:
+                st = os.lstat(here)
+            except OSError:
+                return None
+            last = i == len(parts) - 1
+            if not (stat.S_ISREG(st.st_mode) if last else stat.S_ISDIR(st.st_mode)):
+                return None
+        return here
 
     def exists(self, path: str) -> bool:
         try:
@@ -323,6 +349,15 @@ def check_object_key(kind: str, namespace: str, name: str) -> None:
                 f"{kind}/{namespace}/{name}: {segment!r} is not a valid name for the store "
                 "(lowercase letters, digits, '-' and '.', starting and ending alphanumeric)"
             )
+
+
+def _is_private_dir(path: Path) -> bool:
+    """A directory (not a link to one) that only its owner may enter, as private_dir makes."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
 
 
 def _is_archive(path: Path) -> bool:

@@ -56,6 +56,7 @@ from reconciler.runtime.reconcile import (
 from reconciler.sources.artifacts import (
     Artifact,
     ArtifactError,
+    ArtifactNotFoundError,
     ArtifactPathError,
     ArtifactStore,
     check_object_key,
@@ -744,7 +745,7 @@ class GitRepositoryController:
         object's name (a hard link); None when there is none to share."""
         with self._guard:
             built = self._built.get(key)
-        if built is None or not self.store.exists(built[0].path):
+        if built is None:
             return None
         source, summary = built
         revision = RemoteRevision(remote.label, remote.commit, remote.fetch_ref).revision
@@ -753,6 +754,12 @@ class GitRepositoryController:
                                              source, now=rfc3339(now))
             self.store.gc(KIND, attempt.namespace, attempt.name, keep=self.keep_artifacts,
                           protect=[artifact.path])
+        except ArtifactNotFoundError:
+            # Collected with its object (deleted, or moved on): no longer there to share.
+            with self._guard:
+                if self._built.get(key) == built:
+                    del self._built[key]
+            return None
         except (ArtifactError, OSError):
             return None  # build it the ordinary way
         attempt.bound.debug("artifact shared", revision=revision, digest=artifact.digest)

@@ -1,0 +1,191 @@
+"""One commit shared by many GitRepositories: one ls-remote and one fetch per (URL, credentials,
+commit), never shared across credentials, and a failed fetch never handed on as a success.
+
+Real servers on 127.0.0.1: `git daemon` and git-http-backend behind Basic auth
+(tests/gitservers.py).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from reconciler.model.objects import Obj
+from reconciler.sources.artifacts import ArtifactStore
+from reconciler.sources.git import GitRepositoryController
+from tests.gitservers import BareRepo, GitDaemon, HttpAuth, SmartHttpServer
+from tests.integration.conftest import FakeClock, Objects, gitrepository
+
+N = 20
+
+
+def reconcile_all(controller: GitRepositoryController, objs: list[Obj],
+                  objects: Objects | None = None) -> None:
+    for obj in objs:
+        obj["status"] = controller.reconcile(obj, objects.get if objects else None).status
+
+
+def counts(controller: GitRepositoryController) -> tuple[int, int, int]:
+    return controller.ls_remote_calls, controller.fetch_calls, controller.archives_built
+
+
+def reset(controller: GitRepositoryController) -> None:
+    controller.ls_remote_calls = controller.fetch_calls = controller.archives_built = 0
+
+
+def revisions(objs: list[Obj]) -> set[str]:
+    return {o["status"]["artifact"]["revision"] for o in objs}
+
+
+def test_one_listing_and_one_fetch_per_commit_however_many_objects(
+    controller: GitRepositoryController, store: ArtifactStore, clock: FakeClock,
+    daemon: GitDaemon, repo: BareRepo,
+) -> None:
+    objs = [gitrepository(daemon.url(repo), {"branch": "main"}, name=f"app-{i}")
+            for i in range(N)]
+    reconcile_all(controller, objs)
+    assert counts(controller) == (1, 1, 1)
+    for round_ in range(2):
+        reset(controller)
+        commit = repo.commit({"deploy/app.yaml": f"replicas: {round_ + 2}\n"}, "scale")
+        clock.advance(60)
+        reconcile_all(controller, objs)
+        assert counts(controller) == (1, 1, 1)
+        assert revisions(objs) == {f"main@sha1:{commit}"}
+        assert {cond_status(o) for o in objs} == {"True"}
+        # Each object has the archive under its own name, all of them one file on disk.
+        paths = [o["status"]["artifact"]["path"] for o in objs]
+        assert len(set(paths)) == N and all(f"/app-{i}/" in p for i, p in enumerate(paths))
+        inodes = {os.stat(store.open(p)).st_ino for p in paths}
+        assert len(inodes) == 1
+        assert len({o["status"]["artifact"]["digest"] for o in objs}) == 1
+
+
+def test_objects_with_other_credentials_get_their_own_fetch(
+    controller: GitRepositoryController, objects: Objects, clock: FakeClock,
+    served: Path, repo: BareRepo,
+) -> None:
+    auth = HttpAuth(users={"alice": "alice-secret", "bob": "bob-secret"})
+    with SmartHttpServer(served, auth) as http:
+        url = http.url(repo)
+        objects.secret("alice", {"username": "alice", "password": "alice-secret"})
+        objects.secret("bob", {"username": "bob", "password": "bob-secret"})
+        objects.secret("mallory", {"username": "alice", "password": "guessed"})
+        alices = [gitrepository(url, {"branch": "main"}, name=f"alice-{i}",
+                                secretRef={"name": "alice"}) for i in range(3)]
+        bobs = [gitrepository(url, {"branch": "main"}, name=f"bob-{i}",
+                              secretRef={"name": "bob"}) for i in range(3)]
+        anonymous = gitrepository(url, {"branch": "main"}, name="anonymous")
+        mallory = gitrepository(url, {"branch": "main"}, name="mallory",
+                                secretRef={"name": "mallory"})
+        reconcile_all(controller, [*alices, *bobs], objects)
+        # One listing and one build per identity, shared within it.
+        assert counts(controller) == (2, 2, 2)
+        assert len(revisions([*alices, *bobs])) == 1
+        # Same URL and commit, already built twice: without the right credentials, nothing.
+        reconcile_all(controller, [anonymous, mallory], objects)
+        for obj in (anonymous, mallory):
+            assert "artifact" not in obj["status"]
+            assert cond_status(obj) == "False"
+            assert condition(obj, "FetchFailed")["reason"] == "AuthenticationFailed"
+        assert counts(controller)[1:] == (2, 2)
+
+
+def test_a_failed_fetch_is_not_shared_as_a_success(
+    controller: GitRepositoryController, clock: FakeClock, served: Path, repo: BareRepo,
+) -> None:
+    with SmartHttpServer(served) as http:
+        objs = [gitrepository(http.url(repo), {"branch": "main"}, name=f"app-{i}")
+                for i in range(5)]
+        reconcile_all(controller, objs)
+        old = revisions(objs)
+        commit = repo.commit({"deploy/app.yaml": "replicas: 9\n"}, "scale")
+        clock.advance(60)
+        reset(controller)
+        with upload_pack_refused(http):
+            reconcile_all(controller, objs)
+        # The listing worked (once), every fetch failed: each object tried its own and failed,
+        # and kept its last good artifact.
+        assert counts(controller) == (1, 5, 0)
+        assert revisions(objs) == old
+        assert {cond_status(o) for o in objs} == {"False"}
+        clock.advance(10)  # past the retry backoff
+        reset(controller)
+        reconcile_all(controller, objs)
+        assert controller.fetch_calls == 1 and controller.archives_built == 1
+        assert revisions(objs) == {f"main@sha1:{commit}"}
+
+
+def test_objects_waiting_on_a_build_in_flight_share_it(
+    store: ArtifactStore, clock: FakeClock, tmp_path: Path, daemon: GitDaemon, repo: BareRepo,
+) -> None:
+    """The daemon reconciles on several workers: objects that want the archive another is
+    building wait for it instead of fetching the same commit alongside."""
+    controller = GitRepositoryController(store, clock, tmp_path / "work")
+    objs = [gitrepository(daemon.url(repo), {"branch": "main"}, name=f"app-{i}")
+            for i in range(8)]
+    start = threading.Barrier(len(objs))
+    errors: list[BaseException] = []
+
+    def work(obj: Obj) -> None:
+        try:
+            start.wait()
+            obj["status"] = controller.reconcile(obj).status
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(o,)) for o in objs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert counts(controller) == (1, 1, 1)
+    assert len(revisions(objs)) == 1
+    assert {cond_status(o) for o in objs} == {"True"}
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def condition(obj: Obj, type_: str) -> dict[str, Any]:
+    found = [c for c in obj["status"].get("conditions", []) if c["type"] == type_]
+    assert found, f"no {type_} condition in {obj['status']}"
+    return dict(found[0])
+
+
+def cond_status(obj: Obj) -> str:
+    return str(condition(obj, "Ready")["status"])
+
+
+class upload_pack_refused:  # noqa: N801 - used as a context manager, like a function
+    """The server lists refs but fails every fetch with a 503: a POST to git-upload-pack that
+    asks for objects (protocol v2 `command=fetch`, v0 `want` lines)."""
+
+    def __init__(self, server: SmartHttpServer) -> None:
+        assert server._httpd is not None
+        self.handler: Any = server._httpd.RequestHandlerClass
+
+    def __enter__(self) -> None:
+        serve, read_body = self.handler._cgi, self.handler._body
+
+        def cgi(handler: Any) -> None:
+            if handler.command == "POST":
+                body = read_body(handler)
+                plain = (gzip.decompress(body)
+                         if handler.headers.get("Content-Encoding") == "gzip" else body)
+                if b"command=fetch" in plain or b"want " in plain:
+                    handler.send_response(503)
+                    handler.send_header("Content-Length", "0")
+                    handler.end_headers()
+                    return
+                handler._body = lambda: body
+            serve(handler)
+
+        self.handler._cgi = cgi
+
+    def __exit__(self, *exc: object) -> None:
+        del self.handler._cgi
