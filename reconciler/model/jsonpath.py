@@ -238,9 +238,16 @@ def _re2_options() -> Any:
 _RE2_OPTIONS: Final = _re2_options()
 
 
+def _utf8(text: str) -> bytes:
+    # RE2 works on UTF-8 bytes; given bytes, its wrapper skips mapping byte offsets back to
+    # characters (a match's position is never used here). A lone surrogate (JSON can carry one)
+    # stays an invalid byte sequence rather than an encoding error.
+    return text.encode("utf-8", "surrogatepass")
+
+
 @functools.lru_cache(maxsize=512)
 def _compiled_regexp(pattern: str) -> Any:
-    return re2.compile(pattern, _RE2_OPTIONS)
+    return re2.compile(_utf8(pattern), _RE2_OPTIONS)
 
 
 def _shown(pattern: str) -> str:
@@ -337,7 +344,7 @@ def _compare(left: Any, op: str, right: Any, expr: str) -> bool:
     if op == "=~":
         if not isinstance(left, str) or not isinstance(right, str):
             raise JSONPathError(expr, "regexp search only supports strings")
-        return regexp(right, expr).search(left) is not None
+        return regexp(right, expr).search(_utf8(left)) is not None
     lk, rk = _basic_kind(left), _basic_kind(right)
     if "invalid" in (lk, rk):
         raise JSONPathError(expr, "invalid type for comparison")

@@ -57,6 +57,15 @@ def test_patterns_match_as_go_regexp(pattern: str, found: list[int]) -> None:
     assert values(f'items[?(@.name=~"{pattern}")].value') == found
 
 
+def test_non_ascii_and_a_lone_surrogate_are_matched_as_utf8() -> None:
+    data = {"items": [{"name": "café"}, {"name": "\ud800x"}, {"name": "CAFÉ"}]}
+    assert values('items[?(@.name=~"^caf.$")].name', data) == ["café"]
+    assert values('items[?(@.name=~"(?i)^café$")].name', data) == ["café", "CAFÉ"]
+    assert values('items[?(@.name=~"x$")].name', data) == ["\ud800x"]
+    # No encoding error from a pattern holding one either: its bytes match the same bytes.
+    assert values('items[?(@.name=~"\ud800")].name', data) == ["\ud800x"]
+
+
 def test_a_catastrophic_pattern_from_the_data_is_linear_too() -> None:
     data = {"items": [{"name": HOSTILE, "pattern": "^(a+)+b"},
                       {"name": "aab", "pattern": "^(a+)+b"}]}
