@@ -13,6 +13,7 @@ import pytest
 from reconciler.backends.base import Forwarding, kind_versions, resource_versions
 from reconciler.daemon.locked import LockedBackend
 from reconciler.engine.tracking import TrackingBackend
+from reconciler.ha.gate import LeaderGatedBackend
 from reconciler.model.errors import Rejected
 from reconciler.model.objects import Obj
 from simulator.cluster import InMemoryCluster
@@ -237,3 +238,12 @@ def test_a_crd_change_is_seen_by_the_cached_kind(cluster: InMemoryCluster) -> No
         cluster.get(*ref[0])
     with pytest.raises(Rejected):
         resource_versions(cluster, ref)
+
+
+def test_through_the_leader_gate_reads_are_not_gated(cluster: InMemoryCluster) -> None:
+    standby = LeaderGatedBackend(cluster, lambda: False)
+    versions = resource_versions(standby, REFS)
+    assert versions[0] is cluster.stored(("", "ConfigMap", "default", "a"))["metadata"][  # type: ignore[index]
+        "resourceVersion"]
+    assert kind_versions(standby, API, "ClusterSupplyChain") == kind_versions(
+        cluster, API, "ClusterSupplyChain")
