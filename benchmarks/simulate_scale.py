@@ -10,13 +10,17 @@ The timed run has no tracemalloc: tracing every allocation made the same run abo
 Memory comes from a second, traced run of the same N, whose wall time is printed too (`traced
 s`), the figure this benchmark reported before, as the baseline of that fix.
 
-    .venv/bin/python benchmarks/simulate_scale.py [N ...]     (default: 10 100 1000)
+    .venv/bin/python benchmarks/simulate_scale.py [--untraced] [N ...]   (default: 10 100 1000)
+
+`--untraced` skips the traced run (at 10,000 it takes several times the timed one), and prints
+the process's peak RSS instead, with the share of the timed run spent in the cycle collector.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -85,8 +89,25 @@ def run(n: int, url: str, traced: bool) -> tuple[float, int, float, int, bool, i
             report.reconciles, report.skipped)
 
 
+class CollectorTime:
+    """Seconds spent in the cycle collector while it is installed (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+
 def main(argv: list[str]) -> None:
     configure_logging("warning")
+    if "--untraced" in argv:
+        untraced([int(a) for a in argv if a != "--untraced"] or [1000, 10000])
+        return
     sizes = [int(a) for a in argv] or [10, 100, 1000]
     with tempfile.TemporaryDirectory() as tmp:
         url = make_repo(Path(tmp) / "app")
@@ -102,6 +123,27 @@ def main(argv: list[str]) -> None:
             print(f"{n:>6} {elapsed:>8.2f} {rounds:>7} {virtual:>10.0f} {n / elapsed:>8.1f} "
                   f"{reconciles:>10} {skipped:>8} {per / baseline:>17.2f} {peak / 2**20:>9.1f} "
                   f"{traced:>9.2f} {traced / elapsed:>11.2f} {ready}")
+
+
+def untraced(sizes: list[int]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = make_repo(Path(tmp) / "app")
+        print(f"{'N':>6} {'wall s':>8} {'wl/s':>8} {'reconciles':>10} {'cost/wl vs first':>17} "
+              f"{'in collector':>13} {'peak RSS MiB':>13} ready")
+        baseline: float | None = None
+        for n in sizes:
+            collector = CollectorTime()
+            gc.callbacks.append(collector)
+            try:
+                elapsed, _, _, _, ready, reconciles, _ = run(n, url, traced=False)
+            finally:
+                gc.callbacks.remove(collector)
+            per = elapsed / n
+            baseline = baseline or per
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{n:>6} {elapsed:>8.2f} {n / elapsed:>8.1f} {reconciles:>10} "
+                  f"{per / baseline:>17.2f} {collector.seconds / elapsed:>12.0%} {rss:>13.0f} "
+                  f"{ready}", flush=True)
 
 
 if __name__ == "__main__":
