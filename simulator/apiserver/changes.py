@@ -4,8 +4,11 @@ The cluster calls `record` after every write, whoever made it (an HTTP request o
 controller; both hold the store's lock), with the object and its state before. So every write is
 its own event carrying its own resourceVersion, a DELETED event carries the object's last state
 at the deletion's resourceVersion, and a watch with a selector can tell an object that left the
-selection (kube sends it DELETED) from one that entered it (ADDED). `scan()` wakes the waiting
-watches; the store calls it after each request and the runtime after each controller tick.
+selection (kube sends it DELETED) from one that entered it (ADDED). `scan()` wakes the watches
+of the kinds written since the last scan (each kind has its own condition over the one lock, so
+a write wakes its kind's watches, not all of them: with a dozen informers open, waking every
+watch on every write was a dozen thread switches per write); the store calls it after each
+request and the runtime after each controller tick.
 
 The log keeps the latest `capacity` events; a watch from a resourceVersion older than the oldest
 one kept (or older than the server's start) is answered 410 Gone, as an etcd compaction would.
@@ -40,10 +43,11 @@ class ChangeLog:
     def __init__(self, cluster: Any, lock: threading.Lock | threading.RLock,
                  capacity: int = 50_000) -> None:
         self._cluster = cluster
-        self.changed = threading.Condition(lock)
+        self._lock = lock
+        self._conditions: dict[tuple[str, str], threading.Condition] = {}
+        self._written: set[tuple[str, str]] = set()
         self._events: collections.deque[Event] = collections.deque(maxlen=capacity)
         self.oldest = cluster.resource_version  # a watch from before this cannot be served
-        self._pending = False
         cluster.add_listener(self.record)
 
     @property
@@ -60,16 +64,27 @@ class ChangeLog:
             revision = self.revision
         if self._events.maxlen is not None and len(self._events) == self._events.maxlen:
             self.oldest = self._events[0].revision
-        self._events.append(Event(type_, revision, api_version.rpartition("/")[0],
-                                  str(obj.get("kind", "")), str(meta.get("namespace") or ""),
-                                  obj, before))
-        self._pending = True
+        group, kind = api_version.rpartition("/")[0], str(obj.get("kind", ""))
+        self._events.append(Event(type_, revision, group, kind,
+                                  str(meta.get("namespace") or ""), obj, before))
+        self._written.add((group, kind))
+
+    def changed(self, group: str, kind: str) -> threading.Condition:
+        """What a watch of one kind waits on (over the store's lock); the caller holds it."""
+        condition = self._conditions.get((group, kind))
+        if condition is None:
+            condition = self._conditions[(group, kind)] = threading.Condition(self._lock)
+        return condition
 
     def scan(self) -> None:
-        """Wake the watches if anything was written; the caller holds the lock."""
-        if self._pending:
-            self._pending = False
-            self.changed.notify_all()
+        """Wake the watches of every kind written since the last scan; the caller holds the
+        lock."""
+        if self._written:
+            written, self._written = self._written, set()
+            for key in written:
+                condition = self._conditions.get(key)
+                if condition is not None:
+                    condition.notify_all()
 
     def since(self, revision: int) -> Iterator[Event]:
         """Events after `revision`, oldest first; the caller holds the lock."""

@@ -77,7 +77,7 @@ def stream(store: Store, request: WatchRequest, stopping: Callable[[], bool]) ->
         with store.lock:
             events = list(store.changes.since(seen))
             if not events:
-                store.changes.changed.wait(timeout=min(1.0, deadline - now))
+                store.changes.changed(*source).wait(timeout=min(1.0, deadline - now))
                 events = list(store.changes.since(seen))
             current = store.changes.revision
         for event in events:
