@@ -7,7 +7,9 @@ The product's controllers run in this process over a `TrackingBackend` on the ba
 reads (get, list) and writes (create, patch, delete) apart, and watch requests. Two kinds of
 pass: tracked (objects none of whose reads changed are skipped, the daemon's way) and untracked
 (every watched object is reconciled again: the cost of a reconcile that changes nothing).
-Target: no writes and no reads outside the watches. Timing is printed, not judged.
+Target: no writes and no reads outside the watches. Timing is printed, not judged, and so is
+the memory (RSS) of this process (the client: its informer caches) and of the served cluster's,
+after each phase.
 
     .venv/bin/python benchmarks/api_requests.py [N]     (default: 1000)
 """
@@ -32,6 +34,47 @@ from reconciler.engine.wiring import product_controllers
 from reconciler.observability.logging import configure_logging
 from reconciler.settings import KubernetesSettings, SourceSettings
 from reconciler.simulation import apply_inputs
+
+
+def rss_mib(pid: int | None = None) -> float:
+    """The resident set size of a process (this one by default), in MiB, from /proc."""
+    try:
+        status = Path(f"/proc/{pid or 'self'}/status").read_text()
+    except OSError:
+        return float("nan")
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory(server: int) -> str:
+    return f"RSS client {rss_mib():.0f} MiB, server {rss_mib(server):.0f} MiB"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (all its threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Cpu:
+    """CPU seconds this process (the client) and the server used since the last `lap`: read
+    beside wall time, since the machine may be shared (wall time then stretches, CPU less)."""
+
+    def __init__(self, server: int) -> None:
+        self.server = server
+        self.client = self.server_seconds = 0.0  # the last lap's seconds
+        self._last = (time.process_time(), cpu_seconds(server))
+
+    def lap(self) -> str:
+        now = (time.process_time(), cpu_seconds(self.server))
+        self.client, self.server_seconds = (b - a for a, b in zip(self._last, now, strict=True))
+        self._last = now
+        return f"CPU client {self.client:.1f} s, server {self.server_seconds:.1f} s"
 
 
 def snapshot(backend: KubernetesBackend) -> Counter[str]:
@@ -63,19 +106,22 @@ def main(n: int) -> None:
         tmp = Path(scratch)
         process, kubeconfig = serve(tmp)
         try:
-            run(n, tmp, kubeconfig)
+            run(n, tmp, kubeconfig, process.pid)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
 
 
-def run(n: int, tmp: Path, kubeconfig: Path) -> None:
+def run(n: int, tmp: Path, kubeconfig: Path, server: int) -> None:
     settings = KubernetesSettings(qps=5000, burst=5000)  # measure requests, not the limiter
     setup = connect(kubeconfig, settings=KubernetesSettings(informers=False, qps=5000,
                                                             burst=5000))
+    cpu = Cpu(server)
+    rss_before = rss_mib(), rss_mib(server)
     started = time.monotonic()
     apply_inputs(setup, objects(n))
-    print(f"{n} workloads applied in {time.monotonic() - started:.1f}s")
+    print(f"{n} workloads applied in {time.monotonic() - started:.1f}s: "
+          f"{describe(snapshot(setup))}; {cpu.lap()}; {memory(server)}")
 
     backend = connect(kubeconfig, settings=settings)
     env = KubernetesEnvironment(backend)
@@ -85,6 +131,7 @@ def run(n: int, tmp: Path, kubeconfig: Path) -> None:
     tracked = RoundDriver(env, controllers, tracker, tracked=controllers)
 
     before = snapshot(backend)
+    cpu.lap()
     started = time.monotonic()
     passes = 0
     while ready(setup, n) < n:
@@ -92,8 +139,10 @@ def run(n: int, tmp: Path, kubeconfig: Path) -> None:
         passes += 1
         if time.monotonic() - started > 600:
             raise SystemExit(f"not settled after 600s: {ready(setup, n)}/{n} Ready")
-    print(f"settled in {passes} pass(es), {time.monotonic() - started:.1f}s: "
-          f"{describe(snapshot(backend) - before)}")
+    settle_seconds, settle_requests = time.monotonic() - started, snapshot(backend) - before
+    print(f"settled in {passes} pass(es), {settle_seconds:.1f}s: "
+          f"{describe(settle_requests)}; {cpu.lap()}; {memory(server)}")
+    settle_cpu = cpu.client, cpu.server_seconds
     # One more pass lets the status writes of the last round come back through the watches.
     tracked.run_to_fixed_point(100)
     time.sleep(1.0)
@@ -101,24 +150,32 @@ def run(n: int, tmp: Path, kubeconfig: Path) -> None:
     print(f"\nper pass over {n} settled workloads (tracked: the daemon's way)")
     for i in range(3):
         before, reconciles = snapshot(backend), tracked.reconciles
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         report = tracked.run_to_fixed_point(100)
-        elapsed = time.monotonic() - started
+        elapsed, used = time.monotonic() - started, time.process_time() - cpu_started
         print(f"  pass {i + 1}: {describe(snapshot(backend) - before)}  "
               f"reconciles {tracked.reconciles - reconciles:5d}  rounds {report.rounds}  "
-              f"{elapsed * 1000:.0f} ms")
+              f"{elapsed * 1000:.0f} ms (client CPU {used * 1000:.0f} ms)")
 
     untracked = RoundDriver(env, controllers)
     print(f"\nper pass reconciling every object again (untracked: {n} no-op reconciles)")
     for i in range(2):
         before, reconciles = snapshot(backend), untracked.reconciles
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         report = untracked.run_to_fixed_point(100)
-        elapsed = time.monotonic() - started
+        elapsed, used = time.monotonic() - started, time.process_time() - cpu_started
         print(f"  pass {i + 1}: {describe(snapshot(backend) - before)}  "
               f"reconciles {untracked.reconciles - reconciles:5d}  rounds {report.rounds}  "
-              f"{elapsed * 1000:.0f} ms")
+              f"{elapsed * 1000:.0f} ms (client CPU {used * 1000:.0f} ms)")
 
+    print(f"\nafter the passes: {memory(server)}")
+    # Per workload, to compare runs of different N (linear growth keeps these flat).
+    sent = sum(v for k, v in settle_requests.items() if k.startswith("http "))
+    print(f"per workload: settle {sent / n:.2f} HTTP requests, {settle_seconds / n * 1000:.2f} "
+          f"ms wall, CPU client {settle_cpu[0] / n * 1000:.2f} ms + server "
+          f"{settle_cpu[1] / n * 1000:.2f} ms; RSS growth client "
+          f"{(rss_mib() - rss_before[0]) * 1024 / n:.1f} KiB, server "
+          f"{(rss_mib(server) - rss_before[1]) * 1024 / n:.1f} KiB")
     print(f"\nwatches open: {len(backend.informers)} "
           f"({', '.join(sorted(i.name for i in backend.informers.values()))})")
     print(f"whole run: {describe(snapshot(backend))}; retries {backend.retries}")
