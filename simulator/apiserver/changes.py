@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.model.objects import Obj
+from simulator.apiserver.selectors import FIELDS_BY_KIND
 
 Key = tuple[str, str, str, str]
 
@@ -36,7 +37,11 @@ class Event:
     namespace: str
     obj: Obj
     before: Obj | None = None
-    """The object's previous state (MODIFIED, DELETED): what a selector matched before."""
+    """The object's previous state (MODIFIED): what a selector matched before. Kept only when
+    its labels or selectable fields differ from `obj`'s; otherwise `alike` says so."""
+    alike: bool = False
+    """A MODIFIED event whose previous state any selector matches as it matches `obj` (same
+    labels and selectable fields): a watch sees it MODIFIED if it sees it at all."""
 
 
 class ChangeLog:
@@ -65,8 +70,16 @@ class ChangeLog:
         if self._events.maxlen is not None and len(self._events) == self._events.maxlen:
             self.oldest = self._events[0].revision
         group, kind = api_version.rpartition("/")[0], str(obj.get("kind", ""))
+        alike = False
+        if type_ == "DELETED":
+            before = None  # a DELETED event is the object's last state alone
+        elif before is not None and _selectable(before, group, kind) == _selectable(
+                obj, group, kind):
+            # Most writes (a status, a spec) leave labels and selectable fields as they were:
+            # the previous state is not kept, and the log holds one copy per write, not two.
+            before, alike = None, True
         self._events.append(Event(type_, revision, group, kind,
-                                  str(meta.get("namespace") or ""), obj, before))
+                                  str(meta.get("namespace") or ""), obj, before, alike))
         self._written.add((group, kind))
 
     def changed(self, group: str, kind: str) -> threading.Condition:
@@ -94,3 +107,16 @@ class ChangeLog:
                 break
             newer.append(event)
         return reversed(newer)
+
+
+def _selectable(obj: Obj, group: str, kind: str) -> tuple[Any, ...]:
+    """What a label or field selector can look at in `obj` (name and namespace never change):
+    its labels, and the fields the API server selects on for its kind."""
+    labels = (obj.get("metadata") or {}).get("labels")
+    fields = []
+    for path in FIELDS_BY_KIND.get((group, kind), ()):
+        current: Any = obj
+        for step in path.split("."):
+            current = current.get(step) if isinstance(current, dict) else None
+        fields.append(current)
+    return (labels if isinstance(labels, dict) else {}, *fields)

@@ -105,7 +105,8 @@ def _translate(request: WatchRequest, event: Event) -> bytes | None:
         return _line("DELETED", request.render(_at_version(obj, request.target.api_version))) \
             if _wanted(request, obj) else None
     now = _wanted(request, obj)
-    before = _wanted(request, view(event.before)) if event.before is not None else False
+    before = (_wanted(request, view(event.before)) if event.before is not None
+              else now if event.alike else False)
     if now:
         kind = "MODIFIED" if before else "ADDED"
     elif before:

@@ -76,3 +76,27 @@ def test_a_waiting_watch_is_woken_by_its_kind() -> None:
         log.scan()
     thread.join(30)
     assert woke.is_set()
+
+
+def test_the_previous_state_is_kept_only_when_a_selector_could_tell_it_apart() -> None:
+    lock = threading.RLock()
+    log = ChangeLog(_Cluster(), lock)
+    labelled = {**_cm(1), "metadata": {**_cm(1)["metadata"], "labels": {"shard": "a"}}}
+    moved = {**labelled, "metadata": {**labelled["metadata"], "labels": {"shard": "b"},
+                                      "resourceVersion": "3"}}
+    with lock:
+        log.record("MODIFIED", {**labelled, "data": {"k": "2"}}, labelled)
+        log.record("MODIFIED", moved, labelled)
+        log.record("DELETED", moved, moved)
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a",
+                                                               "resourceVersion": "5"}}
+        log.record("MODIFIED", {**pod, "status": {"phase": "Running"}},
+                   {**pod, "status": {"phase": "Pending"}})
+        log.record("MODIFIED", {**pod, "status": {"phase": "Running", "podIP": "10.0.0.1"}},
+                   {**pod, "status": {"phase": "Running"}})
+    same, relabelled, deleted, phase, ip = list(log.since(0))
+    assert same.before is None and same.alike, "a data change: labels as they were"
+    assert relabelled.before == labelled and not relabelled.alike
+    assert deleted.before is None and not deleted.alike
+    assert phase.before is not None, "status.phase is a field selector of Pods"
+    assert ip.before is None and ip.alike
