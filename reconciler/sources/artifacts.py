@@ -115,6 +115,7 @@ class ArtifactStore:
         self.root = Path(root)
         private_dir(self.root)
         self._resolved_root = self.root.resolve()
+        self._root_text = str(self._resolved_root).rstrip("/")
         self.base_url = base_url.rstrip("/")
         _LIVE_STORES.add(self)
 
@@ -242,17 +243,17 @@ class ArtifactStore:
         """The file at `parts` under the resolved root when no component below the root is a
         link (what the store itself writes): a few lstat calls, where resolving the whole path
         walks every component from `/`. None sends the caller to the full resolution."""
-        here = self._resolved_root
+        here = self._root_text
+        last = len(parts) - 1
         for i, part in enumerate(parts):
-            here = here / part
+            here = f"{here}/{part}"
             try:
-                st = os.lstat(here)
+                mode = os.lstat(here).st_mode
             except OSError:
                 return None
-            last = i == len(parts) - 1
-            if not (stat.S_ISREG(st.st_mode) if last else stat.S_ISDIR(st.st_mode)):
+            if not (stat.S_ISREG(mode) if i == last else stat.S_ISDIR(mode)):
                 return None
-        return here
+        return Path(here)
 
     def exists(self, path: str) -> bool:
         try:

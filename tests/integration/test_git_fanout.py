@@ -13,8 +13,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reconciler.model.objects import Obj
-from reconciler.sources.artifacts import ArtifactStore
+from reconciler.sources.artifacts import Artifact, ArtifactPathError, ArtifactStore
 from reconciler.sources.git import GitRepositoryController
 from tests.gitservers import BareRepo, GitDaemon, HttpAuth, SmartHttpServer
 from tests.integration.conftest import FakeClock, Objects, gitrepository
@@ -146,6 +148,25 @@ def test_objects_waiting_on_a_build_in_flight_share_it(
     assert counts(controller) == (1, 1, 1)
     assert len(revisions(objs)) == 1
     assert {cond_status(o) for o in objs} == {"True"}
+
+
+def test_a_link_planted_on_the_way_to_a_shared_archive_is_not_followed(
+    store: ArtifactStore, tmp_path: Path,
+) -> None:
+    """Resolving a store path looks only at the components below the root when none is a link
+    (the shared fan-out opens the source archive for every object): a link on the way still
+    goes through the full resolution, which refuses one leading out of the store."""
+    outside = tmp_path / "outside" / "n"
+    outside.mkdir(parents=True)
+    (outside / "a.tar.gz").write_bytes(b"not ours")
+    (store.root / "gitrepository").mkdir()
+    (store.root / "gitrepository" / "ns").symlink_to(outside.parent)
+    with pytest.raises(ArtifactPathError):
+        store.open("gitrepository/ns/n/a.tar.gz")
+    source = Artifact("u", "gitrepository/ns/n/a.tar.gz", "main@sha1:x", "sha256:x", 8, "t")
+    with pytest.raises(ArtifactPathError):
+        store.store_copy("GitRepository", "other", "app", "main@sha1:x", source, now="t")
+    assert not (store.root / "gitrepository" / "other" / "app" / "a.tar.gz").exists()
 
 
 # --- helpers ---------------------------------------------------------------------------------
