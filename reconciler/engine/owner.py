@@ -306,6 +306,9 @@ class OwnerController:
             return
         if versions != tuple(seen.values()):
             return
+        # These are read now, after the reconcile (which ones depends on the blueprint it
+        # chose): a change of one between the reconcile's writes and this read is recorded as
+        # seen, and is caught only by the next change of anything else or by the age bound.
         extra_refs: list[Ref] = []
         extra_versions: list[str | None] = []
         for ref in self._more_inputs(run, kinds):
