@@ -248,6 +248,7 @@ class OwnerController:
             log.debug("reconciliation suspended", owner=f"{namespace_of(obj)}/{name_of(obj)}")
             return None
         blueprints = self._blueprints_version() if self.fast_path else None
+        before = self._inputs_before(obj) if self.fast_path else {}
         run = Run(obj)
         self._reads.templates = {}
         structlog.contextvars.bind_contextvars(
@@ -257,7 +258,7 @@ class OwnerController:
         finally:
             structlog.contextvars.unbind_contextvars("owner", "kind")
         if self.fast_path and run.settled and blueprints is not None:
-            self._record(key, run, blueprints)
+            self._record(key, run, blueprints, before)
         return None
 
     # --- the no-op fast path -------------------------------------------------------------
@@ -283,7 +284,34 @@ class OwnerController:
         except Exception:
             return None
 
-    def _record(self, key: tuple[str, str], run: Run, blueprints: Hashable) -> None:
+    def _inputs_before(self, owner: Obj) -> dict[Ref, str | None]:
+        """The versions, before the reconcile, of the inputs `_more_inputs` will name that can
+        be told from the owner alone: its Namespace, and its ServiceAccount unless the
+        blueprint names another. A change during the reconcile then leaves the record older
+        than the live object, and the next offer reconciles in full."""
+        found: dict[Ref, str | None] = {}
+        for ref in (("v1", "ServiceAccount", *service_account_for(owner, None)),
+                    ("v1", "Namespace", "", namespace_of(owner))):
+            if ref[:2] in self._unreadable:
+                continue
+            try:
+                found[ref] = resource_versions(self.backend, (ref,))[0]
+            except Transient:
+                continue  # `_record` reads it again
+            except Exception as exc:
+                self._refused(ref, exc)
+        return found
+
+    def _refused(self, ref: Ref, exc: Exception) -> None:
+        """An input `_more_inputs` names was refused (the controller may not read its kind:
+        the chart grants no read of ServiceAccounts or Namespaces): not tracked, and not asked
+        again."""
+        log.info("not tracked by the owner's fast path: cannot read it", kind=ref[1],
+                 error=str(exc))
+        self._unreadable.add(ref[:2])
+
+    def _record(self, key: tuple[str, str], run: Run, blueprints: Hashable,
+                before: dict[Ref, str | None]) -> None:
         """Record what a settled reconcile read, with the versions it saw, if they are still
         the live ones (else something changed meanwhile, and that change offers the owner
         again)."""
@@ -306,26 +334,25 @@ class OwnerController:
             return
         if versions != tuple(seen.values()):
             return
-        # These are read now, after the reconcile (which ones depends on the blueprint it
-        # chose): a change of one between the reconcile's writes and this read is recorded as
-        # seen, and is caught only by the next change of anything else or by the age bound.
+        # These are read now, after the reconcile; where one was read before it too
+        # (`_inputs_before`), that version is the one recorded. The others (a ServiceAccount
+        # the blueprint names, the CRDs): a change between the reconcile's writes and this read
+        # is recorded as seen, and caught by the next change of anything else or by the age
+        # bound.
         extra_refs: list[Ref] = []
         extra_versions: list[str | None] = []
         for ref in self._more_inputs(run, kinds):
             if ref[:2] in self._unreadable:
                 continue
             try:
-                extra_versions.extend(resource_versions(self.backend, (ref,)))
+                version = resource_versions(self.backend, (ref,))[0]
             except Transient:
                 return  # no record: the next reconcile tries again
             except Exception as exc:
-                # Refused (the controller may not read this kind: the chart grants no read of
-                # ServiceAccounts or Namespaces): not tracked, and not asked again.
-                log.info("not tracked by the owner's fast path: cannot read it", kind=ref[1],
-                         error=str(exc))
-                self._unreadable.add(ref[:2])
+                self._refused(ref, exc)
                 continue
             extra_refs.append(ref)
+            extra_versions.append(before.get(ref, version))
         self._settled[key] = Settled(meta(run.owner).get("uid"), run.owner_version, blueprints,
                                      (*refs, *extra_refs), (*versions, *extra_versions),
                                      self.clock.now())

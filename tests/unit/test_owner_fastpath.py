@@ -414,3 +414,28 @@ def test_an_input_that_failed_to_read_for_now_makes_no_record() -> None:
     failing.transient = False  # refused from now on: recorded without it
     w.offer()
     assert w.offer() == 0
+
+
+@pytest.mark.parametrize("changed", ["ServiceAccount", "Namespace"])
+def test_a_change_during_the_settling_reconcile_is_not_recorded_as_seen(changed: str) -> None:
+    w = World()
+    _service_account(w, "default")
+    w.settle()
+    _request(w)  # the next offer reconciles in full; during it, the input changes
+    real: Callable[..., Any] = w.controller.realizer.realize
+
+    def changing(*args: Any, **kwargs: Any) -> Any:
+        if changed == "ServiceAccount":
+            _service_account(w, "default", {"rotated": "yes"})
+        else:
+            ns = w.cluster.get("v1", "Namespace", "", "default")
+            assert ns is not None
+            ns["metadata"].setdefault("labels", {})["team"] = "blue"
+            w.cluster.apply(ns)
+        return real(*args, **kwargs)
+
+    w.controller.realizer.realize = changing  # type: ignore[method-assign]
+    w.controller.reconcile(w.workload())
+    w.controller.realizer.realize = real  # type: ignore[method-assign]
+    assert w.offer() == 1  # the version recorded is the one from before the change
+    assert w.offer() == 0
