@@ -632,6 +632,7 @@ class GitRepositoryController:
             # pinned commit may be abbreviated.
             return self._build(attempt, remote, prior, now, None)
         key = (spec.url, self._identity(attempt), remote.commit, spec.content)
+        rechecked = False
         while True:
             shared = self._shared_build(attempt, key, remote, now)
             if shared is not None:
@@ -643,24 +644,26 @@ class GitRepositoryController:
                                               f"stored artifact for commit '{summary}'")], None
             with self._guard:
                 flight = self._building.get(key)
-                leader = flight is None
-                if flight is None:
-                    flight = self._building[key] = threading.Event()
-            if leader:
-                break
+                # Stored since we looked (a build ended in between): share it, once.
+                stored_meanwhile = key in self._built and not rechecked
+                if flight is None and not stored_meanwhile:
+                    mine = self._building[key] = threading.Event()
+                    break
+            if flight is None:
+                rechecked = True
+                continue
             # Another object is building this very archive: share it once stored. If that build
             # fails nothing is stored, and this object tries on its own (a failure is never
             # passed on as a success, nor as a failure: this object's attempt may fare better).
             flight.wait()
-            if self._built.get(key) is None:
-                break
+            if key not in self._built:
+                return self._build(attempt, remote, prior, now, key)
         try:
             return self._build(attempt, remote, prior, now, key)
         finally:
-            if leader:
-                with self._guard:
-                    self._building.pop(key, None)
-                flight.set()
+            with self._guard:
+                self._building.pop(key, None)
+            mine.set()
 
     def _build(
         self,
