@@ -51,7 +51,6 @@ from tests.gitservers import BareRepo, GitDaemon
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORM = ROOT / "examples" / "paved-path" / "platform"
 GIT_API = "source.toolkit.fluxcd.io/v1"
-POLL_INTERVAL = 60.0  # the paved path's default poll_interval, 1m0s
 
 WORKLOAD = """\
 apiVersion: carto.run/v1alpha1
@@ -75,7 +74,8 @@ spec:
 
 
 class Phase:
-    """One installation of N workloads, settled, then one commit measured."""
+    """N workloads applied to a fresh simulated cluster, with the product's controllers wired as
+    `simulate` wires them; `git` is their Git source controller (its counters are read)."""
 
     def __init__(self, n: int, urls: list[str], scratch: Path) -> None:
         self.n = n
