@@ -318,7 +318,8 @@ def test_one_source_built_for_many_images_is_unpacked_and_detected_once(tmp_path
     eco.apply(image("bare-0", bare))
     eco.apply(image("bare-1", bare))
     eco.settle()
-    assert sorted(unpacked) == sorted([url, bare])  # each archive once, however many Images build it
+    # Each archive once, however many Images build it.
+    assert sorted(unpacked) == sorted([url, bare])
     for i in range(5):
         assert condition(eco.get(KPACK, "Image", f"web-{i}"), "Ready")["status"] == "True"
     for name in ("bare-0", "bare-1"):  # a failed detection is kept as the failure it was
