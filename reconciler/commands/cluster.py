@@ -39,6 +39,7 @@ from reconciler.commands.common import (
 from reconciler.model.annotations import REQUESTED_AT_ANNOTATION, SUSPEND_ANNOTATION
 from reconciler.model.errors import BackendError, InputError, ReconcilerError
 from reconciler.model.objects import Obj, meta, status_of
+from reconciler.model.terminal import printable
 
 if TYPE_CHECKING:
     from reconciler.backends.base import Backend
@@ -502,10 +503,11 @@ def _request_and_wait(backend: Backend, kind: KindRef, namespace: str, name: str
     status, reason, message = out.ready(live)
     _emit(out.render([live], kind.kind, output, single=True))
     if status != "True":
-        click.echo(f"✗ {kind.words} {namespace}/{name} reconciled but is not Ready: "
-                   f"{reason}: {message}", err=True)
+        click.echo(printable(f"✗ {kind.words} {namespace}/{name} reconciled but is not Ready: "
+                             f"{reason}: {message}"), err=True)
         return EXIT_NOT_READY
-    click.echo(f"✔ {kind.words} {namespace}/{name} reconciled: {reason or 'Ready'}", err=True)
+    click.echo(printable(f"✔ {kind.words} {namespace}/{name} reconciled: {reason or 'Ready'}"),
+               err=True)
     return EXIT_OK
 
 

@@ -57,8 +57,12 @@ class ClusterFlags:
 
 
 def fail(exc: ReconcilerError | str, code: int = EXIT_INPUT) -> NoReturn:
-    """End the command with `error: ...` on stderr and `code` (2: the user's input)."""
-    click.echo(f"error: {exc}", err=True)
+    """End the command with `error: ...` on stderr and `code` (2: the user's input). The text
+    may quote what a user wrote (names, messages, file contents): control characters are
+    neutralised."""
+    from reconciler.model.terminal import printable
+
+    click.echo(f"error: {printable(str(exc))}", err=True)
     sys.exit(code)
 
 

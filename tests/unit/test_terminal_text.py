@@ -83,3 +83,15 @@ def test_tree_labels_are_neutralised_and_json_is_exact() -> None:
     doc = to_json(build(objects))
     assert doc[0]["state"] == "Ready=False (Bad\x1b[5m\nWorkload/default/forged  Ready=True)"
     assert doc[0]["children"][0]["object"] == "ConfigMap/default/cm\x1b[2J"
+
+
+def test_an_error_quoting_user_text_is_printed_without_its_control_characters(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from reconciler.commands.common import fail
+
+    with pytest.raises(SystemExit) as exited:
+        fail("Workload/evil\x1b]0;owned\x07: bad \x1b[2J field")
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert err.startswith("error: Workload/evil")
