@@ -18,6 +18,7 @@ Helpers live next door: `gitspec` (spec and errors), `gitexec` (running git), `c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random as _random
@@ -165,7 +166,8 @@ _CHECKOUT_STATE = "reconciler-checkout.json"
 # credentials, commit, content) combinations polled at once; the oldest is forgotten first, and
 # forgetting one costs at most one more fetch.
 _BUILT_ENTRIES = 4096
-_BuildKey = tuple[str, str, str, ContentConfig]
+# (url, credentials and proxy identity, commit, content config, verification keys and tag)
+_BuildKey = tuple[str, str, str, ContentConfig, str]
 
 
 @dataclass
@@ -177,6 +179,15 @@ class _PollRecord:
     requested_at: str
     next_due: float
     failures: int
+
+
+@dataclass(frozen=True)
+class _Built:
+    """An archive built for one object, to be shared with others under the same build key."""
+
+    artifact: Artifact
+    summary: str
+    verified: Condition | None
 
 
 @dataclass
@@ -295,7 +306,7 @@ class GitRepositoryController:
         # config): many objects tracking the same repository and ref share one fetch and one
         # archive instead of one each, never across credentials or proxies (what one Secret may
         # read is not another's). Oldest first, at most _BUILT_ENTRIES of them.
-        self._built: OrderedDict[_BuildKey, tuple[Artifact, str]] = OrderedDict()
+        self._built: OrderedDict[_BuildKey, _Built] = OrderedDict()
         # Builds under way, by the same key: an object wanting one waits for it rather than
         # fetching the same commit alongside (the daemon reconciles on several workers).
         self._building: dict[_BuildKey, threading.Event] = {}
@@ -627,21 +638,23 @@ class GitRepositoryController:
             bound.debug("artifact up-to-date with remote revision", revision=prior.revision)
             return prior, [], None
 
-        if attempt.includes or attempt.verify_keys is not None or remote.pinned:
-            # Not shareable: included artifacts are per namespace, verification is per key, a
-            # pinned commit may be abbreviated.
+        if attempt.includes or remote.pinned:
+            # Not shareable: included artifacts are per namespace, a pinned commit may be
+            # abbreviated.
             return self._build(attempt, remote, prior, now, None)
-        key = (spec.url, self._identity(attempt), remote.commit, spec.content)
+        key = (spec.url, self._identity(attempt), remote.commit, spec.content,
+               _verifier(attempt, remote))
         rechecked = False
         while True:
             shared = self._shared_build(attempt, key, remote, now)
             if shared is not None:
-                artifact, summary = shared
+                artifact = shared.artifact
                 if prior is not None and prior.digest == artifact.digest and (
                         prior.revision == artifact.revision):
-                    return artifact, [], None
-                return artifact, [SourceEvent("Normal", NEW_ARTIFACT,
-                                              f"stored artifact for commit '{summary}'")], None
+                    return artifact, [], shared.verified
+                return artifact, [SourceEvent(
+                    "Normal", NEW_ARTIFACT, f"stored artifact for commit '{shared.summary}'",
+                )], shared.verified
             with self._guard:
                 flight = self._building.get(key)
                 # Stored since we looked (a build ended in between): share it, once.
@@ -704,7 +717,7 @@ class GitRepositoryController:
         with self._guard:
             self.archives_built += 1
             if key is not None and actual.commit == remote.commit:
-                self._built[key] = (artifact, fetched.summary)
+                self._built[key] = _Built(artifact, fetched.summary, verified)
                 self._built.move_to_end(key)
                 while len(self._built) > _BUILT_ENTRIES:
                     self._built.popitem(last=False)
@@ -743,14 +756,14 @@ class GitRepositoryController:
 
     def _shared_build(
         self, attempt: _Attempt, key: _BuildKey, remote: RemoteRevision, now: float
-    ) -> tuple[Artifact, str] | None:
-        """The archive another object already built under `key`, stored again under this
-        object's name (a hard link); None when there is none to share."""
+    ) -> _Built | None:
+        """The archive another object already built (and verified) under `key`, stored again
+        under this object's name (a hard link); None when there is none to share."""
         with self._guard:
             built = self._built.get(key)
         if built is None:
             return None
-        source, summary = built
+        source = built.artifact
         revision = RemoteRevision(remote.label, remote.commit, remote.fetch_ref).revision
         try:
             artifact = self.store.store_copy(KIND, attempt.namespace, attempt.name, revision,
@@ -766,7 +779,7 @@ class GitRepositoryController:
         except (ArtifactError, OSError):
             return None  # build it the ordinary way
         attempt.bound.debug("artifact shared", revision=revision, digest=artifact.digest)
-        return artifact, summary
+        return _Built(artifact, built.summary, built.verified)
 
     @staticmethod
     def _identity(attempt: _Attempt) -> str:
@@ -1037,6 +1050,19 @@ class GitRepositoryController:
                     f"include '{inc.repository}': fromPath '{inc.from_path}' does not "
                     f"exist in artifact revision '{artifact.revision}'", "NotFound",
                 )
+
+
+def _verifier(attempt: _Attempt, remote: RemoteRevision) -> str:
+    """What a verified build was verified with: a digest of the verification Secret's keys and
+    the tag object checked ("" without verification). A build is shared only with objects that
+    would verify it with the same keys, so one object's keys never vouch for another's."""
+    if attempt.verify_keys is None:
+        return ""
+    h = hashlib.sha256()
+    for name, key in sorted(attempt.verify_keys.items()):
+        h.update(name.encode() + b"\0" + hashlib.sha256(key).digest())
+    h.update(b"\0tag:" + remote.tag_object.encode())
+    return h.hexdigest()
 
 
 def _init_cache(directory: Path, spec: GitRepositorySpec, home: Path, allow_file: bool) -> None:

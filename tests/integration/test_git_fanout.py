@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 from reconciler.model.objects import Obj
 from reconciler.sources.artifacts import Artifact, ArtifactPathError, ArtifactStore
 from reconciler.sources.git import GitRepositoryController
-from tests.gitservers import BareRepo, GitDaemon, HttpAuth, SmartHttpServer
+from tests.gitservers import GPG, BareRepo, GitDaemon, HttpAuth, SmartHttpServer, make_gpg_key
 from tests.integration.conftest import FakeClock, Objects, gitrepository
 
 N = 20
@@ -210,3 +212,42 @@ class upload_pack_refused:  # noqa: N801 - used as a context manager, like a fun
 
     def __exit__(self, *exc: object) -> None:
         del self.handler._cgi
+
+
+@pytest.mark.skipif(GPG is None, reason="gpg is missing (apt-get install gnupg; .ci/run does)")
+def test_a_verified_build_is_shared_only_with_objects_holding_the_same_keys(
+    controller: GitRepositoryController, objects: Objects, clock: FakeClock,
+    daemon: GitDaemon, repo: BareRepo,
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="gpg-") as short:
+        signer = make_gpg_key(Path(short) / "s")
+        stranger = make_gpg_key(Path(short) / "t", "stranger@example.com")
+        try:
+            signed = repo.commit({"v.txt": "signed\n"}, "signed", sign_with=signer)
+            # Two Secrets with the same key (other names), one with a key that did not sign.
+            for name in ("pgp-a", "pgp-b"):
+                objects.secret(name, data={"author.asc": signer.public_armored()})
+            objects.secret("pgp-other", data={"author.asc": stranger.public_armored()})
+            trusting = [gitrepository(daemon.url(repo), {"branch": "main"}, name=f"app-{i}",
+                                      verify={"mode": "HEAD",
+                                              "secretRef": {"name": f"pgp-{'ab'[i % 2]}"}})
+                        for i in range(4)]
+            reconcile_all(controller, trusting, objects)
+            assert counts(controller) == (1, 1, 1)
+            for obj in trusting:
+                verified = condition(obj, "SourceVerified")
+                assert (verified["status"], verified["reason"]) == ("True", "Succeeded")
+                assert signed in verified["message"]
+            assert revisions(trusting) == {f"main@sha1:{signed}"}
+
+            other = gitrepository(daemon.url(repo), {"branch": "main"}, name="other",
+                                  verify={"mode": "HEAD", "secretRef": {"name": "pgp-other"}})
+            reconcile_all(controller, [other], objects)
+            assert controller.fetch_calls == 2  # its own checkout, verified with its own keys
+            failed = condition(other, "SourceVerified")
+            assert (failed["status"], failed["reason"]) == ("False", "InvalidCommitSignature")
+            assert "artifact" not in other["status"]
+        finally:
+            for key in (signer, stranger):
+                subprocess.run(["gpgconf", "--kill", "all"], check=False,
+                               env={**os.environ, "GNUPGHOME": str(key.home)})
