@@ -217,6 +217,8 @@ class OwnerController:
         # the templates the current reconcile looked up, with the resourceVersion it saw, per
         # thread (the daemon's workers reconcile different owners through one controller)
         self._reads = threading.local()
+        # per template: (resourceVersion, the copy read then), shared by reconciles, not changed
+        self._template_copies: dict[Ref, tuple[str | None, Obj]] = {}
         # (apiVersion, kind) of the inputs `_more_inputs` names that were refused when read
         self._unreadable: set[tuple[str, ...]] = set()
         self.clock = clock
@@ -580,8 +582,22 @@ class OwnerController:
         return self._template(kind, name) is not None
 
     def _template(self, kind: str, name: str) -> Obj | None:
+        """The template, read as `get` reads it (recorded for read tracking); the copy read
+        last is kept per template and handed out again while the template's resourceVersion
+        is unchanged, so an owner reconcile does not copy every template it renders (the
+        realizer only reads templates: the shared copy is never changed)."""
+        ref = (CARTO_API, kind, "", name)
         try:
-            found = self.backend.get(CARTO_API, kind, "", name)
+            version = resource_versions(self.backend, (ref,))[0]
+            kept = self._template_copies.get(ref)
+            if version is not None and kept is not None and kept[0] == version:
+                found: Obj | None = kept[1]
+            else:
+                found = self.backend.get(CARTO_API, kind, "", name)
+                if found is not None:
+                    self._template_copies[ref] = (meta(found).get("resourceVersion"), found)
+                else:
+                    self._template_copies.pop(ref, None)
         except ReconcilerError:
             found = None
         reads: dict[Ref, str | None] | None = getattr(self._reads, "templates", None)
