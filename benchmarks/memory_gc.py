@@ -51,6 +51,7 @@ from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import product_controllers
 from reconciler.loader import LoadedObject, load_paths, load_text
 from reconciler.observability.logging import configure_logging
+from reconciler.runtime.gctuning import SWITCH
 from reconciler.settings import SourceSettings
 from reconciler.simulation import simulate
 from simulator.environment import SimulatedEnvironment
@@ -168,6 +169,8 @@ def child(case: str, mode: str, n: int, url: str) -> dict[str, Any]:
 
 def run_gc(n: int, repeat: int, cases: list[str], modes: list[str]) -> None:
     here = Path(__file__).resolve().parent
+    # Each mode is set by the child itself: the product's own tuning (`gctuning`) stays off.
+    quiet = {**os.environ, SWITCH: "off"}
     with tempfile.TemporaryDirectory() as tmp:
         url = make_repo(Path(tmp) / "app") if "paved" in cases else ""
         for case in cases:
@@ -176,7 +179,7 @@ def run_gc(n: int, repeat: int, cases: list[str], modes: list[str]) -> None:
                 for mode in modes:
                     out = subprocess.run(
                         [sys.executable, str(here / "memory_gc.py"), "--child", case, mode,
-                         str(n), url], capture_output=True, text=True, cwd=here)
+                         str(n), url], capture_output=True, text=True, cwd=here, env=quiet)
                     if out.returncode != 0:
                         raise SystemExit(f"{case} {mode} failed:\n{out.stderr[-4000:]}")
                     runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -30,6 +30,7 @@ from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.model.objects import Obj, ObjectKey, describe, status_of
 from reconciler.report import owner_ready
 from reconciler.runtime.controller import Controller, Polling
+from reconciler.runtime.gctuning import tune_after_load
 from reconciler.settings import SimulateSettings, SourceSettings
 
 # Kinds an API server needs before the objects that use them: namespaces, then CRDs.
@@ -99,6 +100,7 @@ def simulate(
     env = load_environment(environment)
     if state is not None and state.exists():
         env.load_state(state)
+    tune_after_load()  # the inputs and the state are in memory: the collector skips them
     data_dir = state.with_name(state.name + ".d") if state is not None else None
     report = _reconcile(env, objects, settings or SimulateSettings(), data_dir, limits,
                         progress)

@@ -62,6 +62,7 @@ from reconciler.observability.stdlib_logs import route_to_structlog
 from reconciler.portal.app import Portal, read_token
 from reconciler.portal.http import serve_request
 from reconciler.runtime.clock import SystemClock
+from reconciler.runtime.gctuning import tune_after_load
 from reconciler.runtime.jitter import check_percentage
 from reconciler.settings import DaemonSettings, KubernetesSettings, SourceSettings
 from reconciler.simulation import apply_inputs
@@ -149,6 +150,7 @@ class Daemon:
             env.load_state(settings.state)
         if not settings.leader_elect:
             apply_inputs(env.backend, self.objects)  # a standby writes nothing: on leading
+        tune_after_load()  # the state and the inputs are in memory: the collector skips them
         data_dir = self._data_dir()
 
         self.artifacts = ArtifactServer(
