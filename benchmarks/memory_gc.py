@@ -16,13 +16,14 @@
      controller again with read tracking off (median of 5; the owner's fast path answers);
    under each mode: `default` (thresholds 700/10/10), `t10k` and `t50k` (gen0 at 10,000 and
    50,000 allocations), `freeze` (`gc.freeze()` once the inputs or the loaded state are in
-   memory, so the collector never scans them again, plus gen0 at 50,000). Printed: wall
+   memory, so the collector never scans them again, plus gen0 at 50,000), `freeze10k` (the
+   same with gen0 at 10,000). Printed: wall
    seconds (or ms per round), seconds inside the collector (`gc.callbacks`), collections, and
    each mode's median wall over the default's, and the same for the process's CPU time (less
    moved by other work on a shared machine than wall time).
 
     .venv/bin/python benchmarks/memory_gc.py [--memory N,...] [--controllers] [--gc N]
-        [--repeat R] [--cases greeter,paved,noop,offer] [--modes default,t10k,t50k,freeze]
+        [--repeat R] [--cases greeter,paved,noop,offer] [--modes default,t10k,t50k,freeze,freeze10k]
     (defaults: --memory 1000,10000 --gc 1000 --repeat 5, every case and mode; `--gc 0` or
     `--memory 0` skips that part)
 """
@@ -61,6 +62,7 @@ MODES: dict[str, tuple[tuple[int, int, int] | None, bool]] = {
     "t10k": ((10_000, 10, 10), False),
     "t50k": ((50_000, 10, 10), False),
     "freeze": ((50_000, 10, 10), True),
+    "freeze10k": ((10_000, 10, 10), True),
 }
 CASES = ("greeter", "paved", "noop", "offer")
 

@@ -100,7 +100,7 @@ def simulate(
     env = load_environment(environment)
     if state is not None and state.exists():
         env.load_state(state)
-    tune_after_load()  # the inputs and the state are in memory: the collector skips them
+    tune_after_load()  # fewer young collections; no freeze: the caller may drop this world
     data_dir = state.with_name(state.name + ".d") if state is not None else None
     report = _reconcile(env, objects, settings or SimulateSettings(), data_dir, limits,
                         progress)

@@ -150,7 +150,8 @@ class Daemon:
             env.load_state(settings.state)
         if not settings.leader_elect:
             apply_inputs(env.backend, self.objects)  # a standby writes nothing: on leading
-        tune_after_load()  # the state and the inputs are in memory: the collector skips them
+        # The state and inputs are in memory for the process's life: frozen, never rescanned.
+        tune_after_load(freeze=True)
         data_dir = self._data_dir()
 
         self.artifacts = ArtifactServer(

@@ -4,15 +4,17 @@ A `simulate` run or a daemon holds thousands of long-lived objects (the cluster'
 inputs, the controllers' records) and allocates many short-lived dicts per reconcile, nearly all
 freed by reference counting. With Python's default thresholds (700/10/10) the collector runs
 every 700 net container allocations and, every hundred of those, walks every long-lived object
-again: `benchmarks/memory_gc.py` measured it at about a fifth of a first install's CPU time.
-`tune_after_load` moves what is in memory now to the permanent generation (`gc.freeze`), so the
-collector never walks it again, and raises the gen0 threshold to `GEN0_THRESHOLD`. Frozen
-objects are still freed by reference counting when they are dropped; only a reference cycle
-among them would stay until the process ends, and the loaded objects are plain trees.
+again: `benchmarks/memory_gc.py` measured it at a fifth of a first install's time.
+`tune_after_load` raises the gen0 threshold to `GEN0_THRESHOLD`, and, with `freeze`, moves what
+is in memory now to the permanent generation (`gc.freeze`) so the collector never walks it again.
 
-Once per process: the first call after loading tunes; later ones (a test process's many
-simulations, `simulate --watch`'s reruns) change nothing. `RECONCILER_GC_TUNING=off` (or 0,
-false, no) leaves the collector as Python sets it.
+Freeze only what lives as long as the process (the daemon's loaded world): the collector never
+frees a frozen object, nor anything a reference cycle through it keeps alive, so a world frozen
+by a `simulate` call that the caller then drops (the cluster and its controllers refer to each
+other through listeners) would stay in memory until the process ends. `simulate` therefore
+raises the threshold only. The freeze happens once per process.
+
+`RECONCILER_GC_TUNING=off` (or 0, false, no) leaves the collector as Python sets it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ SWITCH: Final = "RECONCILER_GC_TUNING"
 _OFF: Final = frozenset({"off", "0", "false", "no"})
 
 _lock = threading.Lock()
-_tuned = False
+_frozen = False
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -38,18 +40,19 @@ def enabled(environ: Mapping[str, str] | None = None) -> bool:
     return value.strip().lower() not in _OFF
 
 
-def tune_after_load(environ: Mapping[str, str] | None = None) -> bool:
-    """Freeze what is in memory and raise the gen0 threshold, the first time it is called in
-    this process and only when `enabled`; True when this call tuned."""
-    global _tuned
+def tune_after_load(freeze: bool = False, environ: Mapping[str, str] | None = None) -> bool:
+    """Raise the gen0 threshold and, with `freeze` and the first time only, freeze what is in
+    memory; nothing unless `enabled`. True when it tuned."""
+    global _frozen
     if not enabled(environ):
         return False
-    with _lock:
-        if _tuned:
-            return False
-        _tuned = True
-    gc.collect()
-    gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
+    if freeze:
+        with _lock:
+            if _frozen:
+                return True
+            _frozen = True
+        gc.collect()
+        gc.freeze()
     return True

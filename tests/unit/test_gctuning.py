@@ -1,6 +1,6 @@
-"""The collector's tuning after load (`reconciler/runtime/gctuning.py`): what it changes, once
-per process, and its off switch. Each case runs in a fresh interpreter, since the tuning is
-process-wide and happens once."""
+"""The collector's tuning after load (`reconciler/runtime/gctuning.py`): what it changes, the
+freeze once per process, and its off switch. Each case runs in a fresh interpreter, since the
+tuning is process-wide."""
 
 from __future__ import annotations
 
@@ -17,20 +17,24 @@ PROBE = """
 import gc, json
 from reconciler.runtime import gctuning
 before = gc.get_threshold()
-first = gctuning.tune_after_load()
+plain = gctuning.tune_after_load()
+threshold = gc.get_threshold()
+unfrozen = gc.get_freeze_count()
+first = gctuning.tune_after_load(freeze=True)
 frozen = gc.get_freeze_count()
-gc.set_threshold(*before)
-second = gctuning.tune_after_load()
-print(json.dumps({"before": before, "first": first, "frozen": frozen, "second": second,
-                  "after": gc.get_threshold()}))
+gc.unfreeze()
+again = gctuning.tune_after_load(freeze=True)
+print(json.dumps({"before": before, "plain": plain, "threshold": threshold,
+                  "unfrozen": unfrozen, "first": first, "frozen": frozen, "again": again,
+                  "refrozen": gc.get_freeze_count()}))
 """
 
-TUNED = """
+SIMULATED = """
 import gc, json
 from reconciler.simulation import simulate
 from reconciler.loader import load_text
 before = gc.get_threshold()
-result = simulate(load_text('''apiVersion: v1
+simulate(load_text('''apiVersion: v1
 kind: ConfigMap
 metadata: {name: c, namespace: default}
 ''', "c.yaml"))
@@ -50,19 +54,24 @@ def _run(code: str, switch: str | None = None) -> dict[str, object]:
     return found
 
 
-def test_tunes_once_per_process() -> None:
+def test_threshold_always_freeze_once_and_only_when_asked() -> None:
     found = _run(PROBE)
+    assert found["plain"] is True
+    assert found["threshold"] != found["before"]
+    assert isinstance(found["threshold"], list) and found["threshold"][0] == GEN0_THRESHOLD
+    assert found["unfrozen"] == 0  # no freeze unless asked
     assert found["first"] is True
     assert isinstance(found["frozen"], int) and found["frozen"] > 0
-    # The second call leaves the (restored) defaults alone.
-    assert found["second"] is False
-    assert found["after"] == found["before"]
+    # Once per process: a second load's caller does not freeze again.
+    assert found["again"] is True
+    assert found["refrozen"] == 0
 
 
 @pytest.mark.parametrize("switch", ["off", "0", "False", " no "])
 def test_switch_turns_it_off(switch: str) -> None:
     found = _run(PROBE, switch)
-    assert found["first"] is False
+    assert found["plain"] is False and found["first"] is False
+    assert found["threshold"] == found["before"]
     assert found["frozen"] == 0
     assert not enabled({SWITCH: switch})
 
@@ -72,11 +81,10 @@ def test_on_unless_switched_off() -> None:
     assert enabled({SWITCH: "on"})
 
 
-def test_simulate_tunes_after_loading() -> None:
-    found = _run(TUNED)
-    assert found["before"] != found["after"]
+def test_simulate_raises_the_threshold_and_freezes_nothing() -> None:
+    """A simulation's world is the caller's to drop: frozen, it would never be collected."""
+    found = _run(SIMULATED)
     assert isinstance(found["after"], list) and found["after"][0] == GEN0_THRESHOLD
-    assert isinstance(found["frozen"], int) and found["frozen"] > 0
-    off = _run(TUNED, "off")
+    assert found["frozen"] == 0
+    off = _run(SIMULATED, "off")
     assert off["after"] == off["before"]
-    assert off["frozen"] == 0
