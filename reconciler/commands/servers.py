@@ -151,7 +151,8 @@ def run(ctx: click.Context, /, paths: Sequence[str], config: Path | None,
         objects = load_paths(paths, allow_empty=False)
         with writing(settings.daemon.state):
             code = run_daemon(objects, settings.daemon, limits=settings.limits,
-                              kubernetes=settings.kubernetes, reread=rereader(paths))
+                              kubernetes=settings.kubernetes, reread=rereader(paths),
+                              owners=settings.owners)
     except InputError as exc:
         fail(exc)
     sys.exit(code)

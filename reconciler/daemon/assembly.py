@@ -23,7 +23,7 @@ from reconciler.model.limits import Limits
 from reconciler.model.objects import Obj
 from reconciler.observability.metrics import ReconcilerMetrics
 from reconciler.runtime.controller import Controller, Polling
-from reconciler.settings import SourceSettings
+from reconciler.settings import OwnerSettings, SourceSettings
 from reconciler.sources.git import GitRepositoryController
 
 
@@ -44,9 +44,12 @@ def assemble(
     limits: Limits,
     metrics: ReconcilerMetrics,
     owns: Callable[[Obj], bool] | None = None,
+    owners: OwnerSettings | None = None,
 ) -> Assembly:
-    """`sources=None`: no product controller (the simulated ones only)."""
-    built = product_controllers(writer, env.clock, sources) if sources is not None else []
+    """`sources=None`: no product controller (the simulated ones only). `owners`: the owner
+    controllers' settings (None: the defaults)."""
+    built = (product_controllers(writer, env.clock, sources, owners=owners)
+             if sources is not None else [])
     gits = [c.git for c in built if isinstance(c, GitRepositoryReconciler)]
     # A poll interval is a periodic re-check, not work in flight (a success, not a requeue).
     product: list[Controller] = [Polling(c) if isinstance(c, GitRepositoryReconciler) else c

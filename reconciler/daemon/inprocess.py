@@ -48,7 +48,8 @@ from reconciler.loader import LoadedObject
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.observability.health import HealthState
 from reconciler.observability.metrics import ReconcilerMetrics, watched_kinds
-from reconciler.settings import SourceSettings
+from reconciler.runtime.controller import Controller
+from reconciler.settings import OwnerSettings, SourceSettings
 from reconciler.simulation import apply_inputs
 from reconciler.sources.artifacts import ArtifactStore
 from reconciler.sources.server import ArtifactServer
@@ -62,17 +63,21 @@ class InProcessControllers:
     def __init__(self, objects: Sequence[LoadedObject], state: Path | None = None,
                  product: bool = True, time_scale: float = 1.0, tick: float = 0.2,
                  max_rounds: int = 100, queues: QueueSettings | None = None,
-                 limits: Limits = DEFAULT_LIMITS, environment: str = "simulator") -> None:
+                 limits: Limits = DEFAULT_LIMITS, environment: str = "simulator",
+                 owners: OwnerSettings | None = None) -> None:
         self.objects, self.state, self.product = objects, state, product
         self.time_scale, self.tick_seconds, self.max_rounds = time_scale, tick, max_rounds
         self.queue_settings = queues if queues is not None else QueueSettings()
         self.limits, self.environment = limits, environment
+        self.owners = owners
         self.lock = threading.RLock()
         """The one lock around the cluster; hand it to whatever else calls the cluster."""
         self.metrics = ReconcilerMetrics()
         self.health = HealthState(300.0)
         self.env: Environment | None = None
         self.driver: QueueDriver | None = None
+        self.controllers: list[Controller] = []
+        """The product's controllers, as the queue driver runs them (once entered)."""
         self.loop: QueueLoop | None = None
         self._stack = contextlib.ExitStack()
         self._stop = threading.Event()
@@ -128,8 +133,9 @@ class InProcessControllers:
         locked = LockedBackend(env.backend, lock=self.lock)
         tracker = TrackingBackend(locked)
         assembly = assemble(env, locked, tracker, tracker, sources, self.queue_settings,
-                            self.limits, self.metrics)
+                            self.limits, self.metrics, owners=self.owners)
         driver = self.driver = assembly.driver
+        self.controllers = assembly.product
         driver.subscribe(env.backend)
         # Runs after the tick thread has stopped: the reconciles in flight finish.
         self._stack.callback(self._drain, driver, self.limits.reconcile_seconds + 1.0)

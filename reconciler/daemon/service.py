@@ -64,7 +64,7 @@ from reconciler.portal.http import serve_request
 from reconciler.runtime.clock import SystemClock
 from reconciler.runtime.gctuning import tune_after_load
 from reconciler.runtime.jitter import check_percentage
-from reconciler.settings import DaemonSettings, KubernetesSettings, SourceSettings
+from reconciler.settings import DaemonSettings, KubernetesSettings, OwnerSettings, SourceSettings
 from reconciler.simulation import apply_inputs
 from reconciler.sources.git import GitRepositoryController
 from reconciler.sources.server import ArtifactServer
@@ -90,7 +90,8 @@ class Daemon:
     def __init__(self, objects: Sequence[LoadedObject], settings: DaemonSettings,
                  limits: Limits = DEFAULT_LIMITS,
                  kubernetes: KubernetesSettings | None = None,
-                 reread: Callable[[], Sequence[LoadedObject] | None] | None = None) -> None:
+                 reread: Callable[[], Sequence[LoadedObject] | None] | None = None,
+                 owners: OwnerSettings | None = None) -> None:
         self.objects = objects
         self.reread = reread
         """Called every `REREAD_SECONDS`: the input files' objects when they changed, else None
@@ -98,6 +99,8 @@ class Daemon:
         self.settings = settings
         self.limits = limits
         self.kubernetes = kubernetes
+        self.owners = owners
+        """The owner controllers' settings (the tree's `owners` group; None: the defaults)."""
         self.metrics = ReconcilerMetrics()
         self.health = HealthState(settings.stall_after_seconds)
         self._stack = contextlib.ExitStack()
@@ -185,7 +188,7 @@ class Daemon:
             QueueSettings(settings.concurrent, settings.retry_base_seconds,
                           settings.retry_max_seconds, settings.requeue_qps,
                           settings.requeue_burst),
-            self.limits, self.metrics, owns=shard.owns)
+            self.limits, self.metrics, owns=shard.owns, owners=self.owners)
         driver, product, gits = assembly.driver, assembly.product, assembly.gits
         try:
             driver.subscribe(env.backend)
@@ -425,11 +428,12 @@ class _Checkpoint:
 def run_daemon(objects: Sequence[LoadedObject], settings: DaemonSettings, *,
                limits: Limits = DEFAULT_LIMITS,
                kubernetes: KubernetesSettings | None = None,
-               reread: Callable[[], Sequence[LoadedObject] | None] | None = None) -> int:
+               reread: Callable[[], Sequence[LoadedObject] | None] | None = None,
+               owners: OwnerSettings | None = None) -> int:
     """Run until SIGTERM or SIGINT, then stop gracefully; must be called on the main thread.
     The exit status: 0, or `EXIT_LEADERSHIP_LOST` when the leader election Lease was lost.
     `reread`: see `Daemon.reread`."""
-    daemon = Daemon(objects, settings, limits, kubernetes, reread)
+    daemon = Daemon(objects, settings, limits, kubernetes, reread, owners)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("shutting down", signal=signal.Signals(signum).name)

@@ -22,7 +22,7 @@ from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.notification.controller import ReceiverController
 from reconciler.runtime.clock import Clock
 from reconciler.runtime.controller import Controller
-from reconciler.settings import KubernetesSettings, SourceSettings
+from reconciler.settings import KubernetesSettings, OwnerSettings, SourceSettings
 from reconciler.sources.artifacts import ArtifactStore
 from reconciler.sources.git import GitRepositoryController
 
@@ -31,7 +31,11 @@ ENTRY_POINT_GROUP = "reconciler.environments"
 
 def product_controllers(
     backend: Backend, clock: Clock, sources: SourceSettings, limits: Limits = DEFAULT_LIMITS,
+    owners: OwnerSettings | None = None,
 ) -> list[Controller]:
+    """The product's controllers; `owners` (the settings tree's group, defaults when None) goes
+    to both owner controllers (Workload and Deliverable)."""
+    owners = owners or OwnerSettings()
     store = ArtifactStore(sources.artifact_root, sources.artifact_base_url)
     git = GitRepositoryController(store, clock, sources.workdir,
                                   allow_local_urls=sources.allow_local_urls,
@@ -41,8 +45,8 @@ def product_controllers(
         # Blueprints before owners, so an owner reads a blueprint status from this same round.
         BlueprintController(backend, clock, WORKLOAD.blueprint_kind),
         BlueprintController(backend, clock, DELIVERABLE.blueprint_kind),
-        OwnerController(backend, clock, WORKLOAD),
-        OwnerController(backend, clock, DELIVERABLE),
+        OwnerController(backend, clock, WORKLOAD, settings=owners),
+        OwnerController(backend, clock, DELIVERABLE, settings=owners),
         RunnableController(backend, clock),
         KustomizationReconciler(backend, clock, store, limits),
         # Flux's Receiver: publishes status.webhookPath for the daemon's --webhook-listen.

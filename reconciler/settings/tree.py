@@ -1,8 +1,9 @@
 """The settings tree of `reconciler run`: one root, its groups, where each value comes from.
 
-`RunSettings` holds one frozen dataclass per group (`daemon`, `kubernetes`, `limits`); a field's
-docstring is its documentation, read from the source here (`field_docs`), so the commented
-default file (`render_defaults`, what the Helm chart renders from) cannot drift from the code.
+`RunSettings` holds one frozen dataclass per group (`daemon`, `kubernetes`, `limits`,
+`owners`); a field's docstring is its documentation, read from the source here (`field_docs`),
+so the commented default file (`render_defaults`, what the Helm chart renders from) cannot
+drift from the code.
 
 `resolve` layers the sources, lowest to highest precedence:
 
@@ -36,7 +37,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from reconciler.model.errors import InputError, LoadError
 from reconciler.model.limits import Limits
 from reconciler.model.yamlsafe import load_yaml_documents
-from reconciler.settings import DaemonSettings, KubernetesSettings, ListenAddress
+from reconciler.settings import DaemonSettings, KubernetesSettings, ListenAddress, OwnerSettings
 
 __all__ = [
     "ENV_PREFIX",
@@ -62,6 +63,8 @@ class RunSettings:
     """The Kubernetes client (`--environment kubernetes` only)."""
     limits: Limits = field(default_factory=Limits)
     """Bounds on the work untrusted input can cause (docs/security.md)."""
+    owners: OwnerSettings = field(default_factory=OwnerSettings)
+    """The owner controllers' no-op fast path (docs/architecture.md)."""
 
 
 ENV_PREFIX = "RECONCILER_"
