@@ -13,9 +13,11 @@ second (the daemon's tick). Three variants, each in a fresh process:
 - `offer-full`: the same with the owner's fast path off (`fast_path=False`): every pass renders,
   diffs and checks every Workload in full, writing nothing.
 Every 100 passes (after a `gc.collect()`): RSS (`/proc/self/statm`) and tracemalloc's current
-size (tracing starts before the first pass). Printed per variant: the series, the growth from
-pass 100 to the last, and per pass; then the lines (`--frames K`: tracebacks of K frames) whose
-live allocations grew most between pass 100 and the last (tracemalloc snapshots compared).
+size (tracing starts before the first pass). The product's GC tuning applies as in `simulate`
+(`RECONCILER_GC_TUNING=off` in the environment compares without it). Printed per variant: the
+series, the growth from pass 100 to the last, and per pass; then the lines (`--frames K`:
+tracebacks of K frames) whose live allocations grew most between pass 100 and the last
+(tracemalloc snapshots compared).
 
     .venv/bin/python benchmarks/rss_passes.py [N] [PASSES] [--variants noop,offer,offer-full]
         [--frames K]                       (default: 1000 1000, all three variants, 1 frame)
