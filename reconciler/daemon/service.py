@@ -62,6 +62,7 @@ from reconciler.observability.stdlib_logs import route_to_structlog
 from reconciler.portal.app import Portal, read_token
 from reconciler.portal.http import serve_request
 from reconciler.runtime.clock import SystemClock
+from reconciler.runtime.controller import Controller
 from reconciler.runtime.gctuning import tune_after_load
 from reconciler.runtime.jitter import check_percentage
 from reconciler.settings import DaemonSettings, KubernetesSettings, OwnerSettings, SourceSettings
@@ -105,6 +106,8 @@ class Daemon:
         self.health = HealthState(settings.stall_after_seconds)
         self._stack = contextlib.ExitStack()
         self.env: Environment | None = None
+        self.controllers: list[Controller] = []
+        """The product's controllers, as the queue driver runs them (once started)."""
         self.loop: QueueLoop | None = None
         self.operations: OperationsServer | None = None
         self.artifacts: ArtifactServer | None = None
@@ -190,6 +193,7 @@ class Daemon:
                           settings.requeue_burst),
             self.limits, self.metrics, owns=shard.owns, owners=self.owners)
         driver, product, gits = assembly.driver, assembly.product, assembly.gits
+        self.controllers = product
         try:
             driver.subscribe(env.backend)
         except TypeError as exc:

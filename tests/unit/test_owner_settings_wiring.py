@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reconciler.daemon import Daemon
 from reconciler.daemon.inprocess import InProcessControllers
 from reconciler.engine.owner import OwnerController
 from reconciler.engine.wiring import product_controllers
 from reconciler.runtime.clock import SystemClock
-from reconciler.settings import OwnerSettings, SourceSettings
+from reconciler.settings import DaemonSettings, ListenAddress, OwnerSettings, SourceSettings
 from reconciler.settings.tree import resolve
 
 
@@ -40,3 +41,14 @@ def test_in_process_controllers_pass_the_group_to_the_queue_driver() -> None:
         owners = _owners(wired.controllers)
     assert sorted(o.kind.kind for o in owners) == ["Deliverable", "Workload"]
     assert {(o.fast_path, o.fast_path_max_age) for o in owners} == {(True, 5.0)}
+
+
+def test_the_daemon_passes_the_group_to_its_owner_controllers(tmp_path: Path) -> None:
+    any_port = ListenAddress("127.0.0.1", 0)
+    daemon_settings = DaemonSettings(listen=any_port, artifacts_listen=any_port,
+                                     tick_seconds=3600.0, data_dir=tmp_path / "data")
+    owners = OwnerSettings(fast_path=False, fast_path_max_age_seconds=7)
+    with Daemon([], daemon_settings, owners=owners) as daemon:
+        wired = _owners(daemon.controllers)
+    assert sorted(o.kind.kind for o in wired) == ["Deliverable", "Workload"]
+    assert {(o.fast_path, o.fast_path_max_age) for o in wired} == {(False, 7.0)}
