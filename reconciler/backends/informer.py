@@ -34,6 +34,7 @@ from typing import Protocol
 import structlog
 
 from reconciler.backends.throttle import Backoff
+from reconciler.model.labelsets import LabelSet, label_pairs
 from reconciler.model.objects import Obj
 
 log = structlog.get_logger(__name__)
@@ -112,6 +113,16 @@ def selector_matcher(selector: str | None) -> Callable[[Obj], bool]:
 KeyListener = Callable[[str, str, str, str], None]
 """Told of a changed object: (group, kind, namespace, name)."""
 
+LabelledKeyListener = Callable[[str, str, str, str, LabelSet | None], None]
+"""Told of a changed object and the (label, value) pairs it carried before or after the
+change: what lets a reader of a list by labels be woken only by a change its selector
+matches (`reconciler.engine.tracking.DependencyIndex.readers_of_change`)."""
+
+
+def _pairs(*objs: Obj | None) -> LabelSet:
+    return label_pairs(*(((o.get("metadata") or {}).get("labels")) for o in objs
+                         if o is not None))
+
 
 class ChangeLog:
     """A revision that grows with every cache change, and when each key and kind last changed;
@@ -122,14 +133,20 @@ class ChangeLog:
         self._keys: dict[tuple[str, str, str, str], int] = {}
         self._kinds: dict[tuple[str, str, str | None], int] = {}
         self.listeners: list[KeyListener] = []
+        self.labelled_listeners: list[LabelledKeyListener] = []
 
-    def bump(self, group: str, kind: str, namespace: str, name: str) -> None:
+    def bump(self, group: str, kind: str, namespace: str, name: str,
+             pairs: LabelSet | None = None) -> None:
+        """One key changed; `pairs`: the labels its object carried before or after (None: not
+        known)."""
         self.revision += 1
         self._keys[(group, kind, namespace, name)] = self.revision
         self._kinds[(group, kind, namespace)] = self.revision
         self._kinds[(group, kind, None)] = self.revision
         for listener in self.listeners:
             listener(group, kind, namespace, name)
+        for labelled in self.labelled_listeners:
+            labelled(group, kind, namespace, name, pairs)
 
     def last_change(self, group: str, kind: str, namespace: str, name: str) -> int:
         return self._keys.get((group, kind, namespace, name), 0)
@@ -205,7 +222,7 @@ class KindCache:
             return False
         self._tombstones.pop(key, None)
         self._store(key, obj)
-        self._log.bump(self.group, self.kind, *key)
+        self._log.bump(self.group, self.kind, *key, _pairs(current, obj))
         return True
 
     def remove(self, key: Name, rv: str = "") -> bool:
@@ -220,7 +237,7 @@ class KindCache:
         if current is None:
             return False
         self._drop(key)
-        self._log.bump(self.group, self.kind, *key)
+        self._log.bump(self.group, self.kind, *key, _pairs(current))
         return True
 
     def replace(self, objs: Iterable[Obj]) -> int:
@@ -229,15 +246,15 @@ class KindCache:
         changed = 0
         gone = [k for k in self._items if k not in fresh]
         for key in gone:
-            del self._items[key]
-            self._log.bump(self.group, self.kind, *key)
+            old = self._items.pop(key)
+            self._log.bump(self.group, self.kind, *key, _pairs(old))
             changed += 1
         self._tombstones.clear()
         for key, obj in fresh.items():
             current = self._items.get(key)
             if current is None or version_of(current) != version_of(obj):
                 self._items[key] = obj
-                self._log.bump(self.group, self.kind, *key)
+                self._log.bump(self.group, self.kind, *key, _pairs(current, obj))
                 changed += 1
         if gone or len(self._sorted) != len(self._items):
             self._sorted = sorted(self._items)  # once per re-list, not per read

@@ -91,6 +91,7 @@ from reconciler.model.errors import (
     Transient,
 )
 from reconciler.model.kinds import KindInfo
+from reconciler.model.labelsets import LabelSet
 from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe
 from reconciler.runtime.clock import Clock, SystemClock, rfc3339
 from reconciler.settings import KubernetesSettings
@@ -864,6 +865,16 @@ class KubernetesBackend:
         thread that saw it; from now on events are applied as they arrive."""
         with self._lock:
             self._changes.listeners.append(listener)
+            self._live = True
+            self._drain()
+
+    def add_labelled_change_listener(
+            self, listener: Callable[[str, str, str, str, LabelSet | None], None]) -> None:
+        """As `add_change_listener`, with the (label, value) pairs the object carried before
+        or after the change as a fifth argument (the daemon's work queue wakes a reader of a
+        list by labels only for a change its selector matches)."""
+        with self._lock:
+            self._changes.labelled_listeners.append(listener)
             self._live = True
             self._drain()
 

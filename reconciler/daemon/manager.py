@@ -169,7 +169,10 @@ class QueueDriver:
     def subscribe(self, source: object) -> None:
         """Listen to `source`'s changes (the environment's backend); raises TypeError when it
         gives none."""
-        if isinstance(source, KeyChanges):
+        labelled = getattr(source, "add_labelled_change_listener", None)
+        if callable(labelled):  # KubernetesBackend: keys with the labels their objects carried
+            labelled(self.changed)
+        elif isinstance(source, KeyChanges):
             source.add_change_listener(self.changed)
         elif isinstance(source, ObjectChanges):
             source.add_listener(self._object_changed)

@@ -59,3 +59,31 @@ def test_names_is_a_copy_and_an_update_keeps_the_order() -> None:
     assert cache.remove(("ns", "a"), "10")
     assert not cache.upsert(_cm("ns", "a", 4)), "a late event of the deleted object"
     assert cache.names() == [("ns", "m"), ("ns", "z")]
+
+
+def test_changes_carry_the_labels_their_objects_had_before_or_after() -> None:
+    log = ChangeLog()
+    seen: list[tuple[str, frozenset[tuple[str, str]] | None]] = []
+    log.labelled_listeners.append(
+        lambda g, k, ns, name, pairs: seen.append((name, None if pairs is None
+                                                   else frozenset(pairs))))
+    cache = KindCache("", "ConfigMap", log)
+
+    def cm(name: str, rv: int, **labels: str) -> dict[str, Any]:
+        obj = _cm("a", name, rv)
+        obj["metadata"]["labels"] = labels
+        return obj
+
+    cache.upsert(cm("x", 1, app="one"))
+    cache.upsert(cm("x", 2, app="two"))  # relabelled: both the old and the new value
+    cache.remove(("a", "x"), "3")  # deleted: the labels it had
+    cache.upsert(cm("y", 4, app="y"))
+    cache.replace([cm("y", 5, tier="web")])  # a re-list that relabels
+    cache.replace([])  # and one that drops it
+    assert seen == [(name, frozenset(pairs)) for name, pairs in [
+        ("x", {("app", "one")}),
+        ("x", {("app", "one"), ("app", "two")}),
+        ("x", {("app", "two")}),
+        ("y", {("app", "y")}),
+        ("y", {("app", "y"), ("tier", "web")}),
+        ("y", {("tier", "web")})]]
