@@ -53,6 +53,13 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [doc for doc in docs if doc["kind"] == kind]
 
 
+def fast_path_reads(role: dict[str, Any]) -> set[str]:
+    """Which of the core ServiceAccounts and Namespaces `role` lets read with an informer."""
+    return {resource for rule in role["rules"] if rule["apiGroups"] == [""]
+            and {"get", "list", "watch"} <= set(rule["verbs"])
+            for resource in rule["resources"] if resource in ("serviceaccounts", "namespaces")}
+
+
 # --- generated files (no helm needed) ------------------------------------------------------
 
 def test_values_schema_and_readme_equal_generated() -> None:
@@ -203,6 +210,9 @@ def test_template_with_defaults(tmp_path: Path) -> None:
     assert all(rule["verbs"] == ["get", "list", "watch", "create", "update", "patch", "delete"]
                for rule in workload_role["rules"])
     assert all(rule in cluster_role["rules"] for rule in workload_role["rules"])
+    # The owner controllers' no-op fast path reads each owner's ServiceAccount and Namespace
+    # through informers (get, list, watch).
+    assert fast_path_reads(cluster_role) == {"serviceaccounts", "namespaces"}
     # One replica: the artifact URLs name the artifacts Service; no environment by default.
     assert "env" not in container
     [settings] = [doc["data"]["settings.yaml"] for doc in by_kind(docs, "ConfigMap")
@@ -237,6 +247,11 @@ def test_template_with_every_feature(tmp_path: Path) -> None:
                    for rule in cluster_roles["r-reconciler"]["rules"])
     assert [rule["resources"] for rule in cluster_roles["r-reconciler-workload"]["rules"]] == [
         ["configmaps", "services"], ["deployments"], ["services"]]
+    # Namespaced: the Namespaces (cluster-scoped) still in the ClusterRole, the ServiceAccounts
+    # in each watched namespace's Role.
+    assert fast_path_reads(cluster_roles["r-reconciler"]) == {"namespaces"}
+    assert all(fast_path_reads(role) == {"serviceaccounts"} for role in by_kind(docs, "Role")
+               if role["metadata"]["name"] == "r-reconciler")
     # Two replicas: each pod's artifact URLs name the pod itself, unless artifacts_url is set
     # (here it is: https://artifacts.example.com); the extra `env` entry is passed on as given.
     for deployment in deployments.values():
@@ -293,6 +308,13 @@ def test_rendered_settings_files_load_in_the_daemon(tmp_path: Path, values: list
                            ("leader_election_namespace", "ops")):
             assert effective["daemon"][key] == value, key
             assert origin[key].startswith(f"file {path}:"), (key, origin[key])
+        # settings.owners reaches the daemon (all-features.yaml sets it; the default: nothing).
+        max_age = effective["owners"]["fast_path_max_age_seconds"]
+        if values:
+            assert max_age == 300.0
+            assert origin["fast_path_max_age_seconds"].startswith(f"file {path}:")
+        else:
+            assert (max_age, origin["fast_path_max_age_seconds"]) == (600.0, "default")
 
 
 @needs_helm
@@ -307,7 +329,12 @@ def test_rendered_settings_files_load_in_the_daemon(tmp_path: Path, values: list
      "at '/settings/daemon': additional properties 'leader_elect' not allowed"),
     (["--set", "settings.kubernetes.qps=fast"],
      "at '/settings/kubernetes/qps': got string, want number"),
-], ids=["typo", "type", "nested-typo", "settings-typo", "chart-owned", "settings-type"])
+    (["--set", "settings.owners.fastpath=false"],
+     "at '/settings/owners': additional properties 'fastpath' not allowed"),
+    (["--set-string", "settings.owners.fast_path=off"],
+     "at '/settings/owners/fast_path': got string, want boolean"),
+], ids=["typo", "type", "nested-typo", "settings-typo", "chart-owned", "settings-type",
+        "owners-typo", "owners-type"])
 def test_bad_values_are_refused_by_the_schema(tmp_path: Path, args: list[str],
                                               message: str) -> None:
     done = helm("template", "r", str(CHART), *args, home=tmp_path, check=False)
@@ -391,6 +418,10 @@ def test_helm_install_and_uninstall_in_a_cluster_with_rbac(rbac_served: Served) 
             ("patch", "gitrepositories.source.toolkit.fluxcd.io/status", "yes"),
             ("impersonate", "serviceaccounts", "yes"),
             ("create", "events", "yes"),
+            # the owner controllers' no-op fast path: the owners' ServiceAccounts, Namespaces
+            ("get", "serviceaccounts", "yes"), ("watch", "serviceaccounts", "yes"),
+            ("get", "namespaces", "yes"), ("list", "namespaces", "yes"),
+            ("update", "namespaces", "no"),
             ("delete", "workloads.carto.run", "no"),
             ("create", "secrets", "no")]:
         answer = served.kubectl("auth", "can-i", verb, resource, "--as", sa,

@@ -96,6 +96,11 @@ Always
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]
+# The ServiceAccounts owners write as: read by the owner controllers' no-op fast path, which
+# notices their changes (an informer: list and watch too).
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, list, watch]
 # The daemon's core/v1 Events, counted up when repeated.
 - apiGroups: [""]
   resources: [events]
