@@ -85,7 +85,7 @@ from simulator.scanning import (
     compact_report,
     parse_trivy_report,
 )
-from simulator.sourcefetch import SourceFetchError, archive_for, fetch_source
+from simulator.sourcefetch import SourceFetchError, archive_for, unpack_source
 
 log = structlog.get_logger(__name__)
 
@@ -425,39 +425,45 @@ class ImageBuilder:
             if done is not None:
                 self._detected.move_to_end(key)
         if done is None:
-            done = self._detect(url, sub_path)
-            with self._detected_lock:
-                self._detected[key] = done
-                while len(self._detected) > _DETECTIONS_KEPT:
-                    self._detected.popitem(last=False)
+            done, keep = self._detect(archive, url, sub_path)
+            if keep:
+                with self._detected_lock:
+                    self._detected[key] = done
+                    while len(self._detected) > _DETECTIONS_KEPT:
+                        self._detected.popitem(last=False)
         ok, message, report = done
         return BuildOutcome(ok, message, image if ok else "", report)
 
-    def _detect(self, url: str, sub_path: str) -> tuple[bool, str, str | None]:
-        """Unpack the source and run detection and the scan report's reading: (ok, message,
-        report). The same archive and subPath always give the same answer, so it is kept
-        (`_detected`): a commit shared by many workloads is unpacked once."""
+    def _detect(self, archive: Path, url: str,
+                sub_path: str) -> tuple[tuple[bool, str, str | None], bool]:
+        """Unpack the archive (the one whose digest keys the answer, not the URL again: what
+        it names may have changed since) and run detection and the scan report's reading:
+        ((ok, message, report), whether to keep the answer). The same archive and subPath
+        always give the same answer, so it is kept (`_detected`) and a commit shared by many
+        workloads is unpacked once; a failure to unpack may be the machine's (disk, temporary
+        folder) and is not kept."""
         where = PurePosixPath(sub_path)
         with tempfile.TemporaryDirectory(prefix="reconciler-kpack-") as tmp:
             root = Path(tmp) / "source"
             try:
-                fetch_source(url, root, self.limits)
-            except SourceFetchError as exc:
-                return False, f"cannot fetch the source: {exc}", None
+                unpack_source(archive, url, root, self.limits)
+            except (SourceFetchError, OSError) as exc:
+                return (False, f"cannot fetch the source: {exc}", None), False
             app = root.joinpath(*where.parts) if sub_path else root
             if not app.is_dir() or app.is_symlink():
-                return False, f"spec.source.subPath {sub_path!r} is not a directory of the " \
-                              "source", None
+                return (False, f"spec.source.subPath {sub_path!r} is not a directory of the "
+                               "source", None), True
             buildpack = detect(app)
             if buildpack is None:
-                return False, (
+                return (False, (
                     "ERROR: No buildpack groups passed detection: no buildpack recognises the "
-                    f"app in {sub_path or 'the source root'} (looked for {_detect_list()})"), None
+                    f"app in {sub_path or 'the source root'} (looked for {_detect_list()})"),
+                    None), True
             try:
                 report = self._scan_report(root)
             except ReportError as exc:
-                return False, str(exc), None
-        return True, f"built by {buildpack}", report
+                return (False, str(exc), None), True
+        return (True, f"built by {buildpack}", report), True
 
     def _scan_report(self, root: Path) -> str | None:
         path = root / SCAN_REPORT_PATH

@@ -85,7 +85,12 @@ def fetch_source(url: str, dest: Path, limits: Limits = DEFAULT_LIMITS,
     Raises `SourceFetchError` for a URL that cannot be read (scheme, status, time, size) or an
     archive that cannot be unpacked safely.
     """
-    archive = archive_for(url, limits, deadline)
+    return unpack_source(archive_for(url, limits, deadline), url, dest, limits)
+
+
+def unpack_source(archive: Path, url: str, dest: Path, limits: Limits = DEFAULT_LIMITS) -> Path:
+    """Unpack `archive` (what `archive_for(url)` gave) into `dest` as `fetch_source` does;
+    raises `SourceFetchError` naming `url`."""
     try:
         unpack_artifact(archive, dest, limits=limits)
     except ArtifactError as exc:

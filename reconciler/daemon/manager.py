@@ -47,7 +47,7 @@ from reconciler.model.labelsets import LabelSet, label_pairs
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.model.objects import GroupVersionKind, Obj
 from reconciler.runtime.clock import Clock
-from reconciler.runtime.controller import Controller, ReconcileFailure
+from reconciler.runtime.controller import Controller, ReconcileFailure, forget_object
 from reconciler.runtime.outcome import Next
 from reconciler.runtime.ratelimit import ExponentialBackoff, MaxOf, TokenBucket
 from reconciler.runtime.workers import WorkerPool
@@ -272,6 +272,7 @@ class QueueDriver:
             self.index.forget(qkey)
             controlled.queue.forget(key)
             controlled.failures.pop(key, None)
+            forget_object(controlled.controller, namespace, name)
             return
         self._local.key = qkey
         with self._lock:
@@ -279,12 +280,14 @@ class QueueDriver:
         try:
             attempt = reconcile_once(controlled.controller, obj, key, self._tracker,
                                      self._limits, controlled.failures.get(key), self._observe)
+            # Its reads are recorded before the key leaves `_in_flight`: a change arriving in
+            # between is then seen either way, in `seen` or by `readers_of_change`.
+            self.index.record(qkey, attempt.reads)
         finally:
             self._local.key = None
             with self._lock:
                 seen = self._in_flight.pop(qkey, set())
                 self._reconciles += 1
-        self.index.record(qkey, attempt.reads)
         log.debug("reconciled", controller=controlled.controller.name, kind=kind,
                   namespace=namespace, name=name, result=str(attempt.outcome.result))
         if attempt.failure is not None:

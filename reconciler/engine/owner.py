@@ -232,6 +232,10 @@ class OwnerController:
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(CARTO_API, self.kind.kind)]
 
+    def forget(self, namespace: str, name: str) -> None:
+        """The owner is gone: drop its fast-path record."""
+        self._settled.pop((namespace, name), None)
+
     def reconcile(self, obj: Obj) -> float | None:
         m = meta(obj)
         key = (str(m.get("namespace") or ""), str(m.get("name", "")))
@@ -503,6 +507,12 @@ class OwnerController:
         if status != previous:
             live = self.backend.update_status({**owner, "status": status})
             run.owner_version = meta(live).get("resourceVersion")
+            if run.settled and not _same_apart_from_status(owner, live):
+                # Changed while this reconcile ran (the status write carries no precondition,
+                # so its version includes that change): what this reconcile rendered is not
+                # what the recorded version holds. No record; that change's own event offers
+                # the owner again, and then it is reconciled in full.
+                run.settled = False
             ready = conditions[-1]
             if failure is not None:
                 self.backend.emit_event(owner, "Warning", failure.reason, failure.message)
@@ -618,6 +628,15 @@ class OwnerController:
             "carto.run/template-kind": template.kind,
             "carto.run/cluster-template-name": template.name,
         }
+
+
+def _same_apart_from_status(reconciled: Obj, live: Obj) -> bool:
+    """Whether the owner as written back is the one that was reconciled, but for status and
+    what the server keeps (resourceVersion, managedFields)."""
+    a, b = meta(reconciled), meta(live)
+    return (a.get("generation") == b.get("generation") and a.get("labels") == b.get("labels")
+            and a.get("annotations") == b.get("annotations")
+            and reconciled.get("spec") == live.get("spec"))
 
 
 def _ref_key(ref: Obj) -> tuple[str, str, str, str]:

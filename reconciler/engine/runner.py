@@ -57,7 +57,7 @@ from reconciler.model.limits import (
 )
 from reconciler.model.objects import GroupVersionKind, Obj, name_of, namespace_of
 from reconciler.runtime.clock import Clock
-from reconciler.runtime.controller import Controller, ReconcileFailure, Resync
+from reconciler.runtime.controller import Controller, ReconcileFailure, Resync, forget_object
 from reconciler.runtime.outcome import Next, Outcome, Result, classify
 from reconciler.runtime.ratelimit import ExponentialBackoff
 
@@ -254,6 +254,8 @@ class _Scheduler:
     _seen: int | None = None
     """The revision the last complete round began at; None: look at everything."""
 
+    _controllers: dict[str, Controller] = field(default_factory=dict)
+    """The controllers of the round running, by name (to tell one an object is gone)."""
     feed: ChangeFeed | None = None
     change_log: ChangeLog | None = None
     label_log: LabelLog | None = None
@@ -277,6 +279,7 @@ class _Scheduler:
         the objects that changed since the last round began, the objects whose last reconcile
         read one of them (`index`) and the wake-ups now due, so that a round costs what
         changed, not what exists. Either way `_dirty` has the last word."""
+        self._controllers = {c.name: c for c in controllers}
         feed = self.feed
         begun = feed.revision if feed is not None else 0
         changes = self._changes_since(self._seen) if self._seen is not None else None
@@ -413,6 +416,9 @@ class _Scheduler:
         if self.records.pop(key, None) is not None:
             self._known[key[0]] -= 1
         self.index.forget(key)
+        controller = self._controllers.get(key[0])
+        if controller is not None:
+            forget_object(controller, key[3], key[4])
 
     def _dirty(self, controller: Controller, own: Dependency) -> bool:
         record = self.records.get((controller.name, *own[1:]))

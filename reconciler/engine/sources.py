@@ -26,6 +26,9 @@ class GitRepositoryReconciler:
         self.backend = backend
         self.git = git
 
+    def forget(self, namespace: str, name: str) -> None:
+        self.git.forget(namespace, name)
+
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(GIT_API, "GitRepository")]
 

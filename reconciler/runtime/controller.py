@@ -82,6 +82,16 @@ class ReconcileFailure:
 
 
 
+def forget_object(controller: object, namespace: str, name: str) -> None:
+    """Tell `controller` that an object it reconciled is gone, if it keeps anything per object
+    (an optional `forget(namespace, name)`: the owner's fast-path records, the Git source's
+    poll records), so that a long-running process does not keep what every deleted object
+    left behind. The drivers call it when they drop the object's key."""
+    forget = getattr(controller, "forget", None)
+    if callable(forget):
+        forget(namespace, name)
+
+
 class Polling:
     """A controller seen as one whose every wake-up is a `Resync`: a poller (the Git source
     controller re-lists its remote every interval) whose requeues are never work in flight."""
@@ -92,6 +102,9 @@ class Polling:
 
     def watches(self) -> Sequence[tuple[str, str]]:
         return self.controller.watches()
+
+    def forget(self, namespace: str, name: str) -> None:
+        forget_object(self.controller, namespace, name)
 
     def reconcile(self, obj: Obj) -> float | None:
         after = self.controller.reconcile(obj)

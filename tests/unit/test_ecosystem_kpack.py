@@ -308,9 +308,10 @@ def test_one_source_built_for_many_images_is_unpacked_and_detected_once(tmp_path
     unpacked: list[str] = []
     detect_once = eco.kpack._detect
 
-    def counting(url: str, sub_path: str) -> tuple[bool, str, str | None]:
+    def counting(archive: Path, url: str,
+                 sub_path: str) -> tuple[tuple[bool, str, str | None], bool]:
         unpacked.append(url)
-        return detect_once(url, sub_path)
+        return detect_once(archive, url, sub_path)
 
     eco.kpack._detect = counting  # type: ignore[method-assign]
     for i in range(5):
@@ -324,3 +325,27 @@ def test_one_source_built_for_many_images_is_unpacked_and_detected_once(tmp_path
         assert condition(eco.get(KPACK, "Image", f"web-{i}"), "Ready")["status"] == "True"
     for name in ("bare-0", "bare-1"):  # a failed detection is kept as the failure it was
         assert condition(eco.get(KPACK, "Image", name), "Ready")["status"] == "False"
+
+
+def test_a_failure_to_unpack_is_not_kept_for_the_next_build(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.ecosystem as ecosystem
+
+    eco = Ecosystem(tmp_path)
+    url = eco.artifact(APP)
+    from simulator.sourcefetch import unpack_source as real
+
+    failures = [OSError("No space left on device")]  # the machine's trouble, once
+
+    def unpack(archive: Path, url: str, dest: Path, limits: Limits) -> Path:
+        if failures:
+            raise failures.pop()
+        return real(archive, url, dest, limits)
+
+    monkeypatch.setattr(ecosystem, "unpack_source", unpack)
+    eco.apply(image("first", url))
+    eco.settle()
+    assert condition(eco.get(KPACK, "Image", "first"), "Ready")["status"] == "False"
+    eco.apply(image("second", url))  # the same archive: unpacked again, and built
+    eco.settle()
+    assert condition(eco.get(KPACK, "Image", "second"), "Ready")["status"] == "True"

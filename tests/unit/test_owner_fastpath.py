@@ -439,3 +439,48 @@ def test_a_change_during_the_settling_reconcile_is_not_recorded_as_seen(changed:
     w.controller.realizer.realize = real  # type: ignore[method-assign]
     assert w.offer() == 1  # the version recorded is the one from before the change
     assert w.offer() == 0
+
+
+def test_a_spec_change_made_while_the_reconcile_ran_is_not_recorded_as_settled() -> None:
+    w = World()
+    w.settle()
+    assert w.sink()["data"]["value"] == "hi one"
+    # Change the spec to "two" (a new generation: the next reconcile writes observedGeneration).
+    _edit_spec(w)
+    real = w.controller.realizer.realize
+    done: list[int] = []
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)  # rendered from spec "two"
+        if not done:
+            done.append(1)
+            obj = w.workload()  # someone edits the spec while the reconcile runs
+            obj["spec"]["params"][0]["value"] = "three"
+            w.cluster.apply(obj)
+        return out
+
+    w.controller.realizer.realize = racing  # type: ignore[method-assign]
+    w.offer()  # reconciles "two"; the edit to "three" lands before the status write
+    assert w.sink()["data"]["value"] == "hi two"
+    wl = w.workload()
+    # The "three" edit's event offers the Workload again:
+    w.offer()
+    w.offer()
+    assert w.sink()["data"]["value"] == "hi three", (
+        f"sink still {w.sink()['data']['value']!r}; generation "
+        f"{wl['metadata']['generation']} observedGeneration {wl['status']['observedGeneration']}")
+
+
+def test_a_deleted_workloads_record_is_dropped_by_the_round_driver() -> None:
+    from reconciler.engine.runner import _Scheduler
+
+    w = World()
+    tracker = TrackingBackend(w.cluster)
+    w.controller = OwnerController(tracker, w.env.clock, WORKLOAD)
+    sched = _Scheduler(w.cluster, tracker, w.env.clock, tracked=frozenset([w.controller.name]))
+    for _ in range(5):
+        sched.run_round([w.controller])
+    assert list(w.controller._settled) == [("default", "app")]
+    w.cluster.delete(API, "Workload", "default", "app")
+    sched.run_round([w.controller])
+    assert w.controller._settled == {}  # not kept for the life of the process
