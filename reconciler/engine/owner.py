@@ -219,8 +219,9 @@ class OwnerController:
         self._reads = threading.local()
         # per template: (resourceVersion, the copy read then), shared by reconciles, not changed
         self._template_copies: dict[Ref, tuple[str | None, Obj]] = {}
-        # (apiVersion, kind) of the inputs `_more_inputs` names that were refused when read
-        self._unreadable: set[tuple[str, ...]] = set()
+        # (apiVersion, kind) -> when it was refused: not asked again for `fast_path_max_age`
+        # (RBAC still settling at start may refuse once what it grants a moment later)
+        self._unreadable: dict[tuple[str, ...], float] = {}
         self.clock = clock
         self.kind = kind
         self.name = f"{kind.kind.lower()}-controller"
@@ -298,7 +299,7 @@ class OwnerController:
         found: dict[Ref, str | None] = {}
         for ref in (("v1", "ServiceAccount", *service_account_for(owner, None)),
                     ("v1", "Namespace", "", namespace_of(owner))):
-            if ref[:2] in self._unreadable:
+            if self._refused_lately(ref):
                 continue
             try:
                 found[ref] = resource_versions(self.backend, (ref,))[0]
@@ -314,7 +315,11 @@ class OwnerController:
         again."""
         log.info("not tracked by the owner's fast path: cannot read it", kind=ref[1],
                  error=str(exc))
-        self._unreadable.add(ref[:2])
+        self._unreadable[ref[:2]] = self.clock.now()
+
+    def _refused_lately(self, ref: Ref) -> bool:
+        at = self._unreadable.get(ref[:2])
+        return at is not None and self.clock.now() - at < self.fast_path_max_age
 
     def _record(self, key: tuple[str, str], run: Run, blueprints: Hashable,
                 before: dict[Ref, str | None]) -> None:
@@ -348,7 +353,7 @@ class OwnerController:
         extra_refs: list[Ref] = []
         extra_versions: list[str | None] = []
         for ref in self._more_inputs(run, kinds):
-            if ref[:2] in self._unreadable:
+            if self._refused_lately(ref):
                 continue
             try:
                 version = resource_versions(self.backend, (ref,))[0]

@@ -402,6 +402,10 @@ def test_an_input_the_controller_may_not_read_is_left_out_and_not_asked_again() 
     refs = w.controller._settled[("default", "app")].refs
     assert not any(ref[1] == "ServiceAccount" for ref in refs)
     assert ("v1", "Namespace", "", "default") in refs
+    # Asked again once the age bound has passed (a refusal may have been RBAC settling).
+    w.env.advance(601)
+    assert w.offer() == 1
+    assert refusing.attempts == 2
 
 
 def test_an_input_that_failed_to_read_for_now_makes_no_record() -> None:
