@@ -48,7 +48,7 @@ def assemble(
 ) -> Assembly:
     """`sources=None`: no product controller (the simulated ones only). `owners`: the owner
     controllers' settings (None: the defaults)."""
-    built = (product_controllers(writer, env.clock, sources, owners=owners)
+    built = (product_controllers(writer, env.clock, sources, limits, owners=owners)
              if sources is not None else [])
     gits = [c.git for c in built if isinstance(c, GitRepositoryReconciler)]
     # A poll interval is a periodic re-check, not work in flight (a success, not a requeue).

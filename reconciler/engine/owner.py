@@ -311,8 +311,8 @@ class OwnerController:
 
     def _refused(self, ref: Ref, exc: Exception) -> None:
         """An input `_more_inputs` names was refused (the controller may not read its kind:
-        the chart grants no read of ServiceAccounts or Namespaces): not tracked, and not asked
-        again."""
+        an installation whose RBAC grants no read of ServiceAccounts or Namespaces; the chart's
+        does): not tracked, and not asked again until `fast_path_max_age` has passed."""
         log.info("not tracked by the owner's fast path: cannot read it", kind=ref[1],
                  error=str(exc))
         self._unreadable[ref[:2]] = self.clock.now()

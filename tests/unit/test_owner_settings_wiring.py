@@ -52,3 +52,16 @@ def test_the_daemon_passes_the_group_to_its_owner_controllers(tmp_path: Path) ->
         wired = _owners(daemon.controllers)
     assert sorted(o.kind.kind for o in wired) == ["Deliverable", "Workload"]
     assert {(o.fast_path, o.fast_path_max_age) for o in wired} == {(False, 7.0)}
+
+
+def test_the_daemons_limits_reach_the_kustomization_controller(tmp_path: Path) -> None:
+    from reconciler.engine.kustomization import KustomizationReconciler
+    from reconciler.model.limits import Limits
+
+    any_port = ListenAddress("127.0.0.1", 0)
+    daemon_settings = DaemonSettings(listen=any_port, artifacts_listen=any_port,
+                                     tick_seconds=3600.0, data_dir=tmp_path / "data")
+    limits = Limits(artifact_bytes=12345)
+    with Daemon([], daemon_settings, limits=limits) as daemon:
+        found = [c for c in daemon.controllers if isinstance(c, KustomizationReconciler)]
+    assert [c.limits.artifact_bytes for c in found] == [12345]
