@@ -35,6 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from simulate_scale import PLATFORM, WORKLOAD  # the same paved-path Workloads
+
 from reconciler.engine.runner import Environment, run_until_settled
 from reconciler.engine.sources import GitRepositoryReconciler
 from reconciler.engine.tracking import TrackingBackend
@@ -48,29 +50,7 @@ from reconciler.simulation import all_settled, apply_inputs
 from reconciler.sources.git import GitRepositoryController
 from tests.gitservers import BareRepo, GitDaemon
 
-ROOT = Path(__file__).resolve().parent.parent
-PLATFORM = ROOT / "examples" / "paved-path" / "platform"
 GIT_API = "source.toolkit.fluxcd.io/v1"
-
-WORKLOAD = """\
-apiVersion: carto.run/v1alpha1
-kind: Workload
-metadata:
-  name: app-{i}
-  namespace: default
-  labels:
-    apps.example.com/workload-type: web
-spec:
-  source:
-    git:
-      url: {url}
-      ref:
-        branch: main
-  build:
-    env: []
-  env: []
----
-"""
 
 
 class Phase:
