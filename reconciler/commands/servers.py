@@ -269,6 +269,9 @@ def serve(ctx: click.Context, paths: Sequence[str], kubeconfig: Path, listen: st
             raise InputError("no cluster server is installed (entry point reconciler.servers)")
         address = ListenAddress.parse(listen)
         objects = load_paths(paths) if paths else []
+        from reconciler.runtime.gctuning import tune_after_load
+
+        tune_after_load()  # as `simulate`: fewer young collections (RECONCILER_GC_TUNING=off)
         with writing(state):
             found[0].load()(objects, kubeconfig=kubeconfig, host=address.host,
                             port=address.port, state=state, insecure_http=insecure_http,
