@@ -129,6 +129,7 @@ DELIVERABLE = OwnerKind(
 
 DEFAULT_SERVICE_ACCOUNT = "default"
 CRD_API = "apiextensions.k8s.io/v1"
+CRD_KIND = "CustomResourceDefinition"
 
 
 def suspended(owner: Obj) -> bool:
@@ -184,6 +185,8 @@ class Run:
     skip the next one if nothing it read changed)."""
     owner_version: str | None = None
     """The owner's resourceVersion once this reconcile wrote (or left) its status."""
+    inputs_before: dict[Ref, str | None] = field(default_factory=dict)
+    """Versions of the fast path's extra inputs read before rendering (`_inputs_before`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,14 +252,20 @@ class OwnerController:
                         and self._unchanged(last)):
                     return None
                 self._settled.pop(key, None)
+        else:
+            last = None
         if suspended(obj):
             # Cartographer's owners have no spec.suspend; as Flux does for its own, a suspended
             # owner is left as it is, status and stamped objects alike, until resumed.
             log.debug("reconciliation suspended", owner=f"{namespace_of(obj)}/{name_of(obj)}")
             return None
         blueprints = self._blueprints_version() if self.fast_path else None
-        before = self._inputs_before(obj) if self.fast_path else {}
         run = Run(obj)
+        if self.fast_path:
+            crds = [r for r in (last.refs if last is not None else ()) if r[1] == CRD_KIND]
+            run.inputs_before = self._inputs_before(
+                [("v1", "ServiceAccount", *service_account_for(obj, None)),
+                 ("v1", "Namespace", "", namespace_of(obj)), *crds])
         self._reads.templates = {}
         structlog.contextvars.bind_contextvars(
             owner=f"{namespace_of(obj)}/{name_of(obj)}", kind=self.kind.kind)
@@ -265,7 +274,7 @@ class OwnerController:
         finally:
             structlog.contextvars.unbind_contextvars("owner", "kind")
         if self.fast_path and run.settled and blueprints is not None:
-            self._record(key, run, blueprints, before)
+            self._record(key, run, blueprints, run.inputs_before)
         return None
 
     # --- the no-op fast path -------------------------------------------------------------
@@ -291,14 +300,14 @@ class OwnerController:
         except Exception:
             return None
 
-    def _inputs_before(self, owner: Obj) -> dict[Ref, str | None]:
-        """The versions, before the reconcile, of the inputs `_more_inputs` will name that can
-        be told from the owner alone: its Namespace, and its ServiceAccount unless the
-        blueprint names another. A change during the reconcile then leaves the record older
-        than the live object, and the next offer reconciles in full."""
+    def _inputs_before(self, refs: Sequence[Ref]) -> dict[Ref, str | None]:
+        """The versions, before the reconcile renders, of inputs `_more_inputs` will name: from
+        the owner alone its Namespace and its ServiceAccount (unless the blueprint names
+        another: then it is read once the blueprint is chosen, in `realize`), and the CRDs
+        its last record named. A change during the reconcile then leaves the record older than
+        the live object, and the next offer reconciles in full."""
         found: dict[Ref, str | None] = {}
-        for ref in (("v1", "ServiceAccount", *service_account_for(owner, None)),
-                    ("v1", "Namespace", "", namespace_of(owner))):
+        for ref in refs:
             if self._refused_lately(ref):
                 continue
             try:
@@ -345,11 +354,11 @@ class OwnerController:
             return
         if versions != tuple(seen.values()):
             return
-        # These are read now, after the reconcile; where one was read before it too
-        # (`_inputs_before`), that version is the one recorded. The others (a ServiceAccount
-        # the blueprint names, the CRDs): a change between the reconcile's writes and this read
-        # is recorded as seen, and caught by the next change of anything else or by the age
-        # bound.
+        # These are read now, after the reconcile; where one was read before it rendered too
+        # (`_inputs_before`: the Namespace, the ServiceAccount, the CRDs of the last record),
+        # that version is the one recorded. Only a CRD of a kind first stamped by this
+        # reconcile is not: a change to it between the reconcile's writes and this read is
+        # recorded as seen, and caught by the next change of anything else or by the age bound.
         extra_refs: list[Ref] = []
         extra_versions: list[str | None] = []
         for ref in self._more_inputs(run, kinds):
@@ -384,7 +393,7 @@ class OwnerController:
                 plural = self.backend.kind_info(api_version, kind).plural
             except Exception:
                 continue
-            refs.append((CRD_API, "CustomResourceDefinition", "", f"{plural}.{group}"))
+            refs.append((CRD_API, CRD_KIND, "", f"{plural}.{group}"))
         return refs
 
     # --- steps ---------------------------------------------------------------------------
@@ -435,6 +444,11 @@ class OwnerController:
         healthy it is (ResourcesSubmitted, ResourcesHealthy) and record the resource events."""
         assert run.blueprint is not None
         blueprint = run.blueprint
+        if self.fast_path:
+            # The ServiceAccount the blueprint names, before rendering (see `_inputs_before`).
+            account = ("v1", "ServiceAccount", *service_account_for(run.owner, blueprint.obj))
+            if account not in run.inputs_before:
+                run.inputs_before.update(self._inputs_before([account]))
         run.writer = self.writer_for(run.owner, blueprint.obj)
         ctx = OwnerContext(
             owner=run.owner,

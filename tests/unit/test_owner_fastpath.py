@@ -488,3 +488,49 @@ def test_a_deleted_workloads_record_is_dropped_by_the_round_driver() -> None:
     w.cluster.delete(API, "Workload", "default", "app")
     sched.run_round([w.controller])
     assert w.controller._settled == {}  # not kept for the life of the process
+
+
+def _changed_while_rendering(w: World, change: Callable[[], object]) -> None:
+    """One full reconcile (a requestedAt) during whose render `change` happens."""
+    _request(w)
+    real: Callable[..., Any] = w.controller.realizer.realize
+
+    def changing(*args: Any, **kwargs: Any) -> Any:
+        change()
+        return real(*args, **kwargs)
+
+    w.controller.realizer.realize = changing  # type: ignore[method-assign]
+    w.controller.reconcile(w.workload())
+    w.controller.realizer.realize = real  # type: ignore[method-assign]
+
+
+def test_the_blueprints_service_account_changed_while_rendering_is_not_recorded_as_seen(
+) -> None:
+    w = World()
+    _service_account(w, "builder")
+    chain = w.cluster.get(API, "ClusterSupplyChain", "", "chain")
+    assert chain is not None
+    chain["spec"]["serviceAccountRef"] = {"name": "builder"}
+    w.cluster.apply(chain)
+    w.settle()
+    assert w.offer() == 0
+    _changed_while_rendering(w, lambda: _service_account(w, "builder", {"rotated": "yes"}))
+    assert w.offer() == 1  # the version recorded is the one read before rendering
+
+
+def test_a_crd_changed_while_rendering_is_not_recorded_as_seen() -> None:
+    w = World()
+    w.cluster.apply(_widget_crd())
+    w.cluster.apply({"apiVersion": API, "kind": "ClusterTemplate", "metadata": {"name": "sink"},
+                     "spec": {"template": {
+                         "apiVersion": f"{CRD_GROUP}/v1", "kind": "Widget",
+                         "metadata": {"name": "$(workload.metadata.name)$-sink"},
+                         "spec": {"value": "$(configs.src.config.value)$"}}}})
+    chain = w.cluster.get(API, "ClusterSupplyChain", "", "chain")
+    assert chain is not None
+    chain["spec"]["resources"][1]["templateRef"]["kind"] = "ClusterTemplate"
+    w.cluster.apply(chain)
+    w.settle()
+    assert w.offer() == 0
+    _changed_while_rendering(w, lambda: w.cluster.apply(_widget_crd({"changed": "yes"})))
+    assert w.offer() == 1  # the CRD named by the last record was read before rendering
