@@ -295,7 +295,8 @@ def _widget_crd(labels: dict[str, str] | None = None) -> Obj:
                                    "x-kubernetes-preserve-unknown-fields": True}}}]}}
 
 
-def test_a_change_of_the_crd_of_a_stamped_kind_renders_again() -> None:
+def _widget_world() -> World:
+    """A settled World whose sink stamps a Widget, a kind its CRD defines."""
     w = World()
     w.cluster.apply(_widget_crd())
     w.cluster.apply({"apiVersion": API, "kind": "ClusterTemplate", "metadata": {"name": "sink"},
@@ -308,6 +309,11 @@ def test_a_change_of_the_crd_of_a_stamped_kind_renders_again() -> None:
     chain["spec"]["resources"][1]["templateRef"]["kind"] = "ClusterTemplate"
     w.cluster.apply(chain)
     w.settle()
+    return w
+
+
+def test_a_change_of_the_crd_of_a_stamped_kind_renders_again() -> None:
+    w = _widget_world()
     assert w.ready() == "True"
     assert w.offer() == 0
     crd_ref = ("apiextensions.k8s.io/v1", "CustomResourceDefinition", "",
@@ -519,18 +525,7 @@ def test_the_blueprints_service_account_changed_while_rendering_is_not_recorded_
 
 
 def test_a_crd_changed_while_rendering_is_not_recorded_as_seen() -> None:
-    w = World()
-    w.cluster.apply(_widget_crd())
-    w.cluster.apply({"apiVersion": API, "kind": "ClusterTemplate", "metadata": {"name": "sink"},
-                     "spec": {"template": {
-                         "apiVersion": f"{CRD_GROUP}/v1", "kind": "Widget",
-                         "metadata": {"name": "$(workload.metadata.name)$-sink"},
-                         "spec": {"value": "$(configs.src.config.value)$"}}}})
-    chain = w.cluster.get(API, "ClusterSupplyChain", "", "chain")
-    assert chain is not None
-    chain["spec"]["resources"][1]["templateRef"]["kind"] = "ClusterTemplate"
-    w.cluster.apply(chain)
-    w.settle()
+    w = _widget_world()
     assert w.offer() == 0
     _changed_while_rendering(w, lambda: w.cluster.apply(_widget_crd({"changed": "yes"})))
     assert w.offer() == 1  # the CRD named by the last record was read before rendering
