@@ -70,7 +70,7 @@ from reconciler.model.fieldsets import (
     to_tree,
 )
 from reconciler.model.kinds import BUILTIN_KINDS, KindInfo, KindRegistry, kind_info_from_crd
-from reconciler.model.labelsets import LabelPairs, LabelSet, selector_text
+from reconciler.model.labelsets import LabelPairs, LabelSet, list_dependency
 from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe, fold_string_data
 from reconciler.model.schema import validate
 from reconciler.model.validation import admission_problems, webhook_for
@@ -265,10 +265,8 @@ class InMemoryCluster:
         scope = namespace if info.namespaced else None
         reads: Reads | None = getattr(self._recording, "reads", None)
         if reads is not None:
-            where = "*" if scope is None else scope
-            reads.dependencies.add(
-                ("labels", info.group, info.kind, where, selector_text(labels)) if labels
-                else ("kind", info.group, info.kind, where, ""))
+            reads.dependencies.add(list_dependency(info.group, info.kind,
+                                                   "*" if scope is None else scope, labels))
         keys = (self._objects.keys_labelled(info.group, info.kind, labels, scope) if labels
                 else self._objects.keys_of_kind(info.group, info.kind, scope))
         return [self._out(self._objects[key], api_version) for key in keys]
@@ -1107,7 +1105,6 @@ class InMemoryCluster:
         self._set_finalizers(key, [f for f in live["metadata"].get("finalizers") or []
                                    if f != FOREGROUND])
         self._finish_if_done(key)
-
 
     # --- versions (the owner's no-op fast path) ------------------------------------------
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from reconciler.backends.base import Backend, Forwarding, Ref, kind_versions, resource_versions
-from reconciler.model.labelsets import LabelPairs, LabelSet, selector_pairs, selector_text
+from reconciler.model.labelsets import LabelPairs, LabelSet, list_dependency, selector_pairs
 from reconciler.model.objects import GroupVersionKind, Obj
 
 Dependency = tuple[str, str, str, str, str]
@@ -28,16 +28,6 @@ Dependency = tuple[str, str, str, str, str]
 ("kind", group, kind, namespace-or-"*", "") for a list; ("labels", group, kind,
 namespace-or-"*", selector) for a list by labels, where selector is `selector_text`'s "k=v,..."
 (a change of an object that carries none of those labels before or after leaves it fresh)."""
-
-def list_dependency(group: str, kind: str, scope: str,
-                    labels: Mapping[str, str] | None) -> Dependency:
-    """The dependency of a list of a kind in `scope` (a namespace, "" when the kind is
-    cluster-scoped, or "*"), by labels if any."""
-    if labels:
-        return ("labels", group, kind, scope, selector_text(labels))
-    return ("kind", group, kind, scope, "")
-
-
 
 
 @runtime_checkable

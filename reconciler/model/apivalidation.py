@@ -362,12 +362,12 @@ def _surely_within(obj: Mapping[str, Any], limit: int) -> bool:
     write of the simulated cluster, where the JSON encoding took 4% of a first install).
 
     marshal format 0 writes every value in full (no back-references, unlike later formats) and
-    JSON never takes more than 6 bytes for one of its bytes: a string's byte becomes at most a
-    \\uXXXX escape, true/false/null take 4-5 bytes for marshal's 1, a number at most 24 for its
-    5 or 9, a key's quotes, colon and comma 4 for its type and length bytes. That holds for
-    JSON data (dict, list, str, int, float, bool, None: what the YAML and JSON readers give);
-    marshal writes a few other values in one byte (Ellipsis, StopIteration) that `default=str`
-    spells out, so the bound is only for objects decoded from a document."""
+    JSON never takes more than 6 bytes for one of its bytes: a string's byte becomes at most
+    a six-byte Unicode escape, true/false/null take 4-5 bytes for marshal's 1, a number at most
+    24 for its 5 or 9, a key's quotes, colon and comma 4 for its type and length bytes. That
+    holds for JSON data (dict, list, str, int, float, bool, None: what the YAML and JSON readers
+    give); marshal writes a few other values in one byte (Ellipsis, StopIteration) that
+    `default=str` spells out, so the bound is only for objects decoded from a document."""
     if not isinstance(obj, dict):
         return False
     try:

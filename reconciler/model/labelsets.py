@@ -39,3 +39,13 @@ def label_pairs(*label_maps: object) -> LabelPairs:
     """The (label, value) pairs of some objects' label maps (not-maps count as none)."""
     return frozenset((str(k), str(v)) for labels in label_maps if isinstance(labels, dict)
                      for k, v in labels.items())
+
+
+def list_dependency(group: str, kind: str, scope: str,
+                    labels: Mapping[str, str] | None) -> tuple[str, str, str, str, str]:
+    """The read-tracking dependency of a list of a kind in `scope` (a namespace, "" when the
+    kind is cluster-scoped, or "*"): ("labels", group, kind, scope, `selector_text`) when it
+    selects by labels, else ("kind", group, kind, scope, "")."""
+    if labels:
+        return ("labels", group, kind, scope, selector_text(labels))
+    return ("kind", group, kind, scope, "")
