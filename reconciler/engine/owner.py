@@ -259,9 +259,10 @@ class OwnerController:
             # owner is left as it is, status and stamped objects alike, until resumed.
             log.debug("reconciliation suspended", owner=f"{namespace_of(obj)}/{name_of(obj)}")
             return None
-        blueprints = self._blueprints_version() if self.fast_path else None
+        blueprints: Hashable | None = None
         run = Run(obj)
         if self.fast_path:
+            blueprints = self._blueprints_version()
             crds = [r for r in (last.refs if last is not None else ()) if r[1] == CRD_KIND]
             run.inputs_before = self._inputs_before(
                 [("v1", "ServiceAccount", *service_account_for(obj, None)),
@@ -274,7 +275,7 @@ class OwnerController:
         finally:
             structlog.contextvars.unbind_contextvars("owner", "kind")
         if self.fast_path and run.settled and blueprints is not None:
-            self._record(key, run, blueprints, run.inputs_before)
+            self._record(key, run, blueprints)
         return None
 
     # --- the no-op fast path -------------------------------------------------------------
@@ -330,8 +331,7 @@ class OwnerController:
         at = self._unreadable.get(ref[:2])
         return at is not None and self.clock.now() - at < self.fast_path_max_age
 
-    def _record(self, key: tuple[str, str], run: Run, blueprints: Hashable,
-                before: dict[Ref, str | None]) -> None:
+    def _record(self, key: tuple[str, str], run: Run, blueprints: Hashable) -> None:
         """Record what a settled reconcile read, with the versions it saw, if they are still
         the live ones (else something changed meanwhile, and that change offers the owner
         again)."""
@@ -372,7 +372,7 @@ class OwnerController:
                 self._refused(ref, exc)
                 continue
             extra_refs.append(ref)
-            extra_versions.append(before.get(ref, version))
+            extra_versions.append(run.inputs_before.get(ref, version))
         self._settled[key] = Settled(meta(run.owner).get("uid"), run.owner_version, blueprints,
                                      (*refs, *extra_refs), (*versions, *extra_versions),
                                      self.clock.now())
