@@ -251,11 +251,17 @@ class ImageBuilder:
         builds = self._builds(ns, name)
         latest = builds[-1] if builds else None
         wanted = _digest(spec)
-        if latest is None or annotations_of(latest).get(BUILD_SPEC_ANNOTATION) != wanted:
+        created = latest is None or annotations_of(latest).get(BUILD_SPEC_ANNOTATION) != wanted
+        if created:
             latest = self._create_build(image, latest, wanted, builds)
             builds.append(latest)
         self._prune(builds, spec, status_of(image).get("latestImage"))
         self._write_image(image, None, latest)
+        if created and latest is not None:
+            # kpack's build pod starts as soon as the Build exists: take that step now, after
+            # the Image says it is building (the order the two controllers write in), rather
+            # than in a reconcile of the new Build that would only wake the Image again.
+            self._start_build(latest)
         return None
 
     def _builds(self, namespace: str, image: str) -> list[Obj]:
@@ -345,27 +351,18 @@ class ImageBuilder:
         if status != status_of(image):
             self.backend.update_status({**image, "status": status})
 
-    # A Build.
+    # A Build. Its Image follows it through the runner: the Image's reconcile lists its Builds,
+    # so a change to one (running, finished) offers the Image again.
 
     def _reconcile_build(self, build: Obj) -> float | None:
         if succeeded(build) in (TRUE, FALSE):
-            self._refresh_owner(build)
             return None
-        status = dict(status_of(build))
-        now = self.clock.now()
-        # A build starts when it is created (kpack's pod starts at once here).
-        started = parse_time(meta(build).get("creationTimestamp"))
-        started = now if started is None else started
-        status["podName"] = f"{namespace_name(build)[1]}-build-pod"
-        remaining = started + self.timing.image_build - now
+        remaining = self._start_build(build)
         if remaining > 0:
-            status["conditions"] = merge_conditions(
-                status.get("conditions"), [Condition("Succeeded", UNKNOWN, "", "")],
-                rfc3339(now))
-            if status != status_of(build):
-                self.backend.update_status({**build, "status": status})
-                self._refresh_owner(build)
             return remaining
+        status = dict(status_of(build))
+        status["podName"] = _pod_name(build)
+        now = self.clock.now()
         outcome = self.run_build(build)
         notes = {SCAN_REPORT_ANNOTATION: outcome.scan_report,
                  SOURCE_NOT_READ_ANNOTATION: outcome.source_not_read}
@@ -388,8 +385,25 @@ class ImageBuilder:
         self.backend.update_status({**build, "status": status})
         log.info("kpack build finished", build="/".join(namespace_name(build)),
                  succeeded=outcome.ok, message=outcome.message)
-        self._refresh_owner(build)
         return None
+
+    def _start_build(self, build: Obj) -> float:
+        """A running Build's status (its pod, `Succeeded` Unknown), written if it is not there
+        yet; the seconds until it is done (<= 0: due now)."""
+        now = self.clock.now()
+        # A build starts when it is created (kpack's pod starts at once here).
+        started = parse_time(meta(build).get("creationTimestamp"))
+        started = now if started is None else started
+        remaining = started + self.timing.image_build - now
+        if remaining > 0:
+            status = dict(status_of(build))
+            status["podName"] = _pod_name(build)
+            status["conditions"] = merge_conditions(
+                status.get("conditions"), [Condition("Succeeded", UNKNOWN, "", "")],
+                rfc3339(now))
+            if status != status_of(build):
+                self.backend.update_status({**build, "status": status})
+        return remaining
 
     def run_build(self, build: Obj) -> BuildOutcome:
         """What the build's pod would do: fetch, detect, export the image."""
@@ -479,12 +493,9 @@ class ImageBuilder:
         text = path.read_bytes()
         return compact_report(parse_trivy_report(text, SCAN_REPORT_PATH, self.limits))
 
-    def _refresh_owner(self, build: Obj) -> None:
-        ns, _ = namespace_name(build)
-        owner = str((meta(build).get("labels") or {}).get(IMAGE_LABEL) or "")
-        image = self.backend.get(KPACK_API, "Image", ns, owner) if owner else None
-        if image is not None and not meta(image).get("deletionTimestamp"):
-            self._reconcile_image(image)
+
+def _pod_name(build: Obj) -> str:
+    return f"{namespace_name(build)[1]}-build-pod"
 
 
 def _build_number(build: Obj) -> int:
