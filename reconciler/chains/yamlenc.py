@@ -385,6 +385,7 @@ _KEY_ORDER: Final = functools.cmp_to_key(_key_compare)
 # The emitter (a port of the libyaml emitter as yaml.v3 configures it)
 
 _BREAKS: Final = frozenset("\r\n\x85\u2028\u2029")
+_ONE_PRINTABLE_ASCII_LINE: Final = re.compile(r"[\x20-\x7e]+")
 
 
 def _is_printable(ch: str) -> bool:
@@ -409,6 +410,32 @@ class _Analysis:
             self.single_quoted_allowed = True
             self.block_allowed = False
             return
+        if _ONE_PRINTABLE_ASCII_LINE.fullmatch(text):
+            self._one_ascii_line(text)
+        else:
+            self._scan(text)
+
+    def _one_ascii_line(self, text: str) -> None:
+        """What `_scan` decides, for text of printable ASCII alone (no tab, no line break):
+        the common output (a URL, a revision, an image reference), read with string methods
+        rather than a character at a time."""
+        first = text[0]
+        leading_space = first == " "
+        trailing_space = text[-1] == " "
+        block_indicators = (
+            text.startswith(("---", "..."))
+            or first in "#,[]{}&*!|>'\"%@`"
+            or (first in "?:-" and (len(text) == 1 or text[1] == " "))
+            or text.find(": ", 1) >= 0
+            or (len(text) > 1 and text[-1] == ":")
+            or " #" in text
+        )
+        self.multiline = False
+        self.block_plain_allowed = not (leading_space or trailing_space or block_indicators)
+        self.single_quoted_allowed = True
+        self.block_allowed = not trailing_space
+
+    def _scan(self, text: str) -> None:
         block_indicators = text.startswith(("---", "..."))
         line_breaks = special = tabs = False
         leading_space = leading_break = trailing_space = trailing_break = False
