@@ -25,6 +25,11 @@ and for the result, ``interpolation_work_bytes`` and ``interpolation_steps`` for
 (intermediate strings, copied values and tag evaluations included), and the reconcile's
 deadline. Exceeding one raises :class:`InterpolationLimitError`, naming the limit and the field.
 
+A template is walked once to find where its tags are (`_Plan`, cached by the template's
+content): each interpolation then evaluates only those strings and copies only the containers
+on the way to one that changed; everything else in the result is the template's own object, as
+in a full walk.
+
 Whitespace inside a tag is allowed (``$( workload.metadata.name )$``); Cartographer itself would
 reject it. Values copied out of the context are fresh containers (Cartographer round-trips them
 through JSON), so the stamped object never aliases the workload.
@@ -32,8 +37,11 @@ through JSON), so the stamped object never aliases the workload.
 
 from __future__ import annotations
 
+import marshal
 import math
+import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from reconciler.chains.yamlenc import float_digits
@@ -84,20 +92,99 @@ def interpolate(
     """
     stamper = _Stamper(context, limits)
     try:
-        result = stamper.walk(template, "", ())
+        plan = _plan_of(template, limits.interpolation_bytes)
+        result = stamper.run(plan, template)
     except RecursionError as err:
         raise InterpolationLimitError(
             "interpolation_depth", "interpolated values are nested too deeply") from err
     except MemoryError as err:
         raise InterpolationLimitError(
             "interpolation_bytes", "interpolation ran out of memory") from err
-    if stamper.stamped:
+    if stamper.stamped and plan.size + stamper.work + _SCALAR_SIZE * stamper.steps \
+            > limits.interpolation_bytes:
+        # The cheap bound above (the template's size plus everything the interpolation
+        # produced) may overstate the result: measure it.
         size = _bounded_size(result, limits.interpolation_bytes)
         if size > limits.interpolation_bytes:
             raise InterpolationLimitError(
                 "interpolation_bytes",
                 f"the interpolated template is larger than {limits.interpolation_bytes} bytes")
     return result
+
+
+_SCALAR_SIZE: Final = 8
+"""What `_bounded_size` counts for a number, bool or null: one tag replaced by such a value
+grows the result by at most this much."""
+
+_PLAN_CACHE_ENTRIES: Final = 256
+_PLAN_CACHE_KEY_BYTES: Final = 64 * 1024
+"""Plans of at most this many templates, each at most this large (marshalled), are kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Leaf:
+    """A string of the template that holds a tag: the keys and indexes that lead to it from
+    the root, its location as errors name it (``spec.containers[0].image``) and its text."""
+
+    route: tuple[Any, ...]
+    location: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Where a template's tags are, in the order a full walk meets them, and the template's
+    `_bounded_size` (counted up to the limit it was made for)."""
+
+    leaves: tuple[_Leaf, ...]
+    size: int
+    limit: int
+
+
+_plans: dict[bytes, _Plan] = {}
+_plans_lock = threading.Lock()  # the daemon's workers interpolate at once
+
+
+def _plan_of(template: Any, limit: int) -> _Plan:
+    """The plan of ``template``, from the cache when a template with the same content (the
+    same marshalled bytes: same structure, keys, values and types) was planned before."""
+    try:
+        key = marshal.dumps(template, 2)  # version 2: no back-references, bytes follow content
+    except ValueError:  # not plain data, or nested too deeply to marshal: plan it each time
+        return _make_plan(template, limit)
+    plan = _plans.get(key)
+    if plan is not None and plan.limit == limit:
+        return plan
+    plan = _make_plan(template, limit)
+    if len(key) <= _PLAN_CACHE_KEY_BYTES:
+        with _plans_lock:
+            if len(_plans) >= _PLAN_CACHE_ENTRIES:
+                del _plans[next(iter(_plans))]  # the oldest
+            _plans[key] = plan
+    return plan
+
+
+def _make_plan(template: Any, limit: int) -> _Plan:
+    leaves: list[_Leaf] = []
+
+    def visit(value: Any, route: tuple[Any, ...], location: str) -> None:
+        # Mappings and lists only, as `_Stamper.walk` descends: tuples and keys are left as is.
+        if isinstance(value, str):
+            if OPEN_TAG in value:
+                leaves.append(_Leaf(route, location, value))
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                visit(item, (*route, key), f"{location}.{key}" if location else str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                visit(item, (*route, index), f"{location}[{index}]")
+
+    visit(template, (), "")
+    return _Plan(tuple(leaves), _bounded_size(template, limit), limit)
+
+
+def _shallow_copy(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else list(value)
 
 
 def _bounded_size(value: Any, limit: int) -> int:
@@ -202,6 +289,32 @@ class _Stamper:
                 "interpolation_work_bytes",
                 f"interpolation produces more than {limits.interpolation_work_bytes} bytes in "
                 "total", location=location, path=path)
+
+    def run(self, plan: _Plan, template: Any) -> Any:
+        """``template`` interpolated: what ``walk(template, "", ())`` returns, visiting only
+        the strings the plan names. A container is copied (once) when a string beneath it
+        changed; the rest of the result is shared with the template."""
+        result = template
+        copies: dict[tuple[Any, ...], Any] = {}
+        for leaf in plan.leaves:
+            new = self.walk_string(leaf.text, leaf.location, ())
+            if new is leaf.text:
+                continue
+            route = leaf.route
+            if not route:
+                return new
+            parent = copies.get(())
+            if parent is None:
+                parent = result = copies[()] = _shallow_copy(template)
+            for depth in range(1, len(route)):
+                prefix = route[:depth]
+                child = copies.get(prefix)
+                if child is None:
+                    child = copies[prefix] = _shallow_copy(parent[route[depth - 1]])
+                    parent[route[depth - 1]] = child
+                parent = child
+            parent[route[-1]] = new
+        return result
 
     def walk(self, value: Any, location: str, chain: tuple[str, ...]) -> Any:
         if isinstance(value, str):

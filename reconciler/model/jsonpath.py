@@ -95,13 +95,30 @@ _Step = Callable[[list[Any], str], list[Any]]
 
 @dataclass(frozen=True, slots=True)
 class Path:
-    """A compiled path; ``find`` returns every selected value (possibly none)."""
+    """A compiled path; ``find`` returns every selected value (possibly none).
+
+    ``fields`` is set when every step is a plain key (``workload.spec.source.git.url``, the
+    common case in templates and output paths): such a path selects at most one value, so
+    ``find`` walks the keys directly instead of running the general steps on lists.
+    """
 
     expr: str
     steps: tuple[_Step, ...]
+    fields: tuple[str, ...] | None = None
 
     def find(self, data: Any) -> list[Any]:
-        return _run(self.steps, [data], self.expr)
+        fields = self.fields
+        if fields is None:
+            return _run(self.steps, [data], self.expr)
+        check_deadline("evaluating a JSONPath")
+        value = data
+        for name in fields:
+            # The same test as a `_Field` step: a mapping holding the key (no `in` on a list).
+            if (type(value) is dict or isinstance(value, Mapping)) and name in value:
+                value = value[name]
+            else:
+                return []
+        return [value]
 
 
 class JSONPathLimitError(JSONPathError):
@@ -130,7 +147,10 @@ def compile_path(expr: str) -> Path:
     if not text:
         raise JSONPathSyntaxError(expr, "empty jsonpath not allowed")
     parser = _Parser(expr, _wrap(text))
-    return Path(expr, tuple(parser.parse_whole()))
+    steps = tuple(parser.parse_whole())
+    names = [step.name for step in steps if isinstance(step, _Field)]
+    fields = tuple(name for name in names if name) if len(names) == len(steps) else None
+    return Path(expr, steps, fields)
 
 
 def evaluate(expr: str, data: Any) -> Any:
@@ -169,14 +189,22 @@ def _wrap(text: str) -> str:
 # Steps
 
 
-def _field(name: str) -> _Step:
-    def step(values: list[Any], expr: str) -> list[Any]:
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """One key (``.name``, ``['name']``); the empty name (``{.}``, a leading ``$.``) selects
+    the current value."""
+
+    name: str
+
+    def __call__(self, values: list[Any], expr: str) -> list[Any]:
+        name = self.name
         if name == "":
-            # "{.}" and a leading "$." select the current value.
             return values
         return [v[name] for v in values if isinstance(v, Mapping) and name in v]
 
-    return step
+
+def _field(name: str) -> _Step:
+    return _Field(name)
 
 
 def _children(value: Any) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -240,3 +241,40 @@ def test_errors_are_reconciler_errors(error: type[JSONPathError]) -> None:
 )
 def test_results_are_references(expr: str, data: Any) -> None:
     assert evaluate(expr, data) is compile_path(expr).find(data)[0]
+
+
+@pytest.mark.parametrize("expr", [
+    "metadata.name", ".metadata.labels.tier", "{.spec.replicas}", "$.spec.paused",
+    "spec.optional", "spec.optional.deeper", "metadata.name.length", "spec.containers.name",
+    "metadata['labels']['app.kubernetes.io/name']", r"metadata.labels.app\.kubernetes\.io/name",
+    "{.}", "$", "missing.key", "spec",
+])
+@pytest.mark.parametrize("data", [DATA, {"spec": [1, 2]}, "text", None, {"metadata": "x"}])
+def test_a_path_of_plain_keys_selects_what_the_general_steps_select(expr: str,
+                                                                    data: Any) -> None:
+    path = compile_path(expr)
+    assert path.fields is not None  # the direct walk is the one tested here
+    general = path.steps
+    found = path.find(data)
+    assert found == _general_find(general, data)
+    assert all(a is b for a, b in zip(found, _general_find(general, data), strict=True))
+
+
+@pytest.mark.parametrize("expr", ["spec.containers[0].name", "..name", "metadata.*",
+                                  "spec.containers[?(@.name=='app')].image"])
+def test_other_paths_run_the_general_steps(expr: str) -> None:
+    assert compile_path(expr).fields is None
+
+
+def test_a_path_of_plain_keys_reads_any_mapping() -> None:
+    data = MappingProxyType({"a": MappingProxyType({"b": 1})})
+    assert evaluate_single("a.b", data) == 1
+    with pytest.raises(PathNotFoundError):
+        evaluate_single("a.c", data)
+
+
+def _general_find(steps: Any, data: Any) -> list[Any]:
+    values = [data]
+    for step in steps:
+        values = step(values, "")
+    return values
