@@ -316,7 +316,8 @@ class Realizer:
         if not (isinstance(stamped, dict) and stamped.get("apiVersion") and stamped.get("kind")):
             raise TemplateStampError(f"{prefix}: the rendered template is not a Kubernetes object "
                                      "(apiVersion and kind are required)")
-        return stamp_metadata(stamped, ctx.owner, labels)
+        # A template without tags renders as itself: stamp a copy of its top level.
+        return stamp_metadata(dict(stamped), ctx.owner, labels)
 
     def _read_outputs(
         self, resource: BlueprintResource, template: Template, live: Obj, inputs: Outputs
@@ -340,10 +341,14 @@ class Realizer:
 
 
 def stamp_metadata(stamped: Obj, owner: Obj, labels: Mapping[str, str]) -> Obj:
-    """Force the owner's namespace, add the carto.run labels and the controller ownerReference."""
-    metadata = stamped.setdefault("metadata", {})
-    if not isinstance(metadata, dict):
-        metadata = stamped["metadata"] = {}
+    """Force the owner's namespace, add the carto.run labels and the controller ownerReference.
+
+    `stamped` gets a new `metadata` mapping: interpolation shares every container without a tag
+    with the template, and the template is the copy the owner controller keeps for every owner
+    it reconciles, which must not pick up one owner's namespace, labels and owner."""
+    found = stamped.get("metadata")
+    metadata = dict(found) if isinstance(found, Mapping) else {}
+    stamped["metadata"] = metadata
     owner_meta = meta(owner)
     metadata["namespace"] = owner_meta.get("namespace")
     merged = dict(metadata.get("labels") or {})
