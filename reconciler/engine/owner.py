@@ -187,6 +187,27 @@ class Run:
     """The owner's resourceVersion once this reconcile wrote (or left) its status."""
     inputs_before: dict[Ref, str | None] = field(default_factory=dict)
     """Versions of the fast path's extra inputs read before rendering (`_inputs_before`)."""
+    blueprints_version: Hashable | None = None
+    """The blueprint kind's `kind_versions`, read before the blueprints are listed."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlueprintView:
+    """One listed blueprint as selection uses it, parsed once per resourceVersion."""
+
+    uid: object
+    version: str
+    blueprint: Blueprint
+    selector: Selector
+
+
+@dataclass(frozen=True, slots=True)
+class BlueprintSnapshot:
+    """The blueprints of the owner's blueprint kind as one list read them, with the kind's
+    version read before that list: while the version is unchanged, so is the list."""
+
+    version: Hashable
+    views: tuple[BlueprintView, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +243,9 @@ class OwnerController:
         self._reads = threading.local()
         # per template: (resourceVersion, the copy read then), shared by reconciles, not changed
         self._template_copies: dict[Ref, tuple[str | None, Obj]] = {}
+        # the blueprints as last listed (`_blueprint_views`); replaced whole, so it holds only
+        # blueprints that existed at the last list
+        self._blueprints: BlueprintSnapshot | None = None
         # (apiVersion, kind) -> when it was refused: not asked again for `fast_path_max_age`
         # (RBAC still settling at start may refuse once what it grants a moment later)
         self._unreadable: dict[tuple[str, ...], float] = {}
@@ -262,17 +286,19 @@ class OwnerController:
         blueprints: Hashable | None = None
         run = Run(obj)
         if self.fast_path:
-            blueprints = self._blueprints_version()
+            blueprints = run.blueprints_version = self._blueprints_version()
             crds = [r for r in (last.refs if last is not None else ()) if r[1] == CRD_KIND]
             run.inputs_before = self._inputs_before(
                 [("v1", "ServiceAccount", *service_account_for(obj, None)),
                  ("v1", "Namespace", "", namespace_of(obj)), *crds])
         self._reads.templates = {}
+        self._reads.found = {}
         structlog.contextvars.bind_contextvars(
             owner=f"{namespace_of(obj)}/{name_of(obj)}", kind=self.kind.kind)
         try:
             reconcile(run, self.steps, self._finish)
         finally:
+            self._reads.found = None  # a lookup after this reconcile reads afresh
             structlog.contextvars.unbind_contextvars("owner", "kind")
         if self.fast_path and run.settled and blueprints is not None:
             self._record(key, run, blueprints)
@@ -405,10 +431,9 @@ class OwnerController:
             return self._not_selected(run, k.labels_missing_reason,
                                       f"{k.kind.lower()} has no labels to match to "
                                       f"{k.blueprint_words}")
-        candidates = self.backend.list(CARTO_API, k.blueprint_kind)
-        selectors = [Selector.of_blueprint(c.get("spec") or {}) for c in candidates]
+        views = self._blueprint_views(run)
         try:
-            best = best_matches(selectors, run.owner)
+            best = best_matches([v.selector for v in views], run.owner)
         except SelectorError as exc:
             return self._not_selected(run, k.not_found_reason, str(exc))
         if not best:
@@ -419,12 +444,40 @@ class OwnerController:
                 f"{shown}")
         if len(best) > 1:
             log.info("owner matches more than one blueprint",
-                     blueprints=[name_of(candidates[i]) for i in best])
+                     blueprints=[views[i].blueprint.name for i in best])
             return self._not_selected(
                 run, k.multiple_reason,
                 f"{k.kind.lower()} may only match a single {k.blueprint_words}'s selector")
-        run.blueprint = Blueprint.of(candidates[best[0]])
+        run.blueprint = views[best[0]].blueprint
         return DONE
+
+    def _blueprint_views(self, run: Run) -> tuple[BlueprintView, ...]:
+        """Every blueprint of the kind, parsed, as `list` would give them: the last list's
+        while the kind's version (read first, as a list of the kind is recorded) is the one
+        read before that list; else listed again, each blueprint parsed anew unless its uid
+        and resourceVersion are those of one parsed before."""
+        version = run.blueprints_version
+        if version is None:
+            version = self._blueprints_version()
+        last = self._blueprints
+        if version is not None and last is not None and last.version == version:
+            return last.views
+        kept = {(v.blueprint.name, v.uid, v.version): v for v in last.views} if last else {}
+        views: list[BlueprintView] = []
+        versioned = version is not None
+        for obj in self.backend.list(CARTO_API, self.kind.blueprint_kind):
+            m = meta(obj)
+            rv = m.get("resourceVersion")
+            view = kept.get((name_of(obj), m.get("uid"), str(rv))) if rv is not None else None
+            if view is None:
+                view = BlueprintView(m.get("uid"), str(rv), Blueprint.of(obj),
+                                     Selector.of_blueprint(spec_of(obj)))
+            versioned = versioned and rv is not None
+            views.append(view)
+        # Kept only when every object can be told apart by its version (a backend with none
+        # gets its blueprints listed and parsed on every reconcile, as before).
+        self._blueprints = BlueprintSnapshot(version, tuple(views)) if versioned else None
+        return tuple(views)
 
     def _not_selected(self, run: Run, reason: str, message: str) -> Result:
         run.conditions.set(Condition(self.kind.blueprint_condition, FALSE, reason, message))
@@ -615,6 +668,11 @@ class OwnerController:
         last is kept per template and handed out again while the template's resourceVersion
         is unchanged, so an owner reconcile does not copy every template it renders (the
         realizer only reads templates: the shared copy is never changed)."""
+        memo: dict[tuple[str, str], Obj | None] | None = getattr(self._reads, "found", None)
+        if memo is not None and (kind, name) in memo:
+            # Looked up already by this reconcile (its blueprint's check, then its realizer):
+            # the same version again, read and recorded once.
+            return memo[(kind, name)]
         ref = (CARTO_API, kind, "", name)
         try:
             version = resource_versions(self.backend, (ref,))[0]
@@ -634,6 +692,8 @@ class OwnerController:
             # The first version seen stays: a later one may be newer than what was used.
             reads.setdefault((CARTO_API, kind, "", name),
                              meta(found).get("resourceVersion") if found is not None else None)
+        if memo is not None:
+            memo[(kind, name)] = found
         return found
 
     def _labels(self, owner: Obj, blueprint: Blueprint, resource: BlueprintResource,

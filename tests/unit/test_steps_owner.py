@@ -170,6 +170,8 @@ def test_a_ready_workload_that_fails_is_never_unknown_without_a_reason(
     world: World, error: BaseException, reason: str
 ) -> None:
     before = _ready_world(world)
+    # A new blueprint, so the controller lists its blueprints again (and that list fails).
+    world.cluster.apply(_chain("other", {"app": "y"}, "settings"))
     real_list = world.cluster.list
 
     def failing(*_args: Any, **_kwargs: Any) -> Any:
