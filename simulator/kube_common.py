@@ -13,6 +13,7 @@ the simulation of one object:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -116,11 +117,23 @@ def generation(obj: Obj) -> int:
         return 1
 
 
+_TIME_LENGTH: Final = 40
+"""Longer than any timestamp `parse_time` reads (at most 35 characters: `+hh:mm:ss.ffffff`)."""
+
+
 def parse_time(value: Any) -> float | None:
     """Seconds since the epoch of an RFC 3339 timestamp as the cluster writes them (whole
     seconds, `Z` or a numeric offset), or None."""
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or len(value) > _TIME_LENGTH:
         return None
+    return _parse_time(value)
+
+
+# The simulated controllers read creation times on every reconcile, and objects made in the
+# same (virtual) second share one: remember the last answers. Keys are at most _TIME_LENGTH
+# characters, so the cache stays small whatever the objects say.
+@functools.lru_cache(maxsize=4096)
+def _parse_time(value: str) -> float | None:
     try:
         parsed = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
     except ValueError:

@@ -40,13 +40,19 @@ def merge_conditions(
     observed_generation: int | None = None,
 ) -> list[dict[str, Any]]:
     """Render `current`, keeping each condition's lastTransitionTime unless its status changed."""
-    before = {str(c.get("type")): c for c in (previous or []) if isinstance(c, Mapping)}
+    before: dict[str, Mapping[str, Any]] = {}
+    for c in previous or ():
+        # dict first: the abstract Mapping check costs more, and nearly every one is a dict.
+        if isinstance(c, (dict, Mapping)):
+            before[str(c.get("type"))] = c
     out = []
     for cond in current:
         old = before.get(cond.type)
         when = now
-        if old is not None and old.get("status") == cond.status and old.get("lastTransitionTime"):
-            when = str(old["lastTransitionTime"])
+        if old is not None and old.get("status") == cond.status:
+            stamp = old.get("lastTransitionTime")
+            if stamp:
+                when = str(stamp)
         out.append(cond.to_dict(when, observed_generation))
     return out
 

@@ -1,0 +1,84 @@
+"""How the simulated kpack divides its steps between an Image and its Builds: the Image starts
+the Build it creates (its pod, `Succeeded` Unknown) in the same reconcile, in the order the
+two kpack controllers would write, and a Build leaves its Image to the Image's own reconcile,
+which the runner offers because it lists the Image's Builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.runner import run_until_settled
+from reconciler.model.objects import Obj
+from simulator.environment import SimulatedEnvironment
+from tests.unit.ecosystem_harness import KPACK, NS, Ecosystem, condition, image
+
+APP = {"app.py": "print('hello')\n"}
+
+
+def test_the_image_starts_the_build_it_creates_after_saying_it_is_building(
+        tmp_path: Path) -> None:
+    eco = Ecosystem(tmp_path)
+    eco.apply(image("web", eco.artifact(APP)))
+    writes: list[tuple[str, str]] = []
+
+    def record(type_: str, obj: Obj, before: Obj | None) -> None:
+        writes.append((type_, f"{obj['kind']}/{obj['metadata']['name']}"))
+
+    eco.cluster.add_listener(record)
+    assert eco.kpack.reconcile(eco.get(KPACK, "Image", "web")) is None
+    build = eco.get(KPACK, "Build", "web-build-1")
+    assert build["status"]["podName"] == "web-build-1-build-pod"
+    assert condition(build, "Succeeded")["status"] == "Unknown"
+    ready = condition(eco.get(KPACK, "Image", "web"), "Ready")
+    assert (ready["status"], ready["reason"]) == ("Unknown", "Building")
+    assert writes == [("ADDED", "Build/web-build-1"), ("MODIFIED", "Image/web"),
+                      ("MODIFIED", "Build/web-build-1")]
+
+    # The Build's own first reconcile finds it started: nothing to write, done in 30 s.
+    revision = eco.cluster.revision
+    assert eco.kpack.reconcile(build) == 30.0
+    assert eco.cluster.revision == revision
+
+
+def test_a_finished_build_leaves_its_image_to_the_images_reconcile(tmp_path: Path) -> None:
+    eco = Ecosystem(tmp_path)
+    eco.apply(image("web", eco.artifact(APP)))
+    eco.kpack.reconcile(eco.get(KPACK, "Image", "web"))
+    eco.clock.advance(30.0)
+    before = eco.get(KPACK, "Image", "web")
+    assert eco.kpack.reconcile(eco.get(KPACK, "Build", "web-build-1")) is None
+    assert condition(eco.get(KPACK, "Build", "web-build-1"), "Succeeded")["status"] == "True"
+    assert eco.get(KPACK, "Image", "web") == before
+
+    eco.kpack.reconcile(before)
+    img = eco.get(KPACK, "Image", "web")
+    assert condition(img, "Ready")["status"] == "True"
+    assert img["status"]["latestImage"] == eco.get(KPACK, "Build", "web-build-1")["status"][
+        "latestImage"]
+
+
+def _ready_image(env: SimulatedEnvironment) -> dict[str, Any] | None:
+    found = env.cluster.get(KPACK, "Image", NS, "web")
+    conditions = ((found or {}).get("status") or {}).get("conditions") or []
+    return found if any(c["type"] == "Ready" and c["status"] == "True"
+                        for c in conditions) else None
+
+
+def test_the_runner_brings_the_image_to_its_finished_build() -> None:
+    env = SimulatedEnvironment()
+    env.cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    env.cluster.apply({
+        "apiVersion": KPACK, "kind": "Image", "metadata": {"name": "web", "namespace": NS},
+        "spec": {"tag": "registry.example.com/apps/web",
+                 "source": {"git": {"url": "https://git.example.com/web.git",
+                                    "revision": "0" * 40}}}})
+    report = run_until_settled(env, env.controllers, lambda: _ready_image(env) is not None,
+                               budget_seconds=300.0)
+    assert report.settled, report.reason
+    assert report.virtual_seconds == 30.0
+    img = _ready_image(env)
+    assert img is not None
+    assert (img["status"]["latestBuildRef"], img["status"]["buildCounter"]) == ("web-build-1", 1)
+    build = env.cluster.get(KPACK, "Build", NS, "web-build-1")
+    assert build is not None and img["status"]["latestImage"] == build["status"]["latestImage"]
