@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from reconciler.model.objects import Obj, name_of, spec_of
@@ -44,14 +45,15 @@ class BlueprintResource:
     configs: tuple[ResourceRef, ...]
     deployment: ResourceRef | None
 
-    @property
-    def inputs(self) -> list[str]:
-        """Resource names this resource reads, in Cartographer's order for `status.inputs`."""
+    @cached_property
+    def inputs(self) -> tuple[str, ...]:
+        """Resource names this resource reads, in Cartographer's order for `status.inputs`
+        (worked out once: a parsed blueprint serves every owner reconcile of its version)."""
         names = [r.resource for r in self.sources] + [r.resource for r in self.images]
         if self.deployment is not None:
             names.append(self.deployment.resource)
         names += [r.resource for r in self.configs]
-        return names
+        return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class Template:
     name: str
     obj: Obj
 
-    @property
+    @cached_property
     def spec(self) -> dict[str, Any]:
         return spec_of(self.obj)
 
