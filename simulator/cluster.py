@@ -39,6 +39,7 @@ import collections
 import copy
 import dataclasses
 import json
+import marshal
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -227,6 +228,9 @@ class InMemoryCluster:
     # --- Backend -------------------------------------------------------------------------
 
     def kind_info(self, api_version: str, kind: str) -> KindInfo:
+        return self._served(api_version, kind)[0]
+
+    def _lookup_kind(self, api_version: str, kind: str) -> KindInfo:
         info = self.registry.lookup(GroupVersionKind.parse(api_version, kind))
         if info is None:
             raise Rejected(
@@ -237,8 +241,9 @@ class InMemoryCluster:
         return info
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        found = self._objects.get(self._read_key(api_version, kind, namespace, name))
-        return self._out(found, api_version) if found is not None else None
+        key = self._read_key(api_version, kind, namespace, name)
+        found = self._objects.get(key)
+        return self._out(found, api_version, key) if found is not None else None
 
     def _read_key(self, api_version: str, kind: str, namespace: str, name: str) -> Key:
         """The store key of one object, recorded as a read of the reconcile running on this
@@ -269,7 +274,7 @@ class InMemoryCluster:
                                                    "*" if scope is None else scope, labels))
         keys = (self._objects.keys_labelled(info.group, info.kind, labels, scope) if labels
                 else self._objects.keys_of_kind(info.group, info.kind, scope))
-        return [self._out(self._objects[key], api_version) for key in keys]
+        return [self._out(self._objects[key], api_version, key) for key in keys]
 
     def view(self, api_version: str, kind: str, namespace: str,
              name: str) -> ObjectView | None:
@@ -304,7 +309,7 @@ class InMemoryCluster:
         if info.kind == "CustomResourceDefinition":
             self._register_crd(live)
             self._establish_crd(live, api_version)
-        return self._out(live, api_version)
+        return self._out(live, api_version, key)
 
     def create(self, obj: Obj, field_manager: str = FIELD_MANAGER) -> Obj:
         """POST: a new object (`AlreadyExists` if its name is taken), an Update by the manager."""
@@ -316,7 +321,7 @@ class InMemoryCluster:
         if info.kind == "CustomResourceDefinition":
             self._register_crd(live)
             self._establish_crd(live, api_version)
-        return self._out(live, api_version)
+        return self._out(live, api_version, key)
 
     def update(self, obj: Obj, field_manager: str = FIELD_MANAGER) -> Obj:
         """PUT: replace the object's metadata and body (status is kept: it has its own
@@ -419,7 +424,7 @@ class InMemoryCluster:
                     before, live, _status_fields(before.get("status")), _status_fields(status),
                     field_manager, api_version, "status")
             self._bump(live, before)
-        return self._out(live, api_version)
+        return self._out(live, api_version, key)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         self.delete_object(api_version, kind, namespace, name)
@@ -457,7 +462,7 @@ class InMemoryCluster:
         self._delete_key(key, policy)
         current = self._objects.get(key)
         if current is not None and current["metadata"].get("uid") == uid:
-            return self._out(current, api_version), False
+            return self._out(current, api_version, key), False
         return self._out(self._gone.get(uid, live), api_version), True
 
     # --- read recording (reconciler.engine.tracking.ReadRecorder) ------------------------
@@ -576,7 +581,7 @@ class InMemoryCluster:
         return self._revision
 
     def all_objects(self) -> builtins.list[Obj]:
-        return [deep_copy(o) for _, o in sorted(self._objects.items())]
+        return [self._objects.copy_of(k, o) for k, o in sorted(self._objects.items())]
 
     def edit(self, api_version: str, kind: str, namespace: str, name: str,
              change: Callable[[Obj], None], field_manager: str = "kubectl-edit") -> Obj:
@@ -617,7 +622,7 @@ class InMemoryCluster:
         if info.kind == "CustomResourceDefinition":
             self._register_crd(live)
             self._establish_crd(live, api_version)
-        return self._out(live, api_version)
+        return self._out(live, api_version, key)
 
     def register_schema(self, group: str, kind: str, schema: Mapping[str, Any]) -> None:
         self._schemas[(group, kind)] = schema
@@ -667,8 +672,10 @@ class InMemoryCluster:
     def _key(info: KindInfo, namespace: str, name: str) -> Key:
         return (info.group, info.kind, namespace if info.namespaced else "", name)
 
-    def _out(self, obj: Obj, api_version: str) -> Obj:
-        out = deep_copy(obj)
+    def _out(self, obj: Obj, api_version: str, key: Key | None = None) -> Obj:
+        """A copy of `obj` for the caller, as `api_version`; from the stored version's
+        serialization when `obj` is the object stored at `key` (see `_ObjectTable.copy_of`)."""
+        out = self._objects.copy_of(key, obj) if key is not None else deep_copy(obj)
         out["apiVersion"] = api_version
         return out
 
@@ -678,18 +685,20 @@ class InMemoryCluster:
         self._sequence += 1
         obj["metadata"]["resourceVersion"] = str(self._sequence)
         info = self.registry.lookup(GroupVersionKind.of(obj))
+        key: Key | None = None
         if info is not None:
             meta = obj["metadata"]
             key = self._key(info, str(meta.get("namespace") or ""), str(meta["name"]))
             self._objects.reindex(key)
             self._changed(key)
-        self._notify("ADDED" if before is None else "MODIFIED", obj, before)
+        self._notify("ADDED" if before is None else "MODIFIED", obj, before, key)
 
-    def _notify(self, type_: str, obj: Obj, before: Obj | None) -> None:
-        """`before` is always a copy no one keeps; `obj` is copied once. Listeners share both
-        and must not change them."""
+    def _notify(self, type_: str, obj: Obj, before: Obj | None, key: Key | None = None) -> None:
+        """`before` is always a copy no one keeps; `obj` is copied once (from its stored
+        version's serialization when it is stored at `key`). Listeners share both and must not
+        change them."""
         if self._listeners:
-            copied = deep_copy(obj)
+            copied = self._objects.copy_of(key, obj) if key is not None else deep_copy(obj)
             for listener in self._listeners:
                 listener(type_, copied, before)
 
@@ -1115,14 +1124,17 @@ class InMemoryCluster:
     _versions_refs: dict[Key, tuple[Key, KindInfo, tuple[str, str]]] | None = None
 
     def _served(self, api_version: str, kind: str) -> tuple[KindInfo, tuple[str, str]]:
-        """`kind_info` and its (group, kind), cached; raises as `kind_info` does."""
+        """The served `KindInfo` and its (group, kind), cached while the registry still serves
+        that very `KindInfo`; raises `Rejected` for a kind not served."""
         kinds = self._versions_kinds
         if kinds is None:
             kinds = self._versions_kinds = {}
         cached = kinds.get((api_version, kind))
         if cached is not None and self.registry._by_gk.get(cached[1]) is cached[0]:
             return cached
-        info = self.kind_info(api_version, kind)
+        info = self._lookup_kind(api_version, kind)
+        if len(kinds) >= 4096:  # names a caller made up cannot grow it without bound
+            kinds.clear()
         cached = kinds[(api_version, kind)] = (info, (info.group, info.kind))
         return cached
 
@@ -1196,10 +1208,15 @@ class _ObjectTable(dict[Key, Obj]):
         self._dropped: dict[Key, set[tuple[str, str]]] = {}
         self._owners: dict[Key, tuple[str, ...]] = {}
         self._by_owner: dict[str, set[Key]] = {}
+        # Per key, the stored object's serialization with the resourceVersion it was made at:
+        # every write of a stored object bumps its resourceVersion (or replaces the object,
+        # which drops the entry), so a matching version means the bytes are still its content.
+        self._blobs: dict[Key, tuple[Any, bytes]] = {}
 
     def __setitem__(self, key: Key, value: Obj) -> None:
         if key not in self:
             bisect.insort(self._by_kind.setdefault((key[0], key[1]), []), key)
+        self._blobs.pop(key, None)
         super().__setitem__(key, value)
         uid = (value.get("metadata") or {}).get("uid")
         if uid:
@@ -1220,7 +1237,26 @@ class _ObjectTable(dict[Key, Obj]):
                 del self._by_uid[str(uid)]
             self._index_labels(key, {})
             self._index_owners(key, ())
+            self._blobs.pop(key, None)
         return super().pop(key, *default)
+
+    def copy_of(self, key: Key, obj: Obj) -> Obj:
+        """A deep copy of `obj`. When `obj` is the object stored at `key`, a copy of its
+        version's serialization, made at the first copy of that version: the objects a
+        simulation reads are mostly read many times between two writes (a get then costs one
+        `marshal.loads`, not a `dumps` and a `loads`)."""
+        if dict.get(self, key) is not obj:
+            return deep_copy(obj)
+        version = obj["metadata"].get("resourceVersion")
+        cached = self._blobs.get(key)
+        if cached is None or cached[0] != version:
+            try:
+                cached = (version, marshal.dumps(obj))
+            except ValueError:  # not JSON-like data (never stored by `apply`): copy it in full
+                return deep_copy(obj)
+            self._blobs[key] = cached
+        copied: Obj = marshal.loads(cached[1])
+        return copied
 
     def reindex(self, key: Key) -> None:
         """Bring the label and owner indexes up to date with the stored object."""

@@ -1,0 +1,163 @@
+"""What the simulated cluster returns is the caller's own copy: mutating what `get`, `list`,
+`apply`, `create`, `update_status`, `edit` or `all_objects` returned never reaches the store, nor
+what another read returns, however many reads share one stored version's serialization; and a
+read after any kind of write (apply, status, edit, rejected apply, delete and re-create, restore)
+returns the new content, never a stale copy."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from reconciler.model.conflicts import ApplyConflict
+from reconciler.model.errors import Rejected
+from simulator.clock import VirtualClock
+from simulator.cluster import InMemoryCluster
+
+
+@pytest.fixture
+def cluster() -> InMemoryCluster:
+    return InMemoryCluster(VirtualClock())
+
+
+def _cm(name: str, **data: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": "x"}},
+            "data": data}
+
+
+def _deployment(name: str, replicas: int = 1) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+                {"name": "app", "image": "app:1"}]}}}}
+
+
+def _text(obj: dict[str, Any] | None) -> str:
+    """The content as it is now (a comparison that no later change to `obj` can follow)."""
+    assert obj is not None
+    return json.dumps(obj, sort_keys=True)
+
+
+def _scribble(obj: dict[str, Any]) -> None:
+    """Change every level of an object a caller got back."""
+    obj["metadata"]["labels"] = {"app": "changed"}
+    obj["metadata"]["managedFields"][0]["manager"] = "someone"
+    obj["metadata"]["managedFields"].append({})
+    obj.setdefault("data", {})["key"] = "changed"
+    obj["status"] = {"scribbled": True}
+    obj["apiVersion"] = "v9"
+
+
+def test_mutating_any_returned_object_never_reaches_the_store(
+        cluster: InMemoryCluster) -> None:
+    applied = cluster.apply(_cm("a", key="v"))
+    stored = _text(applied)
+    # Read the same version many times (its serialization is made once and shared) and change
+    # every copy; each later read must still give the stored content.
+    returned: list[dict[str, Any] | None] = [
+        applied, cluster.get("v1", "ConfigMap", "default", "a"),
+        cluster.get("v1", "ConfigMap", "default", "a"),
+        *cluster.list("v1", "ConfigMap", "default"),
+        *cluster.list("v1", "ConfigMap", labels={"app": "x"}),
+        *[o for o in cluster.all_objects() if o["kind"] == "ConfigMap"]]
+    assert len(returned) == 6
+    for obj in returned:
+        assert obj is not None and _text(obj) == stored
+        _scribble(obj)
+        assert _text(cluster.get("v1", "ConfigMap", "default", "a")) == stored
+    assert [_text(o) for o in cluster.list("v1", "ConfigMap", labels={"app": "x"})] == [stored]
+    assert cluster.list("v1", "ConfigMap", labels={"app": "changed"}) == []
+
+    created = cluster.create(_cm("b", key="v"))
+    kept = _text(created)
+    _scribble(created)
+    assert _text(cluster.get("v1", "ConfigMap", "default", "b")) == kept
+
+
+def test_mutating_what_a_status_write_or_edit_returned_never_reaches_the_store(
+        cluster: InMemoryCluster) -> None:
+    cluster.apply(_deployment("d"))
+    status: dict[str, Any] = {"replicas": 1,
+                              "conditions": [{"type": "Available", "status": "True"}]}
+    written = cluster.update_status({**_deployment("d"), "status": status})
+    status["conditions"][0]["status"] = "False"  # the caller's own input, changed afterwards
+    after_status = _text(written)
+    assert written["status"]["conditions"][0]["status"] == "True"
+    assert _text(cluster.get("apps/v1", "Deployment", "default", "d")) == after_status
+    written["status"]["conditions"][0]["status"] = "Unknown"
+    written["spec"]["replicas"] = 9
+    assert _text(cluster.get("apps/v1", "Deployment", "default", "d")) == after_status
+
+    edited = cluster.edit("apps/v1", "Deployment", "default", "d",
+                          lambda obj: obj["spec"].update(replicas=2))
+    after_edit = _text(edited)
+    assert edited["spec"]["replicas"] == 2
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:1"
+    assert _text(cluster.get("apps/v1", "Deployment", "default", "d")) == after_edit
+
+
+def test_every_kind_of_write_is_seen_by_the_next_read(cluster: InMemoryCluster) -> None:
+    def read() -> dict[str, Any]:
+        got = cluster.get("apps/v1", "Deployment", "default", "d")
+        assert got is not None
+        return got
+
+    cluster.apply(_deployment("d"))
+    first = read()
+    assert read() == first  # the same version, read twice
+
+    cluster.apply(_deployment("d", replicas=3))
+    assert read()["spec"]["replicas"] == 3
+    assert read()["metadata"]["generation"] == 2
+
+    cluster.update_status({**_deployment("d"), "status": {"replicas": 3}})
+    assert read()["status"] == {"replicas": 3}
+    assert cluster.list("apps/v1", "Deployment")[0]["status"] == {"replicas": 3}
+
+    cluster.edit("apps/v1", "Deployment", "default", "d",
+                 lambda obj: obj["metadata"].setdefault("labels", {}).update(tier="web"))
+    assert read()["metadata"]["labels"] == {"tier": "web"}
+
+    # A rejected apply changes the stored object while it is checked, then puts it back: reads
+    # give what was stored before it.
+    before = read()
+    with pytest.raises(ApplyConflict):
+        cluster.apply(_deployment("d", replicas=5), field_manager="other")
+    with pytest.raises(Rejected):
+        cluster.apply({**_deployment("d"), "metadata": {
+            "name": "d", "namespace": "default", "labels": {"tier": "-bad-"}}})
+    assert read() == before
+
+    # Deleted and created again under the same name: the new object, not the old one.
+    cluster.delete("apps/v1", "Deployment", "default", "d")
+    assert cluster.get("apps/v1", "Deployment", "default", "d") is None
+    cluster.apply(_deployment("d", replicas=7))
+    again = read()
+    assert again["spec"]["replicas"] == 7 and "status" not in again
+    assert again["metadata"]["uid"] != first["metadata"]["uid"]
+
+    # A restored snapshot replaces what was stored, even with the resourceVersion it had.
+    snapshot = cluster.snapshot()
+    assert read() == again
+    for obj in snapshot["objects"]:
+        if obj["kind"] == "Deployment":
+            obj["spec"]["replicas"] = 4
+    cluster.restore(snapshot)
+    restored = read()
+    assert restored["spec"]["replicas"] == 4 and "status" not in restored
+
+
+def test_a_read_as_another_version_names_that_version_only_in_its_copy(
+        cluster: InMemoryCluster) -> None:
+    cluster.apply({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                   "metadata": {"name": "h", "namespace": "default"},
+                   "spec": {"maxReplicas": 3, "scaleTargetRef": {
+                       "apiVersion": "apps/v1", "kind": "Deployment", "name": "d"}}})
+    v1 = cluster.get("autoscaling/v1", "HorizontalPodAutoscaler", "default", "h")
+    v2 = cluster.get("autoscaling/v2", "HorizontalPodAutoscaler", "default", "h")
+    assert v1 is not None and v2 is not None
+    assert (v1["apiVersion"], v2["apiVersion"]) == ("autoscaling/v1", "autoscaling/v2")
+    assert {**v1, "apiVersion": ""} == {**v2, "apiVersion": ""}
