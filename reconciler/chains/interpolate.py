@@ -129,6 +129,9 @@ class _Leaf:
     route: tuple[Any, ...]
     location: str
     text: str
+    # For a string that is exactly one tag: the path inside it as written, and stripped.
+    path: str | None = None
+    stripped: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,8 @@ def _make_plan(template: Any, limit: int) -> _Plan:
         # Mappings and lists only, as `_Stamper.walk` descends: tuples and keys are left as is.
         if isinstance(value, str):
             if OPEN_TAG in value:
-                leaves.append(_Leaf(route, location, value))
+                path = value[len(OPEN_TAG) : -len(CLOSE_TAG)] if _is_single_tag(value) else None
+                leaves.append(_Leaf(route, location, value, path, (path or "").strip()))
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 visit(item, (*route, key), f"{location}.{key}" if location else str(key))
@@ -297,7 +301,11 @@ class _Stamper:
         result = template
         copies: dict[tuple[Any, ...], Any] = {}
         for leaf in plan.leaves:
-            new = self.walk_string(leaf.text, leaf.location, ())
+            # (Limits holds interpolation_depth >= 1: one level is always allowed.)
+            if leaf.path is not None:
+                new = self.single_tag(leaf)
+            else:
+                new = self.walk_string(leaf.text, leaf.location, ())
             if new is leaf.text:
                 continue
             route = leaf.route
@@ -315,6 +323,18 @@ class _Stamper:
                 parent = child
             parent[route[-1]] = new
         return result
+
+    def single_tag(self, leaf: _Leaf) -> Any:
+        """`walk_string` of a template string that is one tag, with the plan's parse of it."""
+        assert leaf.path is not None
+        check_deadline("interpolating a template")
+        self.stamped = True
+        text, location = leaf.text, leaf.location
+        self.spend(1, 0, location, leaf.stripped)
+        value = self.clone(self.lookup(leaf.path, location, text), location, leaf.stripped)
+        if isinstance(value, str) and value == text:
+            return text
+        return self.walk(value, location, (text,))
 
     def walk(self, value: Any, location: str, chain: tuple[str, ...]) -> Any:
         if isinstance(value, str):

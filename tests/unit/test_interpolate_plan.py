@@ -135,3 +135,19 @@ def test_a_template_that_is_not_plain_data_is_interpolated_without_a_cached_plan
     template = {"a": Tagged("$(source.url)$"), "b": (1, "$(source.url)$")}
     result = interpolate(template, CONTEXT)
     assert result == {"a": "https://git/x", "b": (1, "$(source.url)$")}  # tuples are kept
+
+
+def _outcome(run: Any) -> Any:
+    try:
+        return run()
+    except InterpolationError as exc:
+        return (type(exc), str(exc))
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_a_planned_interpolation_keeps_the_depth_limit(template: Any, depth: int) -> None:
+    limits = Limits(interpolation_depth=depth)
+    planned = _outcome(lambda: interpolate(copy.deepcopy(template), CONTEXT, limits))
+    walked = _outcome(lambda: _Stamper(CONTEXT, limits).walk(copy.deepcopy(template), "", ()))
+    assert planned == walked
