@@ -407,9 +407,9 @@ class InMemoryCluster:
         live = self._objects.get(key)
         if live is None:
             raise NotFound(f"{describe(obj)} not found")
-        status = deep_copy(obj["status"]) if isinstance(obj.get("status"), dict) else (
-            copy.deepcopy(obj.get("status")))
-        if live.get("status") != status:
+        if live.get("status") != obj.get("status"):  # a copy is equal to what it copies
+            status = deep_copy(obj["status"]) if isinstance(obj.get("status"), dict) else (
+                copy.deepcopy(obj.get("status")))
             # The status subresource keeps metadata and spec; only the size can become too large.
             _refuse(live, size_problems({**live, "status": status}))
             # The previous state is needed for managedFields and listeners; otherwise `_bump`
@@ -684,7 +684,11 @@ class InMemoryCluster:
         self._revision += 1
         self._sequence += 1
         obj["metadata"]["resourceVersion"] = str(self._sequence)
-        info = self.registry.lookup(GroupVersionKind.of(obj))
+        try:
+            info: KindInfo | None = self._served(str(obj.get("apiVersion", "")),
+                                                 str(obj.get("kind", "")))[0]
+        except Rejected:
+            info = None
         key: Key | None = None
         if info is not None:
             meta = obj["metadata"]

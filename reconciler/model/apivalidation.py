@@ -133,6 +133,15 @@ def is_dns1123_label(value: str) -> list[str]:
 
 
 def is_dns1123_subdomain(value: str) -> list[str]:
+    if value in _valid_subdomains:
+        return []
+    errors = _dns1123_subdomain_errors(value)
+    if not errors:
+        _remember_valid(_valid_subdomains, value)
+    return errors
+
+
+def _dns1123_subdomain_errors(value: str) -> list[str]:
     errors = []
     if _size(value) > DNS1123_SUBDOMAIN_MAX:
         errors.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
@@ -163,8 +172,33 @@ def is_path_segment_name(value: str, prefix: bool = False) -> list[str]:
     return [f"may not contain '{bad}'" for bad in ("/", "%") if bad in value]
 
 
+# Strings already found valid, per rule: the same label keys, values and names come back on
+# nearly every write, and a rule's answer depends on the string alone. Only valid strings are
+# kept (an invalid one is rare and its messages are built again); each set is emptied when it
+# reaches `_KNOWN_VALID_MAX`, so what callers send cannot grow it without bound.
+_KNOWN_VALID_MAX = 4096
+_valid_qualified_names: set[str] = set()
+_valid_label_values: set[str] = set()
+_valid_subdomains: set[str] = set()
+
+
+def _remember_valid(known: set[str], value: str) -> None:
+    if len(known) >= _KNOWN_VALID_MAX:
+        known.clear()
+    known.add(value)
+
+
 def is_qualified_name(value: str) -> list[str]:
     """A label key: a name of at most 63 characters, optionally `<DNS-1123 subdomain>/`."""
+    if value in _valid_qualified_names:
+        return []
+    errors = _qualified_name_errors(value)
+    if not errors:
+        _remember_valid(_valid_qualified_names, value)
+    return errors
+
+
+def _qualified_name_errors(value: str) -> list[str]:
     errors: list[str] = []
     parts = value.split("/")
     if len(parts) == 1:
@@ -191,6 +225,15 @@ def is_qualified_name(value: str) -> list[str]:
 
 
 def is_label_value(value: str) -> list[str]:
+    if value in _valid_label_values:
+        return []
+    errors = _label_value_errors(value)
+    if not errors:
+        _remember_valid(_valid_label_values, value)
+    return errors
+
+
+def _label_value_errors(value: str) -> list[str]:
     errors = []
     if _size(value) > LABEL_VALUE_MAX:
         errors.append(max_len_error(LABEL_VALUE_MAX))

@@ -32,6 +32,11 @@ def merge_key(items: list[Any]) -> str | None:
         return None
     for key in MERGE_KEYS:
         values = [i.get(key) for i in items]
+        if all(type(v) is str for v in values):
+            # Distinct strings are distinct JSON: no need to encode them to compare.
+            if len(set(values)) == len(values):
+                return key
+            continue
         if all(v is not None and not isinstance(v, Mapping | list) for v in values) and len(
                 set(map(json.dumps, values))) == len(values):
             return key
