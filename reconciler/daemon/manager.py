@@ -22,7 +22,9 @@ requeue is due, and otherwise never.
 Delayed adds wait in each queue's delay heap on the environment's clock; `pump` (the daemon's
 tick) moves the due ones to their queues. The simulated controllers (kpack, Knative, Tekton, the
 kube-controller-manager's share) still run in rounds on the virtual clock, from the tick, and
-only when the cluster changed or one of them asked to be woken.
+only when the cluster changed or one of them asked to be woken. The driver, told of each write
+on the thread that made it, is the rounds' `WriteWitness`: a simulated controller is not offered
+again for its own writes, but is for a write anyone else made while it ran.
 """
 
 from __future__ import annotations
@@ -176,10 +178,21 @@ class QueueDriver:
             source.add_change_listener(self.changed)
         elif isinstance(source, ObjectChanges):
             source.add_listener(self._object_changed)
+            if self.rounds is not None:
+                # Told on the writing thread: the rounds can tell a simulated controller's own
+                # writes from the workers' (and not offer it again for its own).
+                self.rounds.watch_writes(self)
         else:
             raise TypeError(f"{type(source).__name__} gives no change notifications")
 
+    def writes_here(self) -> int:
+        """Writes to the subscribed simulated cluster made so far on the calling thread (its
+        listeners are called on the writing thread): `WriteWitness` for the rounds."""
+        writes: int = getattr(self._local, "writes", 0)
+        return writes
+
     def _object_changed(self, type_: str, obj: Obj, before: Obj | None) -> None:
+        self._local.writes = getattr(self._local, "writes", 0) + 1
         meta = obj.get("metadata") or {}
         kind = str(obj.get("kind"))
         group = GroupVersionKind.parse(str(obj.get("apiVersion")), kind).group

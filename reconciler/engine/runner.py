@@ -3,9 +3,11 @@
 A round offers every object each controller watches to that controller. With a `TrackingBackend`
 and a backend that keeps a change feed, an object is reconciled only when it is new, it or one of
 the objects its last reconcile read changed since, or the wake-up it asked for is due; otherwise
-every object is reconciled every round. Rounds repeat while the cluster keeps changing; once a
-round changes nothing, time jumps to the earliest wake-up a controller asked for. The run ends
-when it is settled, nothing is left to wait for, or the virtual-time budget is spent.
+every object is reconciled every round. A reconcile's own writes do not offer its object again
+(`_Scheduler._offer`; a controller with more to do asks for it with a requeue). Rounds repeat
+while the cluster keeps changing; once a round changes nothing, time jumps to the earliest
+wake-up a controller asked for. The run ends when it is settled, nothing is left to wait for, or
+the virtual-time budget is spent.
 
 Settled means: a round changed nothing, the caller's `settled` test holds, and no work is in
 flight within the budget, i.e. no controller (product or simulated) has a wake-up due before the
@@ -23,6 +25,8 @@ object. A stop request (the daemon's shutdown) is honoured between reconciles.
 from __future__ import annotations
 
 import heapq
+import itertools
+import os
 import threading
 import time
 import traceback
@@ -139,6 +143,26 @@ class Attempt:
     seconds: float
 
 
+class _ReconcileIDs:
+    """A unique UUID-shaped `reconcileID` per reconcile, as controller-runtime logs it, for a
+    fraction of `uuid4`'s cost: 80 random bits drawn once per process (again after a fork),
+    then a 48-bit count in the last group."""
+
+    def __init__(self) -> None:
+        self._draw()
+        os.register_at_fork(after_in_child=self._draw)
+
+    def _draw(self) -> None:
+        self._prefix = str(uuid.uuid4())[:24]
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFF:012x}"
+
+
+_reconcile_ids = _ReconcileIDs()
+
+
 def reconcile_once(
     controller: Controller,
     obj: Obj,
@@ -164,7 +188,7 @@ def reconcile_once(
     # carries these keys: controller-runtime's, for log pipelines built for it.
     bound = structlog.contextvars.bind_contextvars(
         controller=controller.name, name=name, namespace=namespace,
-        reconcileID=str(uuid.uuid4()))
+        reconcileID=_reconcile_ids.next())
     try:
         with deadline_scope(limits.reconcile_seconds):
             after = controller.reconcile(obj)
@@ -207,7 +231,8 @@ def reconcile_once(
         without_tracebacks(error)  # logged above; keeping it would keep this frame's cycle
     if observe is not None:
         observe(controller.name, outcome.result, seconds)
-    return Attempt(outcome, failure, set(reads.dependencies) if reads is not None else set(),
+    # The recording is finished and no one else holds it: its set is handed over, not copied.
+    return Attempt(outcome, failure, reads.dependencies if reads is not None else set(),
                    seconds)
 
 
@@ -215,9 +240,19 @@ class RunawayError(ReconcilerError):
     pass
 
 
+class WriteWitness(Protocol):
+    """Sees every write to the cluster on the thread that makes it (the daemon's `QueueDriver`,
+    a listener of the simulated cluster): what tells a reconcile's own writes from anyone
+    else's made while it ran."""
+
+    def writes_here(self) -> int:
+        """Writes made so far on the calling thread."""
+        ...
+
+
 @dataclass
 class _Record:
-    revision: int  # cluster revision right after the reconcile
+    revision: int  # changes after this cluster revision are news to it
     dependencies: set[Dependency]
     due: float | None  # when it asked to run again
     resync: bool = False  # the wake-up is a periodic re-check, not work in flight
@@ -245,6 +280,11 @@ class _Scheduler:
     recorded: frozenset[str] = frozenset()
     """Controllers that read the backend directly and are scheduled by the reads it records
     (the environment's simulated ones); any other untracked one is offered everything."""
+    serial: bool = False
+    """Nothing but the reconcile running writes to the cluster while it runs (`run_until_settled`
+    drives its world alone, from one thread): every write in its window is its own."""
+    witness: WriteWitness | None = None
+    """Otherwise, what tells its own writes from others' (None: not known)."""
     _known: dict[str, int] = field(default_factory=dict)
     """Records per controller (what a round that offers fewer skipped)."""
     index: DependencyIndex = field(default_factory=DependencyIndex)
@@ -451,20 +491,31 @@ class _Scheduler:
 
     def _offer(self, controller: Controller, tracked: bool, api_version: str, obj: Obj,
                recorded: bool = False) -> None:
-        """`recorded`: the controller reads the backend directly, which records its reads; as
-        such a controller has been offered every object every round, one whose reconcile
-        changed the cluster is offered again (its own writes count as changes), so that it
-        still runs until it has nothing left to write."""
+        """`recorded`: the controller reads the backend directly, which records its reads.
+
+        Its record starts after its own writes, as a tracked controller's does: the simulated
+        controllers write all they have to in one reconcile (a controller with more steps to
+        take asks for its next one with a requeue), so a second offer for their own writes
+        only finds nothing to do. A write by anyone else while it ran may have changed what it
+        read after it read it: then its record starts before the reconcile, and whatever of its
+        reads changed since offers it again. Who wrote is known when the driver is the only
+        writer (`serial`) or from its `witness`; when it is not known, every write counts."""
         own_key = object_key(api_version, obj)
         key = (controller.name, *own_key)
         feed = self.feed
         previous = self.records.get(key)
         started_at = feed.revision if feed is not None else 0
+        witness = self.witness if recorded and not self.serial else None
+        mine = witness.writes_here() if witness is not None else 0
         recorder = self.tracker if tracked else self.recorder if recorded else None
         attempt = reconcile_once(
             controller, obj, own_key, recorder, self.limits,
             previous.failure if previous is not None else None, self.observe)
         self.reconciles += 1
+        revision = feed.revision if feed is not None else 0
+        if recorded and revision != started_at and not self.serial and (
+                witness is None or witness.writes_here() - mine != revision - started_at):
+            revision = started_at
         outcome = attempt.outcome
         failures = previous.failures if previous is not None else 0
         after: float | None
@@ -480,7 +531,7 @@ class _Scheduler:
         if previous is None:
             self._known[key[0]] = self._known.get(key[0], 0) + 1
         record = self.records[key] = _Record(
-            revision=started_at if recorded else feed.revision if feed is not None else 0,
+            revision=revision,
             dependencies=attempt.reads,
             due=self.clock.now() + after if after is not None else None,
             resync=outcome.resync,
@@ -528,6 +579,12 @@ class RoundDriver:
                                      frozenset(c.name for c in tracked), limits=limits,
                                      stop=self._stop, observe=observe,
                                      recorded=frozenset(c.name for c in env.controllers))
+
+    def watch_writes(self, witness: WriteWitness) -> None:
+        """Tell the simulated controllers' own writes from others' by `witness` (the daemon's
+        queue driver, which sees every write); until then any write while one of them ran
+        counts as a change to offer it again."""
+        self._scheduler.witness = witness
 
     def request_stop(self) -> None:
         """Start no new reconcile (the one in progress finishes); for shutdown. Permanent."""
@@ -583,9 +640,11 @@ def run_until_settled(
     """
     start = env.clock.now()
     deadline = start + budget_seconds
+    # This loop is the world's only driver, on one thread: every write is the reconcile's
+    # running then (`serial`).
     scheduler = _Scheduler(env.backend, tracker, env.clock,
                            frozenset(c.name for c in tracked), limits=limits, observe=observe,
-                           recorded=frozenset(c.name for c in env.controllers))
+                           recorded=frozenset(c.name for c in env.controllers), serial=True)
     rounds = 0
 
     def report(done: bool, reason: str) -> RunReport:

@@ -1,7 +1,8 @@
 """Controllers that read the simulated cluster directly (the simulated kpack, Knative, Tekton
 ...) are scheduled by the reads the cluster records for them: an object none of whose reads
-changed is not offered again, one whose reconcile wrote is offered once more (it ran every round
-before, so a controller that takes one step per reconcile still gets its next step)."""
+changed is not offered again. Where the scheduler cannot tell the reconcile's own writes from
+anyone else's (no `serial` driver, no witness: these tests), one whose reconcile wrote is offered
+once more; `test_runner_own_writes` covers the drivers that can tell."""
 
 from __future__ import annotations
 
