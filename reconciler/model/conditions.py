@@ -60,8 +60,8 @@ def merge_conditions(
 def find_condition(
     conditions: Iterable[Mapping[str, Any]] | None, type_: str
 ) -> Mapping[str, Any] | None:
-    for cond in conditions or []:
-        if isinstance(cond, Mapping) and cond.get("type") == type_:
+    for cond in conditions or ():
+        if isinstance(cond, (dict, Mapping)) and cond.get("type") == type_:
             return cond
     return None
 
