@@ -261,6 +261,13 @@ class InMemoryCluster:
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> list[Obj]:
+        return [self._out(self._objects[key], api_version, key)
+                for key in self._listed(api_version, kind, namespace, labels)]
+
+    def _listed(self, api_version: str, kind: str, namespace: str | None,
+                labels: Mapping[str, str] | None) -> Sequence[Key]:
+        """The keys a list selects, in order (read at once), its read recorded; raises
+        `Rejected` for an unserved kind or a label selector that does not parse."""
         info = self.kind_info(api_version, kind)
         for label, value in (labels or {}).items():
             bad = is_qualified_name(str(label)) or is_label_value(str(value))
@@ -272,9 +279,8 @@ class InMemoryCluster:
         if reads is not None:
             reads.dependencies.add(list_dependency(info.group, info.kind,
                                                    "*" if scope is None else scope, labels))
-        keys = (self._objects.keys_labelled(info.group, info.kind, labels, scope) if labels
+        return (self._objects.keys_labelled(info.group, info.kind, labels, scope) if labels
                 else self._objects.keys_of_kind(info.group, info.kind, scope))
-        return [self._out(self._objects[key], api_version, key) for key in keys]
 
     def view(self, api_version: str, kind: str, namespace: str,
              name: str) -> ObjectView | None:
@@ -285,17 +291,12 @@ class InMemoryCluster:
         found = self._objects.get(self._read_key(api_version, kind, namespace, name))
         return ObjectView(found) if found is not None else None
 
-    def views(self, api_version: str, kind: str,
-              namespace: str | None = None) -> builtins.list[ObjectView]:
-        """`list` without copies: read-only views of the stored objects, as `view`."""
-        info = self.kind_info(api_version, kind)
-        scope = namespace if info.namespaced else None
-        reads: Reads | None = getattr(self._recording, "reads", None)
-        if reads is not None:
-            reads.dependencies.add(("kind", info.group, info.kind, "*" if scope is None
-                                    else scope, ""))
+    def views(self, api_version: str, kind: str, namespace: str | None = None,
+              labels: Mapping[str, str] | None = None) -> builtins.list[ObjectView]:
+        """`list` without copies: read-only views of the stored objects, as `view`; selected,
+        recorded and refused as `list` does."""
         return [ObjectView(self._objects[key])
-                for key in self._objects.keys_of_kind(info.group, info.kind, scope)]
+                for key in self._listed(api_version, kind, namespace, labels)]
 
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
         info, desired, key = self._admit(obj, applying=True)

@@ -161,3 +161,29 @@ def test_a_read_as_another_version_names_that_version_only_in_its_copy(
     assert v1 is not None and v2 is not None
     assert (v1["apiVersion"], v2["apiVersion"]) == ("autoscaling/v1", "autoscaling/v2")
     assert {**v1, "apiVersion": ""} == {**v2, "apiVersion": ""}
+
+
+def test_views_select_record_and_refuse_as_list_does(cluster: InMemoryCluster) -> None:
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    for name, namespace, app in (("b", "default", "x"), ("a", "team", "x"), ("c", "default", "y"),
+                                 ("a", "default", "x")):
+        cluster.apply({**_cm(name), "metadata": {"name": name, "namespace": namespace,
+                                                 "labels": {"app": app}}})
+    namespaces: list[str | None] = [None, "default", "team"]
+    selectors: list[dict[str, str] | None] = [None, {}, {"app": "x"}, {"app": "y"},
+                                              {"app": "x", "tier": "web"}]
+    for scope in namespaces:
+        for labels in selectors:
+            cluster.begin()
+            listed = cluster.list("v1", "ConfigMap", scope, labels)
+            list_reads = cluster.end()
+            cluster.begin()
+            viewed = cluster.views("v1", "ConfigMap", scope, labels)
+            view_reads = cluster.end()
+            assert [_text(v.copy()) for v in viewed] == [_text(o) for o in listed]
+            assert view_reads == list_reads
+    with pytest.raises(Rejected, match="unable to parse requirement"):
+        cluster.views("v1", "ConfigMap", labels={"app": "-bad-"})
+    view = cluster.views("v1", "ConfigMap", "team", {"app": "x"})[0]
+    with pytest.raises(TypeError):
+        view["metadata"]["labels"]["app"] = "y"
