@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from types import TracebackType
 
 from reconciler.model.errors import InputError, Transient
 
@@ -116,18 +115,34 @@ _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
     "reconciler_deadline", default=None)
 
 
-@contextmanager
-def deadline_scope(seconds: float) -> Iterator[Deadline]:
+class _DeadlineScope:
+    """`deadline_scope`'s context manager: a plain class, as every reconcile opens one (a
+    generator-based one costs twice as much)."""
+
+    __slots__ = ("_seconds", "_token")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._token: contextvars.Token[Deadline | None] | None = None
+
+    def __enter__(self) -> Deadline:
+        outer = _current.get()
+        deadline = Deadline(time.monotonic() + self._seconds, self._seconds)
+        if outer is not None and outer.at < deadline.at:
+            deadline = outer
+        self._token = _current.set(deadline)
+        return deadline
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+
+
+def deadline_scope(seconds: float) -> _DeadlineScope:
     """Run the body under a deadline `seconds` from now (an enclosing, earlier one still holds)."""
-    outer = _current.get()
-    deadline = Deadline(time.monotonic() + seconds, seconds)
-    if outer is not None and outer.at < deadline.at:
-        deadline = outer
-    token = _current.set(deadline)
-    try:
-        yield deadline
-    finally:
-        _current.reset(token)
+    return _DeadlineScope(seconds)
 
 
 def current_deadline() -> Deadline | None:
@@ -135,7 +150,8 @@ def current_deadline() -> Deadline | None:
 
 
 def check_deadline(where: str) -> None:
-    """Raise `DeadlineExceeded` when the current reconcile's deadline has passed."""
+    """Raise `DeadlineExceeded` when the current reconcile's deadline has passed (the loop heads
+    of every render call this: the check is inlined rather than `Deadline.check`)."""
     deadline = _current.get()
-    if deadline is not None:
-        deadline.check(where)
+    if deadline is not None and time.monotonic() > deadline.at:
+        raise DeadlineExceeded(deadline.seconds, where)
