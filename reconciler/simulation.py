@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,20 +18,23 @@ from reconciler.diff.changeset import (
     plan_object,
 )
 from reconciler.diff.compare import comparable, is_subset
-from reconciler.engine.owner import suspended
 from reconciler.engine.runnable import runnable_settled
 from reconciler.engine.runner import Environment, RunReport, run_until_settled
 from reconciler.engine.sources import GitRepositoryReconciler
 from reconciler.engine.tracking import TrackingBackend
 from reconciler.engine.wiring import load_environment, product_controllers
 from reconciler.loader import LoadedObject
+from reconciler.model.annotations import SUSPEND_ANNOTATION
+from reconciler.model.conditions import find_condition
 from reconciler.model.errors import BackendError, InputError
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
-from reconciler.model.objects import Obj, ObjectKey, describe, status_of
+from reconciler.model.objects import Obj, ObjectKey, describe
 from reconciler.report import owner_ready
 from reconciler.runtime.controller import Controller, Polling
 from reconciler.runtime.gctuning import tune_after_load
 from reconciler.settings import SimulateSettings, SourceSettings
+
+CARTO_GROUP = CARTO_API.split("/")[0]
 
 # Kinds an API server needs before the objects that use them: namespaces, then CRDs.
 _FIRST = {"Namespace": 0, "CustomResourceDefinition": 1}
@@ -106,10 +109,14 @@ def simulate(
                         progress)
     if state is not None:
         env.save_state(state)
+    # This world ends here: its objects are handed over as they are stored, not copied.
+    everything = _all_objects(env, copies=False)
     return SimulationResult(
         report=report,
-        workloads=env.backend.list(CARTO_API, "Workload"),
-        objects=_all_objects(env),
+        workloads=([o for o in everything if o.get("kind") == "Workload"
+                    and str(o.get("apiVersion", "")).split("/")[0] == CARTO_GROUP]
+                   if everything else env.backend.list(CARTO_API, "Workload")),
+        objects=everything,
         events=list(env.backend.events()),
     )
 
@@ -201,33 +208,60 @@ def apply_inputs(backend: Backend, objects: Sequence[LoadedObject]) -> None:
 
 def settled_count(backend: Backend) -> tuple[int, int]:
     """(settled, total) of the Workloads and Runnables, by `all_settled`'s rules."""
-    owners = backend.list(CARTO_API, "Workload")
+    owners = _workloads(backend)
     runnables = backend.list(CARTO_API, "Runnable")
     done = sum(_owner_settled(w) for w in owners)
     done += sum(runnable_settled(r) for r in runnables)
     return done, len(owners) + len(runnables)
 
 
-def _owner_settled(workload: Obj) -> bool:
+def _workloads(backend: Backend) -> Sequence[Mapping[str, Any]]:
+    """The Workloads to judge, read in place where the cluster allows it (the simulated
+    cluster's read-only `views`): judging reads a few fields, a copy of each would cost more
+    than the judgement."""
+    views = getattr(backend, "views", None)
+    if callable(views):
+        found: Sequence[Mapping[str, Any]] = views(CARTO_API, "Workload")
+        return found
+    return backend.list(CARTO_API, "Workload")
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _owner_settled(workload: Mapping[str, Any]) -> bool:
     """Seen at its latest generation and Ready or failed with a reason; or suspended (the
-    `reconciler.dev/suspend` annotation), which nothing will move."""
-    if suspended(workload):
+    `reconciler.dev/suspend` annotation), which nothing will move. Reads any mapping (a
+    read-only view too), as `engine.owner.suspended` and `report.owner_ready` read a dict."""
+    metadata = _mapping(workload.get("metadata"))
+    annotations = _mapping(metadata.get("annotations"))
+    if str(annotations.get(SUSPEND_ANNOTATION, "")).strip().lower() == "true":
         return True
-    status = status_of(workload)
-    if status.get("observedGeneration") != (workload.get("metadata") or {}).get("generation"):
+    status = _mapping(workload.get("status"))
+    if status.get("observedGeneration") != metadata.get("generation"):
         return False
-    return owner_ready(workload)[0] in ("True", "False")
+    conditions = status.get("conditions")
+    ready = find_condition(conditions if isinstance(conditions, Sequence)
+                           and not isinstance(conditions, str) else None, "Ready")
+    return ready is not None and str(ready.get("status")) in ("True", "False")
 
 
 def all_settled(backend: Backend) -> bool:
     """Every workload has seen its latest generation and is Ready or failed with a reason (or
     is suspended); every Runnable has seen its latest generation and its current run is
     finished."""
-    if not all(_owner_settled(w) for w in backend.list(CARTO_API, "Workload")):
+    if not all(_owner_settled(w) for w in _workloads(backend)):
         return False
     return all(runnable_settled(r) for r in backend.list(CARTO_API, "Runnable"))
 
 
-def _all_objects(env: Environment) -> list[Obj]:
-    listing = getattr(env.backend, "all_objects", None)
+def _all_objects(env: Environment, copies: bool = True) -> list[Obj]:
+    """Every object of the simulated cluster, by key ([] for a real one). `copies=False`:
+    the stored objects themselves, for a world that ends here (no one writes them again)."""
+    backend = env.backend
+    keys, stored = getattr(backend, "stored_keys", None), getattr(backend, "stored", None)
+    if not copies and callable(keys) and callable(stored):
+        return [obj for key in sorted(keys()) if (obj := stored(key)) is not None]
+    listing = getattr(backend, "all_objects", None)
     return list(listing()) if callable(listing) else []
