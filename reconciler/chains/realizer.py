@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from reconciler.apply.applier import Action, apply_object
@@ -97,6 +98,14 @@ class OwnerContext:
     blueprint_key: str  # "supply chain" or "delivery"
     labels: Callable[[BlueprintResource, Template], dict[str, str]]
     extra_context: Mapping[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def owner_in_context(self) -> Obj:
+        """The owner as templates see it: all but managedFields (made once per reconcile, for
+        every resource). No deep copy: interpolation copies every value it takes from the
+        context, and the sandboxed Jinja2 environment cannot mutate it."""
+        return {**self.owner, "metadata": {k: v for k, v in meta(self.owner).items()
+                                           if k != "managedFields"}}
 
 
 TemplateLookup = Callable[[str, str], Obj | None]
@@ -262,10 +271,7 @@ class Realizer:
         self, ctx: OwnerContext, blueprint: Blueprint, resource: BlueprintResource,
         template: Template, outputs: Outputs,
     ) -> dict[str, Any]:
-        # No deep copy: interpolation copies every value it takes from the context, and the
-        # sandboxed Jinja2 environment cannot mutate it. Only managedFields is left out.
-        owner = {**ctx.owner, "metadata": {k: v for k, v in meta(ctx.owner).items()
-                                           if k != "managedFields"}}
+        owner = ctx.owner_in_context
         params = resolve_params(template.default_params, blueprint.params, resource.params,
                                 spec_of(ctx.owner).get("params") or [])
         # Cartographer offers the owner under its kind's name and, for templates shared by
