@@ -5,11 +5,13 @@ which the runner offers because it lists the Image's Builds."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.runner import run_until_settled
+from reconciler.engine.runner import RoundDriver, run_until_settled
 from reconciler.model.objects import Obj
+from simulator.ecosystem import ImageBuilder
 from simulator.environment import SimulatedEnvironment
 from tests.unit.ecosystem_harness import KPACK, NS, Ecosystem, condition, image
 
@@ -82,3 +84,50 @@ def test_the_runner_brings_the_image_to_its_finished_build() -> None:
     assert (img["status"]["latestBuildRef"], img["status"]["buildCounter"]) == ("web-build-1", 1)
     build = env.cluster.get(KPACK, "Build", NS, "web-build-1")
     assert build is not None and img["status"]["latestImage"] == build["status"]["latestImage"]
+
+
+class Offers:
+    """The simulated kpack, noting the name of every object it is offered."""
+
+    def __init__(self, kpack: ImageBuilder) -> None:
+        self.kpack, self.name = kpack, kpack.name
+        self.seen: list[str] = []
+
+    def watches(self) -> Sequence[tuple[str, str]]:
+        return self.kpack.watches()
+
+    def reconcile(self, obj: Obj) -> float | None:
+        self.seen.append(f"{obj['kind']}/{obj['metadata']['name']}")
+        return self.kpack.reconcile(obj)
+
+
+def test_a_commit_does_not_offer_the_builds_of_earlier_commits_again() -> None:
+    # A finished Build reads nothing, so its Image's next Builds do not wake it: what a commit
+    # costs does not grow with the Build history kept.
+    env = SimulatedEnvironment()
+    env.cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    kpack = next(c for c in env.controllers if isinstance(c, ImageBuilder))
+    offers = Offers(kpack)
+    driver = RoundDriver(env, [offers])
+
+    def commit(revision: int) -> None:
+        env.cluster.apply({
+            "apiVersion": KPACK, "kind": "Image", "metadata": {"name": "web", "namespace": NS},
+            "spec": {"tag": "registry.example.com/apps/web",
+                     "source": {"git": {"url": "https://git.example.com/web.git",
+                                        "revision": f"{revision:040x}"}}}})
+        offers.seen.clear()
+        for _ in range(20):
+            assert driver.run_to_fixed_point(50).fixed_point
+            wake = driver.next_wakeup()
+            if wake is None:
+                return
+            env.advance(max(wake, 0.001))
+        raise AssertionError("kpack did not settle")
+
+    for revision in range(1, 5):
+        commit(revision)
+    assert {o for o in offers.seen if o.startswith("Build/")} == {"Build/web-build-4"}
+    img = env.cluster.get(KPACK, "Image", NS, "web")
+    assert img is not None and img["status"]["latestBuildRef"] == "web-build-4"
+    assert condition(img, "Ready")["status"] == "True"
