@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from reconciler.runtime.gctuning import GEN0_THRESHOLD, SWITCH, enabled
+from reconciler.runtime.gctuning import GEN0_THRESHOLD, GEN1_THRESHOLD, SWITCH, enabled
 
 PROBE = """
 import gc, json
@@ -58,7 +58,8 @@ def test_threshold_always_freeze_once_and_only_when_asked() -> None:
     found = _run(PROBE)
     assert found["plain"] is True
     assert found["threshold"] != found["before"]
-    assert isinstance(found["threshold"], list) and found["threshold"][0] == GEN0_THRESHOLD
+    assert isinstance(found["threshold"], list) and isinstance(found["before"], list)
+    assert found["threshold"] == [GEN0_THRESHOLD, GEN1_THRESHOLD, found["before"][2]]
     assert found["unfrozen"] == 0  # no freeze unless asked
     assert found["first"] is True
     assert isinstance(found["frozen"], int) and found["frozen"] > 0
@@ -84,7 +85,8 @@ def test_on_unless_switched_off() -> None:
 def test_simulate_raises_the_threshold_and_freezes_nothing() -> None:
     """A simulation's world is the caller's to drop: frozen, it would never be collected."""
     found = _run(SIMULATED)
-    assert isinstance(found["after"], list) and found["after"][0] == GEN0_THRESHOLD
+    assert isinstance(found["after"], list) and found["after"][:2] == [GEN0_THRESHOLD,
+                                                                       GEN1_THRESHOLD]
     assert found["frozen"] == 0
     off = _run(SIMULATED, "off")
     assert off["after"] == off["before"]
