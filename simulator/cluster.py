@@ -1257,7 +1257,7 @@ class _ObjectTable(dict[Key, Obj]):
         if cached is None or cached[0] != version:
             try:
                 cached = (version, marshal.dumps(obj))
-            except ValueError:  # not JSON-like data (never stored by `apply`): copy it in full
+            except ValueError:  # not JSON-like data: `deep_copy` copies it the long way
                 return deep_copy(obj)
             self._blobs[key] = cached
         copied: Obj = marshal.loads(cached[1])
