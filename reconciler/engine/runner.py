@@ -351,7 +351,12 @@ class _Scheduler:
 
     def _changed_round(self, controllers: Sequence[Controller],
                        changes: Sequence[LabelledChange]) -> None:
-        candidates: dict[str, set[tuple[str, str, str, str]]] = {}
+        # Per controller, each candidate key with the latest revision at which something it
+        # read (or the object itself) changed: `_stale` compares that with its record. Found
+        # through the index, a list by labels counts only the changes of objects its selector
+        # matched, where the feed's own test (`changed_after`) counts every change of the kind:
+        # another Service's Revision does not offer this Service again.
+        candidates: dict[str, dict[tuple[str, str, str, str], int]] = {}
         watchers: dict[tuple[str, str], list[str]] = {}
         for controller in controllers:
             tracked, recorded = self._follows_changes(controller)
@@ -360,29 +365,39 @@ class _Scheduler:
                     group = GroupVersionKind.parse(api_version, kind).group
                     watchers.setdefault((group, kind), []).append(controller.name)
 
-        def absorb(changed: Sequence[LabelledChange]) -> None:
-            for key, pairs in changed:
-                for name in watchers.get((key[0], key[1]), ()):
-                    candidates.setdefault(name, set()).add(key)
-                for reader in self.index.readers_of_change(*key, pairs):
-                    assert isinstance(reader, tuple)
-                    candidates.setdefault(reader[0], set()).add(reader[1:])
-
-        absorb(changes)
         feed = self.feed
         assert isinstance(feed, ChangeLog) and feed is not None
-        cursor = self.feed.revision if self.feed is not None else 0
+
+        def note(name: str, key: tuple[str, str, str, str], changed_at: int) -> None:
+            mine = candidates.get(name)
+            if mine is None:
+                mine = candidates[name] = {}
+            if mine.get(key, -1) < changed_at:
+                mine[key] = changed_at
+
+        def absorb(changed: Sequence[LabelledChange]) -> None:
+            for key, pairs in changed:
+                # (A log that names a key whose last change it cannot date: as of now.)
+                changed_at = feed.last_change(*key) or feed.revision
+                for name in watchers.get((key[0], key[1]), ()):
+                    note(name, key, changed_at)
+                for reader in self.index.readers_of_change(*key, pairs):
+                    assert isinstance(reader, tuple)
+                    note(reader[0], reader[1:], changed_at)
+
+        absorb(changes)
+        cursor = feed.revision
         now = self.clock.now()
         dues = self._dues
         while dues and dues[0][0] <= now:
             _, due_key = heapq.heappop(dues)
-            candidates.setdefault(due_key[0], set()).add(due_key[1:])
+            note(due_key[0], due_key[1:], 0)
         for controller in controllers:
             # What the controllers before this one changed in this round is its to see now,
             # as a full round would show it.
-            if self.feed is not None and self.feed.revision != cursor:
+            if feed.revision != cursor:
                 absorb(self._changes_since(cursor) or ())
-                cursor = self.feed.revision
+                cursor = feed.revision
             tracked, recorded = self._follows_changes(controller)
             if not (tracked or recorded):
                 present: set[tuple[str, str, str, str, str]] = set()
@@ -392,7 +407,7 @@ class _Scheduler:
                              and k not in present]:
                     self._drop(gone)
                 continue
-            mine = candidates.get(controller.name, set())
+            mine = candidates.get(controller.name, {})
             watched = {(GroupVersionKind.parse(api_version, kind).group, kind): (i, api_version)
                        for i, (api_version, kind) in enumerate(controller.watches())}
             known = self._known.get(controller.name, 0)
@@ -401,7 +416,7 @@ class _Scheduler:
                 if self.stopping():
                     return
                 where = watched.get((key[0], key[1]))
-                if where is None or not self._dirty(controller, ("key", *key)):
+                if where is None or not self._stale(controller.name, key, mine[key]):
                     continue
                 found = self.backend.get(where[1], key[1], key[2], key[3])
                 if found is None:  # gone: forget it
@@ -459,6 +474,12 @@ class _Scheduler:
         controller = self._controllers.get(key[0])
         if controller is not None:
             forget_object(controller, key[3], key[4])
+
+    def _stale(self, name: str, key: tuple[str, str, str, str], changed_at: int) -> bool:
+        """Whether a candidate of a changed round is to be offered: it has no record, its
+        wake-up is due, or what it read (or it) changed after its record (at `changed_at`)."""
+        record = self.records.get((name, *key))
+        return record is None or changed_at > record.revision or self._due(record)
 
     def _dirty(self, controller: Controller, own: Dependency) -> bool:
         record = self.records.get((controller.name, *own[1:]))
