@@ -17,7 +17,8 @@ from simulator.environment import SimulatedEnvironment
 API = "carto.run/v1alpha1"
 
 
-def _template(name: str, value: str = "$(workload.spec.params[0].value)$") -> Obj:
+def _template(name: str,
+              value: str = "$(params.greeting)$ $(workload.spec.params[0].value)$") -> Obj:
     return {"apiVersion": API, "kind": "ClusterConfigTemplate", "metadata": {"name": name},
             "spec": {"configPath": ".data", "template": {
                 "apiVersion": "v1", "kind": "ConfigMap",
@@ -26,10 +27,23 @@ def _template(name: str, value: str = "$(workload.spec.params[0].value)$") -> Ob
 
 
 def _chain(name: str, selector: dict[str, str], *templates: str) -> Obj:
+    # Params at both levels, so rendering reads them from the blueprint every reconcile shares.
     return {"apiVersion": API, "kind": "ClusterSupplyChain", "metadata": {"name": name},
-            "spec": {"selector": selector, "resources": [
-                {"name": t, "templateRef": {"kind": "ClusterConfigTemplate", "name": t}}
-                for t in templates]}}
+            "spec": {"selector": selector, "params": [{"name": "greeting", "default": "hi"}],
+                     "resources": [
+                         {"name": t, "templateRef": {"kind": "ClusterConfigTemplate", "name": t},
+                          "params": [{"name": "tier", "value": {"level": [1, 2]}}]}
+                         for t in templates]}}
+
+
+def _assert_views_unchanged(w: World) -> None:
+    """The blueprints the controller keeps are still exactly the live ones: rendering from them
+    changed nothing in them."""
+    snapshot = w.controller._blueprints
+    assert snapshot is not None
+    for view in snapshot.views:
+        live = w.cluster.get(API, "ClusterSupplyChain", "", view.blueprint.name)
+        assert live is not None and view.blueprint.obj == live
 
 
 class World:
@@ -83,6 +97,13 @@ def test_blueprints_are_listed_and_parsed_again_only_when_one_changed(fast_path:
     assert _chosen(w.reconcile("app")) == "chain-a"
     assert _chosen(w.reconcile("other")) == "chain-b"
     assert w.lists == 1  # the second owner selected from the first one's list
+    for _ in range(2):
+        w.reconcile("app")
+        w.reconcile("other")
+    assert w.lists == 1
+    _assert_views_unchanged(w)
+    cm = w.cluster.get("v1", "ConfigMap", "default", "app-one")
+    assert cm is not None and cm["data"]["value"] == "hi app"
     snapshot = w.controller._blueprints
     assert snapshot is not None
     parsed = {v.blueprint.name: v.blueprint for v in snapshot.views}
@@ -97,6 +118,7 @@ def test_blueprints_are_listed_and_parsed_again_only_when_one_changed(fast_path:
     now = {v.blueprint.name: v.blueprint for v in snapshot.views}
     assert now["chain-b"] is parsed["chain-b"]
     assert now["chain-a"] is not parsed["chain-a"]
+    _assert_views_unchanged(w)
 
     # A new blueprint that is more specific takes over; a deleted one is forgotten.
     w.cluster.apply(_chain("chain-a2", {"app": "a", "tier": "x"}, "one"))
