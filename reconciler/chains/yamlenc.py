@@ -87,12 +87,17 @@ def preview(value: Any) -> str:
 def summarize(value: Any) -> tuple[str, str]:
     """(preview, digest) of an output value, encoding it once.
 
-    Outputs are re-read on every reconcile and are nearly always the same strings (a URL, a
-    revision, an image), so those are remembered.
+    Outputs are re-read on every reconcile and are nearly always the same short strings (a
+    URL, a revision, an image), so those are remembered; a long one is not, so the memory the
+    cache can hold stays bounded whatever outputs templates produce.
     """
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= _REMEMBERED_TEXT_LIMIT:
         return _summarize_text(value)
     return _summarize(encode(value, json_numbers=True).encode("utf-8"))
+
+
+# Strings up to this many characters are remembered by `summarize` (4,096 of them at most).
+_REMEMBERED_TEXT_LIMIT: Final = 2048
 
 
 @functools.lru_cache(maxsize=4096)

@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from reconciler.chains import yamlenc
 from reconciler.chains.yamlenc import _Analysis, encode
 
 FIELDS = ("multiline", "block_plain_allowed", "single_quoted_allowed", "block_allowed")
@@ -56,3 +57,16 @@ def test_longer_texts_are_read_alike() -> None:
 ])
 def test_one_line_strings_encode_as_yaml_v3_does(value: str, expected: str) -> None:
     assert encode(value) == expected
+
+
+def test_summarize_remembers_short_strings_only() -> None:
+    """An output string is remembered (4,096 at most) only up to 2,048 characters, so what the
+    cache can hold is bounded whatever outputs templates produce; the result is the same."""
+    short, long = "image@sha256:" + "a" * 64, "x" * 100_000
+    yamlenc._summarize_text.cache_clear()
+    assert yamlenc.summarize(short) == yamlenc.summarize(short)
+    assert yamlenc._summarize_text.cache_info().currsize == 1
+    shown, digest = yamlenc.summarize(long)
+    assert yamlenc._summarize_text.cache_info().currsize == 1
+    assert len(shown.encode()) == yamlenc.PREVIEW_CHARACTER_LIMIT
+    assert digest == yamlenc.digest(long) and digest.startswith("sha256:")
