@@ -72,7 +72,14 @@ from reconciler.model.fieldsets import (
 )
 from reconciler.model.kinds import BUILTIN_KINDS, KindInfo, KindRegistry, kind_info_from_crd
 from reconciler.model.labelsets import LabelPairs, LabelSet, list_dependency
-from reconciler.model.objects import GroupVersionKind, Obj, deep_copy, describe, fold_string_data
+from reconciler.model.objects import (
+    GroupVersionKind,
+    Obj,
+    deep_copy,
+    describe,
+    fold_string_data,
+    unshared_copy,
+)
 from reconciler.model.schema import validate
 from reconciler.model.validation import admission_problems, webhook_for
 from reconciler.runtime.clock import Clock, rfc3339
@@ -347,7 +354,7 @@ class InMemoryCluster:
         meta, the CRD schema, admission; the object as it would be stored, and its key."""
         api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
         info = self.kind_info(api_version, kind)
-        desired = deep_copy(obj)
+        desired = unshared_copy(obj)  # stored and changed in place: no part may be two places
         desired.pop("status", None)
         metadata = desired.setdefault("metadata", {})
         name = str(metadata.get("name") or "")
@@ -409,7 +416,7 @@ class InMemoryCluster:
         if live is None:
             raise NotFound(f"{describe(obj)} not found")
         if live.get("status") != obj.get("status"):  # a copy is equal to what it copies
-            status = deep_copy(obj["status"]) if isinstance(obj.get("status"), dict) else (
+            status = unshared_copy(obj["status"]) if isinstance(obj.get("status"), dict) else (
                 copy.deepcopy(obj.get("status")))
             # The status subresource keeps metadata and spec; only the size can become too large.
             _refuse(live, size_problems({**live, "status": status}))
@@ -599,6 +606,7 @@ class InMemoryCluster:
         before = deep_copy(live)
         after = deep_copy(live)
         change(after)
+        after = unshared_copy(after)  # what `change` set may share parts
         after["metadata"] = {**after.get("metadata", {}),
                              **{k: before["metadata"][k] for k in _SERVER_META
                                 if k in before["metadata"]}}

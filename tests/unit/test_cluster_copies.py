@@ -187,3 +187,33 @@ def test_views_select_record_and_refuse_as_list_does(cluster: InMemoryCluster) -
     view = cluster.views("v1", "ConfigMap", "team", {"app": "x"})[0]
     with pytest.raises(TypeError):
         view["metadata"]["labels"]["app"] = "y"
+
+
+def test_what_a_written_object_shared_is_stored_as_separate_parts(
+        cluster: InMemoryCluster) -> None:
+    """A YAML alias makes two places of a manifest one object (`matchLabels: *labels`); the
+    stored object must not: a later apply of one place changes that place only."""
+    labels = {"app": "web"}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "d", "namespace": "default"},
+                  "spec": {"selector": {"matchLabels": labels},
+                           "template": {"metadata": {"labels": labels},
+                                        "spec": {"containers": [{"name": "app",
+                                                                 "image": "app:1"}]}}}}
+    cluster.apply(deployment)
+    changed = json.loads(json.dumps(deployment))
+    changed["spec"]["template"]["metadata"]["labels"]["version"] = "v2"
+    cluster.apply(changed)
+    live = cluster.get("apps/v1", "Deployment", "default", "d")
+    assert live is not None
+    assert live["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    assert live["spec"]["template"]["metadata"]["labels"] == {"app": "web", "version": "v2"}
+    # What a read returns shares nothing either.
+    live["spec"]["selector"]["matchLabels"]["tier"] = "x"
+    assert "tier" not in live["spec"]["template"]["metadata"]["labels"]
+
+    condition = {"type": "Available", "status": "True"}
+    written = cluster.update_status({**deployment, "status": {"conditions": [condition],
+                                                              "lastCondition": condition}})
+    written["status"]["conditions"][0]["status"] = "False"
+    assert written["status"]["lastCondition"]["status"] == "True"
