@@ -1461,11 +1461,22 @@ def _merge(live: dict[str, Any], config: Mapping[str, Any]) -> None:
             for item in value:
                 match = next((h for h in have if h.get(mk) == item[mk]), None)
                 if match is None:
-                    have.append(copy.deepcopy(item))
+                    have.append(_fresh(item))
                 else:
                     _merge(match, item)
         else:
-            live[key] = copy.deepcopy(value)
+            live[key] = _fresh(value)
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of a configuration value to store: a map or list copied sharing nothing
+    (`unshared_copy`'s marshal format 2), a scalar as `copy.deepcopy` gives it."""
+    if isinstance(value, (dict, list)):
+        try:
+            return marshal.loads(marshal.dumps(value, 2))
+        except ValueError:
+            pass
+    return copy.deepcopy(value)
 
 
 def _refuse(obj: Mapping[str, Any], problems: Sequence[Problem]) -> None:

@@ -99,10 +99,21 @@ def get_path(obj: Any, path: FieldPath) -> tuple[bool, Any]:
     return True, node
 
 
+_ITEM_KEYS_MAX = 4096
+_item_keys: dict[str, Any] = {}
+"""Each `k:` step's decoded merge key (read only, never handed out), up to `_ITEM_KEYS_MAX`:
+server-side apply looks the same items up on every apply of an object."""
+
+
 def find_item(node: Any, step: str) -> int | None:
     if not isinstance(node, list):
         return None
-    wanted = json.loads(step[2:])
+    wanted = _item_keys.get(step)
+    if wanted is None:
+        wanted = json.loads(step[2:])
+        if len(_item_keys) >= _ITEM_KEYS_MAX:
+            _item_keys.clear()
+        _item_keys[step] = wanted
     for index, item in enumerate(node):
         if isinstance(item, Mapping) and all(item.get(k) == v for k, v in wanted.items()):
             return index
