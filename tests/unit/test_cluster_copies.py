@@ -211,9 +211,3 @@ def test_what_a_written_object_shared_is_stored_as_separate_parts(
     # What a read returns shares nothing either.
     live["spec"]["selector"]["matchLabels"]["tier"] = "x"
     assert "tier" not in live["spec"]["template"]["metadata"]["labels"]
-
-    condition = {"type": "Available", "status": "True"}
-    written = cluster.update_status({**deployment, "status": {"conditions": [condition],
-                                                              "lastCondition": condition}})
-    written["status"]["conditions"][0]["status"] = "False"
-    assert written["status"]["lastCondition"]["status"] == "True"
