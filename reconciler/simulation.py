@@ -28,7 +28,7 @@ from reconciler.model.annotations import SUSPEND_ANNOTATION
 from reconciler.model.conditions import find_condition
 from reconciler.model.errors import BackendError, InputError
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
-from reconciler.model.objects import Obj, ObjectKey, describe
+from reconciler.model.objects import Obj, ObjectKey, deep_copy, describe
 from reconciler.report import owner_ready
 from reconciler.runtime.controller import Controller, Polling
 from reconciler.runtime.gctuning import tune_after_load
@@ -109,11 +109,12 @@ def simulate(
                         progress)
     if state is not None:
         env.save_state(state)
-    # This world ends here: its objects are handed over as they are stored, not copied.
+    # This world ends here: its objects are handed over as they are stored, not copied. The
+    # Workloads are copies: the same dict in both lists would print as a YAML alias.
     everything = _all_objects(env, copies=False)
     return SimulationResult(
         report=report,
-        workloads=([o for o in everything if o.get("kind") == "Workload"
+        workloads=([deep_copy(o) for o in everything if o.get("kind") == "Workload"
                     and str(o.get("apiVersion", "")).split("/")[0] == CARTO_GROUP]
                    if everything else env.backend.list(CARTO_API, "Workload")),
         objects=everything,

@@ -103,6 +103,31 @@ def test_a_daemons_rounds_tell_its_own_writes_from_anothers_during_its_reconcile
     assert data_of(env, "m") == {"v": "3"}
 
 
+def test_an_event_it_emits_does_not_pass_a_foreign_write_for_its_own() -> None:
+    # Events move no cluster revision: counted as writes, one would balance another thread's
+    # write in the same window and the stale copy would stay.
+    env, mirror = world()
+    locked = LockedBackend(env.cluster)
+    rounds = RoundDriver(env, [mirror])
+    driver = QueueDriver(locked, TrackingBackend(locked), [], env.clock, rounds=rounds)
+    driver.subscribe(env.cluster)
+    assert driver.run_rounds(10) is not None
+
+    def meddle() -> None:
+        mine = env.cluster.get("v1", "ConfigMap", "default", "m")
+        assert mine is not None
+        env.cluster.emit_event(mine, "Normal", "Mirroring", "copying the source")
+        writer = threading.Thread(
+            target=lambda: env.cluster.apply(configmap("source", {"v": "3"})))
+        writer.start()
+        writer.join()
+
+    mirror.meddle = meddle
+    env.cluster.apply(configmap("source", {"v": "2"}))
+    assert driver.run_rounds(10) is not None
+    assert data_of(env, "m") == {"v": "3"}
+
+
 def test_without_a_witness_every_write_while_it_ran_offers_it_again() -> None:
     env, mirror = world()
     rounds = RoundDriver(env, [mirror])  # nothing says who wrote
