@@ -104,6 +104,10 @@ FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 PROPAGATION_POLICIES = ("Background", "Foreground", "Orphan")
 Listener = Callable[[str, "Obj", "Obj | None"], None]
+BLOB_BUDGET_BYTES = 64 * 2**20
+"""At most this many bytes of serialized object versions are kept for copies (`copy_of`); past
+it all are dropped and made again as they are read, so a large settled world does not hold a
+second, serialized copy of every object it read once."""
 CHANGE_LOG_ENTRIES = 100_000
 """Writes the change log keeps at least (`changes_since`); older questions get None."""
 EVENT_TTL_SECONDS = 3600.0
@@ -962,7 +966,7 @@ class InMemoryCluster:
         names.setdefault("listKind", f"{kind}List")
         names.setdefault("singular", kind.lower())
         status = deep_copy(live.get("status") or {})
-        status["acceptedNames"] = names
+        status["acceptedNames"] = unshared_copy(names)  # not the spec's own lists
         now = rfc3339(self.clock.now())
         conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
         for type_, reason, message in (
@@ -1227,11 +1231,18 @@ class _ObjectTable(dict[Key, Obj]):
         # every write of a stored object bumps its resourceVersion (or replaces the object,
         # which drops the entry), so a matching version means the bytes are still its content.
         self._blobs: dict[Key, tuple[Any, bytes]] = {}
+        self._blob_bytes = 0  # their total size, kept within `blob_budget`
+        self.blob_budget = BLOB_BUDGET_BYTES
+
+    def _drop_blob(self, key: Key) -> None:
+        dropped = self._blobs.pop(key, None)
+        if dropped is not None:
+            self._blob_bytes -= len(dropped[1])
 
     def __setitem__(self, key: Key, value: Obj) -> None:
         if key not in self:
             bisect.insort(self._by_kind.setdefault((key[0], key[1]), []), key)
-        self._blobs.pop(key, None)
+        self._drop_blob(key)
         super().__setitem__(key, value)
         uid = (value.get("metadata") or {}).get("uid")
         if uid:
@@ -1252,7 +1263,7 @@ class _ObjectTable(dict[Key, Obj]):
                 del self._by_uid[str(uid)]
             self._index_labels(key, {})
             self._index_owners(key, ())
-            self._blobs.pop(key, None)
+            self._drop_blob(key)
         return super().pop(key, *default)
 
     def copy_of(self, key: Key, obj: Obj) -> Obj:
@@ -1269,7 +1280,12 @@ class _ObjectTable(dict[Key, Obj]):
                 cached = (version, marshal.dumps(obj))
             except ValueError:  # not JSON-like data: `deep_copy` copies it the long way
                 return deep_copy(obj)
+            self._drop_blob(key)
+            if self._blob_bytes + len(cached[1]) > self.blob_budget:
+                self._blobs.clear()
+                self._blob_bytes = 0
             self._blobs[key] = cached
+            self._blob_bytes += len(cached[1])
         copied: Obj = marshal.loads(cached[1])
         return copied
 

@@ -100,9 +100,12 @@ def get_path(obj: Any, path: FieldPath) -> tuple[bool, Any]:
 
 
 _ITEM_KEYS_MAX = 4096
+_ITEM_KEY_CHARS_MAX = 256
 _item_keys: dict[str, Any] = {}
-"""Each `k:` step's decoded merge key (read only, never handed out), up to `_ITEM_KEYS_MAX`:
-server-side apply looks the same items up on every apply of an object."""
+"""Each short `k:` step's decoded merge key (read only, never handed out), up to
+`_ITEM_KEYS_MAX` of at most `_ITEM_KEY_CHARS_MAX` characters (merge-key values come from the
+objects, which anyone writes: a longer step is decoded each time, not kept): server-side apply
+looks the same items up on every apply of an object."""
 
 
 def find_item(node: Any, step: str) -> int | None:
@@ -111,9 +114,10 @@ def find_item(node: Any, step: str) -> int | None:
     wanted = _item_keys.get(step)
     if wanted is None:
         wanted = json.loads(step[2:])
-        if len(_item_keys) >= _ITEM_KEYS_MAX:
-            _item_keys.clear()
-        _item_keys[step] = wanted
+        if len(step) <= _ITEM_KEY_CHARS_MAX:
+            if len(_item_keys) >= _ITEM_KEYS_MAX:
+                _item_keys.clear()
+            _item_keys[step] = wanted
     for index, item in enumerate(node):
         if isinstance(item, Mapping) and all(item.get(k) == v for k, v in wanted.items()):
             return index

@@ -211,3 +211,36 @@ def test_what_a_written_object_shared_is_stored_as_separate_parts(
     # What a read returns shares nothing either.
     live["spec"]["selector"]["matchLabels"]["tier"] = "x"
     assert "tier" not in live["spec"]["template"]["metadata"]["labels"]
+
+
+def test_serialized_versions_stay_within_their_budget(cluster: InMemoryCluster) -> None:
+    table = cluster._objects
+    table.blob_budget = 4_000  # a few ConfigMaps' worth
+    for i in range(30):
+        cluster.apply(_cm(f"c{i}", key="v" * 200))
+        assert table._blob_bytes == sum(len(blob) for _, blob in table._blobs.values())
+        assert table._blob_bytes <= table.blob_budget
+    # Dropped versions are made again when read: every read still gives the stored content.
+    for i in range(30):
+        got = cluster.get("v1", "ConfigMap", "default", f"c{i}")
+        assert got is not None and got["data"] == {"key": "v" * 200}
+        assert table._blob_bytes <= table.blob_budget
+    cluster.delete("v1", "ConfigMap", "default", "c29")
+    assert table._blob_bytes == sum(len(blob) for _, blob in table._blobs.values())
+
+
+def test_a_crd_status_does_not_share_the_spec_names_lists(cluster: InMemoryCluster) -> None:
+    cluster.apply({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                   "metadata": {"name": "widgets.example.com"},
+                   "spec": {"group": "example.com", "scope": "Namespaced",
+                            "names": {"kind": "Widget", "plural": "widgets",
+                                      "shortNames": ["wd"], "categories": ["all"]},
+                            "versions": [{"name": "v1", "served": True, "storage": True}]}})
+    crd = cluster.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "",
+                      "widgets.example.com")
+    assert crd is not None
+    assert crd["status"]["acceptedNames"]["shortNames"] == ["wd"]
+    crd["spec"]["names"]["shortNames"].append("wdg")
+    crd["spec"]["names"]["categories"].clear()
+    assert crd["status"]["acceptedNames"]["shortNames"] == ["wd"]
+    assert crd["status"]["acceptedNames"]["categories"] == ["all"]
