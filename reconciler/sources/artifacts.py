@@ -20,9 +20,9 @@ import stat
 import tarfile
 import tempfile
 import weakref
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import structlog
@@ -187,45 +187,68 @@ class ArtifactStore:
         Content addressing makes this a hard link: the bytes, digest and size are the source's.
         A link appears whole or not at all, so readers never see a partial file; only the
         copy made where links are refused goes through a temporary name. This runs once per
-        object sharing a commit, so it does no more than it must: the object's directory is
-        prepared only when missing, the source is resolved once.
+        object sharing a commit, so it does no more than it must, on path strings rather than
+        `Path` objects: the object's directory is made only when missing (one mkdir when its
+        namespace's directory is already the store's), the source is resolved once.
         Raises ArtifactNotFoundError when `source` is no longer stored.
         """
-        object_dir = self._object_dir(kind, namespace, name)
+        check_object_key(kind, namespace, name)
+        rel_dir = f"{kind.lower()}/{namespace}/{name}"
+        object_dir = f"{self._root_text}/{rel_dir}"
         if not _is_private_dir(object_dir):
-            private_dir(object_dir, self.root)
-        origin = self.open(source.path)
-        final = object_dir / origin.name
+            self._make_object_dir(object_dir)
+        origin = self._open_text(source.path)
+        file_name = origin.rsplit("/", 1)[1]
+        final = f"{object_dir}/{file_name}"
         if final != origin:
             try:
                 os.link(origin, final)
             except FileExistsError:
                 pass
             except OSError:
-                tmp = object_dir / f".incoming-{origin.name}"
+                tmp = f"{object_dir}/.incoming-{file_name}"
                 with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+                    os.unlink(tmp)
                 shutil.copyfile(origin, tmp)
                 os.chmod(tmp, 0o600)
                 os.replace(tmp, final)
-        # gc tells the latest archive by its mtime.
-        os.utime(final)
-        rel = final.relative_to(self.root).as_posix()
+        # gc tells the latest archive by its mtime. Never through a link planted in its place.
+        os.utime(final, follow_symlinks=False)
+        rel = f"{rel_dir}/{file_name}"
         return Artifact(url=self.url_for(rel), path=rel, revision=revision, digest=source.digest,
                         size=source.size, last_update_time=now)
 
+    def _make_object_dir(self, object_dir: str) -> None:
+        """Create an object's directory: a single mkdir when its parent is a directory the
+        store made (0700, not a link); otherwise, or when something is in the way already,
+        `private_dir` from the root, which makes every missing level and checks what is
+        there."""
+        if _is_private_dir(object_dir.rsplit("/", 1)[0]):
+            try:
+                os.mkdir(object_dir, 0o700)
+            except FileExistsError:
+                pass
+            else:
+                os.chmod(object_dir, 0o700)  # whatever the umask took away
+                return
+        private_dir(Path(object_dir), self._resolved_root)
+
     def open(self, path: str) -> Path:
         """Resolve a store-relative path to an existing archive file inside the store."""
-        pure = PurePosixPath(path)
-        if not path or pure.is_absolute() or "\\" in path or "\x00" in path:
+        return Path(self._open_text(path))
+
+    def _open_text(self, path: str) -> str:
+        """`open`, as a path string."""
+        if not path or path.startswith("/") or "\\" in path or "\x00" in path:
             raise ArtifactPathError(f"artifact path {path!r} is not a relative store path")
-        # Checked on the raw text: PurePosixPath would quietly fold "./" and "//" away.
-        if any(part in ("..", ".", "") for part in path.split("/")):
+        # Checked on the raw text: a path type would quietly fold "./" and "//" away.
+        parts = path.split("/")
+        if any(part in ("..", ".", "") for part in parts):
             raise ArtifactPathError(f"artifact path {path!r} must not contain '.' or '..'")
-        candidate = self.root.joinpath(*pure.parts)
-        plain = self._plain_file(pure.parts)
+        plain = self._plain_file(parts)
         if plain is not None:
             return plain
+        candidate = self.root.joinpath(*parts)
         try:
             resolved = candidate.resolve(strict=True)
         except (FileNotFoundError, NotADirectoryError):
@@ -237,9 +260,9 @@ class ArtifactStore:
             raise ArtifactPathError(f"artifact path {path!r} leads outside the store")
         if not resolved.is_file():
             raise ArtifactNotFoundError(f"artifact {path!r} is not a file in the store")
-        return resolved
+        return str(resolved)
 
-    def _plain_file(self, parts: tuple[str, ...]) -> Path | None:
+    def _plain_file(self, parts: Sequence[str]) -> str | None:
         """The file at `parts` under the resolved root when no component below the root is a
         link (what the store itself writes): a few lstat calls, where resolving the whole path
         walks every component from `/`. None sends the caller to the full resolution."""
@@ -253,7 +276,7 @@ class ArtifactStore:
                 return None
             if not (stat.S_ISREG(mode) if i == last else stat.S_ISDIR(mode)):
                 return None
-        return Path(here)
+        return here
 
     def exists(self, path: str) -> bool:
         try:
@@ -270,22 +293,30 @@ class ArtifactStore:
         The newest archive always survives (even with `keep` < 1), as do the store-relative
         paths in `protect`, such as the artifact the object's status currently points at.
         """
-        object_dir = self._object_dir(kind, namespace, name)
-        if not object_dir.is_dir():
+        check_object_key(kind, namespace, name)
+        rel_dir = f"{kind.lower()}/{namespace}/{name}"
+        object_dir = f"{self._root_text}/{rel_dir}"
+        # A link in the object's place is not followed: what it leads to is not the store's.
+        try:
+            if not stat.S_ISDIR(os.lstat(object_dir).st_mode):
+                return []
+            with os.scandir(object_dir) as entries:
+                archives = [e for e in entries if _is_archive_entry(e)]
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        archives = sorted(
-            (p for p in object_dir.iterdir() if _is_archive(p)),
-            key=lambda p: (p.stat().st_mtime_ns, p.name),
-            reverse=True,
-        )
+        kept = max(keep, 1)
+        if len(archives) <= kept:  # the common case: nothing to collect, nothing to sort
+            return []
+        archives.sort(key=lambda e: (e.stat(follow_symlinks=False).st_mtime_ns, e.name),
+                      reverse=True)
         protected = set(protect)
         removed: list[str] = []
-        for archive in archives[max(keep, 1) :]:
-            rel = archive.relative_to(self.root).as_posix()
+        for archive in archives[kept:]:
+            rel = f"{rel_dir}/{archive.name}"
             if rel in protected:
                 continue
             with contextlib.suppress(FileNotFoundError):
-                archive.unlink()
+                os.unlink(archive.path)
             removed.append(rel)
         if removed:
             log.info("artifacts garbage-collected", kind=kind, namespace=namespace, name=name,
@@ -352,7 +383,7 @@ def check_object_key(kind: str, namespace: str, name: str) -> None:
             )
 
 
-def _is_private_dir(path: Path) -> bool:
+def _is_private_dir(path: Path | str) -> bool:
     """A directory (not a link to one) that only its owner may enter, as private_dir makes."""
     try:
         st = os.lstat(path)
@@ -361,13 +392,11 @@ def _is_private_dir(path: Path) -> bool:
     return stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
 
 
-def _is_archive(path: Path) -> bool:
-    return (
-        path.name.endswith(ARCHIVE_SUFFIX)
-        and not path.name.startswith(".")
-        and path.is_file()
-        and not path.is_symlink()
-    )
+def _is_archive_entry(entry: os.DirEntry[str]) -> bool:
+    """A stored archive: a regular file (not a link) with the archive suffix, not a temporary
+    `.incoming-` one; its type comes with the listing, no stat."""
+    return (entry.name.endswith(ARCHIVE_SUFFIX) and not entry.name.startswith(".")
+            and entry.is_file(follow_symlinks=False))
 
 
 def _walk(

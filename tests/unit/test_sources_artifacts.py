@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tarfile
 from pathlib import Path
 
@@ -158,3 +159,57 @@ def test_restoring_same_content_refreshes_it_as_latest(
     assert store.gc("GitRepository", "ns", "n", keep=1) == [new.path]
     assert store.exists(again.path)
     assert not list((store.root / "gitrepository" / "ns" / "n").glob(".incoming-*"))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o277])
+def test_shared_copies_live_in_private_directories_whatever_the_umask(
+    tmp_path: Path, store: ArtifactStore, umask: int
+) -> None:
+    """store_copy makes an object's directory with a single mkdir when its namespace's is
+    there already, and still leaves it 0700 (the umask may take bits from mkdir's mode)."""
+    tree = make_tree(tmp_path / "t", {"a": "1"})
+    source = store.store_directory("GitRepository", "ns", "first", "r", tree, now=NOW)
+    old = os.umask(umask)
+    try:
+        same_ns = store.store_copy("GitRepository", "ns", "second", "r", source, now=NOW)
+        new_ns = store.store_copy("GitRepository", "other", "third", "r", source, now=NOW)
+    finally:
+        os.umask(old)
+    for copy in (same_ns, new_ns):
+        assert store.open(copy.path).read_bytes() == store.open(source.path).read_bytes()
+        assert copy.digest == source.digest and copy.size == source.size
+    root = store.root / "gitrepository"
+    for directory in (root / "ns" / "second", root / "other", root / "other" / "third"):
+        assert stat.S_IMODE(directory.lstat().st_mode) == 0o700, directory
+
+
+def test_gc_does_not_follow_a_link_in_an_objects_place(
+    tmp_path: Path, store: ArtifactStore
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for i in range(3):
+        (outside / f"{i}.tar.gz").write_bytes(b"not the store's")
+    (store.root / "gitrepository" / "ns").mkdir(parents=True)
+    (store.root / "gitrepository" / "ns" / "n").symlink_to(outside)
+    assert store.gc("GitRepository", "ns", "n", keep=1) == []
+    assert sorted(p.name for p in outside.iterdir()) == ["0.tar.gz", "1.tar.gz", "2.tar.gz"]
+
+
+def test_a_shared_copy_does_not_touch_what_a_planted_link_leads_to(
+    tmp_path: Path, store: ArtifactStore
+) -> None:
+    """The copy's mtime is refreshed (gc tells the latest by it), never through a link left
+    in its place."""
+    tree = make_tree(tmp_path / "t", {"a": "1"})
+    source = store.store_directory("GitRepository", "ns", "first", "r", tree, now=NOW)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"someone else's")
+    os.utime(victim, ns=(0, 0))
+    name = store.open(source.path).name
+    (store.root / "gitrepository" / "ns" / "second").mkdir(mode=0o700)
+    (store.root / "gitrepository" / "ns" / "second" / name).symlink_to(victim)
+    copy = store.store_copy("GitRepository", "ns", "second", "r", source, now=NOW)
+    assert victim.stat().st_mtime_ns == 0
+    with pytest.raises(ArtifactPathError):
+        store.open(copy.path)
