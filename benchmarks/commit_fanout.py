@@ -11,7 +11,13 @@ revision in `status.artifact` and every Workload has moved to it downstream (its
 URL is the new artifact, built; its Knative Service runs the Image's new `latestImage`; every
 Workload settled again; the time spent checking that is left out). Counted: `git ls-remote`
 and fetch subprocess runs of the source controller, and the archives it built. "sources s" is
-the part until the last GitRepository reconcile of the fan-out ended.
+the part until the last GitRepository reconcile of the fan-out ended; "in collector" the share
+of "all moved" spent in Python's cycle collector; "moved cpu" the process's CPU seconds over
+the same span (what to compare on a loaded machine; git's subprocesses are not in it).
+
+The cycle collector is tuned once the inputs are applied, as `simulate` tunes it
+(`runtime.gctuning.tune_after_load`; the daemon and `serve` tune it too): a fan-out runs in one
+of those, never with Python's default thresholds (`RECONCILER_GC_TUNING=off` measures those).
 
 Baseline in the same run: the same N workloads, each on its own spelling of the repository's
 URL (N symbolic links to the one bare repository, served by the same daemon), so nothing can be
@@ -35,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulate_scale import PLATFORM, WORKLOAD  # the same paved-path Workloads
+from simulate_scale import PLATFORM, WORKLOAD, CollectorTime  # the same paved-path Workloads
 
 from reconciler.engine.runner import Environment, run_until_settled
 from reconciler.engine.sources import GitRepositoryReconciler
@@ -45,6 +51,7 @@ from reconciler.loader import load_paths, load_text
 from reconciler.model.objects import Obj, name_of, status_of
 from reconciler.observability.logging import configure_logging
 from reconciler.runtime.controller import Controller, Polling
+from reconciler.runtime.gctuning import tune_after_load
 from reconciler.settings import SourceSettings
 from reconciler.simulation import all_settled, apply_inputs
 from reconciler.sources.git import GitRepositoryController
@@ -63,6 +70,7 @@ class Phase:
         objects = [*load_paths([PLATFORM]), *load_text(
             "".join(WORKLOAD.format(i=i, url=url) for i, url in enumerate(urls)), "<generated>")]
         apply_inputs(self.env.backend, objects)
+        tune_after_load()  # as `simulate` does once its inputs are applied
         sources = SourceSettings(artifact_root=scratch / "artifacts", workdir=scratch / "git")
         self.tracker = TrackingBackend(self.env.backend)
         self.product: list[Controller] = []
@@ -145,13 +153,16 @@ def measure(label: str, n: int, repo: BareRepo, urls: list[str], scratch: Path,
     pushed: list[str] = []
     before: set[str] = set()
     git_runs: list[tuple[float, float]] = []
+    collector = CollectorTime()
     inner = git.reconcile
 
     def timed(*args: Any, **kwargs: Any) -> Any:
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         result = inner(*args, **kwargs)
         # Counted from the first reconcile that listed the remote after the push.
         if pushed and (git_runs or git.ls_remote_calls):
+            if not git_runs:
+                marks["cpu_noticed"] = cpu_began
             git_runs.append((began, time.perf_counter()))
         return result
 
@@ -160,9 +171,11 @@ def measure(label: str, n: int, repo: BareRepo, urls: list[str], scratch: Path,
     def done() -> bool:
         if pushed:
             # This check lists every object: its time is the benchmark's, not the reconciler's.
-            began = time.perf_counter()
+            began, cpu_began = time.perf_counter(), time.process_time()
             moved = phase.moved(pushed[0])
             marks["checking"] = marks.get("checking", 0.0) + time.perf_counter() - began
+            marks["cpu_checking"] = (marks.get("cpu_checking", 0.0) + time.process_time()
+                                     - cpu_began)
             return moved
         if not all_settled(phase.env.backend):
             return False
@@ -173,6 +186,7 @@ def measure(label: str, n: int, repo: BareRepo, urls: list[str], scratch: Path,
         git.ls_remote_calls = git.fetch_calls = 0
         marks["built_before"] = git.archives_built
         gc.collect()
+        gc.callbacks.append(collector)
         if profiler is not None:
             profiler.enable()
         return False  # the runner waits for the next poll, in virtual time
@@ -180,7 +194,9 @@ def measure(label: str, n: int, repo: BareRepo, urls: list[str], scratch: Path,
     started = time.perf_counter()
     report = run_until_settled(phase.env, [*phase.product, *phase.env.controllers], done,
                                tracker=phase.tracker, tracked=phase.product)
-    ended = time.perf_counter()
+    ended, cpu_ended = time.perf_counter(), time.process_time()
+    if collector in gc.callbacks:
+        gc.callbacks.remove(collector)
     if profiler is not None:
         profiler.disable()
         assert profile is not None
@@ -194,13 +210,17 @@ def measure(label: str, n: int, repo: BareRepo, urls: list[str], scratch: Path,
         "install_s": marks["installed"] - started,
         "sources_s": max(end for _, end in git_runs) - noticed,
         "fanout_s": ended - noticed - marks.get("checking", 0.0),
+        "fanout_cpu_s": cpu_ended - marks["cpu_noticed"] - marks.get("cpu_checking", 0.0),
         "ls_remote": git.ls_remote_calls, "fetch": git.fetch_calls,
         "archives": git.archives_built - marks["built_before"],
         "git_reconciles": len(git_runs),
+        "collector": collector.seconds,
     }
     print(f"{label:>9} {n:>6} {figures['install_s']:>10.2f} {figures['sources_s']:>10.2f} "
           f"{figures['fanout_s']:>11.2f} {git.ls_remote_calls:>9} {git.fetch_calls:>6} "
-          f"{figures['archives']:>9} {len(git_runs):>10}", flush=True)
+          f"{figures['archives']:>9} {len(git_runs):>10} "
+          f"{collector.seconds / figures['fanout_s']:>12.0%} {figures['fanout_cpu_s']:>9.2f}",
+          flush=True)
     return figures
 
 
@@ -227,7 +247,7 @@ def main() -> None:
             print(f"N={n}, git daemon on 127.0.0.1, load: {os.getloadavg()[0]:.2f}")
             print(f"{'sharing':>9} {'N':>6} {'install s':>10} {'sources s':>10} "
                   f"{'all moved s':>11} {'ls-remote':>9} {'fetch':>6} {'archives':>9} "
-                  f"{'git recs':>10}")
+                  f"{'git recs':>10} {'in collector':>12} {'moved cpu':>9}")
             shared = measure("shared", n, repo, [shared_url] * n, tmp / "shared", args.profile)
             if args.no_baseline:
                 return
