@@ -67,10 +67,12 @@ from reconciler.model.kinds import KindInfo
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.model.objects import Obj, meta, spec_of, status_of
 from reconciler.runtime.clock import Clock, rfc3339
+from simulator.cluster import ObjectView
 from simulator.kube_common import (
     annotations_of,
     condition_of,
     env_flag,
+    field_of,
     generation,
     namespace_name,
     parse_time,
@@ -264,18 +266,19 @@ class ImageBuilder:
             self._start_build(latest)
         return None
 
-    def _builds(self, namespace: str, image: str) -> list[Obj]:
-        builds = self.backend.list(KPACK_API, "Build", namespace, {IMAGE_LABEL: image})
+    def _builds(self, namespace: str, image: str) -> list[Mapping[str, Any]]:
+        builds = _read_all(self.backend, KPACK_API, "Build", namespace, {IMAGE_LABEL: image})
         return sorted(builds, key=_build_number)
 
-    def _create_build(self, image: Obj, previous: Obj | None, wanted: str,
-                      builds: Sequence[Obj]) -> Obj:
+    def _create_build(self, image: Obj, previous: Mapping[str, Any] | None, wanted: str,
+                      builds: Sequence[Mapping[str, Any]]) -> Obj:
         ns, name = namespace_name(image)
         spec = spec_of(image)
         counter = int(status_of(image).get("buildCounter") or 0)
         number = max([counter, *(_build_number(b) for b in builds)]) + 1
         reason = "CONFIG"
-        if previous is not None and source_identity(spec_of(previous).get("source") or {}) != (
+        if previous is not None and source_identity(
+                field_of(previous, "spec").get("source") or {}) != (
                 source_identity(spec.get("source") or {})):
             reason = "COMMIT"
         build_spec: dict[str, Any] = {"tags": [str(spec.get("tag"))],
@@ -302,7 +305,8 @@ class ImageBuilder:
                  reason=reason)
         return self.backend.apply(build, KPACK_MANAGER)
 
-    def _prune(self, builds: list[Obj], spec: Mapping[str, Any], running: Any) -> None:
+    def _prune(self, builds: list[Mapping[str, Any]], spec: Mapping[str, Any],
+               running: Any) -> None:
         """Delete the oldest finished Builds beyond the history limits; never the latest, nor
         one that made the running image (the scanner reads its findings there)."""
         if len(builds) <= 1:
@@ -313,20 +317,20 @@ class ImageBuilder:
         for state, limit in limits.items():
             done = [b for b in older if succeeded(b) == state]
             for build in done[:max(0, len(done) - limit)]:
-                if running and status_of(build).get("latestImage") == running:
+                if running and field_of(build, "status").get("latestImage") == running:
                     continue
                 ns, name = namespace_name(build)
                 self.backend.delete(KPACK_API, "Build", ns, name)
                 builds.remove(build)
 
     def _write_image(self, image: Obj, invalid: Condition | None,
-                     latest: Obj | None = None) -> None:
+                     latest: Mapping[str, Any] | None = None) -> None:
         status = dict(status_of(image))
         status["observedGeneration"] = generation(image)
         ready = invalid
         if latest is not None:
             _, build_name = namespace_name(latest)
-            labels = meta(latest).get("labels") or {}
+            labels = field_of(latest, "metadata").get("labels") or {}
             status["buildCounter"] = _build_number(latest)
             status["latestBuildRef"] = build_name
             status["latestBuildReason"] = str(annotations_of(latest).get(REASON_ANNOTATION)
@@ -335,7 +339,7 @@ class ImageBuilder:
                 str(labels.get(IMAGE_GENERATION_LABEL) or generation(image)))
             state = succeeded(latest)
             if state == TRUE:
-                status["latestImage"] = status_of(latest).get("latestImage")
+                status["latestImage"] = field_of(latest, "status").get("latestImage")
                 ready = Condition("Ready", TRUE, "", "")
             elif state == FALSE:
                 cond = condition_of(latest, "Succeeded")
@@ -387,22 +391,22 @@ class ImageBuilder:
                  succeeded=outcome.ok, message=outcome.message)
         return None
 
-    def _start_build(self, build: Obj) -> float:
+    def _start_build(self, build: Mapping[str, Any]) -> float:
         """A running Build's status (its pod, `Succeeded` Unknown), written if it is not there
         yet; the seconds until it is done (<= 0: due now)."""
         now = self.clock.now()
         # A build starts when it is created (kpack's pod starts at once here).
-        started = parse_time(meta(build).get("creationTimestamp"))
+        started = parse_time(field_of(build, "metadata").get("creationTimestamp"))
         started = now if started is None else started
         remaining = started + self.timing.image_build - now
         if remaining > 0:
-            status = dict(status_of(build))
+            status, before = _writable_status(build)
             status["podName"] = _pod_name(build)
             status["conditions"] = merge_conditions(
                 status.get("conditions"), [Condition("Succeeded", UNKNOWN, "", "")],
                 rfc3339(now))
-            if status != status_of(build):
-                self.backend.update_status({**build, "status": status})
+            if status != before:
+                self.backend.update_status(_with_status(build, status))
         return remaining
 
     def run_build(self, build: Obj) -> BuildOutcome:
@@ -494,12 +498,13 @@ class ImageBuilder:
         return compact_report(parse_trivy_report(text, SCAN_REPORT_PATH, self.limits))
 
 
-def _pod_name(build: Obj) -> str:
+def _pod_name(build: Mapping[str, Any]) -> str:
     return f"{namespace_name(build)[1]}-build-pod"
 
 
-def _build_number(build: Obj) -> int:
-    value = str((meta(build).get("labels") or {}).get(BUILD_NUMBER_LABEL) or "0")
+def _build_number(build: Mapping[str, Any]) -> int:
+    value = str((field_of(build, "metadata").get("labels") or {}).get(BUILD_NUMBER_LABEL)
+                or "0")
     return int(value) if value.isdigit() else 0
 
 
@@ -528,8 +533,8 @@ class KnativeServing:
         ns, name = namespace_name(obj)
         template = spec_of(obj).get("template") or {}
         wanted = _digest(template)
-        revisions = sorted(self.backend.list(KNATIVE_API, "Revision", ns, {SERVICE_LABEL: name}),
-                           key=_revision_number)
+        revisions = sorted(_read_all(self.backend, KNATIVE_API, "Revision", ns,
+                                     {SERVICE_LABEL: name}), key=_revision_number)
         latest = revisions[-1] if revisions else None
         if latest is None or annotations_of(latest).get(TEMPLATE_ANNOTATION) != wanted:
             latest = self._create_revision(obj, template, wanted, revisions)
@@ -545,7 +550,7 @@ class KnativeServing:
         return remaining if remaining > 0 else None
 
     def _create_revision(self, service: Obj, template: Mapping[str, Any], wanted: str,
-                         revisions: Sequence[Obj]) -> Obj:
+                         revisions: Sequence[Mapping[str, Any]]) -> Obj:
         ns, name = namespace_name(service)
         number = max([0, *(_revision_number(r) for r in revisions)]) + 1
         template_meta = template.get("metadata") or {}
@@ -562,14 +567,15 @@ class KnativeServing:
         }
         return self.backend.apply(revision, KNATIVE_MANAGER)
 
-    def _mark_ready(self, revision: Obj, now: float) -> None:
+    def _mark_ready(self, revision: Mapping[str, Any], now: float) -> None:
         ready_at = _ready_at(revision, self.timing)
         cond = (Condition("Ready", TRUE, "", "") if ready_at <= now else
                 Condition("Ready", UNKNOWN, "Deploying", ""))
-        status = dict(status_of(revision))
+        status, before = _writable_status(revision)
         status["observedGeneration"] = generation(revision)
-        containers = (spec_of(revision).get("containers") or [])
-        if containers and isinstance(containers[0], Mapping) and containers[0].get("image"):
+        containers = (field_of(revision, "spec").get("containers") or [])
+        if containers and isinstance(containers[0], (dict, Mapping)) and (
+                containers[0].get("image")):
             status["containerStatuses"] = [{"name": str(containers[0].get("name") or ""),
                                             "imageDigest": str(containers[0]["image"])}]
         status["conditions"] = merge_conditions(
@@ -577,17 +583,18 @@ class KnativeServing:
             [Condition(t, cond.status, cond.reason, cond.message)
              for t in ("ResourcesAvailable", "ContainerHealthy")] + [cond],
             rfc3339(now))
-        if status != status_of(revision):
-            self.backend.update_status({**revision, "status": status})
+        if status != before:
+            self.backend.update_status(_with_status(revision, status))
 
-    def _prune(self, revisions: list[Obj], serving: Obj | None) -> None:
+    def _prune(self, revisions: list[Mapping[str, Any]],
+               serving: Mapping[str, Any] | None) -> None:
         for revision in revisions[:max(0, len(revisions) - _REVISIONS_KEPT)]:
             if revision is not serving:
                 ns, name = namespace_name(revision)
                 self.backend.delete(KNATIVE_API, "Revision", ns, name)
 
-    def _write_service(self, service: Obj, latest: Obj, ready: Obj | None,
-                       remaining: float) -> None:
+    def _write_service(self, service: Obj, latest: Mapping[str, Any],
+                       ready: Mapping[str, Any] | None, remaining: float) -> None:
         ns, name = namespace_name(service)
         status = dict(status_of(service))
         status["observedGeneration"] = generation(service)
@@ -614,17 +621,55 @@ class KnativeServing:
             self.backend.update_status({**service, "status": status})
 
 
-def _revision_number(revision: Obj) -> int:
-    value = str((meta(revision).get("labels") or {}).get(CONFIGURATION_GENERATION_LABEL) or "0")
+def _revision_number(revision: Mapping[str, Any]) -> int:
+    value = str((field_of(revision, "metadata").get("labels") or {}).get(
+        CONFIGURATION_GENERATION_LABEL) or "0")
     return int(value) if value.isdigit() else 0
 
 
-def _ready_at(revision: Obj, timing: Timing) -> float:
-    created = parse_time(meta(revision).get("creationTimestamp"))
+def _ready_at(revision: Mapping[str, Any], timing: Timing) -> float:
+    created = parse_time(field_of(revision, "metadata").get("creationTimestamp"))
     return (created or 0.0) + timing.knative_rollout
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+def _read_all(backend: Backend, api_version: str, kind: str, namespace: str,
+              labels: Mapping[str, str]) -> list[Mapping[str, Any]]:
+    """The objects a list selects, as read-only views where the backend has them (the
+    simulated cluster's `views`): an Image's Builds and a Service's Revisions are read on every
+    reconcile of their owner, and only read; a copy of each would cost more than the reading.
+    A view follows later writes: what is read from it is read at once."""
+    views = getattr(backend, "views", None)
+    if callable(views):
+        found: list[Mapping[str, Any]] = views(api_version, kind, namespace, labels)
+        return found
+    return list(backend.list(api_version, kind, namespace, labels))
+
+
+def _writable_status(obj: Mapping[str, Any]) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """(the status to change and write, the status as read, to tell whether it changed): a
+    shallow copy of a dict's (its parts are replaced, never changed in place), plain data from a
+    view's (what is written must never hold a view)."""
+    status = obj.get("status")
+    if isinstance(status, dict):
+        return dict(status), status
+    if isinstance(status, ObjectView):
+        plain = status.copy()
+        return dict(plain), plain
+    return {}, {}
+
+
+def _with_status(obj: Mapping[str, Any], status: dict[str, Any]) -> Obj:
+    """What `update_status` takes to write `status` on `obj`: the object with it, or, for a view,
+    just what names the object (the status subresource reads nothing else)."""
+    if isinstance(obj, dict):
+        return {**obj, "status": status}
+    m = field_of(obj, "metadata")
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+            "metadata": {"name": m.get("name"), "namespace": m.get("namespace")},
+            "status": status}
 
 
 def _owner(obj: Obj) -> dict[str, Any]:

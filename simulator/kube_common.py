@@ -50,25 +50,33 @@ class KubeTiming:
     nodes: int = 3  # the simulated cluster's nodes: a DaemonSet runs one Pod on each
 
 
-def annotations_of(obj: Obj) -> dict[str, Any]:
-    found = meta(obj).get("annotations")
-    return found if isinstance(found, dict) else {}
+def field_of(obj: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """A map-valued field of `obj` (`metadata`, `spec`, `status`), or an empty map. Reads a dict
+    or a read-only view of one (the simulated cluster's `view`/`views`) alike."""
+    found = obj.get(name)
+    # dict first: the abstract Mapping check costs more, and nearly every one is a dict.
+    return found if isinstance(found, (dict, Mapping)) else {}
 
 
-def namespace_name(obj: Obj) -> tuple[str, str]:
-    m = meta(obj)
+def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    found = field_of(obj, "metadata").get("annotations")
+    return found if isinstance(found, (dict, Mapping)) else {}
+
+
+def namespace_name(obj: Mapping[str, Any]) -> tuple[str, str]:
+    m = field_of(obj, "metadata")
     return (str(m.get("namespace") or ""), str(m.get("name") or ""))
 
 
-def condition_of(obj: Obj, type_: str) -> Mapping[str, Any]:
+def condition_of(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
     """The status condition of type `type_`, or an empty mapping."""
-    for cond in status_of(obj).get("conditions") or []:
-        if isinstance(cond, Mapping) and cond.get("type") == type_:
+    for cond in field_of(obj, "status").get("conditions") or []:
+        if isinstance(cond, (dict, Mapping)) and cond.get("type") == type_:
             return cond
     return {}
 
 
-def succeeded(obj: Obj) -> str | None:
+def succeeded(obj: Mapping[str, Any]) -> str | None:
     """The status of the `Succeeded` condition ("True", "False", "Unknown"), or None."""
     status = condition_of(obj, "Succeeded").get("status")
     return str(status) if status is not None else None
@@ -110,9 +118,9 @@ def duration(obj: Obj, default: float) -> float:
     return max(0.0, value) if math.isfinite(value) else default
 
 
-def generation(obj: Obj) -> int:
+def generation(obj: Mapping[str, Any]) -> int:
     try:
-        return int(meta(obj).get("generation", 1))
+        return int(field_of(obj, "metadata").get("generation", 1))
     except (TypeError, ValueError):
         return 1
 
