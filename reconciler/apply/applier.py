@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from reconciler.backends.base import FIELD_MANAGER, Backend
 from reconciler.diff.compare import changed_paths, in_sync
@@ -38,11 +39,25 @@ class ApplyResult:
     changed: tuple[str, ...] = ()
 
 
-def apply_object(backend: Backend, desired: Obj, field_manager: str = FIELD_MANAGER) -> ApplyResult:
+class Unread:
+    def __repr__(self) -> str:
+        return "<unread>"
+
+
+UNREAD: Final = Unread()
+"""`apply_object`'s `live` when the caller has not read the object: it is read here."""
+
+
+def apply_object(backend: Backend, desired: Obj, field_manager: str = FIELD_MANAGER, *,
+                 live: Obj | Unread | None = UNREAD) -> ApplyResult:
     """Bring one object in line with `desired`; raises the backend's errors unchanged, but a
-    409 that is not a field conflict, which is `Transient` (retry with backoff)."""
-    api_version, kind = str(desired["apiVersion"]), str(desired["kind"])
-    live = backend.get(api_version, kind, namespace_of(desired), name_of(desired))
+    409 that is not a field conflict, which is `Transient` (retry with backoff).
+
+    `live`: the object as the caller just read it through `backend` (None: not found), so it is
+    not read twice; by default it is read here."""
+    if isinstance(live, Unread):
+        live = backend.get(str(desired["apiVersion"]), str(desired["kind"]),
+                           namespace_of(desired), name_of(desired))
     if live is not None and in_sync(desired, live):
         return ApplyResult(live, Action.UNCHANGED)
     changed = tuple(changed_paths(desired, live)) if live is not None else ()

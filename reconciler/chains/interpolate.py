@@ -167,6 +167,31 @@ def _plan_of(template: Any, limit: int) -> _Plan:
     return plan
 
 
+def tag_values(template: Any, context: Mapping[str, Any],
+               limits: Limits = DEFAULT_LIMITS) -> tuple[Any, ...] | None:
+    """The value of every tag of ``template`` in ``context``, in the order the plan meets them
+    (each path as `interpolate` evaluates it), shared with the context, not copied.
+
+    `interpolate` is a function of the template and these values alone, but for a value that
+    holds a tag itself (it is stamped again, reading more of the context): the caller must see
+    to that (the realizer refuses a value whose serialization holds ``$(``). None when a path
+    does not evaluate to exactly one value: the render will report it.
+    """
+    plan = _plan_of(template, limits.interpolation_bytes)
+    values: list[Any] = []
+    try:
+        for leaf in plan.leaves:
+            if leaf.path is not None:
+                values.append(jsonpath.evaluate_single(leaf.stripped, context))
+                continue
+            for piece, is_tag in _split(leaf.text):
+                if is_tag:
+                    values.append(jsonpath.evaluate_single(piece.strip(), context))
+    except (jsonpath.JSONPathError, RecursionError):
+        return None
+    return tuple(values)
+
+
 def _make_plan(template: Any, limit: int) -> _Plan:
     leaves: list[_Leaf] = []
 

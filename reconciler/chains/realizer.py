@@ -8,17 +8,30 @@ first error decides the owner's `ResourcesSubmitted` condition, as in Cartograph
 owner's ServiceAccount), so every apply and delete of a stamped object is authorized as the
 tenant; a refusal (403) is the resource's `TemplateRejectedByAPIServer` with the API server's
 message, and nothing is created.
+
+Unchanged resources (issue 14): most reconciles of an owner find most of its mutable resources
+as they left them. The realizer keeps, per (owner uid, resource name), a small record
+(`_Applied`) of the last render it found in sync with the live object: a digest of what decided
+the render (the template's body and the value of each of its `$(...)$` tags, or for Jinja2 the
+rendered object), the labels and ownerReference stamped, and the live object's proof of no drift
+(uid and resourceVersion, and where the kind keeps one, generation and the declared metadata). When
+all of these hold again, render (for a `$(...)$` template) and `apply_object` are skipped, and
+the live object read for the proof is the stamped one; anything else renders and applies in full
+and records afresh. See `_Applied` for why the proof is sound.
 """
 
 from __future__ import annotations
 
+import hashlib
+import marshal
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Final
 
-from reconciler.apply.applier import Action, apply_object
-from reconciler.backends.base import Backend
+from reconciler.apply.applier import UNREAD, Action, Unread, apply_object
+from reconciler.backends.base import Backend, Ref
 from reconciler.chains.blueprint import (
     CARTO_API,
     DEPLOYMENT_TEMPLATE,
@@ -36,7 +49,7 @@ from reconciler.chains.errors import (
     TemplateRetrievalError,
     TemplateStampError,
 )
-from reconciler.chains.interpolate import InterpolationError
+from reconciler.chains.interpolate import InterpolationError, tag_values
 from reconciler.chains.lifecycle import (
     LIFECYCLE_LABEL,
     ImmutableStamper,
@@ -47,6 +60,7 @@ from reconciler.chains.lifecycle import (
 from reconciler.chains.params import resolve_params
 from reconciler.chains.render import RenderError, render
 from reconciler.chains.selection import best_matches
+from reconciler.diff.compare import in_sync
 from reconciler.model.errors import BackendError, without_tracebacks
 from reconciler.model.jsonpath import JSONPathError, evaluate_single
 from reconciler.model.limits import check_deadline
@@ -110,12 +124,125 @@ class OwnerContext:
 
 TemplateLookup = Callable[[str, str], Obj | None]
 
+MAX_RECORDED_OWNERS: Final = 131_072
+"""Owners whose resources' `_Applied` records are kept; past it the least recently realized
+owner's are dropped (tenants create owners: the records must stay bounded)."""
+MAX_RECORDS_PER_OWNER: Final = 256
+"""Records of one owner (one per resource name it realized lately): past it they are dropped."""
+
+
+def _digest(*parts: Any) -> bytes | None:
+    """A 128-bit BLAKE2b of the parts' marshal serialization (version 2: bytes follow
+    content, so equal plain data gives equal digests, and dicts in another order only a miss);
+    None for what is not plain data."""
+    try:
+        data = marshal.dumps(parts, 2)
+    except ValueError:
+        return None
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _declared_metadata(metadata: Mapping[str, Any]) -> bytes | None:
+    """A digest of the metadata an apply compares (`diff.compare.DECLARED_METADATA` but the
+    name and namespace, which are the object's key)."""
+    return _digest(metadata.get("labels"), metadata.get("annotations"),
+                   metadata.get("ownerReferences"), metadata.get("finalizers"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    """What one owner's mutable resource was last found in sync with: the proof that the next
+    realize of the same render against the live object would find it in sync again.
+
+    `apply_object` compares only what the desired object declares outside its status
+    (`diff.compare.comparable`): its body (every top-level field but metadata and status) and
+    its declared metadata. The same desired object (same `render` digest: the template's body,
+    the value of each tag and the stamped labels and owner; or the same `desired` digest)
+    against a live object with the same uid and resourceVersion is the same comparison. A live
+    object with a newer resourceVersion but the same uid and generation, where the kind keeps
+    a generation, has the same body: kube-apiserver (and the simulated cluster) bumps it on
+    every change outside metadata and status of a custom resource and on every spec change of
+    the built-in kinds that keep one; a status write changes resourceVersion only. Its declared
+    metadata is then compared by digest. An object being deleted is never in sync here."""
+
+    render: bytes | None  # None: the render itself cannot be skipped (Jinja2, recursive tags)
+    desired: bytes
+    ref: Ref
+    owner_uid: str
+    uid: str
+    version: str
+    generation: int | None
+    metadata: bytes
+
+    @classmethod
+    def of(cls, render_digest: bytes | None, desired_digest: bytes | None, desired: Obj,
+           owner_uid: str, live: Obj) -> _Applied | None:
+        m = live.get("metadata")
+        if not isinstance(m, dict) or desired_digest is None:
+            return None
+        uid, version, generation = m.get("uid"), m.get("resourceVersion"), m.get("generation")
+        declared = _declared_metadata(m)
+        if not uid or not version or declared is None or m.get("deletionTimestamp"):
+            return None
+        return cls(render_digest, desired_digest,
+                   (str(desired["apiVersion"]), str(desired["kind"]), namespace_of(desired),
+                    name_of(desired)),
+                   owner_uid, str(uid), str(version),
+                   generation if isinstance(generation, int) else None, declared)
+
+    def holds(self, live: Obj | None) -> bool:
+        """Whether `live` (read just now) is still in sync with the recorded render."""
+        if live is None:
+            return False
+        m = live.get("metadata")
+        if not isinstance(m, dict) or m.get("uid") != self.uid or m.get("deletionTimestamp"):
+            return False
+        if m.get("resourceVersion") == self.version:
+            return True
+        return (self.generation is not None and m.get("generation") == self.generation
+                and _declared_metadata(m) == self.metadata)
+
 
 class Realizer:
-    def __init__(self, backend: Backend, templates: TemplateLookup) -> None:
+    def __init__(self, backend: Backend, templates: TemplateLookup,
+                 max_owners: int = MAX_RECORDED_OWNERS) -> None:
         self.backend = backend
         self.templates = templates
         self.immutables = ImmutableStamper(backend, lambda _obj: None)
+        # (owner namespace, owner name) -> resource name -> `_Applied`, least recently
+        # realized owner first; changed under `_lock` (the daemon's workers share a realizer)
+        self._applied: dict[tuple[str, str], dict[str, _Applied]] = {}
+        self._lock = threading.Lock()
+        self.max_owners = max_owners
+        # How many mutable resources were realized without render / without apply (tests)
+        self.skipped_renders = 0
+        self.skipped_applies = 0
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The owner is gone: drop what was recorded for its resources."""
+        with self._lock:
+            self._applied.pop((namespace, name), None)
+
+    def recorded(self, namespace: str, name: str) -> int:
+        """How many of an owner's resources have a record (tests, memory checks)."""
+        return len(self._applied.get((namespace, name)) or {})
+
+    def _take_record(self, owner: tuple[str, str], resource: str) -> _Applied | None:
+        """The owner's record for a resource, removed: it is put back only when this realize
+        succeeds (a failed render or apply leaves none)."""
+        with self._lock:
+            records = self._applied.get(owner)
+            return records.pop(resource, None) if records else None
+
+    def _put_record(self, owner: tuple[str, str], resource: str, record: _Applied) -> None:
+        with self._lock:
+            records = self._applied.pop(owner, None)
+            if records is None or len(records) >= MAX_RECORDS_PER_OWNER:
+                records = {}
+            records[resource] = record
+            self._applied[owner] = records  # now the most recently realized
+            while len(self._applied) > self.max_owners:
+                del self._applied[next(iter(self._applied))]
 
     def realize(self, ctx: OwnerContext, blueprint: Blueprint,
                 writer: Backend | None = None) -> list[Realized]:
@@ -159,13 +286,14 @@ class Realizer:
             result.template = template
             lifecycle = lifecycle_of(template.spec)
             owner_labels = ctx.labels(resource, template)
-            desired = self._stamp(ctx, blueprint, resource, template, outputs, where,
-                                  {**owner_labels, LIFECYCLE_LABEL: lifecycle})
+            labels = {**owner_labels, LIFECYCLE_LABEL: lifecycle}
             if is_immutable(lifecycle):
+                desired = self._stamp(ctx, blueprint, resource, template, outputs, where, labels)
                 self._realize_immutable(result, template, desired, owner_labels, where,
                                         writes.immutables)
             else:
-                self._realize_mutable(result, desired, where, writes.backend)
+                self._realize_recorded(result, ctx, blueprint, resource, template, outputs,
+                                       where, labels, writes.backend)
             source = result.outputs_from or result.stamped
             assert source is not None
             result.outputs = self._read_outputs(resource, template, source, outputs)
@@ -173,10 +301,94 @@ class Realizer:
             result.error = without_tracebacks(exc)  # an expected error: no cycle to collect
         return result
 
-    def _realize_mutable(self, result: Realized, desired: Obj, where: str,
-                         writer: Backend | None = None) -> None:
+    def _realize_recorded(
+        self, result: Realized, ctx: OwnerContext, blueprint: Blueprint,
+        resource: BlueprintResource, template: Template, outputs: Outputs, where: str,
+        labels: Mapping[str, str], writer: Backend,
+    ) -> None:
+        """A mutable resource: skip the render and the apply where the owner's record for it
+        proves both would change nothing (`_Applied`), else render, apply and record."""
+        owner_meta = meta(ctx.owner)
+        owner_uid = owner_meta.get("uid")
+        owner = (str(owner_meta.get("namespace") or ""), str(owner_meta.get("name") or ""))
+        record = self._take_record(owner, resource.name) if owner_uid else None
+        if record is not None and record.owner_uid != owner_uid:
+            record = None
+        context = self.context(ctx, blueprint, resource, template, outputs)
+        render_digest = self._render_digest(template, context, ctx.owner, labels) \
+            if owner_uid else None
+        live: Obj | None = None
+        read = False
+        if record is not None and render_digest is not None and record.render == render_digest:
+            live, read = self._read_live(writer, record.ref)
+            if record.holds(live):
+                assert live is not None
+                self.skipped_renders += 1
+                self.skipped_applies += 1
+                result.stamped, result.action = live, Action.UNCHANGED
+                self._put_record(owner, resource.name, record)
+                return
+        desired = self._stamp(ctx, blueprint, resource, template, outputs, where, labels,
+                              context=context)
+        desired_digest = _digest(desired) if owner_uid else None
+        if record is not None and desired_digest is not None and (
+                record.desired == desired_digest):
+            if not read:
+                live, read = self._read_live(writer, record.ref)
+            if record.holds(live):
+                assert live is not None
+                self.skipped_applies += 1
+                result.stamped, result.action = live, Action.UNCHANGED
+                self._put_record(owner, resource.name, _Applied.of(
+                    render_digest, desired_digest, desired, str(owner_uid), live) or record)
+                return
+        self._realize_mutable(result, desired, where, writer, live if read else UNREAD)
+        if owner_uid and result.stamped is not None and (
+                result.action is Action.UNCHANGED or in_sync(desired, result.stamped)):
+            fresh = _Applied.of(render_digest, desired_digest, desired, str(owner_uid),
+                                result.stamped)
+            if fresh is not None:
+                self._put_record(owner, resource.name, fresh)
+
+    @staticmethod
+    def _read_live(writer: Backend, ref: Ref) -> tuple[Obj | None, bool]:
+        """The live object at a recorded ref, read as `apply_object` reads it (through the
+        writer, whose reads are the controller's tracked ones), and whether it was read: a
+        failed read is left to the full path, which reports it."""
         try:
-            applied = apply_object(writer or self.backend, desired)
+            return writer.get(*ref), True
+        except BackendError:
+            return None, False
+
+    @staticmethod
+    def _render_digest(template: Template, context: Mapping[str, Any], owner: Obj,
+                       labels: Mapping[str, str]) -> bytes | None:
+        """A digest of everything a `$(...)$` render and `stamp_metadata` read: the template's
+        body, each tag's value, and the owner and labels stamped. None where the render has to
+        run to know its result: a Jinja2 (or ytt) template, a tag that does not evaluate, a
+        value that holds a tag itself (stamped again from more of the context)."""
+        spec = template.spec
+        if "ytt" in spec or "jinja2" in spec or "template" not in spec:
+            return None
+        values = tag_values(spec["template"], context)
+        if values is None:
+            return None
+        try:
+            serialized = marshal.dumps(values, 2)
+        except ValueError:
+            return None
+        if b"$(" in serialized:
+            return None
+        owner_meta = meta(owner)
+        return _digest(spec["template"], serialized, dict(labels), owner_meta.get("namespace"),
+                       owner.get("apiVersion", CARTO_API), owner.get("kind"),
+                       owner_meta.get("name"), owner_meta.get("uid"))
+
+    def _realize_mutable(self, result: Realized, desired: Obj, where: str,
+                         writer: Backend | None = None,
+                         live: Obj | Unread | None = UNREAD) -> None:
+        try:
+            applied = apply_object(writer or self.backend, desired, live=live)
         except BackendError as exc:
             raise TemplateRejectedError(
                 f"unable to apply object [{namespace_of(desired)}/{name_of(desired)}] for "
@@ -311,8 +523,10 @@ class Realizer:
     def _stamp(
         self, ctx: OwnerContext, blueprint: Blueprint, resource: BlueprintResource,
         template: Template, outputs: Outputs, where: str, labels: Mapping[str, str],
+        context: dict[str, Any] | None = None,
     ) -> Obj:
-        context = self.context(ctx, blueprint, resource, template, outputs)
+        if context is None:
+            context = self.context(ctx, blueprint, resource, template, outputs)
         prefix = (f"unable to stamp object for {where}: template "
                   f"[{template.kind}/{template.name}]")
         try:
