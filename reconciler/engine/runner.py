@@ -31,7 +31,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -221,10 +221,11 @@ def reconcile_once(
     if reads is not None and error is None:
         status = reads.statuses.get(own)
         if status is None:
-            found = obj.get("status")
-            status = found if isinstance(found, dict) else {}
+            found = obj.get("status")  # a read-only view's too (`takes_views`)
+            status = found if isinstance(found, (dict, Mapping)) else {}
         conditions = status.get("conditions")
-        cond = find_condition(conditions if isinstance(conditions, list) else None, "Ready")
+        cond = find_condition(conditions if isinstance(conditions, Sequence)
+                              and not isinstance(conditions, str) else None, "Ready")
         ready = str(cond.get("status")) if cond is not None else None
     outcome = classify(after, error, resync=isinstance(after, Resync), ready=ready)
     if error is not None:
@@ -309,9 +310,24 @@ class _Scheduler:
         self.change_log = self.feed if isinstance(self.feed, ChangeLog) else None
         self.label_log = self.feed if isinstance(self.feed, LabelLog) else None
         self.recorder = self.backend if isinstance(self.backend, ReadRecorder) else None
+        view = getattr(self.backend, "view", None)
+        self._view: Callable[[str, str, str, str], Obj | None] | None = (
+            view if callable(view) else None)
 
     def stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
+
+    def _read(self, controller: Controller, recorded: bool, api_version: str, kind: str,
+              namespace: str, name: str) -> Obj | None:
+        """The object to offer `controller`: a copy it may change, or, for a simulated
+        controller that says it only reads what it is offered (`takes_views`), the backend's
+        read-only view of it where there is one (the simulated cluster's `view`): no copy.
+        Either way not recorded as a read of the reconcile (it has not begun)."""
+        view = self._view if recorded and getattr(controller, "takes_views", False) else None
+        if view is not None:
+            found: Obj | None = view(api_version, kind, namespace, name)
+            return found
+        return self.backend.get(api_version, kind, namespace, name)
 
     def run_round(self, controllers: Sequence[Controller]) -> None:
         """Offer each controller what it has to reconcile. The first round (and any after the
@@ -418,12 +434,12 @@ class _Scheduler:
                 where = watched.get((key[0], key[1]))
                 if where is None or not self._stale(controller.name, key, mine[key]):
                     continue
-                found = self.backend.get(where[1], key[1], key[2], key[3])
+                found = self._read(controller, recorded, where[1], key[1], key[2], key[3])
                 if found is None:  # gone: forget it
                     self._drop((controller.name, *key))
                     continue
                 offered += 1
-                self._offer(controller, tracked, where[1], found, recorded)
+                self._offer(controller, tracked, where[1], found, recorded, key)
             self.skipped += max(known - offered, 0)
 
     def _list_and_offer(self, controller: Controller, tracked: bool,
@@ -459,9 +475,10 @@ class _Scheduler:
                     if not self._dirty(controller, ("key", group, kind, namespace, name)):
                         self.skipped += 1
                         continue
-                    found = self.backend.get(api_version, kind, namespace, name)
+                    found = self._read(controller, recorded, api_version, kind, namespace, name)
                     if found is not None:
-                        self._offer(controller, tracked, api_version, found, recorded)
+                        self._offer(controller, tracked, api_version, found, recorded,
+                                    (group, kind, namespace, name))
         # Forget objects that are gone, so a long-running daemon does not grow with every
         # object it has ever seen (and a deleted object's wake-up does not move the clock).
         for key in [k for k in self.records if k not in present]:
@@ -511,8 +528,9 @@ class _Scheduler:
                      for k, r in sorted(self.records.items()) if r.failure is not None)
 
     def _offer(self, controller: Controller, tracked: bool, api_version: str, obj: Obj,
-               recorded: bool = False) -> None:
+               recorded: bool = False, own_key: ObjKey | None = None) -> None:
         """`recorded`: the controller reads the backend directly, which records its reads.
+        `own_key`: the object's key when the caller has it already (else read from `obj`).
 
         Its record starts after its own writes, as a tracked controller's does: the simulated
         controllers write all they have to in one reconcile (a controller with more steps to
@@ -521,7 +539,8 @@ class _Scheduler:
         read after it read it: then its record starts before the reconcile, and whatever of its
         reads changed since offers it again. Who wrote is known when the driver is the only
         writer (`serial`) or from its `witness`; when it is not known, every write counts."""
-        own_key = object_key(api_version, obj)
+        if own_key is None:
+            own_key = object_key(api_version, obj)
         key = (controller.name, *own_key)
         feed = self.feed
         previous = self.records.get(key)

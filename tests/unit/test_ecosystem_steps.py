@@ -13,7 +13,7 @@ from reconciler.engine.runner import RoundDriver, run_until_settled
 from reconciler.model.objects import Obj
 from simulator.ecosystem import ImageBuilder
 from simulator.environment import SimulatedEnvironment
-from tests.unit.ecosystem_harness import KPACK, NS, Ecosystem, condition, image
+from tests.unit.ecosystem_harness import KNATIVE, KPACK, NS, Ecosystem, condition, image
 
 APP = {"app.py": "print('hello')\n"}
 
@@ -131,3 +131,39 @@ def test_a_commit_does_not_offer_the_builds_of_earlier_commits_again() -> None:
     img = env.cluster.get(KPACK, "Image", NS, "web")
     assert img is not None and img["status"]["latestBuildRef"] == "web-build-4"
     assert condition(img, "Ready")["status"] == "True"
+
+
+def test_offered_views_or_copies_the_simulated_kpack_and_knative_write_the_same(
+        tmp_path: Path) -> None:
+    """A read-only view of an Image, Build or Service offered instead of a copy (what the
+    runner offers a controller that `takes_views`) changes nothing the controllers write:
+    the same objects, statuses, owner references, labels and annotations, build after build
+    and revision after revision, through the history limits (pruning)."""
+    worlds = []
+    for offer_views in (True, False):
+        eco = Ecosystem(tmp_path / str(offer_views), offer_views=offer_views)
+        for i in range(3):
+            url = eco.artifact({"requirements.txt": "flask\n", "VERSION": f"{i}\n"})
+            eco.apply(image("web", url, successBuildHistoryLimit=1,
+                            build={"env": [{"name": "N", "value": str(i)}]}))
+            eco.apply({"apiVersion": KNATIVE, "kind": "Service", "metadata": {"name": "web"},
+                       "spec": {"template": {
+                           "metadata": {"labels": {"app": "web"}},
+                           "spec": {"containers": [{"name": "w", "image": f"web:{i}"}]}}}})
+            eco.settle()
+        worlds.append({(o["kind"], o["metadata"]["name"]): _comparable(o)
+                       for o in eco.cluster.all_objects()
+                       if o["kind"] in ("Image", "Build", "Service", "Revision")})
+    views, copies = worlds
+    assert sorted(views) == sorted(copies)
+    assert ("Build", "web-build-3") in views and ("Revision", "web-00003") in views
+    assert ("Build", "web-build-1") not in views  # pruned past successBuildHistoryLimit
+    assert views == copies
+
+
+def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """Without the uids (owner references' too): random in each world."""
+    meta = {k: v for k, v in obj["metadata"].items() if k != "uid"}
+    meta["ownerReferences"] = [{k: v for k, v in ref.items() if k != "uid"}
+                               for ref in meta.get("ownerReferences", [])]
+    return {**obj, "metadata": meta}
