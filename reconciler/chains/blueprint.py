@@ -56,6 +56,28 @@ class BlueprintResource:
         return tuple(names)
 
 
+TemplateUse = tuple[str, str, str]
+"""(resource name, template kind, template name): one template a blueprint resource may use."""
+
+
+def referenced_templates(resources: Any) -> tuple[TemplateUse, ...]:
+    """Each template the blueprint's `spec.resources` name: a resource's `templateRef.name`, or
+    every named option when it has none."""
+    found: list[TemplateUse] = []
+    for res in resources or ():
+        if not isinstance(res, Mapping):
+            continue
+        ref = res.get("templateRef") or {}
+        kind = str(ref.get("kind") or "")
+        if ref.get("name"):
+            found.append((str(res.get("name")), kind, str(ref["name"])))
+            continue
+        found.extend((str(res.get("name")), kind, str(opt["name"]))
+                     for opt in ref.get("options") or []
+                     if isinstance(opt, Mapping) and opt.get("name"))
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class Blueprint:
     kind: str
@@ -63,6 +85,12 @@ class Blueprint:
     obj: Obj
     resources: tuple[BlueprintResource, ...]
     params: tuple[Mapping[str, Any], ...] = field(default=())
+
+    @cached_property
+    def templates(self) -> tuple[TemplateUse, ...]:
+        """`referenced_templates` of this blueprint (worked out once: a parsed blueprint serves
+        every owner reconcile of its version)."""
+        return referenced_templates(spec_of(self.obj).get("resources"))
 
     @classmethod
     def of(cls, obj: Obj) -> Blueprint:

@@ -29,6 +29,57 @@ class ResourceStatus:
     submitted: Condition
 
 
+StatusInputs = tuple[Any, ...]
+"""What `resource_status` reads of a realized resource, as a value compared with `==`
+(`status_inputs`)."""
+
+
+def status_inputs(realized: Realized, kind_info: KindInfo | None) -> StatusInputs | None:
+    """Everything `resource_status` reads besides the previous entry and the time: the
+    resource's name and inputs, its error, the stamped object and the template by identity and
+    resourceVersion (one version of an object has one content), the kind's resource name and the
+    outputs read. Two equal ones give the same entry from the same previous entry; and an entry
+    given for these inputs is given back unchanged when it is the previous entry (the times it
+    holds are kept, as nothing in it changes). None when that cannot be told: an object
+    without a resourceVersion."""
+    error = realized.error
+    stamped = realized.stamped
+    template = realized.template
+    s_meta = t_meta = _NO_META
+    if stamped is not None:
+        s_meta = stamped.get("metadata") or _NO_META
+        if s_meta.get("resourceVersion") is None:
+            return None
+    if template is not None:
+        t_meta = template.obj.get("metadata") or _NO_META
+        if t_meta.get("resourceVersion") is None:
+            return None
+    res = realized.resource
+    return (res.name, res.inputs, realized.pass_through,
+            None if error is None else (error.status, error.reason, str(error)),
+            None if stamped is None else stamped.get("apiVersion"),
+            None if stamped is None else stamped.get("kind"),
+            s_meta.get("namespace"), s_meta.get("name"), s_meta.get("uid"),
+            s_meta.get("resourceVersion"),
+            None if template is None else template.kind,
+            None if template is None else template.name,
+            t_meta.get("uid"), t_meta.get("resourceVersion"),
+            None if kind_info is None else kind_info.qualified_resource, realized.outputs)
+
+
+_NO_META: Mapping[str, Any] = {}
+
+
+def submitted_of(realized: Realized) -> Condition:
+    """The resource's `ResourceSubmitted` condition."""
+    if realized.error is not None:
+        return Condition(RESOURCE_SUBMITTED, realized.error.status, realized.error.reason,
+                         str(realized.error))
+    if realized.pass_through:
+        return Condition(RESOURCE_SUBMITTED, TRUE, "PassThrough")
+    return Condition(RESOURCE_SUBMITTED, TRUE, "ResourceSubmissionComplete")
+
+
 def resource_status(
     realized: Realized,
     previous: Mapping[str, Any] | None,
@@ -37,13 +88,7 @@ def resource_status(
 ) -> ResourceStatus:
     """One `status.resources[]` entry; keeps the previous entry when nothing was stamped."""
     res = realized.resource
-    if realized.error is not None:
-        submitted = Condition(RESOURCE_SUBMITTED, realized.error.status, realized.error.reason,
-                              str(realized.error))
-    elif realized.pass_through:
-        submitted = Condition(RESOURCE_SUBMITTED, TRUE, "PassThrough")
-    else:
-        submitted = Condition(RESOURCE_SUBMITTED, TRUE, "ResourceSubmissionComplete")
+    submitted = submitted_of(realized)
 
     keep_previous = (realized.stamped is None or realized.template is None) and previous
     if keep_previous and previous is not None and not realized.pass_through:

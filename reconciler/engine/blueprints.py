@@ -7,13 +7,12 @@ mirrors its blueprint) and writes the blueprint's own `TemplatesReady` and `Read
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import structlog
 
 from reconciler.backends.base import Backend
-from reconciler.chains.blueprint import CARTO_API
+from reconciler.chains.blueprint import CARTO_API, TemplateUse, referenced_templates
 from reconciler.model.conditions import FALSE, TRUE, Condition, merge_conditions
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.objects import Obj, meta, spec_of, status_of
@@ -28,21 +27,14 @@ TEMPLATES_NOT_FOUND = "TemplatesNotFound"
 TemplateExists = Callable[[str, str], bool]
 
 
-def _referenced(resource: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(kind, name) of each template a resource may use: its name, or every named option."""
-    ref = resource.get("templateRef") or {}
-    kind = str(ref.get("kind") or "")
-    if ref.get("name"):
-        return [(kind, str(ref["name"]))]
-    return [(kind, str(opt["name"])) for opt in ref.get("options") or []
-            if isinstance(opt, Mapping) and opt.get("name")]
-
-
 def templates_ready(blueprint: Obj, exists: TemplateExists) -> Condition:
     """`TemplatesReady`: False naming each resource whose template (or option) is missing."""
-    missing = [str(res.get("name")) for res in spec_of(blueprint).get("resources") or []
-               if isinstance(res, Mapping)
-               for kind, name in _referenced(res) if not exists(kind, name)]
+    return templates_ready_of(referenced_templates(spec_of(blueprint).get("resources")), exists)
+
+
+def templates_ready_of(uses: Sequence[TemplateUse], exists: TemplateExists) -> Condition:
+    """`templates_ready` of a blueprint's `referenced_templates`."""
+    missing = [resource for resource, kind, name in uses if not exists(kind, name)]
     if missing:
         return Condition(TEMPLATES_READY, FALSE, TEMPLATES_NOT_FOUND,
                          f"did not find the template of the resource(s) [{', '.join(missing)}]")

@@ -28,12 +28,20 @@ stamps where they can be read. Offered again with the same resourceVersion, with
 (`backends.base.resource_versions`: no copies, recorded as reads like `get`'s, so the runner
 offers it again on the same changes), it is not rendered, diffed or applied. The age bound is
 what catches what no version here shows: RBAC (Roles, RoleBindings) granted or taken away.
+
+A full reconcile keeps a resource's `status.resources[]` entry as it is stored when it would make
+it again unchanged (`StatusMemo`): the owner's resourceVersion is still the one its last status
+write gave, that write stored the entries exactly as they were made, and the resource's
+`status_inputs` (its error, the stamped object's and template's resourceVersions, the outputs
+read, ...) are equal to those the entry was made from. Made again from the same inputs and from
+itself as the previous entry, an entry comes out unchanged (its times are kept, as none of its
+conditions or outputs changes), and it raises no output or health event.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,18 +57,28 @@ from reconciler.backends.base import (
     kind_versions,
     resource_versions,
 )
-from reconciler.chains.blueprint import CARTO_API, Blueprint, BlueprintResource, Template
+from reconciler.chains.blueprint import (
+    CARTO_API,
+    Blueprint,
+    BlueprintResource,
+    Template,
+    TemplateUse,
+)
 from reconciler.chains.lifecycle import LIFECYCLE_LABEL, MUTABLE
 from reconciler.chains.realizer import OwnerContext, Realized, Realizer
 from reconciler.chains.selection import best_matches
 from reconciler.chains.status import (
     RESOURCES_HEALTHY,
     RESOURCES_SUBMITTED,
+    ResourceStatus,
+    StatusInputs,
     ready_of,
     resource_status,
+    status_inputs,
     submitted_conditions,
+    submitted_of,
 )
-from reconciler.engine.blueprints import blueprint_ready, templates_ready
+from reconciler.engine.blueprints import blueprint_ready, templates_ready_of
 from reconciler.model.annotations import REQUESTED_AT_ANNOTATION, SUSPEND_ANNOTATION
 from reconciler.model.conditions import FALSE, TRUE, Condition, find_condition
 from reconciler.model.errors import ReconcilerError, Transient
@@ -180,6 +198,8 @@ class Run:
     """`status.resources` as this reconcile realized them."""
     writer: Backend | None = None
     """The backend this owner's stamped objects are written through (its ServiceAccount)."""
+    account: tuple[str, str] | None = None
+    """(namespace, name) of that ServiceAccount (`service_account_for`)."""
     settled: bool = False
     """The reconcile ended without error, Ready, every resource mutable (the fast path may
     skip the next one if nothing it read changed)."""
@@ -189,6 +209,10 @@ class Run:
     """Versions of the fast path's extra inputs read before rendering (`_inputs_before`)."""
     blueprints_version: Hashable | None = None
     """The blueprint kind's `kind_versions`, read before the blueprints are listed."""
+    status_inputs: dict[str, tuple[StatusInputs, Condition | None]] = field(
+        default_factory=dict)
+    """Per resource of `resources`: what its entry was made from (`status_inputs`) and its
+    Healthy condition, remembered once the entry is stored (`StatusMemo`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +235,18 @@ class BlueprintSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusMemo:
+    """What an owner's `status.resources` were made from, as last stored by this controller:
+    while the owner's resourceVersion is the one its status write gave (so every entry is as
+    written), an entry whose resource has the same `status_inputs` again would be made again
+    unchanged, and is kept as it is instead (with its Healthy condition, remembered here)."""
+
+    uid: object
+    owner_version: str
+    by_resource: dict[str, tuple[StatusInputs, Condition | None]]
+
+
+@dataclass(frozen=True, slots=True)
 class Settled:
     """What the fast path compares (see the module docstring): recorded at the end of a
     settled reconcile, from the versions that reconcile itself saw."""
@@ -229,6 +265,10 @@ class Settled:
 
 
 class OwnerController:
+    remember_statuses: bool = True
+    """Keep a resource's stored status entry when it was made from the same inputs
+    (`StatusMemo`); off only to compare with making every entry afresh."""
+
     def __init__(self, backend: Backend, clock: Clock, kind: OwnerKind = WORKLOAD,
                  fast_path: bool | None = None, settings: OwnerSettings | None = None) -> None:
         """`fast_path` (when given) overrides `settings.fast_path`."""
@@ -238,6 +278,9 @@ class OwnerController:
         self.fast_path_max_age = settings.fast_path_max_age_seconds
         # owner key -> what its last settled reconcile read (`Settled`)
         self._settled: dict[tuple[str, str], Settled] = {}
+        # owner key -> what its stored status.resources were made from (`StatusMemo`): one
+        # entry per resource of its blueprint, replaced by each reconcile, dropped with the owner
+        self._statuses: dict[tuple[str, str], StatusMemo] = {}
         # the templates the current reconcile looked up, with the resourceVersion it saw, per
         # thread (the daemon's workers reconcile different owners through one controller)
         self._reads = threading.local()
@@ -261,8 +304,9 @@ class OwnerController:
         return [(CARTO_API, self.kind.kind)]
 
     def forget(self, namespace: str, name: str) -> None:
-        """The owner is gone: drop its fast-path record."""
+        """The owner is gone: drop its fast-path record and what its status was made from."""
         self._settled.pop((namespace, name), None)
+        self._statuses.pop((namespace, name), None)
 
     def reconcile(self, obj: Obj) -> float | None:
         m = meta(obj)
@@ -293,12 +337,14 @@ class OwnerController:
                  ("v1", "Namespace", "", namespace_of(obj)), *crds])
         self._reads.templates = {}
         self._reads.found = {}
+        self._reads.versions = None
         structlog.contextvars.bind_contextvars(
             owner=f"{namespace_of(obj)}/{name_of(obj)}", kind=self.kind.kind)
         try:
             reconcile(run, self.steps, self._finish)
         finally:
-            self._reads.found = None  # a lookup after this reconcile reads afresh
+            # a lookup after this reconcile reads afresh
+            self._reads.found = self._reads.versions = None
             structlog.contextvars.unbind_contextvars("owner", "kind")
         if self.fast_path and run.settled and blueprints is not None:
             self._record(key, run, blueprints)
@@ -380,14 +426,20 @@ class OwnerController:
             return
         if versions != tuple(seen.values()):
             return
-        # These are read now, after the reconcile; where one was read before it rendered too
-        # (`_inputs_before`: the Namespace, the ServiceAccount, the CRDs of the last record),
-        # that version is the one recorded. Only a CRD of a kind first stamped by this
-        # reconcile is not: a change to it between the reconcile's writes and this read is
-        # recorded as seen, and caught by the next change of anything else or by the age bound.
+        # Where one was read before the reconcile rendered (`_inputs_before`: the Namespace,
+        # the ServiceAccount, the CRDs of the last record), that version is the one recorded
+        # (a change since makes the record older than the live object: the next offer
+        # reconciles in full). The others are read now, after the reconcile: only a CRD of a
+        # kind first stamped by this reconcile is, and a change to it between the reconcile's
+        # writes and this read is recorded as seen, and caught by the next change of anything
+        # else or by the age bound.
         extra_refs: list[Ref] = []
         extra_versions: list[str | None] = []
         for ref in self._more_inputs(run, kinds):
+            if ref in run.inputs_before:
+                extra_refs.append(ref)
+                extra_versions.append(run.inputs_before[ref])
+                continue
             if self._refused_lately(ref):
                 continue
             try:
@@ -398,7 +450,7 @@ class OwnerController:
                 self._refused(ref, exc)
                 continue
             extra_refs.append(ref)
-            extra_versions.append(run.inputs_before.get(ref, version))
+            extra_versions.append(version)
         self._settled[key] = Settled(meta(run.owner).get("uid"), run.owner_version, blueprints,
                                      (*refs, *extra_refs), (*versions, *extra_versions),
                                      self.clock.now())
@@ -407,8 +459,8 @@ class OwnerController:
         """What decides a reconcile's outcome without being read by it: the ServiceAccount the
         owner's writes go as, its Namespace, and the CustomResourceDefinition of each kind it
         stamps (an API group's kinds have one; the core group's have none)."""
-        namespace, name = service_account_for(run.owner, run.blueprint.obj if run.blueprint
-                                              else None)
+        namespace, name = run.account or service_account_for(
+            run.owner, run.blueprint.obj if run.blueprint else None)
         refs: list[Ref] = [("v1", "ServiceAccount", namespace, name),
                            ("v1", "Namespace", "", namespace_of(run.owner))]
         for api_version, kind in kinds:
@@ -486,7 +538,9 @@ class OwnerController:
     def check_blueprint(self, run: Run) -> Result:
         """Mirror the blueprint's readiness (the same test its own controller writes)."""
         assert run.blueprint is not None
-        ready = blueprint_ready(templates_ready(run.blueprint.obj, self._template_exists))
+        uses = run.blueprint.templates
+        self._read_template_versions(uses)
+        ready = blueprint_ready(templates_ready_of(uses, self._template_exists))
         if ready.status != TRUE:
             return self._not_selected(run, ready.reason, ready.message)
         run.conditions.set(Condition(self.kind.blueprint_condition, TRUE, "Ready"))
@@ -497,12 +551,13 @@ class OwnerController:
         healthy it is (ResourcesSubmitted, ResourcesHealthy) and record the resource events."""
         assert run.blueprint is not None
         blueprint = run.blueprint
+        run.account = service_account_for(run.owner, blueprint.obj)
         if self.fast_path:
             # The ServiceAccount the blueprint names, before rendering (see `_inputs_before`).
-            account = ("v1", "ServiceAccount", *service_account_for(run.owner, blueprint.obj))
+            account = ("v1", "ServiceAccount", *run.account)
             if account not in run.inputs_before:
                 run.inputs_before.update(self._inputs_before([account]))
-        run.writer = self.writer_for(run.owner, blueprint.obj)
+        run.writer = impersonated(self.backend, Identity.service_account(*run.account))
         ctx = OwnerContext(
             owner=run.owner,
             owner_key=self.kind.context_key,
@@ -512,14 +567,25 @@ class OwnerController:
         run.realized = self.realizer.realize(ctx, blueprint, run.writer)
         now = rfc3339(self.clock.now())
         before = {r.get("name"): r for r in status_of(run.owner).get("resources") or []}
+        memo = self._status_memo(run.owner) if self.remember_statuses else None
         healths: list[Condition] = []
         for realized in run.realized:
             info = None
             if realized.stamped is not None:
                 info = self.backend.kind_info(str(realized.stamped["apiVersion"]),
                                               str(realized.stamped["kind"]))
-            old = before.get(realized.resource.name)
-            rs = resource_status(realized, old, info, now)
+            name = realized.resource.name
+            old = before.get(name)
+            inputs = status_inputs(realized, info) if self.remember_statuses else None
+            kept = memo.get(name) if memo is not None else None
+            if (kept is not None and inputs is not None and isinstance(old, dict)
+                    and kept[0] == inputs):
+                # Made from the same inputs as the stored entry: it would come out unchanged.
+                rs = ResourceStatus(old, kept[1], submitted_of(realized))
+            else:
+                rs = resource_status(realized, old, info, now)
+            if inputs is not None:
+                run.status_inputs[name] = (inputs, rs.healthy)
             run.resources.append(rs.entry)
             if rs.healthy is not None:
                 healths.append(rs.healthy)
@@ -576,20 +642,46 @@ class OwnerController:
         status["conditions"] = render(previous.get("conditions"), conditions, self.rules,
                                       ending, now)
         run.owner_version = meta(owner).get("resourceVersion")
-        if status != previous:
-            live = self.backend.update_status({**owner, "status": status})
-            run.owner_version = meta(live).get("resourceVersion")
-            if run.settled and not _same_apart_from_status(owner, live):
-                # Changed while this reconcile ran (the status write carries no precondition,
-                # so its version includes that change): what this reconcile rendered is not
-                # what the recorded version holds. No record; that change's own event offers
-                # the owner again, and then it is reconciled in full.
-                run.settled = False
-            ready = conditions[-1]
-            if failure is not None:
-                self.backend.emit_event(owner, "Warning", failure.reason, failure.message)
-            log.info("owner status written", ready=ready.status, reason=ready.reason,
-                     message=ready.message if failure is not None else None)
+        if status == previous:
+            self._remember_statuses(run, status, previous)
+            return
+        live = self.backend.update_status({**owner, "status": status})
+        run.owner_version = meta(live).get("resourceVersion")
+        self._remember_statuses(run, status, status_of(live))
+        if run.settled and not _same_apart_from_status(owner, live):
+            # Changed while this reconcile ran (the status write carries no precondition, so
+            # its version includes that change): what this reconcile rendered is not what the
+            # recorded version holds. No record; that change's own event offers the owner
+            # again, and then it is reconciled in full.
+            run.settled = False
+        ready = conditions[-1]
+        if failure is not None:
+            self.backend.emit_event(owner, "Warning", failure.reason, failure.message)
+        log.info("owner status written", ready=ready.status, reason=ready.reason,
+                 message=ready.message if failure is not None else None)
+
+    def _status_memo(self, owner: Obj) -> dict[str, tuple[StatusInputs, Condition | None]] | None:
+        """What the owner's stored `status.resources` were made from, if they are still as this
+        controller stored them (its resourceVersion is the one that write gave)."""
+        m = meta(owner)
+        memo = self._statuses.get((str(m.get("namespace") or ""), str(m.get("name", ""))))
+        if memo is None or memo.owner_version != m.get("resourceVersion") or (
+                memo.uid != m.get("uid")):
+            return None
+        return memo.by_resource
+
+    def _remember_statuses(self, run: Run, status: Obj, stored: Mapping[str, Any]) -> None:
+        """Remember what the resources of the status now stored were made from, when that status
+        holds this reconcile's entries exactly as they were made (else forget)."""
+        m = meta(run.owner)
+        key = (str(m.get("namespace") or ""), str(m.get("name", "")))
+        version = run.owner_version
+        if (not self.remember_statuses or not run.status_inputs or version is None
+                or status.get("resources") is not run.resources
+                or stored.get("resources") != run.resources):
+            self._statuses.pop(key, None)
+            return
+        self._statuses[key] = StatusMemo(m.get("uid"), str(version), run.status_inputs)
 
     def _events(self, owner: Obj, realized: Realized, old: Obj | None, entry: Obj) -> None:
         if realized.stamped is not None and realized.action in (Action.CREATED,
@@ -602,6 +694,8 @@ class OwnerController:
                 f"{verb} object [{info.qualified_resource}/{name_of(realized.stamped)}]")
         for removed in realized.removed:
             self._removed_event(owner, removed)
+        if entry is old:
+            return  # the stored entry kept as it is: no output and no health changed
         old_outputs = {o.get("name"): o.get("digest") for o in (old or {}).get("outputs") or []}
         for out in entry.get("outputs") or []:
             if old_outputs.get(out["name"]) != out["digest"] and realized.stamped is not None:
@@ -660,6 +754,17 @@ class OwnerController:
 
     # --- helpers -------------------------------------------------------------------------
 
+    def _read_template_versions(self, uses: Sequence[TemplateUse]) -> None:
+        """The resourceVersions of the templates the blueprint names, read together (and
+        recorded as `_template` records them) for this reconcile's `_template` lookups; where
+        one of them cannot be read, each is read on its own there."""
+        refs = tuple(dict.fromkeys((CARTO_API, kind, "", name) for _, kind, name in uses))
+        try:
+            versions = resource_versions(self.backend, refs)
+        except ReconcilerError:
+            return
+        self._reads.versions = dict(zip(refs, versions, strict=True))
+
     def _template_exists(self, kind: str, name: str) -> bool:
         return self._template(kind, name) is not None
 
@@ -674,8 +779,10 @@ class OwnerController:
             # the same version again, read and recorded once.
             return memo[(kind, name)]
         ref = (CARTO_API, kind, "", name)
+        versions: dict[Ref, str | None] | None = getattr(self._reads, "versions", None)
         try:
-            version = resource_versions(self.backend, (ref,))[0]
+            version = (versions[ref] if versions is not None and ref in versions
+                       else resource_versions(self.backend, (ref,))[0])
             kept = self._template_copies.get(ref)
             if version is not None and kept is not None and kept[0] == version:
                 found: Obj | None = kept[1]
