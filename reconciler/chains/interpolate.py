@@ -142,6 +142,7 @@ class _Plan:
     leaves: tuple[_Leaf, ...]
     size: int
     limit: int
+    paths: tuple[str, ...] = ()  # every tag's path, stripped, in the order they are met
 
 
 _plans: dict[bytes, _Plan] = {}
@@ -151,45 +152,45 @@ _plans_lock = threading.Lock()  # the daemon's workers interpolate at once
 def _plan_of(template: Any, limit: int) -> _Plan:
     """The plan of ``template``, from the cache when a template with the same content (the
     same marshalled bytes: same structure, keys, values and types) was planned before."""
+    return _keyed_plan(template, limit)[1]
+
+
+def _keyed_plan(template: Any, limit: int) -> tuple[bytes | None, _Plan]:
+    """`_plan_of`, with the template's marshalled bytes (None when it is not plain data)."""
     try:
         key = marshal.dumps(template, 2)  # version 2: no back-references, bytes follow content
     except ValueError:  # not plain data, or nested too deeply to marshal: plan it each time
-        return _make_plan(template, limit)
+        return None, _make_plan(template, limit)
     plan = _plans.get(key)
     if plan is not None and plan.limit == limit:
-        return plan
+        return key, plan
     plan = _make_plan(template, limit)
     if len(key) <= _PLAN_CACHE_KEY_BYTES:
         with _plans_lock:
             if len(_plans) >= _PLAN_CACHE_ENTRIES:
                 del _plans[next(iter(_plans))]  # the oldest
             _plans[key] = plan
-    return plan
+    return key, plan
 
 
 def tag_values(template: Any, context: Mapping[str, Any],
-               limits: Limits = DEFAULT_LIMITS) -> tuple[Any, ...] | None:
-    """The value of every tag of ``template`` in ``context``, in the order the plan meets them
-    (each path as `interpolate` evaluates it), shared with the context, not copied.
+               limits: Limits = DEFAULT_LIMITS) -> tuple[bytes, tuple[Any, ...]] | None:
+    """The template's content (its marshalled bytes) and the value of every tag of it in
+    ``context``, in the order the plan meets them (each path evaluated as `interpolate`
+    evaluates it), shared with the context, not copied.
 
-    `interpolate` is a function of the template and these values alone, but for a value that
-    holds a tag itself (it is stamped again, reading more of the context): the caller must see
-    to that (the realizer refuses a value whose serialization holds ``$(``). None when a path
-    does not evaluate to exactly one value: the render will report it.
+    `interpolate` is a function of these alone, but for a value that holds a tag itself (it is
+    stamped again, reading more of the context): the caller must see to that (the realizer
+    refuses a value whose serialization holds ``$(``). None when the template is not plain data
+    or a path does not evaluate to exactly one value (the render will report it).
     """
-    plan = _plan_of(template, limits.interpolation_bytes)
-    values: list[Any] = []
+    key, plan = _keyed_plan(template, limits.interpolation_bytes)
+    if key is None:
+        return None
     try:
-        for leaf in plan.leaves:
-            if leaf.path is not None:
-                values.append(jsonpath.evaluate_single(leaf.stripped, context))
-                continue
-            for piece, is_tag in _split(leaf.text):
-                if is_tag:
-                    values.append(jsonpath.evaluate_single(piece.strip(), context))
+        return key, tuple([jsonpath.evaluate_single(path, context) for path in plan.paths])
     except (jsonpath.JSONPathError, RecursionError):
         return None
-    return tuple(values)
 
 
 def _make_plan(template: Any, limit: int) -> _Plan:
@@ -209,7 +210,13 @@ def _make_plan(template: Any, limit: int) -> _Plan:
                 visit(item, (*route, index), f"{location}[{index}]")
 
     visit(template, (), "")
-    return _Plan(tuple(leaves), _bounded_size(template, limit), limit)
+    paths: list[str] = []
+    for leaf in leaves:
+        if leaf.path is not None:
+            paths.append(leaf.stripped)
+        else:
+            paths.extend(piece.strip() for piece, is_tag in _split(leaf.text) if is_tag)
+    return _Plan(tuple(leaves), _bounded_size(template, limit), limit, tuple(paths))
 
 
 def _shallow_copy(value: Any) -> Any:

@@ -370,9 +370,10 @@ class Realizer:
         spec = template.spec
         if "ytt" in spec or "jinja2" in spec or "template" not in spec:
             return None
-        values = tag_values(spec["template"], context)
-        if values is None:
+        tagged = tag_values(spec["template"], context)
+        if tagged is None:
             return None
+        body, values = tagged
         try:
             serialized = marshal.dumps(values, 2)
         except ValueError:
@@ -380,9 +381,16 @@ class Realizer:
         if b"$(" in serialized:
             return None
         owner_meta = meta(owner)
-        return _digest(spec["template"], serialized, dict(labels), owner_meta.get("namespace"),
-                       owner.get("apiVersion", CARTO_API), owner.get("kind"),
-                       owner_meta.get("name"), owner_meta.get("uid"))
+        stamp = _digest(dict(labels), owner_meta.get("namespace"),
+                        owner.get("apiVersion", CARTO_API), owner.get("kind"),
+                        owner_meta.get("name"), owner_meta.get("uid"))
+        if stamp is None:
+            return None
+        # Each marshalled part says where it ends: the concatenation is unambiguous.
+        digest = hashlib.blake2b(body, digest_size=16)
+        digest.update(serialized)
+        digest.update(stamp)
+        return digest.digest()
 
     def _realize_mutable(self, result: Realized, desired: Obj, where: str,
                          writer: Backend | None = None,
