@@ -317,13 +317,14 @@ class _Scheduler:
     def stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
-    def _read(self, controller: Controller, recorded: bool, api_version: str, kind: str,
-              namespace: str, name: str) -> Obj | None:
-        """The object to offer `controller`: a copy it may change, or, for a simulated
-        controller that says it only reads what it is offered (`takes_views`), the backend's
-        read-only view of it where there is one (the simulated cluster's `view`): no copy.
-        Either way not recorded as a read of the reconcile (it has not begun)."""
-        view = self._view if recorded and getattr(controller, "takes_views", False) else None
+    def _read(self, controller: Controller, api_version: str, kind: str, namespace: str,
+              name: str) -> Obj | None:
+        """The object to offer `controller`: a copy it may change, or, for a controller that
+        says it only reads what it is offered (`takes_views`: the simulated kpack and
+        Knative), the backend's read-only view of it where there is one (the simulated
+        cluster's `view`; its `apiVersion` is the stored one): no copy. Either way not
+        recorded as a read of the reconcile (it has not begun)."""
+        view = self._view if getattr(controller, "takes_views", False) else None
         if view is not None:
             found: Obj | None = view(api_version, kind, namespace, name)
             return found
@@ -434,7 +435,7 @@ class _Scheduler:
                 where = watched.get((key[0], key[1]))
                 if where is None or not self._stale(controller.name, key, mine[key]):
                     continue
-                found = self._read(controller, recorded, where[1], key[1], key[2], key[3])
+                found = self._read(controller, where[1], key[1], key[2], key[3])
                 if found is None:  # gone: forget it
                     self._drop((controller.name, *key))
                     continue
@@ -475,7 +476,7 @@ class _Scheduler:
                     if not self._dirty(controller, ("key", group, kind, namespace, name)):
                         self.skipped += 1
                         continue
-                    found = self._read(controller, recorded, api_version, kind, namespace, name)
+                    found = self._read(controller, api_version, kind, namespace, name)
                     if found is not None:
                         self._offer(controller, tracked, api_version, found, recorded,
                                     (group, kind, namespace, name))
