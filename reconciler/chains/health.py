@@ -38,9 +38,14 @@ def health_condition(
     return Condition(HEALTHY, UNKNOWN, "Unknown")
 
 
+def _status(stamped: Obj) -> Mapping[str, Any]:
+    status = stamped.get("status")
+    # dict first: the abstract Mapping check costs more, and nearly every one is a dict.
+    return status if type(status) is dict or isinstance(status, Mapping) else {}
+
+
 def _single_condition(type_: str, stamped: Obj) -> Condition:
-    status = stamped.get("status") if isinstance(stamped.get("status"), Mapping) else {}
-    cond = find_condition((status or {}).get("conditions"), type_)
+    cond = find_condition(_status(stamped).get("conditions"), type_)
     if cond is None:
         return Condition(HEALTHY, UNKNOWN, "SingleConditionNoResult")
     value = cond.get("status")
@@ -73,8 +78,7 @@ def _field_holds(matcher: Mapping[str, Any], stamped: Obj) -> tuple[bool, str]:
 
 
 def _condition_holds(matcher: Mapping[str, Any], stamped: Obj) -> tuple[bool, str]:
-    status = stamped.get("status") if isinstance(stamped.get("status"), Mapping) else {}
-    cond = find_condition((status or {}).get("conditions"), str(matcher.get("type")))
+    cond = find_condition(_status(stamped).get("conditions"), str(matcher.get("type")))
     if cond is None or cond.get("status") != matcher.get("status"):
         return False, ""
     return True, f"condition status: {cond.get('status')}, message: {cond.get('message') or ''}"

@@ -6,13 +6,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.chains.blueprint import CARTO_API, PLAIN_TEMPLATE, Template
+from reconciler.chains.blueprint import CARTO_API, PLAIN_TEMPLATE
 from reconciler.chains.health import health_condition
 from reconciler.chains.realizer import Realized
 from reconciler.chains.yamlenc import summarize
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, merge_conditions
 from reconciler.model.kinds import KindInfo
-from reconciler.model.objects import Obj, name_of, namespace_of
+from reconciler.model.objects import Obj, meta
 
 READY = "Ready"
 RESOURCES_SUBMITTED = "ResourcesSubmitted"
@@ -101,14 +101,14 @@ def resource_status(
                    if old_healthy else Condition("Healthy", UNKNOWN, "NoResource"))
     else:
         entry = {"name": res.name}
-        if realized.stamped is not None:
-            ref = {
-                "apiVersion": realized.stamped.get("apiVersion"),
-                "kind": realized.stamped.get("kind"),
-                "name": name_of(realized.stamped),
-            }
-            if namespace_of(realized.stamped):
-                ref["namespace"] = namespace_of(realized.stamped)
+        stamped = realized.stamped
+        if stamped is not None:
+            m = meta(stamped)
+            ref = {"apiVersion": stamped.get("apiVersion"), "kind": stamped.get("kind"),
+                   "name": str(m.get("name", ""))}
+            namespace = m.get("namespace")
+            if namespace:
+                ref["namespace"] = str(namespace)
             if kind_info is not None:
                 ref["resource"] = kind_info.qualified_resource
             entry["stampedRef"] = ref
@@ -128,7 +128,7 @@ def resource_status(
             # A ClusterTemplate is always healthy once it stamped something; before, it is not.
             healthy = Condition("Healthy", UNKNOWN, "NoStampedObject")
         elif realized.template is not None:
-            healthy = health_condition(_rule(realized.template), realized.stamped,
+            healthy = health_condition(realized.template.health_rule, realized.stamped,
                                        bool(realized.outputs))
         else:
             healthy = Condition("Healthy", UNKNOWN, "NoResource")
@@ -137,10 +137,6 @@ def resource_status(
     previous_conditions = (previous or {}).get("conditions")
     entry["conditions"] = merge_conditions(previous_conditions, [*own, ready], now)
     return ResourceStatus(entry, healthy, submitted)
-
-
-def _rule(template: Template) -> Mapping[str, Any] | None:
-    return template.health_rule
 
 
 def _outputs(realized: Realized, previous: Mapping[str, Any] | None, now: str) -> list[Obj]:

@@ -43,8 +43,9 @@ def merge_conditions(
     before: dict[str, Mapping[str, Any]] = {}
     for c in previous or ():
         # dict first: the abstract Mapping check costs more, and nearly every one is a dict.
-        if isinstance(c, (dict, Mapping)):
-            before[str(c.get("type"))] = c
+        if type(c) is dict or isinstance(c, Mapping):
+            type_ = c.get("type")
+            before[type_ if type(type_) is str else str(type_)] = c
     out = []
     for cond in current:
         old = before.get(cond.type)
@@ -52,8 +53,14 @@ def merge_conditions(
         if old is not None and old.get("status") == cond.status:
             stamp = old.get("lastTransitionTime")
             if stamp:
-                when = str(stamp)
-        out.append(cond.to_dict(when, observed_generation))
+                when = stamp if type(stamp) is str else str(stamp)
+        # `Condition.to_dict`, inline: this runs for every condition of every status written.
+        rendered: dict[str, Any] = {"type": cond.type, "status": cond.status,
+                                    "reason": cond.reason, "message": cond.message,
+                                    "lastTransitionTime": when}
+        if observed_generation is not None:
+            rendered["observedGeneration"] = observed_generation
+        out.append(rendered)
     return out
 
 
