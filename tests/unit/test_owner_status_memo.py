@@ -7,12 +7,13 @@ remembered goes with the owner."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 
 from reconciler.backends.base import Backend, Forwarding
-from reconciler.chains.status import resource_status
+from reconciler.chains.status import resource_status, status_inputs
 from reconciler.engine import owner as owner_module
 from reconciler.engine.owner import WORKLOAD, OwnerController
 from reconciler.model.objects import Obj, deep_copy
@@ -175,3 +176,28 @@ def test_what_is_remembered_goes_with_the_owner() -> None:
     assert sorted(memo.by_resource) == ["sink", "source"]
     w.controller.forget("default", "app")
     assert w.controller._statuses == {}
+
+
+def test_outputs_are_remembered_as_values_nothing_can_change_afterwards() -> None:
+    w = World(True, None)
+    for _ in range(3):
+        w.offer()
+    realized = w.controller.realizer.realize
+    captured: list[Any] = []
+
+    def capture(*args: Any, **kwargs: Any) -> Any:
+        found = realized(*args, **kwargs)
+        captured.extend(found)
+        return found
+
+    w.controller.realizer.realize = capture  # type: ignore[method-assign]
+    w.offer()
+    source = next(r for r in captured if r.resource.name == "source")
+    assert isinstance(source.outputs["config"], dict)
+    before = status_inputs(source, None)
+    # An output read from an object shared with the store changes when that object does.
+    source.outputs["config"]["value"] = "changed in place"
+    assert status_inputs(source, None) != before
+    # One that is not plain data is not remembered at all.
+    source.outputs["config"] = MappingProxyType({"value": "one"})
+    assert status_inputs(source, None) is None
