@@ -50,9 +50,11 @@ from typing import Any
 
 from reconciler.backends.base import FIELD_MANAGER
 from reconciler.model.apivalidation import (
+    JSON_BYTES_PER_MARSHAL_BYTE,
     Problem,
     is_label_value,
     is_qualified_name,
+    marshal_size,
     object_problems,
     rejection_message,
     size_problems,
@@ -73,6 +75,7 @@ from reconciler.model.fieldsets import (
 )
 from reconciler.model.kinds import BUILTIN_KINDS, KindInfo, KindRegistry, kind_info_from_crd
 from reconciler.model.labelsets import LabelPairs, LabelSet, list_dependency
+from reconciler.model.limits import DEFAULT_LIMITS
 from reconciler.model.objects import (
     GroupVersionKind,
     Obj,
@@ -112,6 +115,11 @@ it all are dropped and made again as they are read, so a large settled world doe
 second, serialized copy of every object it read once."""
 CHANGE_LOG_ENTRIES = 100_000
 """Writes the change log keeps at least (`changes_since`); older questions get None."""
+_NEW_VERSION_BYTES = 48
+"""Marshal bytes of the `resourceVersion` key and value a new object gets after its size check."""
+_STATUS_SLACK = 32
+"""Marshal bytes a status write adds to an object besides its status: the "status" key (11) and
+a resourceVersion grown by up to 20 digits since the object's size without status was taken."""
 EVENT_TTL_SECONDS = 3600.0
 """How long an Event lives after its last write: kube-apiserver's `--event-ttl` default."""
 
@@ -427,7 +435,11 @@ class InMemoryCluster:
             status = deep_copy(obj["status"]) if isinstance(obj.get("status"), dict) else (
                 copy.deepcopy(obj.get("status")))
             # The status subresource keeps metadata and spec; only the size can become too large.
-            _refuse(live, size_problems({**live, "status": status}))
+            rest = self._objects.rest_size(key, live)
+            added = marshal_size(status)
+            if rest is None or added is None or JSON_BYTES_PER_MARSHAL_BYTE * (
+                    rest + added + _STATUS_SLACK) > DEFAULT_LIMITS.object_bytes:
+                _refuse(live, size_problems({**live, "status": status}))
             # The previous state is needed for managedFields and listeners; otherwise `_bump`
             # only asks whether there was one.
             before = deep_copy(live) if field_manager or self._listeners else live
@@ -440,6 +452,8 @@ class InMemoryCluster:
                     before, live, _status_fields(before.get("status")), _status_fields(status),
                     field_manager, api_version, "status")
             self._bump(live, before, key)
+            if rest is not None and not field_manager:  # a manager's entry changed the rest
+                self._objects.note_rest_size(key, live, rest)
         return self._out(live, api_version, key)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
@@ -820,9 +834,13 @@ class InMemoryCluster:
         meta["creationTimestamp"] = rfc3339(self.clock.now())
         meta["managedFields"] = [self._managed_entry(manager, operation, api_version,
                                                      fields_of(desired))]
-        _refuse(desired, size_problems(desired))
+        size = marshal_size(desired)  # as `size_problems` finds it first: then no status yet
+        if size is None or JSON_BYTES_PER_MARSHAL_BYTE * size > DEFAULT_LIMITS.object_bytes:
+            _refuse(desired, size_problems(desired))
         self._objects[key] = desired
         self._bump(desired, None)
+        if size is not None:
+            self._objects.note_rest_size(key, desired, size + _NEW_VERSION_BYTES)
         return desired
 
     def _managed_entry(self, manager: str, operation: str, api_version: str,
@@ -1238,16 +1256,38 @@ class _ObjectTable(dict[Key, Obj]):
         self._blobs: dict[Key, tuple[Any, bytes]] = {}
         self._blob_bytes = 0  # their total size, kept within `blob_budget`
         self.blob_budget = BLOB_BUDGET_BYTES
+        # Per key, the stored object's `marshal_size` without its status, with the
+        # resourceVersion it holds for (valid while that is the stored one, as for the blobs):
+        # a status write bounds the whole object's size by its parts and measures its new
+        # status only, not the whole object on every write.
+        self._rest_sizes: dict[Key, tuple[Any, int]] = {}
 
     def _drop_blob(self, key: Key) -> None:
         dropped = self._blobs.pop(key, None)
         if dropped is not None:
             self._blob_bytes -= len(dropped[1])
 
+    def _forget(self, key: Key) -> None:
+        """Drop what is kept about the object at `key` (it is replaced or removed)."""
+        self._drop_blob(key)
+        self._rest_sizes.pop(key, None)
+
+    def rest_size(self, key: Key, obj: Obj) -> int | None:
+        """`marshal_size` of `obj` (stored at `key`) without its status: remembered for its
+        resourceVersion, else measured now; None for data that is not JSON-like."""
+        known = self._rest_sizes.get(key)
+        if known is not None and known[0] == obj["metadata"].get("resourceVersion"):
+            return known[1]
+        return marshal_size({k: v for k, v in obj.items() if k != "status"})
+
+    def note_rest_size(self, key: Key, obj: Obj, size: int) -> None:
+        """Remember `size` as `rest_size` of `obj` (stored at `key`) at its resourceVersion."""
+        self._rest_sizes[key] = (obj["metadata"].get("resourceVersion"), size)
+
     def __setitem__(self, key: Key, value: Obj) -> None:
         if key not in self:
             bisect.insort(self._by_kind.setdefault((key[0], key[1]), []), key)
-        self._drop_blob(key)
+        self._forget(key)
         super().__setitem__(key, value)
         uid = (value.get("metadata") or {}).get("uid")
         if uid:
@@ -1268,7 +1308,7 @@ class _ObjectTable(dict[Key, Obj]):
                 del self._by_uid[str(uid)]
             self._index_labels(key, {})
             self._index_owners(key, ())
-            self._drop_blob(key)
+            self._forget(key)
         return super().pop(key, *default)
 
     def copy_of(self, key: Key, obj: Obj) -> Obj:

@@ -413,10 +413,22 @@ def _surely_within(obj: Mapping[str, Any], limit: int) -> bool:
     `default=str` spells out, so the bound is only for objects decoded from a document."""
     if not isinstance(obj, dict):
         return False
+    size = marshal_size(obj)
+    return size is not None and JSON_BYTES_PER_MARSHAL_BYTE * size <= limit
+
+
+JSON_BYTES_PER_MARSHAL_BYTE = 6
+"""At most this many bytes of JSON per byte of JSON data's `marshal_size` (`_surely_within`)."""
+
+
+def marshal_size(value: Any) -> int | None:
+    """The length of `value` in marshal format 0 (every value written in full), or None for data
+    that is not JSON-like; its JSON takes at most `JSON_BYTES_PER_MARSHAL_BYTE` times as many
+    bytes, so sizes of parts add up to a bound of the whole (`_surely_within`)."""
     try:
-        return 6 * len(marshal.dumps(obj, 0)) <= limit
+        return len(marshal.dumps(value, 0))
     except ValueError:  # not JSON-like data: measure it the long way
-        return False
+        return None
 
 
 def serialized_size(obj: Mapping[str, Any]) -> int:

@@ -5,6 +5,7 @@ a refused write changes nothing."""
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -164,6 +165,58 @@ def test_a_status_that_makes_the_object_too_large_is_refused(cluster: InMemoryCl
     assert "status" not in stored
     live["status"] = {"phase": "ok"}
     assert cluster.update_status(live)["status"] == {"phase": "ok"}
+
+
+BLOBS = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+         "metadata": {"name": "blobs.example.com"},
+         "spec": {"group": "example.com", "scope": "Namespaced",
+                  "names": {"kind": "Blob", "plural": "blobs"},
+                  "versions": [{"name": "v1", "served": True, "storage": True}]}}
+
+
+def _blob(name: str = "b", data: str = "") -> dict[str, Any]:
+    return {"apiVersion": "example.com/v1", "kind": "Blob",
+            "metadata": {"name": name, "namespace": "default"}, "spec": {"data": data}}
+
+
+def test_a_status_write_is_sized_with_what_other_writes_added_since(
+        cluster: InMemoryCluster) -> None:
+    """A status write bounds the object's size by its parts (the object without status as of
+    its resourceVersion, plus the new status): an apply that grew the object in between is
+    counted, whatever status writes came before it."""
+    cluster.apply(BLOBS)
+    live = cluster.apply(_blob())
+    live["status"] = {"phase": "one"}
+    cluster.update_status(live)
+    live["status"] = {"phase": "two"}
+    cluster.update_status(live)  # the object's size without status known for this version
+    cluster.apply(_blob(data="x" * (DEFAULT_LIMITS.object_bytes - 2_000)))  # still fits
+    grown = cluster.get("example.com/v1", "Blob", "default", "b")
+    assert grown is not None
+    live = grown
+    live["status"] = {"log": "y" * 4_000}
+    with pytest.raises(Rejected) as refused:
+        cluster.update_status(live)
+    assert str(refused.value).startswith("etcdserver: request is too large")
+    live["status"] = {"phase": "three"}
+    assert cluster.update_status(live)["status"] == {"phase": "three"}
+
+
+def test_status_writes_of_a_new_object_count_its_resource_version(
+        cluster: InMemoryCluster) -> None:
+    """Sized at its create before it had a resourceVersion, an object near the limit still
+    refuses the status that takes it over, and takes the one that keeps it within."""
+    cluster.apply(BLOBS)
+    probe = cluster.apply(_blob("probe"))
+    filler = DEFAULT_LIMITS.object_bytes - len(json.dumps(probe, separators=(",", ":"))) - 200
+    live = cluster.apply(_blob(data="x" * filler))
+    room = (DEFAULT_LIMITS.object_bytes - len(json.dumps(live, separators=(",", ":")))
+            - len(',"status":{"log":""}'))
+    live["status"] = {"log": "y" * (room + 1)}
+    with pytest.raises(Rejected):
+        cluster.update_status(live)
+    live["status"] = {"log": "y" * room}
+    assert cluster.update_status(live)["status"] == {"log": "y" * room}
 
 
 GIT = "source.toolkit.fluxcd.io/v1"
