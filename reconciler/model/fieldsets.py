@@ -28,7 +28,7 @@ _UNOWNED_META = frozenset({"name", "namespace", "uid", "resourceVersion", "gener
 
 def merge_key(items: list[Any]) -> str | None:
     """The key that identifies items of an associative list, or None for an atomic list."""
-    if not items or not all(isinstance(i, Mapping) for i in items):
+    if not items or not all(type(i) is dict or isinstance(i, Mapping) for i in items):
         return None
     for key in MERGE_KEYS:
         values = [i.get(key) for i in items]
@@ -62,10 +62,20 @@ def fields_of(obj: Mapping[str, Any]) -> FieldSet:
     return frozenset(out)
 
 
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def _walk(value: Any, prefix: FieldPath, out: set[FieldPath]) -> None:
-    if isinstance(value, Mapping) and value:
-        for key, sub in value.items():
-            _walk(sub, (*prefix, f"f:{key}"), out)
+    kind = type(value)
+    if kind in _LEAVES:  # most values: no ABC check (it was most of a create's managedFields)
+        out.add(prefix)
+        return
+    if kind is dict or (kind is not list and isinstance(value, Mapping)):
+        if value:
+            for key, sub in value.items():
+                _walk(sub, (*prefix, f"f:{key}"), out)
+            return
+        out.add(prefix)
         return
     if isinstance(value, list):
         key = merge_key(value)
