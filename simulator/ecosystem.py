@@ -65,9 +65,9 @@ from reconciler.backends.base import Backend
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, merge_conditions
 from reconciler.model.kinds import KindInfo
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
-from reconciler.model.objects import Obj, status_of
+from reconciler.model.objects import Obj, meta, spec_of, status_of
 from reconciler.runtime.clock import Clock, rfc3339
-from simulator.cluster import ListView, ObjectView
+from simulator.cluster import ObjectView
 from simulator.kube_common import (
     annotations_of,
     condition_of,
@@ -150,17 +150,8 @@ class Timing:
 
 
 def _digest(value: Any) -> str:
-    """sha256 of `value`'s canonical JSON; a read-only view digests as the data it shows."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"),
-                                     default=_json_of_view).encode()).hexdigest()
-
-
-def _json_of_view(value: Any) -> Any:
-    if isinstance(value, ObjectView):
-        return dict(value)
-    if isinstance(value, ListView):
-        return list(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
 
 
 # --- kpack ----------------------------------------------------------------------------------
@@ -221,9 +212,6 @@ class ImageBuilder:
     """kpack `Image` and `Build`: one Build per source or spec change, on the virtual clock."""
 
     name = "simulated-kpack"
-    takes_views = True
-    """Only reads what the runner offers: a read-only view will do (no copy); what it writes
-    from it is copied to plain data (`_plain`, `_writable_status`)."""
 
     def __init__(self, backend: Backend, clock: Clock, timing: Timing,
                  limits: Limits = DEFAULT_LIMITS, fetch_sources: bool | None = None) -> None:
@@ -243,8 +231,8 @@ class ImageBuilder:
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(KPACK_API, "Image"), (KPACK_API, "Build")]
 
-    def reconcile(self, obj: Mapping[str, Any]) -> float | None:
-        if field_of(obj, "metadata").get("deletionTimestamp"):
+    def reconcile(self, obj: Obj) -> float | None:
+        if meta(obj).get("deletionTimestamp"):
             return None
         if obj.get("kind") == "Build":
             return self._reconcile_build(obj)
@@ -252,8 +240,8 @@ class ImageBuilder:
 
     # The Image.
 
-    def _reconcile_image(self, image: Mapping[str, Any]) -> float | None:
-        spec = field_of(image, "spec")
+    def _reconcile_image(self, image: Obj) -> float | None:
+        spec = spec_of(image)
         source = spec.get("source") if isinstance(spec.get("source"), Mapping) else {}
         tag = str(spec.get("tag") or "")
         if not tag or not source_identity(source or {}):
@@ -269,7 +257,7 @@ class ImageBuilder:
         if created:
             latest = self._create_build(image, latest, wanted, builds)
             builds.append(latest)
-        self._prune(builds, spec, field_of(image, "status").get("latestImage"))
+        self._prune(builds, spec, status_of(image).get("latestImage"))
         self._write_image(image, None, latest)
         if created and latest is not None:
             # kpack's build pod starts as soon as the Build exists: take that step now, after
@@ -282,11 +270,11 @@ class ImageBuilder:
         builds = _read_all(self.backend, KPACK_API, "Build", namespace, {IMAGE_LABEL: image})
         return sorted(builds, key=_build_number)
 
-    def _create_build(self, image: Mapping[str, Any], previous: Mapping[str, Any] | None,
-                      wanted: str, builds: Sequence[Mapping[str, Any]]) -> Obj:
+    def _create_build(self, image: Obj, previous: Mapping[str, Any] | None, wanted: str,
+                      builds: Sequence[Mapping[str, Any]]) -> Obj:
         ns, name = namespace_name(image)
-        spec = field_of(image, "spec")
-        counter = int(field_of(image, "status").get("buildCounter") or 0)
+        spec = spec_of(image)
+        counter = int(status_of(image).get("buildCounter") or 0)
         number = max([counter, *(_build_number(b) for b in builds)]) + 1
         reason = "CONFIG"
         if previous is not None and source_identity(
@@ -294,14 +282,14 @@ class ImageBuilder:
                 source_identity(spec.get("source") or {})):
             reason = "COMMIT"
         build_spec: dict[str, Any] = {"tags": [str(spec.get("tag"))],
-                                      "source": _plain(spec.get("source"))}
+                                      "source": spec.get("source")}
         for key in ("builder", "serviceAccountName"):
             if spec.get(key):
-                build_spec[key] = _plain(spec[key])
+                build_spec[key] = spec[key]
         env = (spec.get("build") or {}).get("env") if isinstance(spec.get("build"), Mapping) \
             else None
         if env:
-            build_spec["env"] = _plain(env)
+            build_spec["env"] = env
         build: Obj = {
             "apiVersion": KPACK_API, "kind": "Build",
             "metadata": {
@@ -309,7 +297,7 @@ class ImageBuilder:
                 "labels": {IMAGE_LABEL: name, BUILD_NUMBER_LABEL: str(number),
                            IMAGE_GENERATION_LABEL: str(generation(image))},
                 "annotations": {REASON_ANNOTATION: reason, BUILD_SPEC_ANNOTATION: wanted},
-                "ownerReferences": [_owner(image, KPACK_API)],
+                "ownerReferences": [_owner(image)],
             },
             "spec": build_spec,
         }
@@ -335,9 +323,9 @@ class ImageBuilder:
                 self.backend.delete(KPACK_API, "Build", ns, name)
                 builds.remove(build)
 
-    def _write_image(self, image: Mapping[str, Any], invalid: Condition | None,
+    def _write_image(self, image: Obj, invalid: Condition | None,
                      latest: Mapping[str, Any] | None = None) -> None:
-        status, before = _writable_status(image)
+        status = dict(status_of(image))
         status["observedGeneration"] = generation(image)
         ready = invalid
         if latest is not None:
@@ -364,19 +352,19 @@ class ImageBuilder:
         builder = Condition("BuilderReady", TRUE, "", "")
         status["conditions"] = merge_conditions(status.get("conditions"), [ready, builder],
                                                 rfc3339(self.clock.now()))
-        if status != before:
-            self.backend.update_status(_with_status(image, status))
+        if status != status_of(image):
+            self.backend.update_status({**image, "status": status})
 
     # A Build. Its Image follows it through the runner: the Image's reconcile lists its Builds,
     # so a change to one (running, finished) offers the Image again.
 
-    def _reconcile_build(self, build: Mapping[str, Any]) -> float | None:
+    def _reconcile_build(self, build: Obj) -> float | None:
         if succeeded(build) in (TRUE, FALSE):
             return None
         remaining = self._start_build(build)
         if remaining > 0:
             return remaining
-        status, _ = _writable_status(build)
+        status = dict(status_of(build))
         status["podName"] = _pod_name(build)
         now = self.clock.now()
         outcome = self.run_build(build)
@@ -398,7 +386,7 @@ class ImageBuilder:
         else:
             cond = Condition("Succeeded", FALSE, "BuildFailed", outcome.message)
         status["conditions"] = merge_conditions(status.get("conditions"), [cond], rfc3339(now))
-        self.backend.update_status(_with_status(build, status))
+        self.backend.update_status({**build, "status": status})
         log.info("kpack build finished", build="/".join(namespace_name(build)),
                  succeeded=outcome.ok, message=outcome.message)
         return None
@@ -421,13 +409,13 @@ class ImageBuilder:
                 self.backend.update_status(_with_status(build, status))
         return remaining
 
-    def run_build(self, build: Mapping[str, Any]) -> BuildOutcome:
+    def run_build(self, build: Obj) -> BuildOutcome:
         """What the build's pod would do: fetch, detect, export the image."""
-        spec = field_of(build, "spec")
+        spec = spec_of(build)
         source = spec.get("source") if isinstance(spec.get("source"), Mapping) else {}
         identity = source_identity(source or {})
         tags = spec.get("tags") or []
-        tag = str(tags[0]) if isinstance(tags, (list, ListView)) and tags else ""
+        tag = str(tags[0]) if isinstance(tags, list) and tags else ""
         if not tag or not identity:
             return BuildOutcome(False, "spec.tags and spec.source are required")
         digest = hashlib.sha256((tag + "\n" + identity).encode()).hexdigest()
@@ -532,8 +520,6 @@ class KnativeServing:
     """Knative `Service`: a Revision per template, traffic to the latest ready one."""
 
     name = "simulated-knative"
-    takes_views = True
-    """As `ImageBuilder.takes_views`."""
 
     def __init__(self, backend: Backend, clock: Clock, timing: Timing) -> None:
         self.backend, self.clock, self.timing = backend, clock, timing
@@ -541,11 +527,11 @@ class KnativeServing:
     def watches(self) -> Sequence[tuple[str, str]]:
         return [(KNATIVE_API, "Service")]
 
-    def reconcile(self, obj: Mapping[str, Any]) -> float | None:
-        if field_of(obj, "metadata").get("deletionTimestamp"):
+    def reconcile(self, obj: Obj) -> float | None:
+        if meta(obj).get("deletionTimestamp"):
             return None
         ns, name = namespace_name(obj)
-        template = field_of(obj, "spec").get("template") or {}
+        template = spec_of(obj).get("template") or {}
         wanted = _digest(template)
         revisions = sorted(_read_all(self.backend, KNATIVE_API, "Revision", ns,
                                      {SERVICE_LABEL: name}), key=_revision_number)
@@ -563,22 +549,21 @@ class KnativeServing:
                             remaining)
         return remaining if remaining > 0 else None
 
-    def _create_revision(self, service: Mapping[str, Any], template: Mapping[str, Any],
-                         wanted: str,
+    def _create_revision(self, service: Obj, template: Mapping[str, Any], wanted: str,
                          revisions: Sequence[Mapping[str, Any]]) -> Obj:
         ns, name = namespace_name(service)
         number = max([0, *(_revision_number(r) for r in revisions)]) + 1
         template_meta = template.get("metadata") or {}
-        labels = dict(_plain(template_meta.get("labels")) or {}) if isinstance(
-            template_meta, Mapping) else {}
+        labels = dict(template_meta.get("labels") or {}) if isinstance(template_meta, Mapping) \
+            else {}
         labels.update({SERVICE_LABEL: name, CONFIGURATION_LABEL: name,
                        CONFIGURATION_GENERATION_LABEL: str(number)})
         revision: Obj = {
             "apiVersion": KNATIVE_API, "kind": "Revision",
             "metadata": {"name": f"{name}-{number:05d}", "namespace": ns, "labels": labels,
                          "annotations": {TEMPLATE_ANNOTATION: wanted},
-                         "ownerReferences": [_owner(service, KNATIVE_API)]},
-            "spec": _plain(template.get("spec")) or {},
+                         "ownerReferences": [_owner(service)]},
+            "spec": template.get("spec") or {},
         }
         return self.backend.apply(revision, KNATIVE_MANAGER)
 
@@ -608,10 +593,10 @@ class KnativeServing:
                 ns, name = namespace_name(revision)
                 self.backend.delete(KNATIVE_API, "Revision", ns, name)
 
-    def _write_service(self, service: Mapping[str, Any], latest: Mapping[str, Any],
+    def _write_service(self, service: Obj, latest: Mapping[str, Any],
                        ready: Mapping[str, Any] | None, remaining: float) -> None:
         ns, name = namespace_name(service)
-        status, before = _writable_status(service)
+        status = dict(status_of(service))
         status["observedGeneration"] = generation(service)
         latest_name = namespace_name(latest)[1]
         status["latestCreatedRevisionName"] = latest_name
@@ -632,8 +617,8 @@ class KnativeServing:
                  for t in ("ConfigurationsReady", "RoutesReady")] + [cond]
         status["conditions"] = merge_conditions(status.get("conditions"), conds,
                                                 rfc3339(self.clock.now()))
-        if status != before:
-            self.backend.update_status(_with_status(service, status))
+        if status != status_of(service):
+            self.backend.update_status({**service, "status": status})
 
 
 def _revision_number(revision: Mapping[str, Any]) -> int:
@@ -687,20 +672,7 @@ def _with_status(obj: Mapping[str, Any], status: dict[str, Any]) -> Obj:
             "status": status}
 
 
-def _owner(obj: Mapping[str, Any], api_version: str) -> dict[str, Any]:
-    """An owner reference to `obj`, under the version the controller watches it at (a view's
-    `apiVersion` is the stored one)."""
-    return {"apiVersion": api_version, "kind": str(obj.get("kind") or ""),
-            "name": namespace_name(obj)[1],
-            "uid": str(field_of(obj, "metadata").get("uid") or ""),
+def _owner(obj: Obj) -> dict[str, Any]:
+    return {"apiVersion": str(obj.get("apiVersion") or ""), "kind": str(obj.get("kind") or ""),
+            "name": namespace_name(obj)[1], "uid": str(meta(obj).get("uid") or ""),
             "controller": True, "blockOwnerDeletion": True}
-
-
-def _plain(value: Any) -> Any:
-    """`value` as data that may be stored: a read-only view copied; anything else (a scalar,
-    or a part of the copy the runner offered) as it is."""
-    if isinstance(value, ObjectView):
-        return value.copy()
-    if isinstance(value, ListView):
-        return [_plain(item) for item in value]
-    return value

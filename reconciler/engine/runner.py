@@ -31,7 +31,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -221,11 +221,10 @@ def reconcile_once(
     if reads is not None and error is None:
         status = reads.statuses.get(own)
         if status is None:
-            found = obj.get("status")  # a read-only view's too (`takes_views`)
-            status = found if isinstance(found, (dict, Mapping)) else {}
+            found = obj.get("status")
+            status = found if isinstance(found, dict) else {}
         conditions = status.get("conditions")
-        cond = find_condition(conditions if isinstance(conditions, Sequence)
-                              and not isinstance(conditions, str) else None, "Ready")
+        cond = find_condition(conditions if isinstance(conditions, list) else None, "Ready")
         ready = str(cond.get("status")) if cond is not None else None
     outcome = classify(after, error, resync=isinstance(after, Resync), ready=ready)
     if error is not None:
@@ -310,25 +309,9 @@ class _Scheduler:
         self.change_log = self.feed if isinstance(self.feed, ChangeLog) else None
         self.label_log = self.feed if isinstance(self.feed, LabelLog) else None
         self.recorder = self.backend if isinstance(self.backend, ReadRecorder) else None
-        view = getattr(self.backend, "view", None)
-        self._view: Callable[[str, str, str, str], Obj | None] | None = (
-            view if callable(view) else None)
 
     def stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
-
-    def _read(self, controller: Controller, api_version: str, kind: str, namespace: str,
-              name: str) -> Obj | None:
-        """The object to offer `controller`: a copy it may change, or, for a controller that
-        says it only reads what it is offered (`takes_views`: the simulated kpack and
-        Knative), the backend's read-only view of it where there is one (the simulated
-        cluster's `view`; its `apiVersion` is the stored one): no copy. Either way not
-        recorded as a read of the reconcile (it has not begun)."""
-        view = self._view if getattr(controller, "takes_views", False) else None
-        if view is not None:
-            found: Obj | None = view(api_version, kind, namespace, name)
-            return found
-        return self.backend.get(api_version, kind, namespace, name)
 
     def run_round(self, controllers: Sequence[Controller]) -> None:
         """Offer each controller what it has to reconcile. The first round (and any after the
@@ -435,7 +418,7 @@ class _Scheduler:
                 where = watched.get((key[0], key[1]))
                 if where is None or not self._stale(controller.name, key, mine[key]):
                     continue
-                found = self._read(controller, where[1], key[1], key[2], key[3])
+                found = self.backend.get(where[1], key[1], key[2], key[3])
                 if found is None:  # gone: forget it
                     self._drop((controller.name, *key))
                     continue
@@ -476,7 +459,7 @@ class _Scheduler:
                     if not self._dirty(controller, ("key", group, kind, namespace, name)):
                         self.skipped += 1
                         continue
-                    found = self._read(controller, api_version, kind, namespace, name)
+                    found = self.backend.get(api_version, kind, namespace, name)
                     if found is not None:
                         self._offer(controller, tracked, api_version, found, recorded,
                                     (group, kind, namespace, name))

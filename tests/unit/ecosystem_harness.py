@@ -22,12 +22,7 @@ STORE_URL = "http://source-controller.ecosystem.test"
 
 
 class Ecosystem:
-    """`offer_views`: offer a controller that takes them (`takes_views`) read-only views of
-    its objects, as the runner does in a simulation, rather than copies."""
-
-    def __init__(self, tmp_path: Path, *, fetch_sources: bool = True,
-                 offer_views: bool = True) -> None:
-        self.offer_views = offer_views
+    def __init__(self, tmp_path: Path, *, fetch_sources: bool = True) -> None:
         self.clock = VirtualClock()
         self.cluster = InMemoryCluster(self.clock, (*BUILTIN_KINDS, *ECOSYSTEM_KINDS))
         self.cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
@@ -69,11 +64,8 @@ class Ecosystem:
         """One round: every controller reconciles every object it watches, once."""
         wakes: list[float | None] = []
         for controller in self.controllers:
-            views = self.offer_views and getattr(controller, "takes_views", False)
             for api_version, kind in controller.watches():
-                objs: list[Any] = (self.cluster.views(api_version, kind) if views
-                                   else self.cluster.list(api_version, kind))
-                for obj in objs:
+                for obj in self.cluster.list(api_version, kind):
                     wakes.append(controller.reconcile(obj))
         return wakes
 
