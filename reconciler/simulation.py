@@ -109,8 +109,8 @@ def simulate(
                         progress)
     if state is not None:
         env.save_state(state)
-    # This world ends here: its objects are handed over as they are stored, not copied. The
-    # Workloads are copies: the same dict in both lists would print as a YAML alias.
+    # This world ends here: its objects and Events are handed over as they are stored, not
+    # copied. The Workloads are copies: the same dict in both lists would print as a YAML alias.
     everything = _all_objects(env, copies=False)
     return SimulationResult(
         report=report,
@@ -118,7 +118,7 @@ def simulate(
                     and str(o.get("apiVersion", "")).split("/")[0] == CARTO_GROUP]
                    if everything else env.backend.list(CARTO_API, "Workload")),
         objects=everything,
-        events=list(env.backend.events()),
+        events=_all_events(env, copies=False),
     )
 
 
@@ -255,6 +255,15 @@ def all_settled(backend: Backend) -> bool:
     if not all(_owner_settled(w) for w in _workloads(backend)):
         return False
     return all(runnable_settled(r) for r in backend.list(CARTO_API, "Runnable"))
+
+
+def _all_events(env: Environment, copies: bool = True) -> list[Obj]:
+    """The cluster's Events; `copies=False`: the stored ones themselves where the backend has
+    them (the simulated cluster's `stored_events`), for a world that ends here."""
+    stored = getattr(env.backend, "stored_events", None)
+    if not copies and callable(stored):
+        return list(stored())
+    return list(env.backend.events())
 
 
 def _all_objects(env: Environment, copies: bool = True) -> list[Obj]:
