@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Final
 
 from reconciler.backends.base import FIELD_MANAGER, Backend
@@ -36,7 +37,16 @@ class Action(StrEnum):
 class ApplyResult:
     live: Obj
     action: Action
-    changed: tuple[str, ...] = ()
+    # (desired, the live object before) of a configuring apply: what `changed` is computed from
+    # when it is asked for (nothing in a reconcile asks; a diff of the two costs a walk of both).
+    compared: tuple[Obj, Obj] | None = None
+
+    @cached_property
+    def changed(self) -> tuple[str, ...]:
+        """The dotted paths the apply changed (empty unless it configured the object)."""
+        if self.compared is None:
+            return ()
+        return tuple(changed_paths(*self.compared))
 
 
 class Unread:
@@ -60,7 +70,6 @@ def apply_object(backend: Backend, desired: Obj, field_manager: str = FIELD_MANA
                            namespace_of(desired), name_of(desired))
     if live is not None and in_sync(desired, live):
         return ApplyResult(live, Action.UNCHANGED)
-    changed = tuple(changed_paths(desired, live)) if live is not None else ()
     try:
         applied = backend.apply(desired, field_manager)
     except ApplyConflict:
@@ -68,4 +77,6 @@ def apply_object(backend: Backend, desired: Obj, field_manager: str = FIELD_MANA
     except Conflict as exc:
         raise Transient(APPLY_RACED, f"applying {describe(desired)} met a conflict that is not "
                                      f"a field conflict, retrying: {exc}") from exc
-    return ApplyResult(applied, Action.CREATED if live is None else Action.CONFIGURED, changed)
+    if live is None:
+        return ApplyResult(applied, Action.CREATED)
+    return ApplyResult(applied, Action.CONFIGURED, (desired, live))

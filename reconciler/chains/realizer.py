@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Final
 
-from reconciler.apply.applier import UNREAD, Action, Unread, apply_object
+from reconciler.apply.applier import UNREAD, Action, ApplyResult, Unread, apply_object
 from reconciler.backends.base import Backend, Ref
 from reconciler.chains.blueprint import (
     CARTO_API,
@@ -76,13 +76,19 @@ class Realized:
     outputs: dict[str, Any] | None = None
     error: ResourceError | None = None
     action: Action | None = None
-    changed: tuple[str, ...] = ()
     pass_through: bool = False
     # Older immutable objects the retention policy pruned during this reconcile.
     removed: list[Obj] = field(default_factory=list)
     # The object outputs are read from: the stamped one, or for immutable lifecycles the newest
     # healthy one.
     outputs_from: Obj | None = None
+    # The apply of a mutable resource that was applied (not skipped): what `changed` reads.
+    applied: ApplyResult | None = field(default=None, repr=False)
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        """The dotted paths the apply changed (computed when asked: no reconcile asks)."""
+        return self.applied.changed if self.applied is not None else ()
 
 
 @dataclass
@@ -401,8 +407,7 @@ class Realizer:
             raise TemplateRejectedError(
                 f"unable to apply object [{namespace_of(desired)}/{name_of(desired)}] for "
                 f"{where}: {exc}") from exc
-        result.stamped, result.action, result.changed = (
-            applied.live, applied.action, applied.changed)
+        result.stamped, result.action, result.applied = applied.live, applied.action, applied
 
     def _realize_immutable(
         self, result: Realized, template: Template, desired: Obj, owner_labels: Mapping[str, str],
