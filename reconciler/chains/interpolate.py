@@ -143,6 +143,7 @@ class _Plan:
     size: int
     limit: int
     paths: tuple[str, ...] = ()  # every tag's path, stripped, in the order they are met
+    compiled: tuple[jsonpath.Path | None, ...] = ()  # each of `paths` compiled (None: invalid)
 
 
 _plans: dict[bytes, _Plan] = {}
@@ -187,10 +188,30 @@ def tag_values(template: Any, context: Mapping[str, Any],
     key, plan = _keyed_plan(template, limits.interpolation_bytes)
     if key is None:
         return None
-    try:
-        return key, tuple([jsonpath.evaluate_single(path, context) for path in plan.paths])
-    except (jsonpath.JSONPathError, RecursionError):
-        return None
+    check_deadline("evaluating a template's tags")
+    values: list[Any] = []
+    for compiled in plan.compiled:
+        if compiled is None:
+            return None  # does not parse: the render reports it
+        fields = compiled.fields
+        if fields is None:
+            try:
+                found = compiled.find(context)
+            except (jsonpath.JSONPathError, RecursionError):
+                return None
+            if len(found) != 1:
+                return None
+            values.append(found[0])
+            continue
+        # `Path.find` of a path of plain keys, inline: the common tag (`workload.metadata.name`)
+        value: Any = context
+        for name in fields:
+            if (type(value) is dict or isinstance(value, Mapping)) and name in value:
+                value = value[name]
+            else:
+                return None
+        values.append(value)
+    return key, tuple(values)
 
 
 def _make_plan(template: Any, limit: int) -> _Plan:
@@ -216,7 +237,15 @@ def _make_plan(template: Any, limit: int) -> _Plan:
             paths.append(leaf.stripped)
         else:
             paths.extend(piece.strip() for piece, is_tag in _split(leaf.text) if is_tag)
-    return _Plan(tuple(leaves), _bounded_size(template, limit), limit, tuple(paths))
+    return _Plan(tuple(leaves), _bounded_size(template, limit), limit, tuple(paths),
+                 tuple(_compiled(path) for path in paths))
+
+
+def _compiled(path: str) -> jsonpath.Path | None:
+    try:
+        return jsonpath.compile_path(path)
+    except jsonpath.JSONPathError:
+        return None
 
 
 def _shallow_copy(value: Any) -> Any:

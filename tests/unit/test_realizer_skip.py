@@ -394,3 +394,13 @@ def test_templates_are_resources_of_the_blueprint() -> None:
     assert [r.name for r in _chain().resources] == ["source", "widget", "settings"]
     assert isinstance(_chain().resources[0], BlueprintResource)
     assert Template("ClusterTemplate", "t", {"spec": {}}).lifecycle == "mutable"
+
+
+def test_a_tag_that_does_not_parse_is_never_skipped(world: World) -> None:
+    world.set_template("ClusterTemplate", "settings",
+                       {**CONFIG_MAP, "data": {"value": "$(workload.metadata[)$"}})
+    for _ in range(2):
+        results = world.realizer.realize(
+            OwnerContext(world.owner, "workload", "supply chain", lambda res, tpl: {}), _chain())
+        assert results[2].error is not None and "settings" in str(results[2].error)
+    assert world.realizer.recorded("default", "app") == 2
