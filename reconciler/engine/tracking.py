@@ -244,6 +244,8 @@ class DependencyIndex:
         fresh = frozenset(dependencies)
         with self._lock:
             old = self._reads.get(key, frozenset())
+            if old == fresh and key in self._reads:
+                return  # read the same as last time (the common case): nothing to re-index
             for dep in old - fresh:
                 readers = self._readers.get(dep)
                 if readers is not None:
@@ -303,8 +305,13 @@ class DependencyIndex:
         its kind, or by a list whose selector the object matched before or after the change
         (`pairs`: the labels it carried then; None when they are not known, and then every
         selector of the kind counts)."""
-        found = self.readers(dependencies_of_change(group, kind, namespace, name))
+        found: set[Hashable] = set()
         with self._lock:
+            readers = self._readers
+            for dep in dependencies_of_change(group, kind, namespace, name):
+                by_key = readers.get(dep)
+                if by_key:
+                    found |= by_key
             for scope in (namespace, "*"):
                 by_pair = self._selectors.get((group, kind, scope))
                 if not by_pair:
