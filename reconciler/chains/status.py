@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import marshal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,63 +27,6 @@ class ResourceStatus:
     # so a pass-through carries ResourceSubmitted and Ready and takes no part in ResourcesHealthy.
     healthy: Condition | None
     submitted: Condition
-
-
-StatusInputs = tuple[Any, ...]
-"""What `resource_status` reads of a realized resource, as a value compared with `==`
-(`status_inputs`)."""
-
-
-def status_inputs(realized: Realized, kind_info: KindInfo | None) -> StatusInputs | None:
-    """Everything `resource_status` reads besides the previous entry and the time: the
-    resource's name and inputs, its error, the stamped object and the template by identity and
-    resourceVersion (one version of an object has one content), the kind's resource name and the
-    outputs read (as values nothing can change afterwards). Two equal ones give the same entry
-    from the same previous entry; and an entry given for these inputs is given back unchanged
-    when it is the previous entry (the times it holds are kept, as nothing in it changes). None
-    when that cannot be told: an object without a resourceVersion, an output that is not plain
-    data."""
-    error = realized.error
-    stamped = realized.stamped
-    template = realized.template
-    s_meta = t_meta = _NO_META
-    if stamped is not None:
-        s_meta = stamped.get("metadata") or _NO_META
-        if s_meta.get("resourceVersion") is None:
-            return None
-    if template is not None:
-        t_meta = template.obj.get("metadata") or _NO_META
-        if t_meta.get("resourceVersion") is None:
-            return None
-    outputs: tuple[tuple[str, Any], ...] | None = None
-    if realized.outputs is not None:
-        # Kept as values nothing can change afterwards: an output may be read from an object
-        # shared with the store (`backends.base.read_only`), which later writes change.
-        kept: list[tuple[str, Any]] = []
-        for name, value in realized.outputs.items():
-            if value is None or type(value) in _SCALARS:
-                kept.append((name, value))
-                continue
-            try:
-                kept.append((name, marshal.dumps(value)))
-            except ValueError:  # not plain data (a read-only view): not remembered
-                return None
-        outputs = tuple(kept)
-    res = realized.resource
-    return (res.name, res.inputs, realized.pass_through,
-            None if error is None else (error.status, error.reason, str(error)),
-            None if stamped is None else stamped.get("apiVersion"),
-            None if stamped is None else stamped.get("kind"),
-            s_meta.get("namespace"), s_meta.get("name"), s_meta.get("uid"),
-            s_meta.get("resourceVersion"),
-            None if template is None else template.kind,
-            None if template is None else template.name,
-            t_meta.get("uid"), t_meta.get("resourceVersion"),
-            None if kind_info is None else kind_info.qualified_resource, outputs)
-
-
-_NO_META: Mapping[str, Any] = {}
-_SCALARS = (str, int, float, bool)
 
 
 def submitted_of(realized: Realized) -> Condition:

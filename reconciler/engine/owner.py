@@ -29,19 +29,12 @@ stamps where they can be read. Offered again with the same resourceVersion, with
 offers it again on the same changes), it is not rendered, diffed or applied. The age bound is
 what catches what no version here shows: RBAC (Roles, RoleBindings) granted or taken away.
 
-A full reconcile keeps a resource's `status.resources[]` entry as it is stored when it would make
-it again unchanged (`StatusMemo`): the owner's resourceVersion is still the one its last status
-write gave, that write stored the entries exactly as they were made, and the resource's
-`status_inputs` (its error, the stamped object's and template's resourceVersions, the outputs
-read, ...) are equal to those the entry was made from. Made again from the same inputs and from
-itself as the previous entry, an entry comes out unchanged (its times are kept, as none of its
-conditions or outputs changes), and it raises no output or health event.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,13 +63,9 @@ from reconciler.chains.selection import best_matches
 from reconciler.chains.status import (
     RESOURCES_HEALTHY,
     RESOURCES_SUBMITTED,
-    ResourceStatus,
-    StatusInputs,
     ready_of,
     resource_status,
-    status_inputs,
     submitted_conditions,
-    submitted_of,
 )
 from reconciler.engine.blueprints import blueprint_ready, templates_ready_of
 from reconciler.model.annotations import REQUESTED_AT_ANNOTATION, SUSPEND_ANNOTATION
@@ -209,10 +198,6 @@ class Run:
     """Versions of the fast path's extra inputs read before rendering (`_inputs_before`)."""
     blueprints_version: Hashable | None = None
     """The blueprint kind's `kind_versions`, read before the blueprints are listed."""
-    status_inputs: dict[str, tuple[StatusInputs, Condition | None]] = field(
-        default_factory=dict)
-    """Per resource of `resources`: what its entry was made from (`status_inputs`) and its
-    Healthy condition, remembered once the entry is stored (`StatusMemo`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,18 +220,6 @@ class BlueprintSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class StatusMemo:
-    """What an owner's `status.resources` were made from, as last stored by this controller:
-    while the owner's resourceVersion is the one its status write gave (so every entry is as
-    written), an entry whose resource has the same `status_inputs` again would be made again
-    unchanged, and is kept as it is instead (with its Healthy condition, remembered here)."""
-
-    uid: object
-    owner_version: str
-    by_resource: dict[str, tuple[StatusInputs, Condition | None]]
-
-
-@dataclass(frozen=True, slots=True)
 class Settled:
     """What the fast path compares (see the module docstring): recorded at the end of a
     settled reconcile, from the versions that reconcile itself saw."""
@@ -265,10 +238,6 @@ class Settled:
 
 
 class OwnerController:
-    remember_statuses: bool = True
-    """Keep a resource's stored status entry when it was made from the same inputs
-    (`StatusMemo`); off only to compare with making every entry afresh."""
-
     def __init__(self, backend: Backend, clock: Clock, kind: OwnerKind = WORKLOAD,
                  fast_path: bool | None = None, settings: OwnerSettings | None = None) -> None:
         """`fast_path` (when given) overrides `settings.fast_path`."""
@@ -278,9 +247,6 @@ class OwnerController:
         self.fast_path_max_age = settings.fast_path_max_age_seconds
         # owner key -> what its last settled reconcile read (`Settled`)
         self._settled: dict[tuple[str, str], Settled] = {}
-        # owner key -> what its stored status.resources were made from (`StatusMemo`): one
-        # entry per resource of its blueprint, replaced by each reconcile, dropped with the owner
-        self._statuses: dict[tuple[str, str], StatusMemo] = {}
         # the templates the current reconcile looked up, with the resourceVersion it saw, per
         # thread (the daemon's workers reconcile different owners through one controller)
         self._reads = threading.local()
@@ -304,9 +270,8 @@ class OwnerController:
         return [(CARTO_API, self.kind.kind)]
 
     def forget(self, namespace: str, name: str) -> None:
-        """The owner is gone: drop its fast-path record and what its status was made from."""
+        """The owner is gone: drop its fast-path record."""
         self._settled.pop((namespace, name), None)
-        self._statuses.pop((namespace, name), None)
 
     def reconcile(self, obj: Obj) -> float | None:
         m = meta(obj)
@@ -567,25 +532,14 @@ class OwnerController:
         run.realized = self.realizer.realize(ctx, blueprint, run.writer)
         now = rfc3339(self.clock.now())
         before = {r.get("name"): r for r in status_of(run.owner).get("resources") or []}
-        memo = self._status_memo(run.owner) if self.remember_statuses else None
         healths: list[Condition] = []
         for realized in run.realized:
             info = None
             if realized.stamped is not None:
                 info = self.backend.kind_info(str(realized.stamped["apiVersion"]),
                                               str(realized.stamped["kind"]))
-            name = realized.resource.name
-            old = before.get(name)
-            inputs = status_inputs(realized, info) if self.remember_statuses else None
-            kept = memo.get(name) if memo is not None else None
-            if (kept is not None and inputs is not None and isinstance(old, dict)
-                    and kept[0] == inputs):
-                # Made from the same inputs as the stored entry: it would come out unchanged.
-                rs = ResourceStatus(old, kept[1], submitted_of(realized))
-            else:
-                rs = resource_status(realized, old, info, now)
-            if inputs is not None:
-                run.status_inputs[name] = (inputs, rs.healthy)
+            old = before.get(realized.resource.name)
+            rs = resource_status(realized, old, info, now)
             run.resources.append(rs.entry)
             if rs.healthy is not None:
                 healths.append(rs.healthy)
@@ -643,11 +597,9 @@ class OwnerController:
                                       ending, now)
         run.owner_version = meta(owner).get("resourceVersion")
         if status == previous:
-            self._remember_statuses(run, status, previous)
             return
         live = self.backend.update_status({**owner, "status": status})
         run.owner_version = meta(live).get("resourceVersion")
-        self._remember_statuses(run, status, status_of(live))
         if run.settled and not _same_apart_from_status(owner, live):
             # Changed while this reconcile ran (the status write carries no precondition, so
             # its version includes that change): what this reconcile rendered is not what the
@@ -660,29 +612,6 @@ class OwnerController:
         log.info("owner status written", ready=ready.status, reason=ready.reason,
                  message=ready.message if failure is not None else None)
 
-    def _status_memo(self, owner: Obj) -> dict[str, tuple[StatusInputs, Condition | None]] | None:
-        """What the owner's stored `status.resources` were made from, if they are still as this
-        controller stored them (its resourceVersion is the one that write gave)."""
-        m = meta(owner)
-        memo = self._statuses.get((str(m.get("namespace") or ""), str(m.get("name", ""))))
-        if memo is None or memo.owner_version != m.get("resourceVersion") or (
-                memo.uid != m.get("uid")):
-            return None
-        return memo.by_resource
-
-    def _remember_statuses(self, run: Run, status: Obj, stored: Mapping[str, Any]) -> None:
-        """Remember what the resources of the status now stored were made from, when that status
-        holds this reconcile's entries exactly as they were made (else forget)."""
-        m = meta(run.owner)
-        key = (str(m.get("namespace") or ""), str(m.get("name", "")))
-        version = run.owner_version
-        if (not self.remember_statuses or not run.status_inputs or version is None
-                or status.get("resources") is not run.resources
-                or stored.get("resources") != run.resources):
-            self._statuses.pop(key, None)
-            return
-        self._statuses[key] = StatusMemo(m.get("uid"), str(version), run.status_inputs)
-
     def _events(self, owner: Obj, realized: Realized, old: Obj | None, entry: Obj) -> None:
         if realized.stamped is not None and realized.action in (Action.CREATED,
                                                                 Action.CONFIGURED):
@@ -694,8 +623,6 @@ class OwnerController:
                 f"{verb} object [{info.qualified_resource}/{name_of(realized.stamped)}]")
         for removed in realized.removed:
             self._removed_event(owner, removed)
-        if entry is old:
-            return  # the stored entry kept as it is: no output and no health changed
         old_outputs = {o.get("name"): o.get("digest") for o in (old or {}).get("outputs") or []}
         for out in entry.get("outputs") or []:
             if old_outputs.get(out["name"]) != out["digest"] and realized.stamped is not None:
