@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from reconciler.backends.base import Backend
 from reconciler.chains.blueprint import CARTO_API
@@ -35,6 +38,8 @@ from reconciler.runtime.gctuning import tune_after_load
 from reconciler.settings import SimulateSettings, SourceSettings
 
 CARTO_GROUP = CARTO_API.split("/")[0]
+
+log = structlog.get_logger(__name__)
 
 # Kinds an API server needs before the objects that use them: namespaces, then CRDs.
 _FIRST = {"Namespace": 0, "CustomResourceDefinition": 1}
@@ -173,8 +178,13 @@ def _reconcile(
     no controller, product or simulated, with work in flight due within the budget (a build,
     a rollout, a wait, a retry after a failure; periodic resyncs such as Git polls are not)."""
     apply_inputs(env.backend, objects)
-    with tempfile.TemporaryDirectory(prefix="reconciler-") as scratch:
-        root = data_dir or Path(scratch)
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+    if data_dir is None:
+        scratch = tempfile.TemporaryDirectory(prefix="reconciler-")
+        root = Path(scratch.name)
+    else:
+        root = data_dir
+    try:
         # The user's own repositories on their machine: local paths and file:// are fine here.
         sources = SourceSettings(artifact_root=root / "artifacts", workdir=root / "git",
                                  allow_local_urls=True)
@@ -191,6 +201,42 @@ def _reconcile(
                                  on_round=None if progress is None else (
                                      lambda rounds, seconds: progress(RunProgress(
                                          rounds, seconds, lambda: settled_count(env.backend)))))
+    finally:
+        if scratch is not None:
+            remove_later(scratch)
+
+
+_removals: list[threading.Thread] = []
+_removals_lock = threading.Lock()
+
+
+def remove_later(scratch: tempfile.TemporaryDirectory[str]) -> None:
+    """Remove a finished run's scratch directory (its Git checkouts and one artifact directory
+    per GitRepository) on a thread of its own: the run's result does not wait for the disk.
+    Removing 10,000 artifact directories is under 1 s of CPU but took 7 to 18 s of waiting on
+    an ext4 volume mounted with `discard`. The thread is not a daemon: the interpreter waits for
+    it before it exits, so nothing is left behind (`wait_for_removals` waits sooner)."""
+    thread = threading.Thread(target=_remove, args=(scratch,), name="reconciler-scratch-removal")
+    with _removals_lock:
+        _removals[:] = [t for t in _removals if t.is_alive()]
+        _removals.append(thread)
+    thread.start()
+
+
+def _remove(scratch: tempfile.TemporaryDirectory[str]) -> None:
+    try:
+        scratch.cleanup()
+    except OSError as exc:
+        log.warning("could not remove a simulation's scratch directory", path=scratch.name,
+                    error=str(exc))
+
+
+def wait_for_removals() -> None:
+    """Return once every scratch directory handed to `remove_later` so far is removed."""
+    with _removals_lock:
+        pending = list(_removals)
+    for thread in pending:
+        thread.join()
 
 
 def apply_inputs(backend: Backend, objects: Sequence[LoadedObject]) -> None:
