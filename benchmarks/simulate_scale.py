@@ -13,7 +13,10 @@ s`), the figure this benchmark reported before, as the baseline of that fix.
     .venv/bin/python benchmarks/simulate_scale.py [--untraced] [N ...]   (default: 10 100 1000)
 
 `--untraced` skips the traced run (at 10,000 it takes several times the timed one), and prints
-the process's peak RSS instead, with the share of the timed run spent in the cycle collector.
+the process's peak RSS instead, with the share of the timed run spent in the cycle collector,
+the process CPU seconds of the timed run (on a shared machine, compare this one), and the wall
+seconds the scratch directory's removal took after the run (`simulate` hands it to a thread of
+its own; it is waited for before the next N).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from reconciler.loader import load_paths, load_text
 from reconciler.observability.logging import configure_logging
-from reconciler.simulation import simulate
+from reconciler.simulation import simulate, wait_for_removals
 
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORM = ROOT / "examples" / "paved-path" / "platform"
@@ -69,24 +72,29 @@ def make_repo(path: Path) -> str:
     return path.as_uri()
 
 
-def run(n: int, url: str, traced: bool) -> tuple[float, int, float, int, bool, int, int]:
+def run(n: int, url: str,
+        traced: bool) -> tuple[float, int, float, int, bool, int, int, float, float]:
     """One simulate of `n` workloads: wall seconds, rounds, virtual seconds, peak traced bytes
-    (0 unless `traced`), ready, reconciles, skipped."""
+    (0 unless `traced`), ready, reconciles, skipped, process CPU seconds, and the wall seconds
+    its scratch directory's removal took after it."""
     platform = load_paths([PLATFORM])
     workloads = load_text("".join(WORKLOAD.format(i=i, url=url) for i in range(n)), "<generated>")
     gc.collect()
     if traced:
         tracemalloc.start()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = simulate([*platform, *workloads])
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    removal = time.perf_counter()
+    wait_for_removals()
+    removal = time.perf_counter() - removal
     peak = 0
     if traced:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     report = result.report
     return (elapsed, report.rounds, report.virtual_seconds, peak, result.ready,
-            report.reconciles, report.skipped)
+            report.reconciles, report.skipped, cpu, removal)
 
 
 class CollectorTime:
@@ -116,7 +124,7 @@ def main(argv: list[str]) -> None:
               f"{'traced s':>9} {'traced/wall':>11} ready")
         baseline: float | None = None
         for n in sizes:
-            elapsed, rounds, virtual, _, ready, reconciles, skipped = run(n, url, traced=False)
+            elapsed, rounds, virtual, _, ready, reconciles, skipped, *_ = run(n, url, False)
             traced, _, _, peak, *_ = run(n, url, traced=True)
             per = elapsed / n
             baseline = baseline or per
@@ -129,13 +137,13 @@ def untraced(sizes: list[int]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = make_repo(Path(tmp) / "app")
         print(f"{'N':>6} {'wall s':>8} {'wl/s':>8} {'reconciles':>10} {'cost/wl vs first':>17} "
-              f"{'in collector':>13} {'peak RSS MiB':>13} ready")
+              f"{'in collector':>13} {'peak RSS MiB':>13} {'cpu s':>8} {'removal s':>9} ready")
         baseline: float | None = None
         for n in sizes:
             collector = CollectorTime()
             gc.callbacks.append(collector)
             try:
-                elapsed, _, _, _, ready, reconciles, _ = run(n, url, traced=False)
+                elapsed, _, _, _, ready, reconciles, _, cpu, removal = run(n, url, False)
             finally:
                 gc.callbacks.remove(collector)
             per = elapsed / n
@@ -143,7 +151,7 @@ def untraced(sizes: list[int]) -> None:
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"{n:>6} {elapsed:>8.2f} {n / elapsed:>8.1f} {reconciles:>10} "
                   f"{per / baseline:>17.2f} {collector.seconds / elapsed:>12.0%} {rss:>13.0f} "
-                  f"{ready}", flush=True)
+                  f"{cpu:>8.2f} {removal:>9.2f} {ready}", flush=True)
 
 
 if __name__ == "__main__":
