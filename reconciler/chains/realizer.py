@@ -242,6 +242,11 @@ class Realizer:
 
     def _put_record(self, owner: tuple[str, str], resource: str, record: _Applied) -> None:
         with self._lock:
+            records = self._applied.get(owner)
+            if records is not None and next(reversed(self._applied)) == owner and (
+                    len(records) < MAX_RECORDS_PER_OWNER):
+                records[resource] = record  # the most recently realized owner already
+                return
             records = self._applied.pop(owner, None)
             if records is None or len(records) >= MAX_RECORDS_PER_OWNER:
                 records = {}
@@ -387,10 +392,11 @@ class Realizer:
         if b"$(" in serialized:
             return None
         owner_meta = meta(owner)
-        stamp = _digest(dict(labels), owner_meta.get("namespace"),
-                        owner.get("apiVersion", CARTO_API), owner.get("kind"),
-                        owner_meta.get("name"), owner_meta.get("uid"))
-        if stamp is None:
+        try:
+            stamp = marshal.dumps((dict(labels), owner_meta.get("namespace"),
+                                   owner.get("apiVersion", CARTO_API), owner.get("kind"),
+                                   owner_meta.get("name"), owner_meta.get("uid")), 2)
+        except ValueError:
             return None
         # Each marshalled part says where it ends: the concatenation is unambiguous.
         digest = hashlib.blake2b(body, digest_size=16)
