@@ -270,8 +270,10 @@ class OwnerController:
         return [(CARTO_API, self.kind.kind)]
 
     def forget(self, namespace: str, name: str) -> None:
-        """The owner is gone: drop its fast-path record."""
+        """The owner is gone: drop its fast-path record and the realizer's records of its
+        resources."""
         self._settled.pop((namespace, name), None)
+        self.realizer.forget(namespace, name)
 
     def reconcile(self, obj: Obj) -> float | None:
         m = meta(obj)

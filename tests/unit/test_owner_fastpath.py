@@ -480,7 +480,7 @@ def test_a_spec_change_made_while_the_reconcile_ran_is_not_recorded_as_settled()
         f"{wl['metadata']['generation']} observedGeneration {wl['status']['observedGeneration']}")
 
 
-def test_a_deleted_workloads_record_is_dropped_by_the_round_driver() -> None:
+def test_a_deleted_workloads_records_are_dropped_by_the_round_driver() -> None:
     from reconciler.engine.runner import _Scheduler
 
     w = World()
@@ -490,9 +490,11 @@ def test_a_deleted_workloads_record_is_dropped_by_the_round_driver() -> None:
     for _ in range(5):
         sched.run_round([w.controller])
     assert list(w.controller._settled) == [("default", "app")]
+    assert w.controller.realizer.recorded("default", "app") > 0  # its resources
     w.cluster.delete(API, "Workload", "default", "app")
     sched.run_round([w.controller])
     assert w.controller._settled == {}  # not kept for the life of the process
+    assert w.controller.realizer.recorded("default", "app") == 0  # nor its resources' records
 
 
 def _changed_while_rendering(w: World, change: Callable[[], object]) -> None:
