@@ -557,12 +557,6 @@ class OwnerController:
                                  run.resources, run.writer or self.backend)
         return DONE
 
-    def writer_for(self, owner: Obj, blueprint: Obj | None) -> Backend:
-        """The backend the owner's stamped objects are applied and deleted through: a view
-        acting as its ServiceAccount (`owner_identity`), or the backend itself where there is
-        no authentication (the simulated cluster)."""
-        return impersonated(self.backend, owner_identity(owner, blueprint))
-
     # --- the one place status is written --------------------------------------------------
 
     def _finish(self, run: Run, ending: Ending) -> None:
