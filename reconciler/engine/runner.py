@@ -250,10 +250,12 @@ class WriteWitness(Protocol):
         ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Record:
+    """What the scheduler keeps per object and controller (one per stored object and controller
+    that watches it: slots, and its reads kept once, in the scheduler's `index`)."""
+
     revision: int  # changes after this cluster revision are news to it
-    dependencies: set[Dependency]
     due: float | None  # when it asked to run again
     resync: bool = False  # the wake-up is a periodic re-check, not work in flight
     failures: int = 0  # consecutive failed reconciles
@@ -487,7 +489,8 @@ class _Scheduler:
         feed = self.feed
         if record is None or feed is None or self._due(record):
             return True
-        return changed_after(feed, record.dependencies | {own}, record.revision)
+        return changed_after(feed, {own, *self.index.reads((controller.name, *own[1:]))},
+                             record.revision)
 
     def next_wakeup(self) -> float | None:
         dues = self._dues
@@ -556,7 +559,6 @@ class _Scheduler:
             self._known[key[0]] = self._known.get(key[0], 0) + 1
         record = self.records[key] = _Record(
             revision=revision,
-            dependencies=attempt.reads,
             due=self.clock.now() + after if after is not None else None,
             resync=outcome.resync,
             failures=failures,
