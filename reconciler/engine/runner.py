@@ -511,8 +511,9 @@ class _Scheduler:
                    for r in self.records.values())
 
     def failures(self) -> tuple[tuple[str, ReconcileFailure], ...]:
-        return tuple((f"{k[0]}: {k[2]} {k[3] + '/' if k[3] else ''}{k[4]}", r.failure)
-                     for k, r in sorted(self.records.items()) if r.failure is not None)
+        failed = sorted((k, r.failure) for k, r in self.records.items() if r.failure is not None)
+        return tuple((f"{k[0]}: {k[2]} {k[3] + '/' if k[3] else ''}{k[4]}", failure)
+                     for k, failure in failed)
 
     def _offer(self, controller: Controller, tracked: bool, api_version: str, obj: Obj,
                recorded: bool = False, own_key: ObjKey | None = None) -> None:
