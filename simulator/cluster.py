@@ -844,10 +844,12 @@ class InMemoryCluster:
         return desired
 
     def _managed_entry(self, manager: str, operation: str, api_version: str,
-                       fields: FieldSet, subresource: str = "") -> Obj:
+                       fields: FieldSet, subresource: str = "",
+                       tree: dict[str, Any] | None = None) -> Obj:
+        """`tree`: `to_tree(fields)` when the caller has it already."""
         entry = {"manager": manager, "operation": operation, "apiVersion": api_version,
                  "time": rfc3339(self.clock.now()), "fieldsType": "FieldsV1",
-                 "fieldsV1": to_tree(fields)}
+                 "fieldsV1": to_tree(fields) if tree is None else tree}
         if subresource:
             entry["subresource"] = subresource
         return entry
@@ -884,18 +886,26 @@ class InMemoryCluster:
         entries = list(live["metadata"].get("managedFields") or [])
         mine_at = next((i for i, e in enumerate(entries)
                         if e.get("manager") == manager and e.get("operation") == "Apply"), None)
-        mine = from_tree(entries[mine_at].get("fieldsV1")) if mine_at is not None else frozenset()
-        others = {i: from_tree(e.get("fieldsV1")) for i, e in enumerate(entries) if i != mine_at}
         new = fields_of(config)
+        new_tree = to_tree(new)
+        # The manager's previous set is parsed only when its tree differs from the new one: an
+        # equal tree holds no field the new set lacks, so nothing is dropped.
+        mine: FieldSet = frozenset()
+        if mine_at is not None and entries[mine_at].get("fieldsV1") != new_tree:
+            mine = from_tree(entries[mine_at].get("fieldsV1"))
+        # Only a field the apply changes can conflict: found in one walk of the applied fields
+        # with the live object and the configuration together (an equal subtree is skipped
+        # whole); the other managers' sets are parsed only when something needs them.
+        changing = sorted(_changing_fields(new_tree, config, live)) if len(entries) > (
+            mine_at is not None) else []
+        others: dict[int, FieldSet] = {}
+        if changing or mine:
+            others = {i: from_tree(e.get("fieldsV1")) for i, e in enumerate(entries)
+                      if i != mine_at}
         taken: set[FieldPath] = set()
         taken_from: set[int] = set()
-        conflicts: list[FieldConflict] = []
-        for path in sorted(new):
-            if path[-1] == ITEM:
-                continue
-            present, value = get_path(live, path)
-            if not present or value == get_path(config, path)[1]:
-                continue
+        conflicts: builtins.list[FieldConflict] = []
+        for path in changing:
             for i, fields in others.items():
                 if path in fields:
                     conflicts.append(FieldConflict(_dotted(path), str(entries[i].get("manager"))))
@@ -903,10 +913,14 @@ class InMemoryCluster:
                     taken_from.add(i)
         if conflicts and not force:
             raise ApplyConflict(describe(live), manager, conflicts)
-        others = {i: fields - taken for i, fields in others.items()}
-        still_owned: FieldSet = frozenset().union(*others.values()) if others else frozenset()
-        dropped = [p for p in mine - new
-                   if not covers(p[:-1] if p[-1] == ITEM else p, still_owned)]
+        if taken:
+            others = {i: fields - taken for i, fields in others.items()}
+        dropped: builtins.list[FieldPath] = []
+        still_owned: FieldSet = frozenset()
+        if mine - new:
+            still_owned = frozenset().union(*others.values()) if others else frozenset()
+            dropped = [p for p in mine - new
+                       if not covers(p[:-1] if p[-1] == ITEM else p, still_owned)]
         before = deep_copy(live)
         # Whole list items first; then leaves (a leaf under a removed item is already gone).
         for path in sorted(dropped, key=lambda p: (p[-1] != ITEM, -len(p))):
@@ -921,8 +935,8 @@ class InMemoryCluster:
                     and not covers(path, still_owned):
                 _remove_path(live, path)
         _merge(live, {k: v for k, v in config.items() if k not in ("apiVersion", "kind")})
-        mine_entry = self._managed_entry(manager, "Apply", api_version, new)
-        if mine_at is not None and entries[mine_at].get("fieldsV1") == mine_entry["fieldsV1"]:
+        mine_entry = self._managed_entry(manager, "Apply", api_version, new, tree=new_tree)
+        if mine_at is not None and entries[mine_at].get("fieldsV1") == new_tree:
             mine_entry = entries[mine_at]  # unchanged ownership keeps its timestamp
         managed = [] if mine_at is not None else [mine_entry]
         for i, entry in enumerate(entries):
@@ -1523,6 +1537,47 @@ def _remove_path(obj: Obj, path: FieldPath) -> None:
             del parent[index]
 
 
+def _step(node: Any, step: str) -> tuple[bool, Any]:
+    """One step of `get_path`: (present, value) of a map key or associative-list item."""
+    if step.startswith("f:"):
+        if not isinstance(node, Mapping) or step[2:] not in node:
+            return False, None
+        return True, node[step[2:]]
+    if step.startswith("k:"):
+        index = find_item(node, step)
+        return (False, None) if index is None else (True, node[index])
+    return False, None
+
+
+def _changing_fields(tree: Mapping[str, Any], config: Any, live: Any) -> builtins.list[FieldPath]:
+    """The fields of an apply that it changes: each leaf path of `tree` (`to_tree` of the
+    configuration's `fields_of`; item paths left out) present in `live` whose value there is
+    not equal to the configuration's (None where the configuration lacks it), as `get_path` on
+    each path would find them; walked once down both objects, a subtree equal in both skipped
+    whole (every field under it is equal), one absent from `live` too (nothing under it is
+    present)."""
+    out: builtins.list[FieldPath] = []
+
+    def walk(node: Mapping[str, Any], in_config: bool, cfg: Any, have: Any,
+             prefix: FieldPath) -> None:
+        for step, sub in node.items():
+            if step == ITEM:
+                continue
+            present, live_value = _step(have, step)
+            if not present:
+                continue
+            found, cfg_value = _step(cfg, step) if in_config else (False, None)
+            if found and cfg_value == live_value:
+                continue
+            if sub:
+                walk(sub, found, cfg_value, live_value, (*prefix, step))
+            elif live_value != cfg_value:
+                out.append((*prefix, step))
+
+    walk(tree, True, config, live, ())
+    return out
+
+
 def _merge(live: dict[str, Any], config: Mapping[str, Any]) -> None:
     """Merge an applied configuration into the live object: maps field by field, associative
     lists item by item (by merge key), everything else replaced."""
@@ -1542,9 +1597,15 @@ def _merge(live: dict[str, Any], config: Mapping[str, Any]) -> None:
             live[key] = _fresh(value)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _fresh(value: Any) -> Any:
     """A copy of a configuration value to store: a map or list copied sharing nothing
-    (`unshared_copy`'s marshal format 2), a scalar as `copy.deepcopy` gives it."""
+    (`unshared_copy`'s marshal format 2), a scalar as `copy.deepcopy` gives it (a JSON scalar
+    is immutable: itself)."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, (dict, list)):
         try:
             return marshal.loads(marshal.dumps(value, 2))
