@@ -55,6 +55,7 @@ from reconciler.model.apivalidation import (
     is_label_value,
     is_qualified_name,
     marshal_size,
+    merged_object_problems,
     object_problems,
     rejection_message,
     size_problems,
@@ -950,7 +951,7 @@ class InMemoryCluster:
         live["metadata"]["managedFields"] = managed
         # Validation and storage see the merged object: two managers' valid halves can still
         # make an invalid whole (a key in both data and binaryData, annotations over 256 KiB).
-        problems = object_problems(live, namespaced=info.namespaced)
+        problems = merged_object_problems(live, config, namespaced=info.namespaced)
         if problems:
             live.clear()
             live.update(before)
@@ -1582,6 +1583,9 @@ def _merge(live: dict[str, Any], config: Mapping[str, Any]) -> None:
     """Merge an applied configuration into the live object: maps field by field, associative
     lists item by item (by merge key), everything else replaced."""
     for key, value in config.items():
+        if type(value) in _SCALARS:  # most values: stored as they are (see `_fresh`)
+            live[key] = value
+            continue
         have = live.get(key)
         if isinstance(value, Mapping) and value and isinstance(have, dict):
             _merge(have, value)

@@ -389,6 +389,37 @@ def object_problems(
     return problems
 
 
+_META_READ = ("name", "generateName", "namespace", "labels", "annotations", "ownerReferences",
+              "finalizers")
+"""The metadata fields `object_problems` reads (decoding and `_meta_problems`)."""
+_BODY_RULES = frozenset({("", "Secret"), ("", "ConfigMap"),
+                         ("apiextensions.k8s.io", "CustomResourceDefinition")})
+"""The kinds whose body `object_problems` reads (`_decode_problems`, `_kind_problems`)."""
+
+
+def merged_object_problems(
+    merged: Mapping[str, Any],
+    checked: Mapping[str, Any],
+    namespaced: bool,
+    limits: Limits = DEFAULT_LIMITS,
+) -> list[Problem]:
+    """`object_problems(merged, namespaced)`, for an object made by merging `checked` (an
+    object of the same kind in which `object_problems` with the same `namespaced` found no
+    problem) into another: when the kind has no rules for its body and every metadata field
+    the checks read is equal in both (the merge stored `checked`'s values there, as a server-
+    side apply does), the checks that read them would find nothing either, and only the size
+    is left to check (it depends on the whole object)."""
+    group, _, _version = str(merged.get("apiVersion") or "").rpartition("/")
+    kind = str(merged.get("kind") or "")
+    meta, checked_meta = merged.get("metadata"), checked.get("metadata")
+    if (group, kind) in _BODY_RULES or kind != checked.get("kind") or group != str(
+            checked.get("apiVersion") or "").rpartition("/")[0] or type(meta) is not dict \
+            or type(checked_meta) is not dict or any(
+                meta.get(field) != checked_meta.get(field) for field in _META_READ):
+        return object_problems(merged, namespaced, limits)
+    return size_problems(merged, limits)
+
+
 def size_problems(obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> list[Problem]:
     """etcd refuses to store an object whose serialization exceeds its request limit."""
     if _surely_within(obj, limits.object_bytes):

@@ -261,3 +261,43 @@ def test_a_merged_object_the_schema_refuses_is_not_stored(cluster: InMemoryClust
         cluster.apply(_gitrepository(url="https://example.com/a.git", interval=5))
     after = cluster.get(GIT, "GitRepository", "default", "app")
     assert after == before
+
+
+def _custom_kind(cluster: InMemoryCluster) -> None:
+    cluster.apply({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                   "metadata": {"name": "blobs.example.com"},
+                   "spec": {"group": "example.com", "scope": "Namespaced",
+                            "names": {"kind": "Blob", "plural": "blobs"},
+                            "versions": [{"name": "v1", "served": True, "storage": True}]}})
+
+
+def _custom(metadata: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "example.com/v1", "kind": "Blob",
+            "metadata": {"name": "b", "namespace": "default", **(metadata or {})},
+            "spec": spec}
+
+
+def test_two_managers_halves_over_the_storage_limit_are_refused(cluster: InMemoryCluster) -> None:
+    """The merged object's metadata is the configuration's (only its size is left to check):
+    its size is still judged whole."""
+    _custom_kind(cluster)
+    part = "x" * (DEFAULT_LIMITS.object_bytes * 6 // 10)
+    before = cluster.apply(_custom(a=part), "one")
+    with pytest.raises(Rejected) as refused:
+        cluster.apply(_custom(b=part), "two")
+    assert str(refused.value).startswith("etcdserver: request is too large")
+    assert cluster.get("example.com/v1", "Blob", "default", "b") == before
+
+
+def test_custom_resource_annotations_past_the_limit_across_managers_are_refused(
+    cluster: InMemoryCluster,
+) -> None:
+    """Another manager's metadata merged with the configuration's is judged whole."""
+    _custom_kind(cluster)
+    half = "x" * (128 * 1024)
+    before = cluster.apply(_custom({"annotations": {"a": half}}), "one")
+    with pytest.raises(Rejected) as refused:
+        cluster.apply(_custom({"annotations": {"b": half}}), "two")
+    assert str(refused.value) == ('Blob.example.com "b" is invalid: metadata.annotations: '
+                                  "Too long: may not be more than 262144 bytes")
+    assert cluster.get("example.com/v1", "Blob", "default", "b") == before
