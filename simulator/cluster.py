@@ -327,7 +327,8 @@ class InMemoryCluster:
         if live is None:
             live = self._create(desired, info, api_version, field_manager, "Apply")
         else:
-            self._server_side_apply(live, desired, info, api_version, field_manager, force)
+            self._server_side_apply(live, desired, info, api_version, field_manager, force,
+                                    key)
             self._finish_if_done(key)
         if info.kind == "CustomResourceDefinition":
             self._register_crd(live)
@@ -443,7 +444,8 @@ class InMemoryCluster:
                 _refuse(live, size_problems({**live, "status": status}))
             # The previous state is needed for managedFields and listeners; otherwise `_bump`
             # only asks whether there was one.
-            before = deep_copy(live) if field_manager or self._listeners else live
+            before = self._objects.private_copy(key, live) if field_manager or \
+                self._listeners else live
             if status is None:
                 live.pop("status", None)
             else:
@@ -625,8 +627,8 @@ class InMemoryCluster:
         live = self._objects.get(key)
         if live is None:
             raise NotFound(f"{kind}/{namespace}/{name} not found")
-        before = deep_copy(live)
-        after = deep_copy(live)
+        before = self._objects.private_copy(key, live)
+        after = self._objects.private_copy(key, live)
         change(after)
         after = unshared_copy(after)  # what `change` set may share parts
         after["metadata"] = {**after.get("metadata", {}),
@@ -881,7 +883,7 @@ class InMemoryCluster:
         return entries
 
     def _server_side_apply(self, live: Obj, config: Obj, info: KindInfo, api_version: str,
-                           manager: str, force: bool) -> None:
+                           manager: str, force: bool, key: Key) -> None:
         for field in _SERVER_META:
             config["metadata"].pop(field, None)
         entries = list(live["metadata"].get("managedFields") or [])
@@ -922,7 +924,7 @@ class InMemoryCluster:
             still_owned = frozenset().union(*others.values()) if others else frozenset()
             dropped = [p for p in mine - new
                        if not covers(p[:-1] if p[-1] == ITEM else p, still_owned)]
-        before = deep_copy(live)
+        before = self._objects.private_copy(key, live)
         # Whole list items first; then leaves (a leaf under a removed item is already gone).
         for path in sorted(dropped, key=lambda p: (p[-1] != ITEM, -len(p))):
             _remove_path(live, path)
@@ -1348,6 +1350,17 @@ class _ObjectTable(dict[Key, Obj]):
             self._blob_bytes += len(cached[1])
         copied: Obj = marshal.loads(cached[1])
         return copied
+
+    def private_copy(self, key: Key, obj: Obj) -> Obj:
+        """A deep copy of `obj` (stored at `key`): from its version's serialization when one is
+        kept (`copy_of` made it for a read), else `deep_copy`, keeping nothing: for a copy of
+        the state before a write (the version it is of is replaced at once)."""
+        cached = self._blobs.get(key)
+        if cached is not None and dict.get(self, key) is obj and \
+                cached[0] == obj["metadata"].get("resourceVersion"):
+            copied: Obj = marshal.loads(cached[1])
+            return copied
+        return deep_copy(obj)
 
     def reindex(self, key: Key) -> None:
         """Bring the label and owner indexes up to date with the stored object."""
