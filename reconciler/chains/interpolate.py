@@ -132,6 +132,8 @@ class _Leaf:
     # For a string that is exactly one tag: the path inside it as written, and stripped.
     path: str | None = None
     stripped: str = ""
+    # For any other string: its pieces as `_split` gives them (text, is a tag).
+    pieces: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +184,11 @@ def tag_values(template: Any, context: Mapping[str, Any],
 
     `interpolate` is a function of these alone, but for a value that holds a tag itself (it is
     stamped again, reading more of the context): the caller must see to that (the realizer
-    refuses a value whose serialization holds ``$(``). None when the template is not plain data
-    or a path does not evaluate to exactly one value (the render will report it).
+    refuses a value whose serialization holds ``$(``). A tag can also be formed across the
+    pieces of a string (``$$(a)$)$`` with ``a`` = ``(b``, or an empty value between a literal
+    ``$`` and ``(``): the string as its first pass stamps it would be stamped again, so such a
+    template gets None too. None also when the template is not plain data or a path does not
+    evaluate to exactly one value (the render will report it).
     """
     key, plan = _keyed_plan(template, limits.interpolation_bytes)
     if key is None:
@@ -211,7 +216,31 @@ def tag_values(template: Any, context: Mapping[str, Any],
             else:
                 return None
         values.append(value)
+    if _forms_a_tag(plan, values):
+        return None
     return key, tuple(values)
+
+
+def _forms_a_tag(plan: _Plan, values: list[Any]) -> bool:
+    """Whether a string with several pieces holds a tag once its tags are replaced by their
+    values (text values as they are; any other value stands for JSON, which can neither start
+    with ``(`` nor end with ``$``, nor hold ``$(`` that the caller does not refuse)."""
+    at = 0
+    for leaf in plan.leaves:
+        if leaf.path is not None:
+            at += 1
+            continue
+        parts: list[str] = []
+        for piece, is_tag in leaf.pieces:
+            if is_tag:
+                value = values[at]
+                at += 1
+                parts.append(value if isinstance(value, str) else "\x00")
+            else:
+                parts.append(piece)
+        if OPEN_TAG in "".join(parts):
+            return True
+    return False
 
 
 def _make_plan(template: Any, limit: int) -> _Plan:
@@ -222,7 +251,8 @@ def _make_plan(template: Any, limit: int) -> _Plan:
         if isinstance(value, str):
             if OPEN_TAG in value:
                 path = value[len(OPEN_TAG) : -len(CLOSE_TAG)] if _is_single_tag(value) else None
-                leaves.append(_Leaf(route, location, value, path, (path or "").strip()))
+                pieces = () if path is not None else tuple(_split(value))
+                leaves.append(_Leaf(route, location, value, path, (path or "").strip(), pieces))
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 visit(item, (*route, key), f"{location}.{key}" if location else str(key))
@@ -236,7 +266,7 @@ def _make_plan(template: Any, limit: int) -> _Plan:
         if leaf.path is not None:
             paths.append(leaf.stripped)
         else:
-            paths.extend(piece.strip() for piece, is_tag in _split(leaf.text) if is_tag)
+            paths.extend(piece.strip() for piece, is_tag in leaf.pieces if is_tag)
     return _Plan(tuple(leaves), _bounded_size(template, limit), limit, tuple(paths),
                  tuple(_compiled(path) for path in paths))
 

@@ -413,3 +413,26 @@ def test_a_tag_that_does_not_parse_is_never_skipped(world: World) -> None:
         assert results[2].error is not None and "settings" in str(results[2].error)
     assert world.realizer.recorded("default", "app") == 2
 
+
+
+@pytest.mark.parametrize(("note", "a", "b"), [
+    # two adjacent values make a tag: "$" + "(workload.spec.env[0].value)$"
+    ("$(workload.spec.a)$$(workload.spec.b)$", "$", "(workload.spec.env[0].value)$"),
+    # the literal text around a value completes it (no value holds "$")
+    ("$$(workload.spec.a)$)$", "(workload.spec.env[0].value", "unused"),
+    # an empty value between a literal "$" and "(": the literal text alone becomes a tag
+    ("$$(workload.spec.a)$(workload.spec.env[0].value)$", "", "unused"),
+], ids=["adjacent-values", "literal-around-a-value", "empty-value-between-literals"])
+def test_a_tag_formed_across_a_strings_pieces_is_rendered_every_time(
+        note: str, a: str, b: str) -> None:
+    # Interpolation stamps a string's result again: the tag formed across its pieces reads a
+    # value that no tag of the template names, so only a render can tell it changed.
+    w = World()
+    w.set_template("ClusterTemplate", "widget",
+                   {**WIDGET, "spec": {**WIDGET["spec"], "note": note}})
+    w.owner["spec"]["a"], w.owner["spec"]["b"] = a, b
+    w.realize()
+    assert w.widget()["spec"]["note"] == "one"
+    w.owner["spec"]["env"][0]["value"] = "two"
+    w.realize()
+    assert w.widget()["spec"]["note"] == "two"
