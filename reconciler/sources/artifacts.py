@@ -195,8 +195,8 @@ class ArtifactStore:
         check_object_key(kind, namespace, name)
         rel_dir = f"{kind.lower()}/{namespace}/{name}"
         object_dir = f"{self._root_text}/{rel_dir}"
-        if not _is_private_dir(object_dir):
-            self._make_object_dir(object_dir)
+        if not self._private_levels(rel_dir, 3):
+            self._make_object_dir(rel_dir)
         origin = self._open_text(source.path)
         file_name = origin.rsplit("/", 1)[1]
         final = f"{object_dir}/{file_name}"
@@ -218,12 +218,21 @@ class ArtifactStore:
         return Artifact(url=self.url_for(rel), path=rel, revision=revision, digest=source.digest,
                         size=source.size, last_update_time=now)
 
-    def _make_object_dir(self, object_dir: str) -> None:
-        """Create an object's directory: a single mkdir when its parent is a directory the
-        store made (0700, not a link); otherwise, or when something is in the way already,
-        `private_dir` from the root, which makes every missing level and checks what is
-        there."""
-        if _is_private_dir(object_dir.rsplit("/", 1)[0]):
+    def _private_levels(self, rel_dir: str, levels: int) -> bool:
+        """Whether the first `levels` directories of `rel_dir` below the root are directories
+        the store made (0700, none of them a link: an operation on a path follows a link in any
+        of its components, not only the last)."""
+        parts = rel_dir.split("/")
+        return all(_is_private_dir(f"{self._root_text}/{'/'.join(parts[:i])}")
+                   for i in range(1, levels + 1))
+
+    def _make_object_dir(self, rel_dir: str) -> None:
+        """Create an object's directory: a single mkdir when the levels above it (kind,
+        namespace) are directories the store made; otherwise, or when something is in the way
+        already, `private_dir` from the root, which makes every missing level and refuses a
+        link at any of them."""
+        object_dir = f"{self._root_text}/{rel_dir}"
+        if self._private_levels(rel_dir, 2):
             try:
                 os.mkdir(object_dir, 0o700)
             except FileExistsError:
@@ -296,10 +305,13 @@ class ArtifactStore:
         check_object_key(kind, namespace, name)
         rel_dir = f"{kind.lower()}/{namespace}/{name}"
         object_dir = f"{self._root_text}/{rel_dir}"
-        # A link in the object's place is not followed: what it leads to is not the store's.
+        # A link in the object's place, or at its kind's or namespace's, is not followed: what
+        # it leads to is not the store's.
+        parts = rel_dir.split("/")
         try:
-            if not stat.S_ISDIR(os.lstat(object_dir).st_mode):
-                return []
+            for i in range(1, 4):
+                if not stat.S_ISDIR(os.lstat(f"{self._root_text}/{'/'.join(parts[:i])}").st_mode):
+                    return []
             with os.scandir(object_dir) as entries:
                 archives = [e for e in entries if _is_archive_entry(e)]
         except (FileNotFoundError, NotADirectoryError):
@@ -354,8 +366,22 @@ def local_archive(url: str) -> Path | None:
 
 def private_dir(path: Path, top: Path | None = None) -> None:
     """Create `path` and its missing parents (up to `top`, or all of them) as 0700 directories,
-    whatever the umask; an existing `path` (or `top`) is made 0700 too, since we own it."""
+    whatever the umask; an existing `path` (or `top`) is made 0700 too, since we own it. Below
+    `top`, a level that is a link (or not a directory) is refused (`ArtifactPathError`): what
+    is made or changed there would be made through it, outside `top`."""
     path = Path(path)
+    if top is not None and path.is_relative_to(top):
+        level = Path(top)
+        for part in path.relative_to(top).parts:
+            level = level / part
+            try:
+                mode = os.lstat(level).st_mode
+            except FileNotFoundError:
+                break
+            if not stat.S_ISDIR(mode):
+                raise ArtifactPathError(
+                    f"{level.relative_to(top).as_posix()!r} is a link or not a directory: "
+                    "refusing to write through it")
     missing: list[Path] = []
     current = path
     while not current.exists() and current != current.parent:

@@ -213,3 +213,57 @@ def test_a_shared_copy_does_not_touch_what_a_planted_link_leads_to(
     assert victim.stat().st_mtime_ns == 0
     with pytest.raises(ArtifactPathError):
         store.open(copy.path)
+
+
+def _private(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+@pytest.mark.parametrize("level", ["kind", "namespace"])
+def test_gc_does_not_follow_a_link_above_an_objects_directory(
+    tmp_path: Path, store: ArtifactStore, level: str
+) -> None:
+    # Every path operation follows a link in any of its components, not only the last.
+    outside = _private(tmp_path / "outside")
+    victims = _private(outside / "ns" / "n" if level == "kind" else outside / "n")
+    for i in range(3):
+        (victims / f"{i}.tar.gz").write_bytes(b"not the store's")
+        os.utime(victims / f"{i}.tar.gz", ns=(i, i))
+    if level == "kind":
+        (store.root / "gitrepository").symlink_to(outside)
+    else:
+        _private(store.root / "gitrepository")
+        (store.root / "gitrepository" / "ns").symlink_to(outside)
+    assert store.gc("GitRepository", "ns", "n", keep=1) == []
+    assert sorted(p.name for p in victims.iterdir()) == ["0.tar.gz", "1.tar.gz", "2.tar.gz"]
+
+
+@pytest.mark.parametrize("level", ["kind", "namespace"])
+def test_a_shared_copy_is_not_written_through_a_link_above_its_directory(
+    tmp_path: Path, store: ArtifactStore, level: str
+) -> None:
+    tree = make_tree(tmp_path / "t", {"a": "1"})
+    source = store.store_directory("OCIRepository", "real", "first", "r", tree, now=NOW)
+    outside = _private(tmp_path / "outside")
+    _private(outside / "ns")  # what the link's target offers: a private directory already
+    if level == "kind":
+        (store.root / "gitrepository").symlink_to(outside)
+    else:
+        _private(store.root / "gitrepository")
+        (store.root / "gitrepository" / "ns").symlink_to(outside)
+    with pytest.raises(ArtifactPathError, match="link"):
+        store.store_copy("GitRepository", "ns", "second", "r", source, now=NOW)
+    assert [p for p in outside.rglob("*") if p != outside / "ns"] == []
+
+
+def test_an_archive_is_not_stored_through_a_link_below_the_root(
+    tmp_path: Path, store: ArtifactStore
+) -> None:
+    tree = make_tree(tmp_path / "t", {"a": "1"})
+    outside = _private(tmp_path / "outside")
+    (store.root / "gitrepository").symlink_to(outside)
+    with pytest.raises(ArtifactPathError, match="link"):
+        store.store_directory("GitRepository", "ns", "n", "r", tree, now=NOW)
+    assert list(outside.iterdir()) == []
