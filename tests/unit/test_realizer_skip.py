@@ -436,3 +436,21 @@ def test_a_tag_formed_across_a_strings_pieces_is_rendered_every_time(
     w.owner["spec"]["env"][0]["value"] = "two"
     w.realize()
     assert w.widget()["spec"]["note"] == "two"
+
+
+def test_an_object_being_deleted_never_proves_a_skip() -> None:
+    # A deletion mark that changed nothing else the proof reads (an API server that keeps the
+    # resourceVersion and generation in what it hands back, or a read of a cached copy): the
+    # object is going away, so the realizer must not report it as realized and in sync.
+    from reconciler.chains.realizer import _Applied
+
+    live: Obj = {"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "cm", "namespace": "ns", "uid": "u-1",
+                              "resourceVersion": "7", "generation": 2,
+                              "labels": {"a": "b"}}}
+    record = _Applied.of(b"r", b"d", live, "owner-uid", live)
+    assert record is not None and record.holds(live)
+    deleting = {**live, "metadata": {**live["metadata"],
+                                     "deletionTimestamp": "2026-12-01T00:00:00Z"}}
+    assert not record.holds(deleting)
+    assert _Applied.of(b"r", b"d", deleting, "owner-uid", deleting) is None
