@@ -43,8 +43,12 @@ def merge_key(items: list[Any]) -> str | None:
     return None
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+"""`json.dumps(..., separators=(",", ":"))` without building an encoder on every call."""
+
+
 def item_step(key: str, value: Any) -> str:
-    return "k:" + json.dumps({key: value}, separators=(",", ":"))
+    return "k:" + _COMPACT.encode({key: value})
 
 
 def fields_of(obj: Mapping[str, Any]) -> FieldSet:
