@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from reconciler.model.kinds import KindInfo
 from reconciler.model.objects import Obj
@@ -65,7 +65,7 @@ class Backend(Protocol):
         ...
 
 
-# --- reads without copies (the owner controller's no-op fast path, the realizer) ------------
+# --- versions without copies (the owner controller's no-op fast path) ----------------------
 
 
 def resource_versions(backend: Backend, refs: Sequence[Ref]) -> tuple[str | None, ...]:
@@ -87,26 +87,6 @@ def _versions_by_get(backend: Backend, refs: Sequence[Ref]) -> tuple[str | None,
         version = (live.get("metadata") or {}).get("resourceVersion") if live is not None else None
         out.append(None if version is None else str(version))
     return tuple(out)
-
-
-def read_only(backend: Backend, api_version: str, kind: str, namespace: str,
-              name: str) -> Mapping[str, Any] | None:
-    """The object `get` would return (None when it does not exist), read and recorded as `get`
-    reads and records it (read tracking re-offers the reader when it changes), and raising what
-    `get` raises; but where the backend has a copy-free read of its own (`view`: the simulated
-    cluster's read-only view of its stored object) without copying anything.
-
-    The contract: never change what this returns (a view refuses it; a backend without views
-    returns a private copy, but a caller cannot tell which it got). It may be the stored object
-    itself, which later writes change: read what you need from it at once and keep none of it
-    (copy what you keep). It is a `Mapping`, not necessarily a `dict`, and its nested maps and
-    lists may be read-only views too; its `apiVersion` may be the version the object is stored
-    at rather than the one asked for (ask `get` when that matters)."""
-    own: Callable[[str, str, str, str], Mapping[str, Any] | None] | None = getattr(
-        backend, "view", None)
-    if own is not None:
-        return own(api_version, kind, namespace, name)
-    return backend.get(api_version, kind, namespace, name)
 
 
 def kind_versions(backend: Backend, api_version: str, kind: str) -> Hashable:
@@ -261,14 +241,6 @@ class Forwarding:
         if type(self).list is not Forwarding.list:
             return _kind_version_by_list(self, api_version, kind)
         return kind_versions(self.inner, api_version, kind)
-
-    def view(self, api_version: str, kind: str, namespace: str,
-             name: str) -> Mapping[str, Any] | None:
-        """`read_only` through this wrapper: the inner backend's copy-free read, unless this
-        wrapper changes reads (then its `get`)."""
-        if type(self).get is not Forwarding.get:
-            return self.get(api_version, kind, namespace, name)
-        return read_only(self.inner, api_version, kind, namespace, name)
 
 
 class WritesAs(Forwarding):

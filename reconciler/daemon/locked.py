@@ -26,11 +26,7 @@ from reconciler.model.objects import Obj
 
 class LockedBackend:
     """`serialize=False` (a thread-safe backend such as `KubernetesBackend`): no lock at all,
-    the wrapper only adds `names`.
-
-    No `view`: `backends.base.read_only` through this wrapper is `get`, a copy taken under the
-    lock. A view of the stored object follows later writes, and the daemon's workers would
-    read it outside the lock while another thread writes."""
+    the wrapper only adds `names`."""
 
     def __init__(self, inner: Backend, serialize: bool = True,
                  lock: contextlib.AbstractContextManager[Any] | None = None) -> None:

@@ -17,16 +17,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from reconciler.backends.base import (
-    Backend,
-    Forwarding,
-    Ref,
-    kind_versions,
-    read_only,
-    resource_versions,
-)
+from reconciler.backends.base import Backend, Forwarding, Ref, kind_versions, resource_versions
 from reconciler.model.labelsets import LabelPairs, LabelSet, list_dependency, selector_pairs
 from reconciler.model.objects import GroupVersionKind, Obj
 
@@ -192,15 +185,6 @@ class TrackingBackend(Forwarding):
         if self._current() is not None:
             self._record(("kind", api_version.rpartition("/")[0], kind, "*", ""))
         return kind_versions(self.inner, api_version, kind)
-
-    def view(self, api_version: str, kind: str, namespace: str,
-             name: str) -> Mapping[str, Any] | None:
-        """`backends.base.read_only`, its read recorded exactly as `get` records it."""
-        if self._current() is not None:
-            group = GroupVersionKind.parse(api_version, kind).group
-            self._record(("key", group, kind, self._namespace(api_version, kind, namespace),
-                          name))
-        return read_only(self.inner, api_version, kind, namespace, name)
 
 
 def changed_after(feed: ChangeFeed, dependencies: set[Dependency], revision: int) -> bool:

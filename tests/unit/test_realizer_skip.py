@@ -7,12 +7,11 @@ own counters, applies and reads through the wrapper), never a mock."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
-from reconciler.backends.base import FIELD_MANAGER, Forwarding, read_only
+from reconciler.backends.base import FIELD_MANAGER, Forwarding
 from reconciler.chains.blueprint import Blueprint, BlueprintResource, Template
 from reconciler.chains.realizer import (
     MAX_RECORDED_OWNERS,
@@ -37,16 +36,10 @@ class Counting(Forwarding):
         super().__init__(inner)
         self.applies = 0
         self.gets = 0
-        self.views = 0
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         self.gets += 1
         return super().get(api_version, kind, namespace, name)
-
-    def view(self, api_version: str, kind: str, namespace: str,
-             name: str) -> Mapping[str, Any] | None:
-        self.views += 1
-        return read_only(self.inner, api_version, kind, namespace, name)
 
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
         self.applies += 1
@@ -275,7 +268,7 @@ def test_a_spec_edit_owned_by_another_manager_is_met_with_an_apply(world: World)
 
 def test_labels_changed_by_someone_else_defeat_the_skip(world: World) -> None:
     """A label change moves no generation, but labels are metadata an apply compares."""
-    gets, views = world.backend.gets, world.backend.views
+    gets = world.backend.gets
     _reapplied(world, (WIDGET_API, "Widget", "app"), lambda o: o["metadata"]["labels"].update(
         {"carto.run/resource-name": "tampered"}))
     results = world.realize()
@@ -283,7 +276,7 @@ def test_labels_changed_by_someone_else_defeat_the_skip(world: World) -> None:
     assert world.widget()["metadata"]["labels"]["carto.run/resource-name"] == "widget"
     assert world.realizer.skipped_applies == 2
     # Each read once (a private copy: `get`); the drifted one's read reused by the full apply.
-    assert (world.backend.views, world.backend.gets) == (views, gets + 3)
+    assert world.backend.gets == gets + 3
 
 
 def test_an_edit_of_a_kind_without_generation_defeats_the_skip(world: World) -> None:
