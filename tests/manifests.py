@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def git_kustomization(url: str, *, wait: bool | None = None) -> str:
     """A GitRepository `config` on `url` (branch main) and a Kustomization `app` deploying its
@@ -173,3 +175,19 @@ metadata:
     app.example.com/type: greeter
 {extra}spec: {{}}
 """
+
+
+def widget_crd(group: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A namespaced `Widget` kind of `group` with a status subresource that keeps any field:
+    a custom resource the cluster keeps a generation for."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}", "labels": labels or {}},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
+                           "listKind": "WidgetList"},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "subresources": {"status": {}},
+                               "schema": {"openAPIV3Schema": {
+                                   "type": "object",
+                                   "x-kubernetes-preserve-unknown-fields": True}}}]}}

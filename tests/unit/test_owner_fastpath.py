@@ -15,6 +15,7 @@ from reconciler.model.errors import InputError, Rejected, Transient
 from reconciler.model.objects import Obj
 from reconciler.settings import OwnerSettings
 from simulator.environment import SimulatedEnvironment
+from tests.manifests import widget_crd
 
 API = "carto.run/v1alpha1"
 VALUE = "$(workload.spec.params[0].value)$"
@@ -281,17 +282,7 @@ CRD_GROUP = "fastpath.reconciler.dev"
 
 
 def _widget_crd(labels: dict[str, str] | None = None) -> Obj:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{CRD_GROUP}", "labels": labels or {}},
-        "spec": {"group": CRD_GROUP, "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
-                           "listKind": "WidgetList"},
-                 "versions": [{"name": "v1", "served": True, "storage": True,
-                               "subresources": {"status": {}},
-                               "schema": {"openAPIV3Schema": {
-                                   "type": "object",
-                                   "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    return widget_crd(CRD_GROUP, labels)
 
 
 def _widget_world() -> World:

@@ -23,6 +23,7 @@ from reconciler.model.crds import product_crds
 from reconciler.model.objects import Obj
 from simulator.clock import VirtualClock
 from simulator.cluster import InMemoryCluster
+from tests.manifests import widget_crd
 
 API = "carto.run/v1alpha1"
 GROUP = "skip.reconciler.dev"
@@ -47,17 +48,7 @@ class Counting(Forwarding):
 
 
 def _widget_crd() -> Obj:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{GROUP}"},
-        "spec": {"group": GROUP, "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
-                           "listKind": "WidgetList"},
-                 "versions": [{"name": "v1", "served": True, "storage": True,
-                               "subresources": {"status": {}},
-                               "schema": {"openAPIV3Schema": {
-                                   "type": "object",
-                                   "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    return widget_crd(GROUP)
 
 
 WIDGET: Obj = {"apiVersion": WIDGET_API, "kind": "Widget",
