@@ -27,9 +27,10 @@ moved it to the oldest generation, until a full collection, which comes after 10
 (500 million net allocations; Python also waits until a quarter of the long-lived heap is new).
 In an install nearly none does (about 1,000 objects in all at 10,000 workloads). The measurements
 above are of installs; a daemon's steady state (`run`, `serve`) was not measured with this
-threshold. What a daemon holds this way grows with what it allocates, not with time: a busy one
-(a thousand reconciles a second, about a million allocations) reaches a gen1 collection within a
-minute, an idle one allocates, and so leaves, next to nothing.
+threshold. What a daemon holds this way is bounded by what it allocates, not by time: the
+thresholds count net container allocations (allocations minus deallocations), and a settled
+reconcile frees by reference counting nearly all it allocates, so a daemon at rest may go a long
+time between collections, but then also makes next to no garbage.
 
 What is left is the young collections: each walks what survived since the last one, so each
 long-lived container (a stored object's maps and lists, the controllers' records) is walked

@@ -149,10 +149,15 @@ class ArtifactStore:
             digest_hex = sink.sha256.hexdigest()
             final = object_dir / f"{digest_hex}{ARCHIVE_SUFFIX}"
             # Same digest means same bytes: keep the file readers may already be streaming and
-            # only bump its mtime, which gc uses to tell the latest artifact.
-            if final.exists():
+            # only bump its mtime, which gc uses to tell the latest artifact. Anything else in
+            # its place (a link planted there) is replaced, never followed.
+            try:
+                kept = stat.S_ISREG(os.lstat(final).st_mode)
+            except FileNotFoundError:
+                kept = False
+            if kept:
                 tmp.unlink()
-                final.touch()
+                os.utime(final, follow_symlinks=False)
             else:
                 os.replace(tmp, final)
         except BaseException:

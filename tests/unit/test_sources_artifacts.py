@@ -267,3 +267,20 @@ def test_an_archive_is_not_stored_through_a_link_below_the_root(
     with pytest.raises(ArtifactPathError, match="link"):
         store.store_directory("GitRepository", "ns", "n", "r", tree, now=NOW)
     assert list(outside.iterdir()) == []
+
+
+def test_storing_an_archive_again_replaces_a_link_planted_in_its_place(
+    tmp_path: Path, store: ArtifactStore
+) -> None:
+    tree = make_tree(tmp_path / "t", {"a": "1"})
+    first = store.store_directory("GitRepository", "ns", "n", "r", tree, now=NOW)
+    final = store.root / first.path
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"someone else's")
+    os.utime(victim, ns=(0, 0))
+    final.unlink()
+    final.symlink_to(victim)
+    again = store.store_directory("GitRepository", "ns", "n", "r", tree, now=NOW)
+    assert victim.stat().st_mtime_ns == 0 and victim.read_bytes() == b"someone else's"
+    assert again.path == first.path and not final.is_symlink()
+    assert store.open(again.path).read_bytes()[:2] == b"\x1f\x8b"  # the archive, servable
