@@ -72,6 +72,7 @@ from reconciler.model.fieldsets import (
     from_tree,
     get_path,
     merge_key,
+    path_step,
     to_tree,
 )
 from reconciler.model.kinds import BUILTIN_KINDS, KindInfo, KindRegistry, kind_info_from_crd
@@ -1551,18 +1552,6 @@ def _remove_path(obj: Obj, path: FieldPath) -> None:
             del parent[index]
 
 
-def _step(node: Any, step: str) -> tuple[bool, Any]:
-    """One step of `get_path`: (present, value) of a map key or associative-list item."""
-    if step.startswith("f:"):
-        if not isinstance(node, Mapping) or step[2:] not in node:
-            return False, None
-        return True, node[step[2:]]
-    if step.startswith("k:"):
-        index = find_item(node, step)
-        return (False, None) if index is None else (True, node[index])
-    return False, None
-
-
 def _changing_fields(tree: Mapping[str, Any], config: Any, live: Any) -> builtins.list[FieldPath]:
     """The fields of an apply that it changes: each leaf path of `tree` (`to_tree` of the
     configuration's `fields_of`; item paths left out) present in `live` whose value there is
@@ -1577,10 +1566,10 @@ def _changing_fields(tree: Mapping[str, Any], config: Any, live: Any) -> builtin
         for step, sub in node.items():
             if step == ITEM:
                 continue
-            present, live_value = _step(have, step)
+            present, live_value = path_step(have, step)
             if not present:
                 continue
-            found, cfg_value = _step(cfg, step) if in_config else (False, None)
+            found, cfg_value = path_step(cfg, step) if in_config else (False, None)
             if found and cfg_value == live_value:
                 continue
             if sub:

@@ -99,18 +99,23 @@ def get_path(obj: Any, path: FieldPath) -> tuple[bool, Any]:
     for step in path:
         if step == ITEM:
             break
-        if step.startswith("f:"):
-            if not isinstance(node, Mapping) or step[2:] not in node:
-                return False, None
-            node = node[step[2:]]
-        elif step.startswith("k:"):
-            index = find_item(node, step)
-            if index is None:
-                return False, None
-            node = node[index]
-        else:
+        present, node = path_step(node, step)
+        if not present:
             return False, None
     return True, node
+
+
+def path_step(node: Any, step: str) -> tuple[bool, Any]:
+    """(present, value) one step of a field path below `node`: a map key (`f:`) or an
+    associative list's item (`k:`)."""
+    if step.startswith("f:"):
+        if not isinstance(node, Mapping) or step[2:] not in node:
+            return False, None
+        return True, node[step[2:]]
+    if step.startswith("k:"):
+        index = find_item(node, step)
+        return (False, None) if index is None else (True, node[index])
+    return False, None
 
 
 _ITEM_KEYS_MAX = 4096
