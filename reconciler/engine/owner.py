@@ -162,11 +162,6 @@ def service_account_for(owner: Obj, blueprint: Obj | None) -> tuple[str, str]:
     return namespace, DEFAULT_SERVICE_ACCOUNT
 
 
-def owner_identity(owner: Obj, blueprint: Obj | None) -> Identity:
-    """The identity (`service_account_for`) the owner's writes are impersonated as."""
-    return Identity.service_account(*service_account_for(owner, blueprint))
-
-
 def owner_conditions(kind: OwnerKind) -> CartographerConditions:
     """The owner's conditions as Cartographer writes them: <blueprint>Ready, ResourcesSubmitted,
     ResourcesHealthy, Ready; a raised error is reported on ResourcesSubmitted and Ready."""

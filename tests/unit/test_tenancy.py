@@ -31,7 +31,6 @@ from reconciler.engine.kustomization import KustomizationReconciler, kustomizati
 from reconciler.engine.owner import (
     WORKLOAD,
     OwnerController,
-    owner_identity,
     service_account_for,
 )
 from reconciler.engine.runnable import RunnableController, runnable_identity
@@ -95,7 +94,8 @@ def test_owner_without_a_blueprint_yet_is_the_namespace_default() -> None:
 
 
 def test_owner_identity_is_the_service_accounts_user_and_groups() -> None:
-    identity = owner_identity(_owner("dev", "mine"), _blueprint({"name": "x"}))
+    identity = Identity.service_account(
+        *service_account_for(_owner("dev", "mine"), _blueprint({"name": "x"})))
     assert identity == Identity("system:serviceaccount:dev:mine", (
         "system:serviceaccounts", "system:serviceaccounts:dev", "system:authenticated"))
     assert identity.service_account_ref == ("dev", "mine")
