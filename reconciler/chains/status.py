@@ -29,7 +29,7 @@ class ResourceStatus:
     submitted: Condition
 
 
-def submitted_of(realized: Realized) -> Condition:
+def _submitted_of(realized: Realized) -> Condition:
     """The resource's `ResourceSubmitted` condition."""
     if realized.error is not None:
         return Condition(RESOURCE_SUBMITTED, realized.error.status, realized.error.reason,
@@ -47,7 +47,7 @@ def resource_status(
 ) -> ResourceStatus:
     """One `status.resources[]` entry; keeps the previous entry when nothing was stamped."""
     res = realized.resource
-    submitted = submitted_of(realized)
+    submitted = _submitted_of(realized)
 
     keep_previous = (realized.stamped is None or realized.template is None) and previous
     if keep_previous and previous is not None and not realized.pass_through:

@@ -58,13 +58,7 @@ def merge_conditions(
             stamp = old.get("lastTransitionTime")
             if stamp:
                 when = stamp if type(stamp) is str else str(stamp)
-        # `Condition.to_dict`, inline: this runs for every condition of every status written.
-        rendered: dict[str, Any] = {"type": cond.type, "status": cond.status,
-                                    "reason": cond.reason, "message": cond.message,
-                                    "lastTransitionTime": when}
-        if observed_generation is not None:
-            rendered["observedGeneration"] = observed_generation
-        out.append(rendered)
+        out.append(cond.to_dict(when, observed_generation))
     return out
 
 
