@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from reconciler.backends.base import FIELD_MANAGER
+from reconciler.backends.base import FIELD_MANAGER, StatusWritten, same_apart_from_status
 from reconciler.model.apivalidation import (
     JSON_BYTES_PER_MARSHAL_BYTE,
     Problem,
@@ -424,7 +424,22 @@ class InMemoryCluster:
 
     def update_status(self, obj: Obj, field_manager: str | None = None) -> Obj:
         """Write the status subresource; with `field_manager`, recorded in managedFields as an
-        Update of subresource "status" (as kube-apiserver records it)."""
+        Update of subresource "status" (as kube-apiserver records it). Returns a copy of the
+        object as written."""
+        api_version = str(obj.get("apiVersion", ""))
+        live, key = self._write_status(obj, field_manager)
+        return self._out(live, api_version, key)
+
+    def write_status(self, obj: Obj) -> StatusWritten:
+        """`update_status(obj)` (no field manager) without a copy of the object written: its
+        new resourceVersion, and whether the stored object is `obj` apart from its status,
+        compared in place (`backends.base.write_status`)."""
+        live, _ = self._write_status(obj, None)
+        return StatusWritten(str(live["metadata"]["resourceVersion"]),
+                             same_apart_from_status(obj, live))
+
+    def _write_status(self, obj: Obj, field_manager: str | None) -> tuple[Obj, Key]:
+        """The status write itself: the stored object (changed in place) and its key."""
         api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
         info = self.kind_info(api_version, kind)
         meta = obj.get("metadata") or {}
@@ -458,7 +473,7 @@ class InMemoryCluster:
             self._bump(live, before, key)
             if rest is not None and not field_manager:  # a manager's entry changed the rest
                 self._objects.note_rest_size(key, live, rest)
-        return self._out(live, api_version, key)
+        return live, key
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         self.delete_object(api_version, kind, namespace, name)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast, runtime_checkable
+from typing import NamedTuple, Protocol, cast, runtime_checkable
 
 from reconciler.model.kinds import KindInfo
 from reconciler.model.objects import Obj
@@ -105,6 +105,60 @@ def _kind_version_by_list(backend: Backend, api_version: str, kind: str) -> Hash
                          str((o.get("metadata") or {}).get("name") or ""),
                          str((o.get("metadata") or {}).get("resourceVersion") or ""))
                         for o in backend.list(api_version, kind)))
+
+
+# --- status writes without copies ----------------------------------------------------------
+
+
+class StatusWritten(NamedTuple):
+    """What a status write (`write_status`) tells its caller, instead of the whole object."""
+
+    resource_version: str
+    """The object's `metadata.resourceVersion` after the write: what a `get` right after it
+    shows (the live one, unchanged, when the status written was already the object's)."""
+
+    same_apart_from_status: bool
+    """Whether the object as written is the one sent but for its status and what the server
+    keeps (resourceVersion, managedFields, uid, creationTimestamp): `metadata.generation`,
+    `labels` and `annotations` and every top-level field other than apiVersion, kind, metadata
+    and status are equal in both. False when someone changed the object after the caller read
+    it (a status write carries no precondition, so its version includes that change)."""
+
+
+def write_status(backend: Backend, obj: Obj) -> StatusWritten:
+    """Write `obj["status"]` through the status subresource, as `backend.update_status(obj)`
+    does (the same refusals raised, the same status recorded by read tracking), but return
+    only the new resourceVersion and whether the object is otherwise the one sent: where the
+    backend has its own `write_status` (the simulated cluster), no copy of the object is made;
+    else from what `update_status` returns."""
+    own: Callable[[Obj], StatusWritten] | None = getattr(backend, "write_status", None)
+    if own is not None:
+        return own(obj)
+    return status_written(obj, backend.update_status(obj))
+
+
+def status_written(sent: Obj, live: Obj) -> StatusWritten:
+    """The `StatusWritten` of a status write that sent `sent` and got back `live`."""
+    version = (live.get("metadata") or {}).get("resourceVersion")
+    return StatusWritten("" if version is None else str(version),
+                         same_apart_from_status(sent, live))
+
+
+_NOT_BODY = frozenset({"apiVersion", "kind", "metadata", "status"})
+
+
+def same_apart_from_status(sent: Mapping[str, object], live: Mapping[str, object]) -> bool:
+    """`StatusWritten.same_apart_from_status` of `live`, the object as written, against
+    `sent`. Reads both in place (either may be a stored object or a read-only view)."""
+    a, b = sent.get("metadata"), live.get("metadata")
+    a = a if isinstance(a, Mapping) else {}
+    b = b if isinstance(b, Mapping) else {}
+    if a.get("generation") != b.get("generation") or a.get("labels") != b.get("labels") \
+            or a.get("annotations") != b.get("annotations"):
+        return False
+    body = [k for k in sent if k not in _NOT_BODY]
+    return len(body) == sum(1 for k in live if k not in _NOT_BODY) and all(
+        k in live and sent[k] == live[k] for k in body)
 
 
 # --- identities and impersonation ----------------------------------------------------------
@@ -242,6 +296,14 @@ class Forwarding:
             return _kind_version_by_list(self, api_version, kind)
         return kind_versions(self.inner, api_version, kind)
 
+    # Likewise a wrapper that changes status writes (overrides `update_status`: an identity,
+    # a gate) is written through that override unless it overrides this too.
+
+    def write_status(self, obj: Obj) -> StatusWritten:
+        if type(self).update_status is not Forwarding.update_status:
+            return status_written(obj, self.update_status(obj))
+        return write_status(self.inner, obj)
+
 
 class WritesAs(Forwarding):
     """A `Backend` that reads through `reader` and writes through `writer` (an impersonating
@@ -257,6 +319,9 @@ class WritesAs(Forwarding):
 
     def update_status(self, obj: Obj) -> Obj:
         return self.writer.update_status(obj)
+
+    def write_status(self, obj: Obj) -> StatusWritten:
+        return write_status(self.writer, obj)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         self.writer.delete(api_version, kind, namespace, name)

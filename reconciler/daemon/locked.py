@@ -17,8 +17,10 @@ from reconciler.backends.base import (
     FIELD_MANAGER,
     Backend,
     Ref,
+    StatusWritten,
     kind_versions,
     resource_versions,
+    write_status,
 )
 from reconciler.model.kinds import KindInfo
 from reconciler.model.objects import Obj
@@ -62,6 +64,10 @@ class LockedBackend:
     def update_status(self, obj: Obj) -> Obj:
         with self.lock:
             return self.inner.update_status(obj)
+
+    def write_status(self, obj: Obj) -> StatusWritten:
+        with self.lock:
+            return write_status(self.inner, obj)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         with self.lock:

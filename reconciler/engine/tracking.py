@@ -19,7 +19,15 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from reconciler.backends.base import Backend, Forwarding, Ref, kind_versions, resource_versions
+from reconciler.backends.base import (
+    Backend,
+    Forwarding,
+    Ref,
+    StatusWritten,
+    kind_versions,
+    resource_versions,
+    write_status,
+)
 from reconciler.model.labelsets import LabelPairs, LabelSet, list_dependency, selector_pairs
 from reconciler.model.objects import GroupVersionKind, Obj
 
@@ -161,6 +169,18 @@ class TrackingBackend(Forwarding):
 
     def update_status(self, obj: Obj) -> Obj:
         live = self.inner.update_status(obj)
+        self._wrote_status(obj)
+        return live
+
+    def write_status(self, obj: Obj) -> StatusWritten:
+        """`backends.base.write_status` through the inner backend, recorded as
+        `update_status` records its write."""
+        written = write_status(self.inner, obj)
+        self._wrote_status(obj)
+        return written
+
+    def _wrote_status(self, obj: Obj) -> None:
+        """Record `obj`'s status as the last this reconcile wrote for its object."""
         reads = self._current()
         if reads is not None:
             meta = obj.get("metadata") or {}
@@ -169,7 +189,6 @@ class TrackingBackend(Forwarding):
             namespace = self._namespace(api_version, kind, str(meta.get("namespace") or ""))
             reads.statuses[(group, kind, namespace, str(meta.get("name")))] = (
                 obj.get("status") or {})
-        return live
 
     # --- versions (the owner's no-op fast path): recorded as `get` and `list` record -------
 

@@ -1,9 +1,10 @@
 """`LeaderGatedBackend`: a `Backend` whose writes happen only while this replica leads.
 
 The daemon reconciles through it when `--leader-elect` is on. Reads pass through (a standby
-keeps its informers warm, so it takes over with full caches); `apply`, `update_status`,
-`delete` and `emit_event` first ask `is_leader` (`LeaderElector.is_leader`, which also ends
-leadership when renewals stop for the renew deadline) and raise `NotLeader` if it says no.
+keeps its informers warm, so it takes over with full caches); `apply`, `update_status` (and
+`write_status`), `delete` and `emit_event` first ask `is_leader` (`LeaderElector.is_leader`,
+which also ends leadership when renewals stop for the renew deadline) and raise `NotLeader` if
+it says no.
 
 This is the last line of defence, not the mechanism: a standby should not start reconciles
 at all (the work queue's workers wait for `on_started_leading`). A write that raises
@@ -20,7 +21,9 @@ from reconciler.backends.base import (
     FIELD_MANAGER,
     Backend,
     Forwarding,
+    StatusWritten,
     impersonating_backend,
+    write_status,
 )
 from reconciler.model.errors import Transient
 from reconciler.model.objects import Obj, describe
@@ -52,6 +55,10 @@ class LeaderGatedBackend(Forwarding):
     def update_status(self, obj: Obj) -> Obj:
         self._gate(f"write the status of {describe(obj)}")
         return self.inner.update_status(obj)
+
+    def write_status(self, obj: Obj) -> StatusWritten:
+        self._gate(f"write the status of {describe(obj)}")
+        return write_status(self.inner, obj)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         self._gate(f"delete {kind}/{namespace}/{name}" if namespace else f"delete {kind}/{name}")
