@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from reconciler.backends.base import Backend
+from reconciler.backends.base import Backend, write_status
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, merge_conditions
 from reconciler.model.errors import LoadError
 from reconciler.model.kinds import KindInfo
@@ -377,7 +377,7 @@ class ImageScanner:
         status["conditions"] = merge_conditions(status.get("conditions"), [succeeded],
                                                 rfc3339(self.clock.now()))
         if status != status_of(scan):
-            self.backend.update_status({**scan, "status": status})
+            write_status(self.backend, {**scan, "status": status})
         return again
 
 

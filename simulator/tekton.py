@@ -92,7 +92,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from reconciler.backends.base import Backend
+from reconciler.backends.base import Backend, write_status
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, merge_conditions
 from reconciler.model.errors import BackendError, ReconcilerError
 from reconciler.model.limits import DEFAULT_LIMITS, Limits, current_deadline
@@ -1119,7 +1119,7 @@ class TektonRuns:
             status[_results_field(run)] = results
         status.update(extra or {})
         if status != previous:
-            self.backend.update_status({**run, "status": status})
+            write_status(self.backend, {**run, "status": status})
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from reconciler.backends.base import Backend
+from reconciler.backends.base import Backend, write_status
 from reconciler.chains.blueprint import CARTO_API, TemplateUse, referenced_templates
 from reconciler.model.conditions import FALSE, TRUE, Condition, merge_conditions
 from reconciler.model.errors import ReconcilerError
@@ -75,7 +75,7 @@ class BlueprintController:
             previous.get("conditions"), [templates, blueprint_ready(templates)],
             rfc3339(self.clock.now()))
         if status != previous:
-            self.backend.update_status({**obj, "status": status})
+            write_status(self.backend, {**obj, "status": status})
             log.info("blueprint status written", blueprint=meta(obj).get("name"),
                      kind=self.kind, ready=templates.status)
         return None

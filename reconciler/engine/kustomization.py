@@ -49,7 +49,13 @@ from reconciler.apply.kustomize import KustomizeError, build, substitute
 from reconciler.apply.policy import OwnerPolicy
 from reconciler.apply.prune import PruneResult, prune
 from reconciler.apply.staged import ApplyOptions, SetResult, apply_set
-from reconciler.backends.base import Backend, Identity, impersonated, impersonating_backend
+from reconciler.backends.base import (
+    Backend,
+    Identity,
+    impersonated,
+    impersonating_backend,
+    write_status,
+)
 from reconciler.diff.changeset import ChangeAction
 from reconciler.diff.ignore import IgnoreRule, IgnoreRuleError, parse_rules
 from reconciler.model.annotations import REQUESTED_AT_ANNOTATION
@@ -370,7 +376,7 @@ class KustomizationReconciler:
         status["conditions"] = render(previous.get("conditions"), conditions, CONDITIONS, ending,
                                       now, generation)
         if status != previous:
-            self.backend.update_status({**owner, "status": status})
+            write_status(self.backend, {**owner, "status": status})
         ready = conditions[0]
         if ending.failure is not None:
             log.warning("kustomization reconcile failed", reason=ready.reason,

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import structlog
 
-from reconciler.backends.base import Backend, Identity, impersonated
+from reconciler.backends.base import Backend, Identity, impersonated, write_status
 from reconciler.chains.blueprint import CARTO_API
 from reconciler.chains.runnable_errors import (
     ListRunsError,
@@ -284,7 +284,7 @@ class RunnableController:
             status = {k: status[k] for k in ("observedGeneration", "conditions", "outputs")
                       if k in status}
         if status != previous:
-            self.backend.update_status({**runnable, "status": status})
+            write_status(self.backend, {**runnable, "status": status})
             ready = conditions[-1]
             log.info("runnable status written", ready=ready.status, reason=ready.reason)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reconciler.backends.base import Backend
+from reconciler.backends.base import Backend, write_status
 from reconciler.model.objects import Obj, status_of
 from reconciler.sources.git import GitRepositoryController
 from reconciler.sources.gitspec import SourceResult
@@ -35,7 +35,7 @@ class GitRepositoryReconciler:
     def reconcile(self, obj: Obj) -> float | None:
         def write(result: SourceResult) -> None:
             if result.status != status_of(obj):
-                self.backend.update_status({**obj, "status": result.status})
+                write_status(self.backend, {**obj, "status": result.status})
             for event in result.events:
                 self.backend.emit_event(obj, event.type, event.reason, event.message,
                                         source="source-controller")

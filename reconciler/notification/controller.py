@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from reconciler.backends.base import Backend
+from reconciler.backends.base import Backend, write_status
 from reconciler.model.conditions import FALSE, TRUE, Condition, merge_conditions
 from reconciler.model.errors import Stalled
 from reconciler.model.objects import Obj, deep_copy, status_of
@@ -116,7 +116,7 @@ class ReceiverController:
             old_list, current, _rfc3339(self.clock.now()), receiver.generation) + foreign
         if status == previous:
             return False
-        self.backend.update_status({**obj, "status": status})
+        write_status(self.backend, {**obj, "status": status})
         return True
 
 
