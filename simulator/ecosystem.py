@@ -57,7 +57,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import structlog
 
@@ -70,7 +70,8 @@ from reconciler.runtime.clock import Clock, rfc3339
 from simulator.cluster import ObjectView
 from simulator.kube_common import (
     annotations_of,
-    condition_of,
+    condition_in,
+    conditions_hold,
     env_flag,
     field_of,
     generation,
@@ -314,6 +315,8 @@ class ImageBuilder:
         limits = {TRUE: _history(spec.get("successBuildHistoryLimit")),
                   FALSE: _history(spec.get("failedBuildHistoryLimit"))}
         older = builds[:-1]
+        if len(older) <= min(limits.values()):
+            return  # neither state can have more Builds than its limit: no need to read them
         for state, limit in limits.items():
             done = [b for b in older if succeeded(b) == state]
             for build in done[:max(0, len(done) - limit)]:
@@ -329,20 +332,26 @@ class ImageBuilder:
         status["observedGeneration"] = generation(image)
         ready = invalid
         if latest is not None:
-            _, build_name = namespace_name(latest)
-            labels = field_of(latest, "metadata").get("labels") or {}
-            status["buildCounter"] = _build_number(latest)
+            # Read once: `latest` may be a view, where every field read costs more.
+            m = field_of(latest, "metadata")
+            build_name = str(m.get("name") or "")
+            labels = m.get("labels") or {}
+            number = str(labels.get(BUILD_NUMBER_LABEL) or "0")
+            annotations = m.get("annotations")
+            reason = annotations.get(REASON_ANNOTATION) if isinstance(
+                annotations, (dict, Mapping)) else None
+            status["buildCounter"] = int(number) if number.isdigit() else 0
             status["latestBuildRef"] = build_name
-            status["latestBuildReason"] = str(annotations_of(latest).get(REASON_ANNOTATION)
-                                              or "CONFIG")
+            status["latestBuildReason"] = str(reason or "CONFIG")
             status["latestBuildImageGeneration"] = int(
                 str(labels.get(IMAGE_GENERATION_LABEL) or generation(image)))
-            state = succeeded(latest)
+            build_status = field_of(latest, "status")
+            cond = condition_in(build_status, "Succeeded")
+            state = None if cond.get("status") is None else str(cond.get("status"))
             if state == TRUE:
-                status["latestImage"] = field_of(latest, "status").get("latestImage")
+                status["latestImage"] = build_status.get("latestImage")
                 ready = Condition("Ready", TRUE, "", "")
             elif state == FALSE:
-                cond = condition_of(latest, "Succeeded")
                 ready = Condition("Ready", FALSE, "BuildFailed",
                                   f"Build {build_name} failed: {cond.get('message') or ''}")
             else:
@@ -533,26 +542,28 @@ class KnativeServing:
         ns, name = namespace_name(obj)
         template = spec_of(obj).get("template") or {}
         wanted = _digest(template)
-        revisions = sorted(_read_all(self.backend, KNATIVE_API, "Revision", ns,
-                                     {SERVICE_LABEL: name}), key=_revision_number)
+        revisions = sorted((_Revision.read(r, self.timing) for r in _read_all(
+            self.backend, KNATIVE_API, "Revision", ns, {SERVICE_LABEL: name})),
+            key=_number)
         latest = revisions[-1] if revisions else None
-        if latest is None or annotations_of(latest).get(TEMPLATE_ANNOTATION) != wanted:
-            latest = self._create_revision(obj, template, wanted, revisions)
+        if latest is None or latest.template != wanted:
+            latest = _Revision.read(self._create_revision(obj, template, wanted, revisions),
+                                    self.timing)
             revisions.append(latest)
         now = self.clock.now()
         for revision in revisions:
             self._mark_ready(revision, now)
-        ready_revisions = [r for r in revisions if _ready_at(r, self.timing) <= now]
+        ready_revisions = [r for r in revisions if r.ready_at <= now]
         self._prune(revisions, ready_revisions[-1] if ready_revisions else None)
-        remaining = _ready_at(latest, self.timing) - now
+        remaining = latest.ready_at - now
         self._write_service(obj, latest, ready_revisions[-1] if ready_revisions else None,
                             remaining)
         return remaining if remaining > 0 else None
 
     def _create_revision(self, service: Obj, template: Mapping[str, Any], wanted: str,
-                         revisions: Sequence[Mapping[str, Any]]) -> Obj:
+                         revisions: Sequence[_Revision]) -> Obj:
         ns, name = namespace_name(service)
-        number = max([0, *(_revision_number(r) for r in revisions)]) + 1
+        number = max([0, *(r.number for r in revisions)]) + 1
         template_meta = template.get("metadata") or {}
         labels = dict(template_meta.get("labels") or {}) if isinstance(template_meta, Mapping) \
             else {}
@@ -567,41 +578,45 @@ class KnativeServing:
         }
         return self.backend.apply(revision, KNATIVE_MANAGER)
 
-    def _mark_ready(self, revision: Mapping[str, Any], now: float) -> None:
-        ready_at = _ready_at(revision, self.timing)
-        cond = (Condition("Ready", TRUE, "", "") if ready_at <= now else
-                Condition("Ready", UNKNOWN, "Deploying", ""))
-        status, before = _writable_status(revision)
-        status["observedGeneration"] = generation(revision)
-        containers = (field_of(revision, "spec").get("containers") or [])
+    def _mark_ready(self, revision: _Revision, now: float) -> None:
+        conditions = _READY if revision.ready_at <= now else _DEPLOYING
+        obj = revision.obj
+        observed = generation(obj)
+        containers = (field_of(obj, "spec").get("containers") or [])
+        running: list[dict[str, str]] | None = None
         if containers and isinstance(containers[0], (dict, Mapping)) and (
                 containers[0].get("image")):
-            status["containerStatuses"] = [{"name": str(containers[0].get("name") or ""),
-                                            "imageDigest": str(containers[0]["image"])}]
-        status["conditions"] = merge_conditions(
-            status.get("conditions"),
-            [Condition(t, cond.status, cond.reason, cond.message)
-             for t in ("ResourcesAvailable", "ContainerHealthy")] + [cond],
-            rfc3339(now))
+            running = [{"name": str(containers[0].get("name") or ""),
+                        "imageDigest": str(containers[0]["image"])}]
+        status, before = _writable_status(obj)
+        # Every reconcile of a Service looks at every Revision it keeps, and all but the newest
+        # are settled: tell "nothing to write" without rendering the conditions again.
+        if status.get("observedGeneration") == observed and (
+                running is None or status.get("containerStatuses") == running) and (
+                conditions_hold(status.get("conditions"), conditions)):
+            return
+        status["observedGeneration"] = observed
+        if running is not None:
+            status["containerStatuses"] = running
+        status["conditions"] = merge_conditions(status.get("conditions"), conditions,
+                                                rfc3339(now))
         if status != before:
-            self.backend.update_status(_with_status(revision, status))
+            self.backend.update_status(_with_status(obj, status))
 
-    def _prune(self, revisions: list[Mapping[str, Any]],
-               serving: Mapping[str, Any] | None) -> None:
+    def _prune(self, revisions: list[_Revision], serving: _Revision | None) -> None:
         for revision in revisions[:max(0, len(revisions) - _REVISIONS_KEPT)]:
             if revision is not serving:
-                ns, name = namespace_name(revision)
+                ns, name = namespace_name(revision.obj)
                 self.backend.delete(KNATIVE_API, "Revision", ns, name)
 
-    def _write_service(self, service: Obj, latest: Mapping[str, Any],
-                       ready: Mapping[str, Any] | None, remaining: float) -> None:
+    def _write_service(self, service: Obj, latest: _Revision, ready: _Revision | None,
+                       remaining: float) -> None:
         ns, name = namespace_name(service)
         status = dict(status_of(service))
         status["observedGeneration"] = generation(service)
-        latest_name = namespace_name(latest)[1]
-        status["latestCreatedRevisionName"] = latest_name
+        status["latestCreatedRevisionName"] = latest.name
         if ready is not None:
-            ready_name = namespace_name(ready)[1]
+            ready_name = ready.name
             status["latestReadyRevisionName"] = ready_name
             status["url"] = f"http://{name}.{ns}.example.com"
             status["address"] = {"url": f"http://{name}.{ns}.svc.cluster.local"}
@@ -621,15 +636,38 @@ class KnativeServing:
             self.backend.update_status({**service, "status": status})
 
 
-def _revision_number(revision: Mapping[str, Any]) -> int:
-    value = str((field_of(revision, "metadata").get("labels") or {}).get(
-        CONFIGURATION_GENERATION_LABEL) or "0")
-    return int(value) if value.isdigit() else 0
+_READY: Final = tuple(Condition(t, TRUE, "", "")
+                     for t in ("ResourcesAvailable", "ContainerHealthy", "Ready"))
+_DEPLOYING: Final = tuple(Condition(t, UNKNOWN, "Deploying", "")
+                         for t in ("ResourcesAvailable", "ContainerHealthy", "Ready"))
+"""A Revision's conditions once it is ready, and while it rolls out."""
 
 
-def _ready_at(revision: Mapping[str, Any], timing: Timing) -> float:
-    created = parse_time(field_of(revision, "metadata").get("creationTimestamp"))
-    return (created or 0.0) + timing.knative_rollout
+class _Revision(NamedTuple):
+    """What a Service's reconcile reads of one of its Revisions, read once (through a view,
+    every field read costs more than on a dict)."""
+
+    obj: Mapping[str, Any]
+    name: str
+    number: int
+    template: Any  # the digest of the template it was created for
+    ready_at: float
+
+    @classmethod
+    def read(cls, revision: Mapping[str, Any], timing: Timing) -> _Revision:
+        m = field_of(revision, "metadata")
+        labels = m.get("labels") or {}
+        annotations = m.get("annotations")
+        value = str(labels.get(CONFIGURATION_GENERATION_LABEL) or "0")
+        created = parse_time(m.get("creationTimestamp"))
+        return cls(revision, str(m.get("name") or ""), int(value) if value.isdigit() else 0,
+                   annotations.get(TEMPLATE_ANNOTATION)
+                   if isinstance(annotations, (dict, Mapping)) else None,
+                   (created or 0.0) + timing.knative_rollout)
+
+
+def _number(revision: _Revision) -> int:
+    return revision.number
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -70,10 +70,37 @@ def namespace_name(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 def condition_of(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
     """The status condition of type `type_`, or an empty mapping."""
-    for cond in field_of(obj, "status").get("conditions") or []:
+    return condition_in(field_of(obj, "status"), type_)
+
+
+def condition_in(status: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
+    """The condition of type `type_` in `status` (an object's status), or an empty mapping."""
+    for cond in status.get("conditions") or []:
         if isinstance(cond, (dict, Mapping)) and cond.get("type") == type_:
             return cond
     return {}
+
+
+_CONDITION_FIELDS: Final = 5  # type, status, reason, message, lastTransitionTime
+
+
+def conditions_hold(previous: Any, wanted: Sequence[Condition]) -> bool:
+    """Whether `merge_conditions(previous, wanted, now)` (no observedGeneration) gives back a
+    list equal to `previous`, whatever `now`: the wanted conditions in their order, each with
+    the same status, reason and message, a lastTransitionTime and nothing else. True means
+    conditions already written need no rendering again and no write."""
+    if not isinstance(previous, (list, Sequence)) or isinstance(previous, str) or (
+            len(previous) != len(wanted)):
+        return False
+    for old, cond in zip(previous, wanted, strict=True):
+        if not isinstance(old, (dict, Mapping)) or len(old) != _CONDITION_FIELDS:
+            return False
+        stamp = old.get("lastTransitionTime")
+        if not (old.get("type") == cond.type and old.get("status") == cond.status
+                and old.get("reason") == cond.reason and old.get("message") == cond.message
+                and type(stamp) is str and stamp):
+            return False
+    return True
 
 
 def succeeded(obj: Mapping[str, Any]) -> str | None:
