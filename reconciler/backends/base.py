@@ -151,14 +151,23 @@ def same_apart_from_status(sent: Mapping[str, object], live: Mapping[str, object
     """`StatusWritten.same_apart_from_status` of `live`, the object as written, against
     `sent`. Reads both in place (either may be a stored object or a read-only view)."""
     a, b = sent.get("metadata"), live.get("metadata")
-    a = a if isinstance(a, Mapping) else {}
-    b = b if isinstance(b, Mapping) else {}
+    if not isinstance(a, Mapping):
+        a = {}
+    if not isinstance(b, Mapping):
+        b = {}
     if a.get("generation") != b.get("generation") or a.get("labels") != b.get("labels") \
             or a.get("annotations") != b.get("annotations"):
         return False
-    body = [k for k in sent if k not in _NOT_BODY]
-    return len(body) == sum(1 for k in live if k not in _NOT_BODY) and all(
-        k in live and sent[k] == live[k] for k in body)
+    fields = 0
+    for key, value in sent.items():
+        if key not in _NOT_BODY:
+            if key not in live or live[key] != value:
+                return False
+            fields += 1
+    for key in live:
+        if key not in _NOT_BODY:
+            fields -= 1
+    return fields == 0
 
 
 # --- identities and impersonation ----------------------------------------------------------
