@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import structlog
 
@@ -56,7 +56,6 @@ from reconciler.model.limits import (
     DEFAULT_LIMITS,
     DeadlineExceeded,
     Limits,
-    check_deadline,
     deadline_scope,
 )
 from reconciler.model.objects import GroupVersionKind, Obj, name_of, namespace_of
@@ -124,6 +123,7 @@ def backoff(failures: int) -> float:
 
 
 ObjKey = tuple[str, str, str, str]  # group, kind, namespace, name
+RecordKey = tuple[str, str, str, str, str]  # controller name, then the object's `ObjKey`
 
 
 def object_key(api_version: str, obj: Obj) -> ObjKey:
@@ -132,9 +132,8 @@ def object_key(api_version: str, obj: Obj) -> ObjKey:
             name_of(obj))
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One reconcile, as both drivers see it."""
+class Attempt(NamedTuple):
+    """One reconcile, as both drivers see it (a tuple: one is made per reconcile)."""
 
     outcome: Outcome
     failure: ReconcileFailure | None
@@ -177,7 +176,6 @@ def reconcile_once(
     reconcile's exception: it is logged (a crash with its traceback, unless `previous` was the
     same crash) and returned as the attempt's failure."""
     _, kind, namespace, name = own
-    where = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
     failure: ReconcileFailure | None = None
     error: BaseException | None = None
     after: float | None = None
@@ -190,10 +188,13 @@ def reconcile_once(
         controller=controller.name, name=name, namespace=namespace,
         reconcileID=_reconcile_ids.next())
     try:
-        with deadline_scope(limits.reconcile_seconds):
+        with deadline_scope(limits.reconcile_seconds) as deadline:
             after = controller.reconcile(obj)
             # A reconcile that never checked its deadline but overran it is not a success.
-            check_deadline(f"reconciling {where}")
+            # (`check_deadline`, with the message made only when it is needed.)
+            if time.monotonic() > deadline.at:
+                where = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+                raise DeadlineExceeded(deadline.seconds, f"reconciling {where}")
     except ReconcilerError as exc:
         error, failure = exc, ReconcileFailure.of(exc)
         log.warning("reconcile failed", controller=controller.name, object=(kind, namespace, name),
@@ -353,39 +354,43 @@ class _Scheduler:
 
     def _changed_round(self, controllers: Sequence[Controller],
                        changes: Sequence[LabelledChange]) -> None:
-        # Per controller, each candidate key with the latest revision at which something it
-        # read (or the object itself) changed: `_stale` compares that with its record. Found
-        # through the index, a list by labels counts only the changes of objects its selector
-        # matched, where the feed's own test (`changed_after`) counts every change of the kind:
-        # another Service's Revision does not offer this Service again.
-        candidates: dict[str, dict[tuple[str, str, str, str], int]] = {}
-        watchers: dict[tuple[str, str], list[str]] = {}
+        # Per controller, each candidate (its record's key) with the latest revision at which
+        # something it read (or the object itself) changed: a candidate is offered when that
+        # is after its record's revision. Found through the index, a list by labels counts
+        # only the changes of objects its selector matched, where the feed's own test
+        # (`changed_after`) counts every change of the kind: another Service's Revision does
+        # not offer this Service again. Keys are records' keys throughout (controller first),
+        # so that no key is taken apart and built again per candidate.
+        candidates: dict[str, dict[RecordKey, int]] = {}
+        watchers: dict[tuple[str, str], list[tuple[str, dict[RecordKey, int]]]] = {}
         for controller in controllers:
             tracked, recorded = self._follows_changes(controller)
             if tracked or recorded:
+                mine = candidates.setdefault(controller.name, {})
                 for api_version, kind in controller.watches():
                     group = GroupVersionKind.parse(api_version, kind).group
-                    watchers.setdefault((group, kind), []).append(controller.name)
+                    watchers.setdefault((group, kind), []).append((controller.name, mine))
 
         feed = self.feed
         assert isinstance(feed, ChangeLog) and feed is not None
-
-        def note(name: str, key: tuple[str, str, str, str], changed_at: int) -> None:
-            mine = candidates.get(name)
-            if mine is None:
-                mine = candidates[name] = {}
-            if mine.get(key, -1) < changed_at:
-                mine[key] = changed_at
+        last_change = feed.last_change
+        readers_of_change = self.index.readers_of_change
 
         def absorb(changed: Sequence[LabelledChange]) -> None:
-            for key, pairs in changed:
+            for (group, kind, namespace, name), pairs in changed:
                 # (A log that names a key whose last change it cannot date: as of now.)
-                changed_at = feed.last_change(*key) or feed.revision
-                for name in watchers.get((key[0], key[1]), ()):
-                    note(name, key, changed_at)
-                for reader in self.index.readers_of_change(*key, pairs):
+                changed_at = last_change(group, kind, namespace, name) or feed.revision
+                for controller_name, mine in watchers.get((group, kind), ()):
+                    key = (controller_name, group, kind, namespace, name)
+                    if mine.get(key, -1) < changed_at:
+                        mine[key] = changed_at
+                for reader in readers_of_change(group, kind, namespace, name, pairs):
                     assert isinstance(reader, tuple)
-                    note(reader[0], reader[1:], changed_at)
+                    mine = candidates.get(reader[0])
+                    if mine is None:
+                        mine = candidates[reader[0]] = {}
+                    if mine.get(reader, -1) < changed_at:
+                        mine[reader] = changed_at
 
         absorb(changes)
         cursor = feed.revision
@@ -393,7 +398,10 @@ class _Scheduler:
         dues = self._dues
         while dues and dues[0][0] <= now:
             _, due_key = heapq.heappop(dues)
-            note(due_key[0], due_key[1:], 0)
+            candidates.setdefault(due_key[0], {}).setdefault(due_key, 0)
+        records = self.records
+        stop = self.stop
+        get = self.backend.get
         for controller in controllers:
             # What the controllers before this one changed in this round is its to see now,
             # as a full round would show it.
@@ -405,27 +413,43 @@ class _Scheduler:
                 present: set[tuple[str, str, str, str, str]] = set()
                 if not self._list_and_offer(controller, tracked, present):
                     return
-                for gone in [k for k in self.records if k[0] == controller.name
+                for gone in [k for k in records if k[0] == controller.name
                              and k not in present]:
                     self._drop(gone)
                 continue
             mine = candidates.get(controller.name, {})
-            watched = {(GroupVersionKind.parse(api_version, kind).group, kind): (i, api_version)
-                       for i, (api_version, kind) in enumerate(controller.watches())}
+            # The candidates of each watched kind, in the order the controller lists its
+            # kinds, then by namespace and name (a candidate of a kind it does not watch is
+            # not its to reconcile).
+            by_kind: dict[tuple[str, str], list[RecordKey]] = {}
+            for key in mine:
+                by_kind.setdefault((key[1], key[2]), []).append(key)
+            watched: dict[tuple[str, str], tuple[int, str]] = {
+                (GroupVersionKind.parse(api_version, kind).group, kind): (i, api_version)
+                for i, (api_version, kind) in enumerate(controller.watches())}
             known = self._known.get(controller.name, 0)
             offered = 0
-            for key in sorted(mine, key=lambda k: (watched.get((k[0], k[1]), (0, ""))[0], k)):
-                if self.stopping():
-                    return
-                where = watched.get((key[0], key[1]))
-                if where is None or not self._stale(controller.name, key, mine[key]):
+            for kind_key, (_, api_version) in sorted(watched.items(), key=lambda w: w[1][0]):
+                keys = by_kind.get(kind_key)
+                if not keys:
                     continue
-                found = self.backend.get(where[1], key[1], key[2], key[3])
-                if found is None:  # gone: forget it
-                    self._drop((controller.name, *key))
-                    continue
-                offered += 1
-                self._offer(controller, tracked, where[1], found, recorded, key)
+                keys.sort()
+                for key in keys:
+                    if stop is not None and stop.is_set():
+                        return
+                    # Offered when it has no record, its wake-up is due, or what it read (or
+                    # it) changed after its record.
+                    record = records.get(key)
+                    if (record is not None and mine[key] <= record.revision
+                            and not (record.due is not None
+                                     and record.due <= self.clock.now())):
+                        continue
+                    found = get(api_version, key[2], key[3], key[4])
+                    if found is None:  # gone: forget it
+                        self._drop(key)
+                        continue
+                    offered += 1
+                    self._offer(controller, tracked, api_version, found, recorded, key[1:], key)
             self.skipped += max(known - offered, 0)
 
     def _list_and_offer(self, controller: Controller, tracked: bool,
@@ -478,12 +502,6 @@ class _Scheduler:
         if controller is not None:
             forget_object(controller, key[3], key[4])
 
-    def _stale(self, name: str, key: tuple[str, str, str, str], changed_at: int) -> bool:
-        """Whether a candidate of a changed round is to be offered: it has no record, its
-        wake-up is due, or what it read (or it) changed after its record (at `changed_at`)."""
-        record = self.records.get((name, *key))
-        return record is None or changed_at > record.revision or self._due(record)
-
     def _dirty(self, controller: Controller, own: Dependency) -> bool:
         record = self.records.get((controller.name, *own[1:]))
         feed = self.feed
@@ -516,9 +534,11 @@ class _Scheduler:
                      for k, failure in failed)
 
     def _offer(self, controller: Controller, tracked: bool, api_version: str, obj: Obj,
-               recorded: bool = False, own_key: ObjKey | None = None) -> None:
+               recorded: bool = False, own_key: ObjKey | None = None,
+               key: RecordKey | None = None) -> None:
         """`recorded`: the controller reads the backend directly, which records its reads.
-        `own_key`: the object's key when the caller has it already (else read from `obj`).
+        `own_key`: the object's key when the caller has it already (else read from `obj`);
+        `key`: its record's key, (controller name, *own_key), when the caller has that too.
 
         Its record starts after its own writes, as a tracked controller's does: the simulated
         controllers write all they have to in one reconcile (a controller with more steps to
@@ -529,9 +549,11 @@ class _Scheduler:
         writer (`serial`) or from its `witness`; when it is not known, every write counts."""
         if own_key is None:
             own_key = object_key(api_version, obj)
-        key = (controller.name, *own_key)
+        if key is None:
+            key = (controller.name, *own_key)
         feed = self.feed
-        previous = self.records.get(key)
+        records = self.records
+        previous = records.get(key)
         started_at = feed.revision if feed is not None else 0
         witness = self.witness if recorded and not self.serial else None
         mine = witness.writes_here() if witness is not None else 0
@@ -558,16 +580,11 @@ class _Scheduler:
             failures, after = 0, outcome.after
         if previous is None:
             self._known[key[0]] = self._known.get(key[0], 0) + 1
-        record = self.records[key] = _Record(
-            revision=revision,
-            due=self.clock.now() + after if after is not None else None,
-            resync=outcome.resync,
-            failures=failures,
-            failure=attempt.failure,
-        )
+        due = self.clock.now() + after if after is not None else None
+        records[key] = _Record(revision, due, outcome.resync, failures, attempt.failure)
         self.index.record(key, attempt.reads)
-        if record.due is not None:
-            heapq.heappush(self._dues, (record.due, key))
+        if due is not None:
+            heapq.heappush(self._dues, (due, key))
 
     def _due(self, record: _Record) -> bool:
         return record.due is not None and record.due <= self.clock.now()
