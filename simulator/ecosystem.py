@@ -61,7 +61,7 @@ from typing import Any, Final, NamedTuple
 
 import structlog
 
-from reconciler.backends.base import Backend
+from reconciler.backends.base import Backend, write_status
 from reconciler.model.conditions import FALSE, TRUE, UNKNOWN, Condition, merge_conditions
 from reconciler.model.kinds import KindInfo
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
@@ -362,7 +362,7 @@ class ImageBuilder:
         status["conditions"] = merge_conditions(status.get("conditions"), [ready, builder],
                                                 rfc3339(self.clock.now()))
         if status != status_of(image):
-            self.backend.update_status({**image, "status": status})
+            write_status(self.backend, {**image, "status": status})
 
     # A Build. Its Image follows it through the runner: the Image's reconcile lists its Builds,
     # so a change to one (running, finished) offers the Image again.
@@ -395,7 +395,7 @@ class ImageBuilder:
         else:
             cond = Condition("Succeeded", FALSE, "BuildFailed", outcome.message)
         status["conditions"] = merge_conditions(status.get("conditions"), [cond], rfc3339(now))
-        self.backend.update_status({**build, "status": status})
+        write_status(self.backend, {**build, "status": status})
         log.info("kpack build finished", build="/".join(namespace_name(build)),
                  succeeded=outcome.ok, message=outcome.message)
         return None
@@ -415,7 +415,7 @@ class ImageBuilder:
                 status.get("conditions"), [Condition("Succeeded", UNKNOWN, "", "")],
                 rfc3339(now))
             if status != before:
-                self.backend.update_status(_with_status(build, status))
+                write_status(self.backend, _with_status(build, status))
         return remaining
 
     def run_build(self, build: Obj) -> BuildOutcome:
@@ -601,7 +601,7 @@ class KnativeServing:
         status["conditions"] = merge_conditions(status.get("conditions"), conditions,
                                                 rfc3339(now))
         if status != before:
-            self.backend.update_status(_with_status(obj, status))
+            write_status(self.backend, _with_status(obj, status))
 
     def _prune(self, revisions: list[_Revision], serving: _Revision | None) -> None:
         for revision in revisions[:max(0, len(revisions) - _REVISIONS_KEPT)]:
@@ -633,7 +633,7 @@ class KnativeServing:
         status["conditions"] = merge_conditions(status.get("conditions"), conds,
                                                 rfc3339(self.clock.now()))
         if status != status_of(service):
-            self.backend.update_status({**service, "status": status})
+            write_status(self.backend, {**service, "status": status})
 
 
 _READY: Final = tuple(Condition(t, TRUE, "", "")
@@ -700,7 +700,7 @@ def _writable_status(obj: Mapping[str, Any]) -> tuple[dict[str, Any], Mapping[st
 
 
 def _with_status(obj: Mapping[str, Any], status: dict[str, Any]) -> Obj:
-    """What `update_status` takes to write `status` on `obj`: the object with it, or, for a view,
+    """What `write_status` takes to write `status` on `obj`: the object with it, or, for a view,
     just what names the object (the status subresource reads nothing else)."""
     if isinstance(obj, dict):
         return {**obj, "status": status}

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from reconciler.backends.base import Backend
+from reconciler.backends.base import write_status as write_status_of
 from reconciler.model.conditions import Condition
 from reconciler.model.objects import Obj, meta, status_of
 from reconciler.runtime.clock import Clock
@@ -267,7 +268,7 @@ def _condition(cond: Condition, old: Mapping[str, Any] | None, now: str,
 def write_status(backend: Backend, obj: Obj, status: dict[str, Any]) -> None:
     """Write `status` unless it is what the object already has (a write is a cluster change)."""
     if status != status_of(obj):
-        backend.update_status({**obj, "status": status})
+        write_status_of(backend, {**obj, "status": status})
 
 
 def without_zeros(counts: Mapping[str, int]) -> dict[str, int]:
