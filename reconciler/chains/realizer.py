@@ -18,11 +18,21 @@ rendered object), the labels and ownerReference stamped, and the live object's p
 all of these hold again, render (for a `$(...)$` template) and `apply_object` are skipped, and
 the live object read for the proof is the stamped one; anything else renders and applies in full
 and records afresh. See `_Applied` for why the proof is sound.
+
+Unchanged stamped objects are not read (issue 14): the record also keeps what was derived from
+the live object at its recorded resourceVersion (`_Derived`: its outputs, its Healthy condition,
+the template and deployment input they were derived with). When the render is the recorded one
+and `resource_versions` (no copy; recorded as a read, so a change of the object still offers
+its owner again) shows the object still at that version, nothing is read or recomputed: the
+result carries the outputs and health derived then, and for `stamped` only the object's
+identity (`Realized.reused`). Any other version, template, or deployment input reads the live
+object and derives afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import marshal
 import threading
 from collections.abc import Callable, Mapping
@@ -31,7 +41,7 @@ from functools import cached_property
 from typing import Any, Final
 
 from reconciler.apply.applier import UNREAD, Action, ApplyResult, Unread, apply_object
-from reconciler.backends.base import Backend, Ref
+from reconciler.backends.base import Backend, Ref, resource_versions
 from reconciler.chains.blueprint import (
     CARTO_API,
     DEPLOYMENT_TEMPLATE,
@@ -49,6 +59,7 @@ from reconciler.chains.errors import (
     TemplateRetrievalError,
     TemplateStampError,
 )
+from reconciler.chains.health import health_condition
 from reconciler.chains.interpolate import InterpolationError, tag_values
 from reconciler.chains.lifecycle import (
     LIFECYCLE_LABEL,
@@ -61,6 +72,7 @@ from reconciler.chains.params import resolve_params
 from reconciler.chains.render import RenderError, render
 from reconciler.chains.selection import best_matches
 from reconciler.diff.compare import in_sync
+from reconciler.model.conditions import Condition
 from reconciler.model.errors import BackendError, without_tracebacks
 from reconciler.model.jsonpath import JSONPathError, evaluate_single
 from reconciler.model.limits import check_deadline
@@ -84,6 +96,16 @@ class Realized:
     outputs_from: Obj | None = None
     # The apply of a mutable resource that was applied (not skipped): what `changed` reads.
     applied: ApplyResult | None = field(default=None, repr=False)
+    # The stamped object's Healthy condition, where the realizer derived it (a mutable resource
+    # whose outputs were read): the one `status.resource_status` would compute.
+    health: Condition | None = None
+    # Which derivation of outputs and health this is (`_Derived.serial`): equal in two
+    # reconciles only when both come from the same object version, template and inputs.
+    derivation: int | None = None
+    # The stamped object was found at the version its outputs and health were derived from and
+    # was not read: `stamped` is then only its identity (apiVersion, kind, and metadata name,
+    # namespace, uid and resourceVersion), and `outputs` and `health` are those derived then.
+    reused: bool = False
 
     @property
     def changed(self) -> tuple[str, ...]:
@@ -155,6 +177,33 @@ def _declared_metadata(metadata: Mapping[str, Any]) -> bytes | None:
                    metadata.get("ownerReferences"), metadata.get("finalizers"))
 
 
+TemplateKey = tuple[str, str, object, object]
+"""(kind, name, uid, resourceVersion) of a template as read."""
+
+_serials = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Derived:
+    """What was derived from one mutable resource's live object at its record's version:
+    valid while the object is at that version and the template (its output paths and
+    healthRule) and the deployment input (a deployment template's outputs read it) are these."""
+
+    template: TemplateKey
+    deployment: Mapping[str, Any] | None
+    outputs: dict[str, Any]
+    health: Condition
+    namespace: str | None  # the live object's (None: cluster-scoped, no namespace)
+    serial: int
+
+
+def _template_key(template: Template) -> TemplateKey | None:
+    m = template.obj.get("metadata")
+    if not isinstance(m, dict) or m.get("resourceVersion") is None:
+        return None  # nothing tells two contents apart: derive every time
+    return (template.kind, template.name, m.get("uid"), m["resourceVersion"])
+
+
 @dataclass(frozen=True, slots=True)
 class _Applied:
     """What one owner's mutable resource was last found in sync with: the proof that the next
@@ -179,6 +228,7 @@ class _Applied:
     version: str
     generation: int | None
     metadata: bytes
+    derived: _Derived | None = None
 
     @classmethod
     def of(cls, render_digest: bytes | None, desired_digest: bytes | None, desired: Obj,
@@ -208,6 +258,32 @@ class _Applied:
         return (self.generation is not None and m.get("generation") == self.generation
                 and _declared_metadata(m) == self.metadata)
 
+    def seen(self, live: Obj) -> _Applied:
+        """This record, proven by `holds` to still hold for `live`, as of `live`'s version
+        (with nothing derived from it yet)."""
+        version = meta(live).get("resourceVersion")
+        if (version == self.version or version is None) and self.derived is None:
+            return self
+        return self.deriving(None, self.version if version is None else str(version))
+
+    def deriving(self, derived: _Derived | None, version: str | None = None) -> _Applied:
+        """This record (at `version`, default its own) with `derived` (`dataclasses.replace`
+        without its cost: this runs for nearly every resource realized)."""
+        return _Applied(self.render, self.desired, self.ref, self.owner_uid, self.uid,
+                        self.version if version is None else version, self.generation,
+                        self.metadata, derived)
+
+    def stamped(self) -> Obj:
+        """The identity of the object this record's derived values were read from."""
+        derived = self.derived
+        assert derived is not None
+        metadata: dict[str, Any] = {"name": self.ref[3]}
+        if derived.namespace is not None:
+            metadata["namespace"] = derived.namespace
+        metadata["uid"] = self.uid
+        metadata["resourceVersion"] = self.version
+        return {"apiVersion": self.ref[0], "kind": self.ref[1], "metadata": metadata}
+
 
 class Realizer:
     def __init__(self, backend: Backend, templates: TemplateLookup,
@@ -223,6 +299,8 @@ class Realizer:
         # How many mutable resources were realized without render / without apply (tests)
         self.skipped_renders = 0
         self.skipped_applies = 0
+        # ... and how many of those were not even read (`Realized.reused`)
+        self.skipped_reads = 0
 
     def forget(self, namespace: str, name: str) -> None:
         """The owner is gone: drop what was recorded for its resources."""
@@ -303,8 +381,18 @@ class Realizer:
                 self._realize_immutable(result, template, desired, owner_labels, where,
                                         writes.immutables)
             else:
-                self._realize_recorded(result, ctx, blueprint, resource, template, outputs,
-                                       where, labels, writes.backend)
+                kept = self._realize_recorded(result, ctx, blueprint, resource, template,
+                                              outputs, where, labels, writes.backend)
+                if result.reused:
+                    return result
+                assert result.stamped is not None
+                try:
+                    result.outputs = self._read_outputs(resource, template, result.stamped,
+                                                        outputs)
+                finally:
+                    if kept is not None:
+                        self._keep(kept[0], resource, kept[1], result, template, outputs)
+                return result
             source = result.outputs_from or result.stamped
             assert source is not None
             result.outputs = self._read_outputs(resource, template, source, outputs)
@@ -316,9 +404,12 @@ class Realizer:
         self, result: Realized, ctx: OwnerContext, blueprint: Blueprint,
         resource: BlueprintResource, template: Template, outputs: Outputs, where: str,
         labels: Mapping[str, str], writer: Backend,
-    ) -> None:
+    ) -> tuple[tuple[str, str], _Applied] | None:
         """A mutable resource: skip the render and the apply where the owner's record for it
-        proves both would change nothing (`_Applied`), else render, apply and record."""
+        proves both would change nothing (`_Applied`), else render, apply and record. Where
+        the record's object is still at the version its outputs and health were derived from
+        (`_Derived`), it is not even read (`result.reused`). Otherwise returns the owner's key
+        and the record to keep once the outputs are read (`_keep`), or None for no record."""
         owner_meta = meta(ctx.owner)
         owner_uid = owner_meta.get("uid")
         owner = (str(owner_meta.get("namespace") or ""), str(owner_meta.get("name") or ""))
@@ -331,14 +422,24 @@ class Realizer:
         live: Obj | None = None
         read = False
         if record is not None and render_digest is not None and record.render == render_digest:
+            if record.derived is not None and self._unchanged(
+                    record, record.derived, template, resource, outputs, writer):
+                self.skipped_renders += 1
+                self.skipped_applies += 1
+                self.skipped_reads += 1
+                derived = record.derived
+                result.stamped, result.action = record.stamped(), Action.UNCHANGED
+                result.outputs, result.health = derived.outputs, derived.health
+                result.derivation, result.reused = derived.serial, True
+                self._put_record(owner, resource.name, record)
+                return None
             live, read = self._read_live(writer, record.ref)
             if record.holds(live):
                 assert live is not None
                 self.skipped_renders += 1
                 self.skipped_applies += 1
                 result.stamped, result.action = live, Action.UNCHANGED
-                self._put_record(owner, resource.name, record)
-                return
+                return owner, record.seen(live)
         desired = self._stamp(ctx, blueprint, resource, template, outputs, where, labels,
                               context=context)
         desired_digest = _digest(desired) if owner_uid else None
@@ -350,16 +451,47 @@ class Realizer:
                 assert live is not None
                 self.skipped_applies += 1
                 result.stamped, result.action = live, Action.UNCHANGED
-                self._put_record(owner, resource.name, _Applied.of(
-                    render_digest, desired_digest, desired, str(owner_uid), live) or record)
-                return
+                return owner, _Applied.of(render_digest, desired_digest, desired,
+                                          str(owner_uid), live) or record.seen(live)
         self._realize_mutable(result, desired, where, writer, live if read else UNREAD)
         if owner_uid and result.stamped is not None and (
                 result.action is Action.UNCHANGED or in_sync(desired, result.stamped)):
             fresh = _Applied.of(render_digest, desired_digest, desired, str(owner_uid),
                                 result.stamped)
             if fresh is not None:
-                self._put_record(owner, resource.name, fresh)
+                return owner, fresh
+        return None
+
+    def _unchanged(self, record: _Applied, derived: _Derived, template: Template,
+                   resource: BlueprintResource, outputs: Outputs, writer: Backend) -> bool:
+        """Whether what `derived` holds is what reading the live object now would give: the
+        same template and deployment input, and the object (read as `resource_versions` reads
+        it, through the writer whose reads are tracked) still at the recorded version. A
+        failed read is a no: the full path reads again and reports it."""
+        if derived.template != _template_key(template) or (
+                derived.deployment != _deployment_input(resource, template, outputs)):
+            return False
+        try:
+            return resource_versions(writer, (record.ref,))[0] == record.version
+        except BackendError:
+            return False
+
+    def _keep(self, owner: tuple[str, str], resource: BlueprintResource, record: _Applied,
+              result: Realized, template: Template, outputs: Outputs) -> None:
+        """Put the record back; with what was derived from the live object it was proven
+        against (`result.stamped`, at the record's version) when its outputs could be read."""
+        stamped = result.stamped
+        key = _template_key(template)
+        if (result.outputs is not None and stamped is not None and key is not None
+                and meta(stamped).get("resourceVersion") == record.version):
+            health = health_condition(template.health_rule, stamped, bool(result.outputs))
+            namespace = meta(stamped).get("namespace")
+            derived = _Derived(key, _deployment_input(resource, template, outputs),
+                               result.outputs, health,
+                               str(namespace) if namespace else None, next(_serials))
+            record = record.deriving(derived)
+            result.health, result.derivation = health, derived.serial
+        self._put_record(owner, resource.name, record)
 
     @staticmethod
     def _read_live(writer: Backend, ref: Ref) -> tuple[Obj | None, bool]:
@@ -577,6 +709,14 @@ class Realizer:
                     f"waiting to read value [{path}] from resource "
                     f"[{info.qualified_resource}/{name_of(live)}]{in_ns}") from exc
         return outputs
+
+
+def _deployment_input(resource: BlueprintResource, template: Template,
+                      outputs: Outputs) -> Mapping[str, Any] | None:
+    """The outputs a deployment template's own outputs are read with (`_read_outputs`)."""
+    if template.kind != DEPLOYMENT_TEMPLATE or resource.deployment is None:
+        return None
+    return outputs.get(resource.deployment.resource)
 
 
 def stamp_metadata(stamped: Obj, owner: Obj, labels: Mapping[str, str]) -> Obj:

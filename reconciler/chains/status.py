@@ -86,6 +86,8 @@ def resource_status(
                 and "healthRule" not in realized.template.spec):
             # A ClusterTemplate is always healthy once it stamped something; before, it is not.
             healthy = Condition("Healthy", UNKNOWN, "NoStampedObject")
+        elif realized.health is not None:
+            healthy = realized.health  # derived by the realizer, by the same rule as below
         elif realized.template is not None:
             healthy = health_condition(realized.template.health_rule, realized.stamped,
                                        bool(realized.outputs))

@@ -29,6 +29,13 @@ stamps where they can be read. Offered again with the same resourceVersion, with
 offers it again on the same changes), it is not rendered, diffed or applied. The age bound is
 what catches what no version here shows: RBAC (Roles, RoleBindings) granted or taken away.
 
+Unchanged resources in a reconcile that runs (issue 14): a resource the realizer found at the
+version its outputs and health were derived from (`Realized.reused`) gets the same
+`status.resources[]` entry as last time, so where that entry is provably the one on the owner
+(`Shown`: the owner is at the resourceVersion its last successful status write left, from the
+same blueprint version, and the entry was built from the same derivation), it is kept as it
+is, with no entry built and no event to emit (its outputs and health did not change).
+
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ from reconciler.chains.blueprint import (
     TemplateUse,
 )
 from reconciler.chains.lifecycle import LIFECYCLE_LABEL, MUTABLE
-from reconciler.chains.realizer import OwnerContext, Realized, Realizer
+from reconciler.chains.realizer import MAX_RECORDED_OWNERS, OwnerContext, Realized, Realizer
 from reconciler.chains.selection import best_matches
 from reconciler.chains.status import (
     RESOURCES_HEALTHY,
@@ -193,6 +200,11 @@ class Run:
     """Versions of the fast path's extra inputs read before rendering (`_inputs_before`)."""
     blueprints_version: Hashable | None = None
     """The blueprint kind's `kind_versions`, read before the blueprints are listed."""
+    shown: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Per resource name, the derivation its `status.resources[]` entry was built from and
+    the resource of its stamped object (`Shown.entries`)."""
+    resources_written: bool = False
+    """The reconcile succeeded: the status `_finish` left holds `resources` as built."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +224,20 @@ class BlueprintSnapshot:
 
     version: Hashable
     views: tuple[BlueprintView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What the owner's `status.resources` holds after a successful reconcile: its
+    resourceVersion then, the blueprint's (uid, resourceVersion), and per resource name the
+    `Realized.derivation` and stamped resource its entry was built from. An entry is a function
+    of those (and of the previous entry only through lastTransitionTimes it keeps), so a later
+    reconcile with the owner at that version and a resource of the same derivation would build
+    that same entry again."""
+
+    owner_version: str
+    blueprint: tuple[object, object]
+    entries: dict[str, tuple[int, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +268,11 @@ class OwnerController:
         self.fast_path_max_age = settings.fast_path_max_age_seconds
         # owner key -> what its last settled reconcile read (`Settled`)
         self._settled: dict[tuple[str, str], Settled] = {}
+        # owner key -> what its status.resources held after its last successful reconcile
+        # (`Shown`), least recently written first, at most `MAX_RECORDED_OWNERS`
+        self._shown: dict[tuple[str, str], Shown] = {}
+        self._shown_lock = threading.Lock()
+        self.kept_entries = 0  # status.resources[] entries kept as they were (tests)
         # the templates the current reconcile looked up, with the resourceVersion it saw, per
         # thread (the daemon's workers reconcile different owners through one controller)
         self._reads = threading.local()
@@ -268,6 +299,8 @@ class OwnerController:
         """The owner is gone: drop its fast-path record and the realizer's records of its
         resources."""
         self._settled.pop((namespace, name), None)
+        with self._shown_lock:
+            self._shown.pop((namespace, name), None)
         self.realizer.forget(namespace, name)
 
     def reconcile(self, obj: Obj) -> float | None:
@@ -303,14 +336,48 @@ class OwnerController:
         structlog.contextvars.bind_contextvars(
             owner=f"{namespace_of(obj)}/{name_of(obj)}", kind=self.kind.kind)
         try:
-            reconcile(run, self.steps, self._finish)
+            reconcile(run, self.steps, self._finish_noted)
         finally:
             # a lookup after this reconcile reads afresh
             self._reads.found = self._reads.versions = None
             structlog.contextvars.unbind_contextvars("owner", "kind")
+            self._note_shown(key, run)
         if self.fast_path and run.settled and blueprints is not None:
             self._record(key, run, blueprints)
         return None
+
+    # --- entries kept as they are (`Shown`) ------------------------------------------------
+
+    def _finish_noted(self, run: Run, ending: Ending) -> None:
+        self._finish(run, ending)
+        # Reached only when the status write (if any) went through.
+        run.resources_written = ending.succeeded
+
+    def _note_shown(self, key: tuple[str, str], run: Run) -> None:
+        blueprint = _blueprint_key(run.blueprint)
+        version = run.owner_version
+        with self._shown_lock:
+            self._shown.pop(key, None)
+            if not (run.resources_written and run.shown and blueprint is not None
+                    and version is not None):
+                return
+            self._shown[key] = Shown(str(version), blueprint, run.shown)
+            while len(self._shown) > MAX_RECORDED_OWNERS:
+                del self._shown[next(iter(self._shown))]
+
+    def shown(self, namespace: str, name: str) -> int:
+        """How many of an owner's `status.resources[]` entries are recorded in its `Shown`
+        (tests, memory checks)."""
+        found = self._shown.get((namespace, name))
+        return len(found.entries) if found is not None else 0
+
+    def _shown_now(self, key: tuple[str, str], run: Run) -> Shown | None:
+        """The owner's `Shown`, if its status is still the one it describes."""
+        shown = self._shown.get(key)
+        if shown is None or shown.owner_version != meta(run.owner).get("resourceVersion") or (
+                shown.blueprint != _blueprint_key(run.blueprint)):
+            return None
+        return shown
 
     # --- the no-op fast path -------------------------------------------------------------
 
@@ -530,12 +597,23 @@ class OwnerController:
         now = rfc3339(self.clock.now())
         before = {r.get("name"): r for r in status_of(run.owner).get("resources") or []}
         healths: list[Condition] = []
+        shown = self._shown_now((namespace_of(run.owner), name_of(run.owner)), run)
         for realized in run.realized:
             info = None
             if realized.stamped is not None:
                 info = self.backend.kind_info(str(realized.stamped["apiVersion"]),
                                               str(realized.stamped["kind"]))
-            old = before.get(realized.resource.name)
+            name = realized.resource.name
+            old = before.get(name)
+            if realized.derivation is not None and info is not None:
+                mark = run.shown[name] = (realized.derivation, info.qualified_resource)
+                if (realized.reused and shown is not None and old is not None
+                        and realized.health is not None and shown.entries.get(name) == mark):
+                    # The entry this derivation built, as the last status write left it.
+                    self.kept_entries += 1
+                    run.resources.append(old)
+                    healths.append(realized.health)
+                    continue
             rs = resource_status(realized, old, info, now)
             run.resources.append(rs.entry)
             if rs.healthy is not None:
@@ -741,6 +819,15 @@ def _same_apart_from_status(reconciled: Obj, live: Obj) -> bool:
     return (a.get("generation") == b.get("generation") and a.get("labels") == b.get("labels")
             and a.get("annotations") == b.get("annotations")
             and reconciled.get("spec") == live.get("spec"))
+
+
+def _blueprint_key(blueprint: Blueprint | None) -> tuple[object, object] | None:
+    """(uid, resourceVersion) of the blueprint as read; None where it has no version."""
+    if blueprint is None:
+        return None
+    m = meta(blueprint.obj)
+    version = m.get("resourceVersion")
+    return None if version is None else (m.get("uid"), version)
 
 
 def _ref_key(ref: Obj) -> tuple[str, str, str, str]:

@@ -7,11 +7,12 @@ own counters, applies and reads through the wrapper), never a mock."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from reconciler.backends.base import FIELD_MANAGER, Forwarding
+from reconciler.backends.base import FIELD_MANAGER, Forwarding, Ref, resource_versions
 from reconciler.chains.blueprint import Blueprint, BlueprintResource, Template
 from reconciler.chains.realizer import (
     MAX_RECORDED_OWNERS,
@@ -31,16 +32,22 @@ WIDGET_API = f"{GROUP}/v1"
 
 
 class Counting(Forwarding):
-    """The cluster, with its applies and gets counted."""
+    """The cluster, with its applies, gets (each a copy) and version reads (no copy)
+    counted."""
 
     def __init__(self, inner: InMemoryCluster) -> None:
         super().__init__(inner)
         self.applies = 0
         self.gets = 0
+        self.versions = 0
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         self.gets += 1
         return super().get(api_version, kind, namespace, name)
+
+    def resource_versions(self, refs: Sequence[Ref]) -> tuple[str | None, ...]:
+        self.versions += len(refs)
+        return resource_versions(self.inner, refs)
 
     def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER, force: bool = False) -> Obj:
         self.applies += 1
@@ -143,16 +150,19 @@ def _actions(results: list[Realized]) -> list[str]:
 
 
 def test_an_unchanged_resource_is_neither_rendered_nor_applied(world: World) -> None:
-    applies = world.backend.applies
+    applies, gets = world.backend.applies, world.backend.gets
     first_stamped = world.widget()
     results = world.realize()
     assert _actions(results) == ["unchanged"] * 3
     assert world.realizer.skipped_renders == 3 and world.realizer.skipped_applies == 3
     assert world.backend.applies == applies
-    # The stamped object is the live one, a private copy; outputs read from it as before.
-    assert results[1].stamped == first_stamped
-    assert results[1].stamped is not world.cluster.stored(("skip.reconciler.dev", "Widget",
-                                                           "default", "app"))
+    # Each object is at the version its outputs were read from: none is read again, and the
+    # result names the object (no copy of it) with the outputs read then.
+    assert world.backend.gets == gets and all(r.reused for r in results)
+    m = first_stamped["metadata"]
+    assert results[1].stamped == {"apiVersion": WIDGET_API, "kind": "Widget", "metadata": {
+        "name": "app", "namespace": "default", "uid": m["uid"],
+        "resourceVersion": m["resourceVersion"]}}
     assert results[0].outputs is not None
     assert results[0].outputs["url"] == "https://example.com/app.tgz"
 
@@ -266,8 +276,9 @@ def test_labels_changed_by_someone_else_defeat_the_skip(world: World) -> None:
     assert _actions(results) == ["unchanged", "configured", "unchanged"]
     assert world.widget()["metadata"]["labels"]["carto.run/resource-name"] == "widget"
     assert world.realizer.skipped_applies == 2
-    # Each read once (a private copy: `get`); the drifted one's read reused by the full apply.
-    assert world.backend.gets == gets + 3
+    # Only the drifted one is read (a private copy: `get`), that read reused by the full
+    # apply; the others are found at the version their outputs were read from.
+    assert world.backend.gets == gets + 1
 
 
 def test_an_edit_of_a_kind_without_generation_defeats_the_skip(world: World) -> None:
