@@ -88,7 +88,7 @@ from simulator.scanning import (
     compact_report,
     parse_trivy_report,
 )
-from simulator.sourcefetch import SourceFetchError, archive_for, unpack_source
+from simulator.sourcefetch import SourceFetchError, archive_with_digest, unpack_source
 
 log = structlog.get_logger(__name__)
 
@@ -203,10 +203,6 @@ class BuildOutcome:
 _DETECTIONS_KEPT = 256
 
 
-def _file_digest(path: Path) -> str:
-    """sha256 of a file (an archive, bounded by the artifact limits where it was made)."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class ImageBuilder:
@@ -443,8 +439,8 @@ class ImageBuilder:
             return BuildOutcome(False, f"spec.source.subPath {sub_path!r} must be a relative "
                                        "path inside the source")
         try:
-            archive = archive_for(url, self.limits)
-            key = (_file_digest(archive), sub_path)
+            archive, digest = archive_with_digest(url, self.limits)
+            key = (digest, sub_path)
         except (SourceFetchError, OSError) as exc:
             return BuildOutcome(False, f"cannot fetch the source: {exc}")
         with self._detected_lock:

@@ -43,7 +43,7 @@ import structlog
 
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.limits import DEFAULT_LIMITS, Limits
-from reconciler.sources.artifacts import ArtifactError, local_archive
+from reconciler.sources.artifacts import ARCHIVE_SUFFIX, ArtifactError, local_archive
 from reconciler.sources.unpack import unpack_artifact
 
 log = structlog.get_logger(__name__)
@@ -107,6 +107,24 @@ def archive_for(url: str, limits: Limits = DEFAULT_LIMITS,
     be changed; raises `SourceFetchError`."""
     archive = local_archive(url)
     return archive if archive is not None else _download(url, limits, deadline)
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def archive_with_digest(url: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Path, str]:
+    """`archive_for(url)` and the archive's sha256 (hex). A store in this process names each
+    archive by that digest (`<sha256>.tar.gz`: a content address), so its file is not read to
+    know it; a downloaded archive is named by its URL, and is read."""
+    local = local_archive(url)
+    if local is not None:
+        name = local.name
+        digest = name[:-len(ARCHIVE_SUFFIX)]
+        if name.endswith(ARCHIVE_SUFFIX) and len(digest) == 64 and _HEX.issuperset(digest):
+            return local, digest
+    archive = archive_for(url, limits)
+    with archive.open("rb") as f:
+        return archive, hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def archive_bytes_limit(limits: Limits) -> int:

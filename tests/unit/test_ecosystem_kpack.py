@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.model.limits import Limits
+from reconciler.sources.artifacts import ArtifactStore
+from reconciler.sources.server import ArtifactServer
 from simulator.ecosystem import ImageBuilder, Timing, detect
 from simulator.scanning import SCAN_REPORT_ANNOTATION, parse_trivy_report
 from tests.unit.ecosystem_harness import KPACK, NS, Ecosystem, condition, image
@@ -325,6 +327,42 @@ def test_one_source_built_for_many_images_is_unpacked_and_detected_once(tmp_path
         assert condition(eco.get(KPACK, "Image", f"web-{i}"), "Ready")["status"] == "True"
     for name in ("bare-0", "bare-1"):  # a failed detection is kept as the failure it was
         assert condition(eco.get(KPACK, "Image", name), "Ready")["status"] == "False"
+
+
+def test_the_same_archive_stored_for_many_sources_or_downloaded_is_detected_once(
+        tmp_path: Path) -> None:
+    # A commit shared by many workloads: each GitRepository stores its own copy of one
+    # archive (its own path and URL, the same bytes). Copies in this process's store are known
+    # by their content address; downloaded ones (named by their URL here) by their bytes.
+    eco = Ecosystem(tmp_path)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for rel, text in APP.items():
+        (tree / rel).write_text(text)
+    remote = ArtifactStore(tmp_path / "remote", "http://elsewhere.invalid")
+    urls = [eco.store.store_directory("GitRepository", NS, f"app-{i}", "main@sha1:1", tree,
+                                      now="2026-01-01T00:00:00Z").url for i in range(2)]
+    unpacked: list[str] = []
+    detect_once = eco.kpack._detect
+
+    def counting(archive: Path, url: str,
+                 sub_path: str) -> tuple[tuple[bool, str, str | None], bool]:
+        unpacked.append(url)
+        return detect_once(archive, url, sub_path)
+
+    eco.kpack._detect = counting  # type: ignore[method-assign]
+    with ArtifactServer(remote) as server:
+        for i in range(2):
+            path = remote.store_directory("GitRepository", NS, f"app-{i}", "main@sha1:1", tree,
+                                          now="2026-01-01T00:00:00Z").path
+            urls.append(f"{server.base_url}/{path}")
+        assert len(set(urls)) == 4
+        for i, url in enumerate(urls):
+            eco.apply(image(f"web-{i}", url))
+        eco.settle()
+    assert unpacked == urls[:1]
+    for i in range(4):
+        assert condition(eco.get(KPACK, "Image", f"web-{i}"), "Ready")["status"] == "True"
 
 
 def test_a_failure_to_unpack_is_not_kept_for_the_next_build(
