@@ -185,7 +185,8 @@ class ArtifactStore:
         return artifact
 
     def store_copy(
-        self, kind: str, namespace: str, name: str, revision: str, source: Artifact, *, now: str
+        self, kind: str, namespace: str, name: str, revision: str, source: Artifact, *, now: str,
+        keep: int | None = None,
     ) -> Artifact:
         """Store an archive already in the store (built for another object) under this object.
 
@@ -194,14 +195,16 @@ class ArtifactStore:
         copy made where links are refused goes through a temporary name. This runs once per
         object sharing a commit, so it does no more than it must, on path strings rather than
         `Path` objects: the object's directory is made only when missing (one mkdir when its
-        namespace's directory is already the store's), the source is resolved once.
+        namespace's directory is already the store's), the source is resolved once. With
+        `keep`, the object's older archives are then collected as `gc(..., keep, protect=[the
+        copy])` collects them; a directory this call made holds nothing else to collect.
         Raises ArtifactNotFoundError when `source` is no longer stored.
         """
         check_object_key(kind, namespace, name)
         rel_dir = f"{kind.lower()}/{namespace}/{name}"
         object_dir = f"{self._root_text}/{rel_dir}"
-        if not self._private_levels(rel_dir, 3):
-            self._make_object_dir(rel_dir)
+        depth = self._private_depth(rel_dir, 3)
+        made = depth < 3 and self._make_object_dir(rel_dir, depth)
         origin = self._open_text(source.path)
         file_name = origin.rsplit("/", 1)[1]
         final = f"{object_dir}/{file_name}"
@@ -220,32 +223,40 @@ class ArtifactStore:
         # gc tells the latest archive by its mtime. Never through a link planted in its place.
         os.utime(final, follow_symlinks=False)
         rel = f"{rel_dir}/{file_name}"
+        if keep is not None and not made:
+            self.gc(kind, namespace, name, keep=keep, protect=[rel])
         return Artifact(url=self.url_for(rel), path=rel, revision=revision, digest=source.digest,
                         size=source.size, last_update_time=now)
 
-    def _private_levels(self, rel_dir: str, levels: int) -> bool:
-        """Whether the first `levels` directories of `rel_dir` below the root are directories
-        the store made (0700, none of them a link: an operation on a path follows a link in any
-        of its components, not only the last)."""
+    def _private_depth(self, rel_dir: str, levels: int) -> int:
+        """How many of the first `levels` directories of `rel_dir` below the root, from the
+        top, are directories the store made (0700, none of them a link: an operation on a path
+        follows a link in any of its components, not only the last)."""
         parts = rel_dir.split("/")
-        return all(_is_private_dir(f"{self._root_text}/{'/'.join(parts[:i])}")
-                   for i in range(1, levels + 1))
+        here = self._root_text
+        for i in range(levels):
+            here = f"{here}/{parts[i]}"
+            if not _is_private_dir(here):
+                return i
+        return levels
 
-    def _make_object_dir(self, rel_dir: str) -> None:
-        """Create an object's directory: a single mkdir when the levels above it (kind,
-        namespace) are directories the store made; otherwise, or when something is in the way
-        already, `private_dir` from the root, which makes every missing level and refuses a
-        link at any of them."""
+    def _make_object_dir(self, rel_dir: str, depth: int) -> bool:
+        """Create an object's directory, of which the first `depth` levels below the root are
+        known to be the store's (`_private_depth`): a single mkdir when both levels above it
+        (kind, namespace) are; otherwise, or when something is in the way already,
+        `private_dir` from the root, which makes every missing level and refuses a link at
+        any of them. True when the single mkdir made it (it is empty)."""
         object_dir = f"{self._root_text}/{rel_dir}"
-        if self._private_levels(rel_dir, 2):
+        if depth == 2:
             try:
                 os.mkdir(object_dir, 0o700)
             except FileExistsError:
                 pass
             else:
                 os.chmod(object_dir, 0o700)  # whatever the umask took away
-                return
+                return True
         private_dir(Path(object_dir), self._resolved_root)
+        return False
 
     def open(self, path: str) -> Path:
         """Resolve a store-relative path to an existing archive file inside the store."""

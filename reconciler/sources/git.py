@@ -767,9 +767,7 @@ class GitRepositoryController:
         revision = RemoteRevision(remote.label, remote.commit, remote.fetch_ref).revision
         try:
             artifact = self.store.store_copy(KIND, attempt.namespace, attempt.name, revision,
-                                             source, now=rfc3339(now))
-            self.store.gc(KIND, attempt.namespace, attempt.name, keep=self.keep_artifacts,
-                          protect=[artifact.path])
+                                             source, now=rfc3339(now), keep=self.keep_artifacts)
         except ArtifactNotFoundError:
             # Collected with its object (deleted, or moved on): no longer there to share.
             with self._guard:

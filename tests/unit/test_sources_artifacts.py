@@ -284,3 +284,29 @@ def test_storing_an_archive_again_replaces_a_link_planted_in_its_place(
     assert victim.stat().st_mtime_ns == 0 and victim.read_bytes() == b"someone else's"
     assert again.path == first.path and not final.is_symlink()
     assert store.open(again.path).read_bytes()[:2] == b"\x1f\x8b"  # the archive, servable
+
+
+def test_a_shared_copy_with_keep_collects_the_objects_older_archives(
+    tmp_path: Path, store: ArtifactStore
+) -> None:
+    """store_copy(keep=...) collects as gc does after it (the shared fan-out's one call);
+    the copy is the newest archive and is never collected, whatever its file's old mtime."""
+    older = []
+    for i in range(3):
+        tree = make_tree(tmp_path / f"old{i}", {"v": str(i)})
+        artifact = store.store_directory("GitRepository", "ns", "second", f"r{i}", tree,
+                                         now=NOW)
+        os.utime(store.open(artifact.path), ns=((i + 10) * 10**9, (i + 10) * 10**9))
+        older.append(artifact.path)
+    source = store.store_directory("GitRepository", "ns", "first", "r",
+                                   make_tree(tmp_path / "new", {"v": "new"}), now=NOW)
+    os.utime(store.open(source.path), ns=(0, 0))  # built long before this object shares it
+
+    copy = store.store_copy("GitRepository", "ns", "second", "r", source, now=NOW, keep=2)
+    assert store.exists(copy.path)
+    assert [store.exists(path) for path in older] == [False, False, True]
+    # A directory the copy makes holds nothing else; one without `keep` collects nothing.
+    fresh = store.store_copy("GitRepository", "ns", "third", "r", source, now=NOW, keep=1)
+    assert store.exists(fresh.path) and store.exists(copy.path)
+    kept = store.store_copy("GitRepository", "ns", "second", "r", source, now=NOW)
+    assert kept == copy and store.exists(older[2])
