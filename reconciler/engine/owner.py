@@ -56,6 +56,7 @@ from reconciler.backends.base import (
     impersonated,
     kind_versions,
     resource_versions,
+    write_status,
 )
 from reconciler.chains.blueprint import (
     CARTO_API,
@@ -667,9 +668,9 @@ class OwnerController:
         run.owner_version = meta(owner).get("resourceVersion")
         if status == previous:
             return
-        live = self.backend.update_status({**owner, "status": status})
-        run.owner_version = meta(live).get("resourceVersion")
-        if run.settled and not _same_apart_from_status(owner, live):
+        written = write_status(self.backend, {**owner, "status": status})
+        run.owner_version = written.resource_version
+        if run.settled and not written.same_apart_from_status:
             # Changed while this reconcile ran (the status write carries no precondition, so
             # its version includes that change): what this reconcile rendered is not what the
             # recorded version holds. No record; that change's own event offers the owner
@@ -810,15 +811,6 @@ class OwnerController:
             "carto.run/template-kind": template.kind,
             "carto.run/cluster-template-name": template.name,
         }
-
-
-def _same_apart_from_status(reconciled: Obj, live: Obj) -> bool:
-    """Whether the owner as written back is the one that was reconciled, but for status and
-    what the server keeps (resourceVersion, managedFields)."""
-    a, b = meta(reconciled), meta(live)
-    return (a.get("generation") == b.get("generation") and a.get("labels") == b.get("labels")
-            and a.get("annotations") == b.get("annotations")
-            and reconciled.get("spec") == live.get("spec"))
 
 
 def _blueprint_key(blueprint: Blueprint | None) -> tuple[object, object] | None:
