@@ -485,10 +485,12 @@ class Realizer:
         if (result.outputs is not None and stamped is not None and key is not None
                 and meta(stamped).get("resourceVersion") == record.version):
             health = health_condition(template.health_rule, stamped, bool(result.outputs))
-            namespace = meta(stamped).get("namespace")
+            found = meta(stamped).get("namespace")
+            # The ref's own string where they agree (nearly always): one less kept per record.
+            namespace = (None if not found else record.ref[2] if found == record.ref[2]
+                         else str(found))
             derived = _Derived(key, _deployment_input(resource, template, outputs),
-                               result.outputs, health,
-                               str(namespace) if namespace else None, next(_serials))
+                               result.outputs, health, namespace, next(_serials))
             record = record.deriving(derived)
             result.health, result.derivation = health, derived.serial
         self._put_record(owner, resource.name, record)
