@@ -11,7 +11,13 @@ import sys
 
 import pytest
 
-from reconciler.runtime.gctuning import GEN0_THRESHOLD, GEN1_THRESHOLD, SWITCH, enabled
+from reconciler.runtime.gctuning import (
+    GEN0_THRESHOLD,
+    GEN1_THRESHOLD,
+    SAMPLE_EVERY,
+    SWITCH,
+    enabled,
+)
 
 PROBE = """
 import gc, json
@@ -90,3 +96,77 @@ def test_simulate_raises_the_threshold_and_freezes_nothing() -> None:
     assert found["frozen"] == 0
     off = _run(SIMULATED, "off")
     assert off["after"] == off["before"]
+
+
+SAMPLED = """
+import gc, json, os, weakref
+from reconciler.runtime import gctuning
+gc.set_threshold(1000, 10, 10)
+class Node:
+    pass
+def cycles(n):
+    refs = []
+    for _ in range(n):
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        refs.append(weakref.ref(a))
+    return refs
+def alive(refs):
+    return sum(r() is not None for r in refs)
+mode = os.environ["MODE"]
+if mode == "frozen":
+    gc.freeze()
+before = gc.get_freeze_count()
+kept, refs, during = [], [], []
+with gctuning.sampled_young_collections():
+    for i in range(24):
+        kept.append([{"n": [i]} for _ in range(200)])  # long-lived: what a run builds
+        if mode == "garbage" or (mode == "late" and i >= 4):
+            refs += cycles(50)
+        gc.collect(0)
+        during.append(gc.get_freeze_count())
+    freed_during = len(refs) - alive(refs)
+after = gc.get_freeze_count()
+gc.collect()
+print(json.dumps({"before": before, "during": during, "after": after, "made": len(refs),
+                  "freed_during": freed_during, "left": alive(refs)}))
+"""
+
+
+def test_a_batch_run_skips_young_collections_that_find_nothing_and_thaws_after() -> None:
+    found = _run(SAMPLED.replace('os.environ["MODE"]', '"clean"'))
+    during = found["during"]
+    assert isinstance(during, list)
+    # The first collection runs and finds nothing; later ones freeze instead of walking,
+    # one in SAMPLE_EVERY running; everything is thawed at the end.
+    assert during[0] == 0 and max(during) > 0
+    assert found["after"] == 0
+
+
+def test_garbage_found_by_a_collection_keeps_every_collection_running() -> None:
+    found = _run(SAMPLED.replace('os.environ["MODE"]', '"garbage"'))
+    assert found["during"] == [0] * 24  # nothing frozen: each collection ran
+    made, freed = found["made"], found["freed_during"]
+    assert isinstance(made, int) and isinstance(freed, int) and made == 24 * 50
+    # (A collection Python starts while a batch is being made moves it out of gen0.)
+    assert freed >= made - 50
+
+
+def test_garbage_that_starts_later_is_found_by_a_sample_and_all_of_it_freed_after() -> None:
+    found = _run(SAMPLED.replace('os.environ["MODE"]', '"late"'))
+    made, freed = found["made"], found["freed_during"]
+    assert isinstance(made, int) and isinstance(freed, int)
+    # At most the periods skipped before a sample found the garbage wait for the run's end
+    # (SAMPLE_EVERY - 1 of them here); after it, a full collection frees all of it.
+    assert made - freed <= (SAMPLE_EVERY - 1) * 50
+    assert freed > 0
+    assert found["after"] == 0 and found["left"] == 0
+
+
+@pytest.mark.parametrize("switch, mode", [("off", "clean"), (None, "frozen")])
+def test_no_skipping_when_switched_off_or_something_is_frozen(switch: str | None,
+                                                              mode: str) -> None:
+    """Frozen already (a daemon's loaded world): the run's thaw would thaw that too."""
+    found = _run(SAMPLED.replace('os.environ["MODE"]', repr(mode)), switch)
+    assert found["during"] == [found["before"]] * 24
+    assert found["after"] == found["before"]
