@@ -151,9 +151,10 @@ def same_apart_from_status(sent: Mapping[str, object], live: Mapping[str, object
     """`StatusWritten.same_apart_from_status` of `live`, the object as written, against
     `sent`. Reads both in place (either may be a stored object or a read-only view)."""
     a, b = sent.get("metadata"), live.get("metadata")
-    if not isinstance(a, Mapping):
+    # `type(...) is dict` first: an ABC's isinstance costs more than the rest of a call.
+    if type(a) is not dict and not isinstance(a, Mapping):
         a = {}
-    if not isinstance(b, Mapping):
+    if type(b) is not dict and not isinstance(b, Mapping):
         b = {}
     if a.get("generation") != b.get("generation") or a.get("labels") != b.get("labels") \
             or a.get("annotations") != b.get("annotations"):

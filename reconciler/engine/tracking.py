@@ -29,7 +29,7 @@ from reconciler.backends.base import (
     write_status,
 )
 from reconciler.model.labelsets import LabelPairs, LabelSet, list_dependency, selector_pairs
-from reconciler.model.objects import GroupVersionKind, Obj
+from reconciler.model.objects import Obj
 
 Dependency = tuple[str, str, str, str, str]
 """What one read depends on: ("key", group, kind, namespace, name) for a get;
@@ -148,10 +148,11 @@ class TrackingBackend(Forwarding):
     # --- Backend -------------------------------------------------------------------------
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        if self._current() is not None:
-            group = GroupVersionKind.parse(api_version, kind).group
-            self._record(("key", group, kind, self._namespace(api_version, kind, namespace),
-                          name))
+        reads = self._current()
+        if reads is not None:
+            group = api_version.rpartition("/")[0]  # GroupVersionKind.parse's group
+            reads.dependencies.add(("key", group, kind,
+                                    self._namespace(api_version, kind, namespace), name))
         return self.inner.get(api_version, kind, namespace, name)
 
     def list(
@@ -161,10 +162,11 @@ class TrackingBackend(Forwarding):
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> list[Obj]:
-        if self._current() is not None:
-            group = GroupVersionKind.parse(api_version, kind).group
+        reads = self._current()
+        if reads is not None:
+            group = api_version.rpartition("/")[0]  # GroupVersionKind.parse's group
             scope = "*" if namespace is None else self._namespace(api_version, kind, namespace)
-            self._record(list_dependency(group, kind, scope, labels))
+            reads.dependencies.add(list_dependency(group, kind, scope, labels))
         return self.inner.list(api_version, kind, namespace, labels)
 
     def update_status(self, obj: Obj) -> Obj:
@@ -185,7 +187,7 @@ class TrackingBackend(Forwarding):
         if reads is not None:
             meta = obj.get("metadata") or {}
             api_version, kind = str(obj.get("apiVersion")), str(obj.get("kind"))
-            group = GroupVersionKind.parse(api_version, kind).group
+            group = api_version.rpartition("/")[0]  # GroupVersionKind.parse's group
             namespace = self._namespace(api_version, kind, str(meta.get("namespace") or ""))
             reads.statuses[(group, kind, namespace, str(meta.get("name")))] = (
                 obj.get("status") or {})
