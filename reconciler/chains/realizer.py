@@ -35,10 +35,10 @@ import hashlib
 import itertools
 import marshal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from reconciler.apply.applier import UNREAD, Action, ApplyResult, Unread, apply_object
 from reconciler.backends.base import Backend, Ref, resource_versions
@@ -157,6 +157,9 @@ MAX_RECORDED_OWNERS: Final = 131_072
 owner's are dropped (tenants create owners: the records must stay bounded)."""
 MAX_RECORDS_PER_OWNER: Final = 256
 """Records of one owner (one per resource name it realized lately): past it they are dropped."""
+MAX_SHARED_VALUES: Final = 4096
+"""Distinct template keys and health conditions the records share one copy of; past it the
+table starts again (what is shared is only memory: equal values either way)."""
 
 
 def _digest(*parts: Any) -> bytes | None:
@@ -176,6 +179,8 @@ def _declared_metadata(metadata: Mapping[str, Any]) -> bytes | None:
     return _digest(metadata.get("labels"), metadata.get("annotations"),
                    metadata.get("ownerReferences"), metadata.get("finalizers"))
 
+
+_V = TypeVar("_V", bound=Hashable)
 
 TemplateKey = tuple[str, str, object, object]
 """(kind, name, uid, resourceVersion) of a template as read."""
@@ -296,6 +301,8 @@ class Realizer:
         self._applied: dict[tuple[str, str], dict[str, _Applied]] = {}
         self._lock = threading.Lock()
         self.max_owners = max_owners
+        # value -> the one equal value the records keep (`_shared`)
+        self._shared: dict[Hashable, Any] = {}
         # How many mutable resources were realized without render / without apply (tests)
         self.skipped_renders = 0
         self.skipped_applies = 0
@@ -476,6 +483,18 @@ class Realizer:
         except BackendError:
             return False
 
+    def _share(self, value: _V) -> _V:
+        """One kept copy of equal immutable values (a fleet's records hold the same few
+        template keys and health conditions)."""
+        shared = self._shared
+        if len(shared) >= MAX_SHARED_VALUES:
+            shared.clear()
+        try:
+            found: _V = shared.setdefault(value, value)
+        except TypeError:  # an unhashable part (a template's odd metadata): kept as it is
+            return value
+        return found
+
     def _keep(self, owner: tuple[str, str], resource: BlueprintResource, record: _Applied,
               result: Realized, template: Template, outputs: Outputs) -> None:
         """Put the record back; with what was derived from the live object it was proven
@@ -484,12 +503,13 @@ class Realizer:
         key = _template_key(template)
         if (result.outputs is not None and stamped is not None and key is not None
                 and meta(stamped).get("resourceVersion") == record.version):
-            health = health_condition(template.health_rule, stamped, bool(result.outputs))
+            health = self._share(health_condition(template.health_rule, stamped,
+                                                  bool(result.outputs)))
             found = meta(stamped).get("namespace")
             # The ref's own string where they agree (nearly always): one less kept per record.
             namespace = (None if not found else record.ref[2] if found == record.ref[2]
                          else str(found))
-            derived = _Derived(key, _deployment_input(resource, template, outputs),
+            derived = _Derived(self._share(key), _deployment_input(resource, template, outputs),
                                result.outputs, health, namespace, next(_serials))
             record = record.deriving(derived)
             result.health, result.derivation = health, derived.serial

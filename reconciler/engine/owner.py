@@ -238,7 +238,9 @@ class Shown:
 
     owner_version: str
     blueprint: tuple[object, object]
-    entries: dict[str, tuple[int, str]]
+    entries: tuple[tuple[str, int, str], ...]
+    """(resource name, derivation, stamped resource) of each entry built from a derivation
+    (a tuple: it is kept per owner, and looked up once per reconcile)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +364,9 @@ class OwnerController:
             if not (run.resources_written and run.shown and blueprint is not None
                     and version is not None):
                 return
-            self._shown[key] = Shown(str(version), blueprint, run.shown)
+            self._shown[key] = Shown(str(version), blueprint, tuple(
+                (name, derivation, resource)
+                for name, (derivation, resource) in run.shown.items()))
             while len(self._shown) > MAX_RECORDED_OWNERS:
                 del self._shown[next(iter(self._shown))]
 
@@ -598,7 +602,8 @@ class OwnerController:
         now = rfc3339(self.clock.now())
         before = {r.get("name"): r for r in status_of(run.owner).get("resources") or []}
         healths: list[Condition] = []
-        shown = self._shown_now((namespace_of(run.owner), name_of(run.owner)), run)
+        found = self._shown_now((namespace_of(run.owner), name_of(run.owner)), run)
+        shown = {n: (d, r) for n, d, r in found.entries} if found is not None else None
         for realized in run.realized:
             info = None
             if realized.stamped is not None:
@@ -609,7 +614,7 @@ class OwnerController:
             if realized.derivation is not None and info is not None:
                 mark = run.shown[name] = (realized.derivation, info.qualified_resource)
                 if (realized.reused and shown is not None and old is not None
-                        and realized.health is not None and shown.entries.get(name) == mark):
+                        and realized.health is not None and shown.get(name) == mark):
                     # The entry this derivation built, as the last status write left it.
                     self.kept_entries += 1
                     run.resources.append(old)
