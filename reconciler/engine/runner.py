@@ -24,6 +24,7 @@ object. A stop request (the daemon's shutdown) is honoured between reconciles.
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import itertools
 import os
@@ -34,7 +35,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import structlog
 
@@ -163,6 +164,31 @@ class _ReconcileIDs:
 _reconcile_ids = _ReconcileIDs()
 
 
+class _LogContext:
+    """Binds a reconcile's log keys as `structlog.contextvars.bind_contextvars` does, through
+    the context variables that call made for them the first time (structlog keeps one per key
+    for the process): a reconcile binds four keys and resets them, so this spares it building
+    and looking up four variable names twice."""
+
+    KEYS = ("controller", "name", "namespace", "reconcileID")
+
+    def __init__(self) -> None:
+        self._vars: tuple[contextvars.ContextVar[Any], ...] | None = None
+
+    def bind(self, *values: str) -> list[contextvars.Token[Any]]:
+        """Tokens to reset, in `KEYS` order (`token.var.reset(token)`)."""
+        found = self._vars
+        if found is None:
+            tokens = structlog.contextvars.bind_contextvars(**dict(zip(self.KEYS, values,
+                                                                       strict=True)))
+            self._vars = tuple(tokens[key].var for key in self.KEYS)
+            return [tokens[key] for key in self.KEYS]
+        return [var.set(value) for var, value in zip(found, values, strict=True)]
+
+
+_log_context = _LogContext()
+
+
 def reconcile_once(
     controller: Controller,
     obj: Obj,
@@ -185,9 +211,7 @@ def reconcile_once(
     started = time.perf_counter()
     # Every line logged during this reconcile (here, in the controller, in what it calls)
     # carries these keys: controller-runtime's, for log pipelines built for it.
-    bound = structlog.contextvars.bind_contextvars(
-        controller=controller.name, name=name, namespace=namespace,
-        reconcileID=_reconcile_ids.next())
+    bound = _log_context.bind(controller.name, name, namespace, _reconcile_ids.next())
     try:
         with deadline_scope(limits.reconcile_seconds) as deadline:
             after = controller.reconcile(obj)
@@ -216,7 +240,8 @@ def reconcile_once(
                       object=(kind, namespace, name), error=failure.message,
                       traceback="".join(traceback.format_exception(exc)).rstrip())
     finally:
-        structlog.contextvars.reset_contextvars(**bound)
+        for token in bound:
+            token.var.reset(token)
         reads = tracker.end() if tracker is not None else None
     seconds = time.perf_counter() - started
     ready: str | None = None

@@ -26,8 +26,8 @@ read). Such a reconcile is steered by what it returned; only its label says what
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from reconciler.model.errors import ReconcilerError, Stalled, Waiting
 
@@ -55,8 +55,9 @@ class Next(StrEnum):
     """Stalled: forget the backoff; nothing but a change runs it again."""
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """(A tuple: one is made per reconcile.)"""
+
     result: Result
     next: Next
     after: float | None = None
