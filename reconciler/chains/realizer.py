@@ -301,7 +301,7 @@ class Realizer:
         self._applied: dict[tuple[str, str], dict[str, _Applied]] = {}
         self._lock = threading.Lock()
         self.max_owners = max_owners
-        # value -> the one equal value the records keep (`_shared`)
+        # value -> the one equal value the records keep (`_share`)
         self._shared: dict[Hashable, Any] = {}
         # How many mutable resources were realized without render / without apply (tests)
         self.skipped_renders = 0
