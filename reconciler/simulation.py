@@ -62,6 +62,7 @@ ProgressHook = Callable[[RunProgress], None]
 class SimulationResult:
     report: RunReport
     workloads: list[Obj]
+    """The Workloads; from a simulated cluster, the very dicts `objects` holds them in."""
     objects: list[Obj]
     events: list[Obj]
 
@@ -83,8 +84,11 @@ class SimulationResult:
         return text
 
     def document(self) -> dict[str, Any]:
+        # A Workload in both lists is one dict: it would print as a YAML alias of itself.
+        # Copied here, for the documents that print it, not by every `simulate`.
         return {
-            "workloads": self.workloads,
+            "workloads": [deep_copy(w) for w in self.workloads] if self.objects else (
+                self.workloads),
             "objects": self.objects,
             "events": self.events,
             "summary": {"ready": self.ready, "rounds": self.report.rounds,
@@ -114,12 +118,12 @@ def simulate(
                         progress)
     if state is not None:
         env.save_state(state)
-    # This world ends here: its objects and Events are handed over as they are stored, not
-    # copied. The Workloads are copies: the same dict in both lists would print as a YAML alias.
+    # This world ends here: its objects, Workloads and Events are handed over as they are
+    # stored, not copied (`document` copies the Workloads it prints twice).
     everything = _all_objects(env, copies=False)
     return SimulationResult(
         report=report,
-        workloads=([deep_copy(o) for o in everything if o.get("kind") == "Workload"
+        workloads=([o for o in everything if o.get("kind") == "Workload"
                     and str(o.get("apiVersion", "")).split("/")[0] == CARTO_GROUP]
                    if everything else env.backend.list(CARTO_API, "Workload")),
         objects=everything,
