@@ -34,7 +34,7 @@ from reconciler.model.limits import DEFAULT_LIMITS, Limits
 from reconciler.model.objects import Obj, ObjectKey, deep_copy, describe
 from reconciler.report import owner_ready
 from reconciler.runtime.controller import Controller, Polling
-from reconciler.runtime.gctuning import tune_after_load
+from reconciler.runtime.gctuning import sampled_young_collections, tune_after_load
 from reconciler.settings import SimulateSettings, SourceSettings
 
 CARTO_GROUP = CARTO_API.split("/")[0]
@@ -180,8 +180,16 @@ def _reconcile(
 ) -> RunReport:
     """Run to settle: every Workload and Runnable settled (`all_settled`) at a fixed point, and
     no controller, product or simulated, with work in flight due within the budget (a build,
-    a rollout, a wait, a retry after a failure; periodic resyncs such as Git polls are not)."""
-    apply_inputs(env.backend, objects)
+    a rollout, a wait, a retry after a failure; periodic resyncs such as Git polls are not).
+    Applying the inputs is part of the batch whose young collections are sampled, as the run
+    is (`gctuning.sampled_young_collections`): it fills the cluster with what lives as long."""
+    with sampled_young_collections():
+        apply_inputs(env.backend, objects)
+        return _run(env, settings, data_dir, limits, progress)
+
+
+def _run(env: Environment, settings: SimulateSettings, data_dir: Path | None, limits: Limits,
+         progress: ProgressHook | None) -> RunReport:
     scratch: tempfile.TemporaryDirectory[str] | None = None
     if data_dir is None:
         scratch = tempfile.TemporaryDirectory(prefix="reconciler-")
