@@ -45,8 +45,9 @@ by a `simulate` call that the caller then drops (the cluster and its controllers
 other through listeners) would stay in memory until the process ends. `simulate` therefore
 raises the threshold only. The freeze happens once per process.
 
-A batch run to a fixed point (`engine/runner.run_until_settled`: `simulate`, `plan`, the kuttl
-runner) goes further while it runs, with `sampled_young_collections`: it runs one young collection
+A batch run to a fixed point (`engine/runner.run_until_settled`: `simulate` and `plan`, from
+applying their inputs on, the kuttl runner) goes further while it runs, with
+`sampled_young_collections`: it runs one young collection
 in `SAMPLE_EVERY` and skips the others by freezing what they would walk (`gc.freeze` is a list
 splice: nothing is walked); what it froze is unfrozen, into the oldest generation, when the run
 ends. A 10,000-workload install made 144 young collections that walked about 5.7 million objects
