@@ -73,7 +73,7 @@ from reconciler.chains.render import RenderError, render
 from reconciler.chains.selection import best_matches
 from reconciler.diff.compare import in_sync
 from reconciler.model.conditions import Condition
-from reconciler.model.errors import BackendError, without_tracebacks
+from reconciler.model.errors import BackendError, ReconcilerError, without_tracebacks
 from reconciler.model.jsonpath import JSONPathError, evaluate_single
 from reconciler.model.limits import check_deadline
 from reconciler.model.objects import Obj, meta, name_of, namespace_of, spec_of
@@ -710,7 +710,20 @@ class Realizer:
             raise TemplateStampError(f"{prefix}: the rendered template is not a Kubernetes object "
                                      "(apiVersion and kind are required)")
         # A template without tags renders as itself: stamp a copy of its top level.
-        return stamp_metadata(dict(stamped), ctx.owner, labels)
+        stamped = stamp_metadata(dict(stamped), ctx.owner, labels)
+        if not self._namespaced(stamped):
+            # The API server clears the namespace of a cluster-scoped object: desired as it
+            # will be stored, or every later apply would find it changed (and say so).
+            del stamped["metadata"]["namespace"]
+        return stamped
+
+    def _namespaced(self, obj: Obj) -> bool:
+        """Whether the object's kind is namespaced; an unserved kind counts as namespaced (the
+        apply reports it)."""
+        try:
+            return self.backend.kind_info(str(obj["apiVersion"]), str(obj["kind"])).namespaced
+        except ReconcilerError:
+            return True
 
     def _read_outputs(
         self, resource: BlueprintResource, template: Template, live: Obj, inputs: Outputs

@@ -319,3 +319,32 @@ def test_a_deployment_templates_outputs_follow_its_deployment_input() -> None:
     assert [str(r.action) for r in moved] == ["configured", "unchanged"]
     assert not moved[1].reused
     assert moved[1].outputs == {"url": "https://example.com/two.tgz", "revision": "r1"}
+
+
+def test_a_cluster_scoped_object_is_stamped_without_a_namespace() -> None:
+    """The API server clears the namespace of a cluster-scoped object, so the stamp (which
+    forces the owner's) leaves it out: otherwise every later realize would find the object
+    changed and apply it again. Once in sync it is reused, named without a namespace."""
+    cluster = InMemoryCluster(VirtualClock())
+    templates = {("ClusterTemplate", "ns"): {
+        "apiVersion": API, "kind": "ClusterTemplate",
+        "metadata": {"name": "ns", "resourceVersion": "1"},
+        "spec": {"template": {"apiVersion": "v1", "kind": "Namespace",
+                              "metadata": {"name": "$(workload.metadata.name)$-space"}}}}}
+    backend = Counting(cluster)
+    realizer = Realizer(backend, lambda kind, name: templates.get((kind, name)))
+    chain = Blueprint.of({
+        "apiVersion": API, "kind": "ClusterSupplyChain", "metadata": {"name": "sc"},
+        "spec": {"selector": {"app": "x"}, "resources": [
+            {"name": "space", "templateRef": {"kind": "ClusterTemplate", "name": "ns"}}]}})
+    owner: Obj = {"apiVersion": API, "kind": "Workload",
+                  "metadata": {"name": "app", "namespace": "default", "uid": "uid-1"}}
+    ctx = OwnerContext(owner, "workload", "supply chain", lambda res, tpl: {})
+    first = realizer.realize(ctx, chain)[0]
+    assert first.error is None and first.stamped is not None
+    assert str(first.action) == "created" and "namespace" not in first.stamped["metadata"]
+    again = realizer.realize(ctx, chain)[0]
+    assert str(again.action) == "unchanged" and again.reused
+    assert again.stamped is not None and again.stamped["metadata"] == {
+        k: first.stamped["metadata"][k] for k in ("name", "uid", "resourceVersion")}
+    assert backend.gets.get("Namespace", 0) == 1  # the create's own read only
