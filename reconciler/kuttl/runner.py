@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from reconciler.backends.base import Backend
+from reconciler.backends.base import Backend, write_status
 from reconciler.chains.blueprint import CARTO_API
 from reconciler.engine.runner import Environment, run_until_settled
 from reconciler.engine.wiring import load_environment, product_controllers
@@ -176,7 +176,7 @@ def _apply(backend: Backend, loaded: LoadedObject, namespace: str) -> None:
         live = backend.apply(obj, field_manager=FIELD_MANAGER)
         if "status" in obj:
             live["status"] = obj["status"]
-            backend.update_status(live)
+            write_status(backend, live)
     except BackendError as exc:
         raise InputError(
             f"{loaded.source}: {describe(obj)}: rejected by the cluster: {exc}") from exc
