@@ -72,19 +72,26 @@ def make_repo(path: Path) -> str:
     return path.as_uri()
 
 
-def run(n: int, url: str,
-        traced: bool) -> tuple[float, int, float, int, bool, int, int, float, float]:
+def run(n: int, url: str, traced: bool, collector: CollectorTime | None = None,
+        ) -> tuple[float, int, float, int, bool, int, int, float, float]:
     """One simulate of `n` workloads: wall seconds, rounds, virtual seconds, peak traced bytes
     (0 unless `traced`), ready, reconciles, skipped, process CPU seconds, and the wall seconds
-    its scratch directory's removal took after it."""
+    its scratch directory's removal took after it. `collector` is installed for the timed
+    `simulate` only (not the loading of its inputs, nor the collection before it)."""
     platform = load_paths([PLATFORM])
     workloads = load_text("".join(WORKLOAD.format(i=i, url=url) for i in range(n)), "<generated>")
     gc.collect()
     if traced:
         tracemalloc.start()
-    started, cpu = time.perf_counter(), time.process_time()
-    result = simulate([*platform, *workloads])
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if collector is not None:
+        gc.callbacks.append(collector)
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        result = simulate([*platform, *workloads])
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        if collector is not None:
+            gc.callbacks.remove(collector)
     removal = time.perf_counter()
     wait_for_removals()
     removal = time.perf_counter() - removal
@@ -141,11 +148,7 @@ def untraced(sizes: list[int]) -> None:
         baseline: float | None = None
         for n in sizes:
             collector = CollectorTime()
-            gc.callbacks.append(collector)
-            try:
-                elapsed, _, _, _, ready, reconciles, _, cpu, removal = run(n, url, False)
-            finally:
-                gc.callbacks.remove(collector)
+            elapsed, _, _, _, ready, reconciles, _, cpu, removal = run(n, url, False, collector)
             per = elapsed / n
             baseline = baseline or per
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
