@@ -47,13 +47,13 @@ raises the threshold only. The freeze happens once per process.
 
 A batch run to a fixed point (`engine/runner.run_until_settled`: `simulate` and `plan`, from
 applying their inputs on, the kuttl runner) goes further while it runs, with
-`sampled_young_collections`: it runs one young collection
-in `SAMPLE_EVERY` and skips the others by freezing what they would walk (`gc.freeze` is a list
-splice: nothing is walked); what it froze is unfrozen, into the oldest generation, when the run
-ends. A 10,000-workload install made 144 young collections that walked about 5.7 million objects
-in 3.2-3.5 s of CPU and found 797 objects of garbage in all (gen0 at 50,000, 200,000 and 500,000
-alike); skipping 7 in 8 took that to 0.4 s (measured per generation with `gc.callbacks`, see
-docs/performance.md). Skipping stops as soon as a collection that ran finds more than 1% of the
+`sampled_young_collections`: it runs one young collection in `SAMPLE_EVERY` and skips the
+others by freezing what they would walk (`gc.freeze` is a list splice: nothing is walked); what
+it froze is unfrozen, into the oldest generation, when the run ends. The young collections of a
+10,000-workload install took 3.2-3.5 s of CPU and found 797 objects of garbage in all (143 of
+them with gen0 at 50,000; 44 at 200,000 and 26 at 500,000 took as long: each survivor is walked
+once whatever the threshold); sampled, 0.3 s (measured per generation with `gc.callbacks`).
+Skipping stops as soon as a collection that ran finds more than 1% of the
 gen0 threshold in garbage (a run that makes cyclic garbage: a failing step keeping its frames,
 say), and resumes only after one that finds no more. Garbage made between two sampled collections
 is not freed before the run ends: for garbage made at a steady rate that is at most 1% of the
