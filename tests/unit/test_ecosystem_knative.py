@@ -104,3 +104,41 @@ def test_a_service_being_deleted_gets_no_new_revision(tmp_path: Path) -> None:
     eco.apply(changed)
     eco.settle()
     assert eco.names(KNATIVE, "Revision") == ["web-00001"]
+
+
+
+def _settled_revision(eco: Ecosystem) -> dict[str, Any]:
+    eco.apply(_service("registry.example.com/web@sha256:" + "1" * 64))
+    eco.settle()
+    revision = eco.get(KNATIVE, "Revision", "web-00001")
+    assert revision["status"]["observedGeneration"] == revision["metadata"]["generation"]
+    assert condition(revision, "Ready")["status"] == "True"
+    return revision
+
+
+def test_a_revision_edited_in_place_shows_the_generation_it_runs(tmp_path: Path) -> None:
+    """A settled Revision whose conditions already hold is still written when its generation
+    moved (someone edited it in place, as `kubectl edit` on the served cluster can)."""
+    eco = Ecosystem(tmp_path)
+    revision = _settled_revision(eco)
+    edited = eco.cluster.apply(
+        {"apiVersion": KNATIVE, "kind": "Revision",
+         "metadata": {"name": "web-00001", "namespace": revision["metadata"]["namespace"]},
+         "spec": {"timeoutSeconds": 30}},
+        field_manager="someone")
+    assert edited["metadata"]["generation"] > revision["metadata"]["generation"]
+    eco.settle()
+    revision = eco.get(KNATIVE, "Revision", "web-00001")
+    assert revision["status"]["observedGeneration"] == edited["metadata"]["generation"]
+    assert condition(revision, "Ready")["status"] == "True"
+
+
+def test_a_revisions_container_status_written_by_someone_else_is_put_right(
+        tmp_path: Path) -> None:
+    eco = Ecosystem(tmp_path)
+    revision = _settled_revision(eco)
+    running = revision["status"]["containerStatuses"]
+    revision["status"]["containerStatuses"] = [{"name": "workload", "imageDigest": "wrong"}]
+    eco.cluster.update_status(revision)
+    eco.settle()
+    assert eco.get(KNATIVE, "Revision", "web-00001")["status"]["containerStatuses"] == running
