@@ -60,7 +60,9 @@ is not freed before the run ends: for garbage made at a steady rate that is at m
 run's net container allocations; after the run it waits, like any old object, for a full
 collection. The daemon's driver never does this (`run`, `serve`: a long-lived process collects
 as tuned above), nor a run in a process where something is frozen already (its unfreeze would
-thaw that too), nor a second run while one is at it.
+thaw that too), nor a second run while one is at it; and `tune_after_load(freeze=True)` called
+while a run samples (another thread of the same process) does not freeze, so that a later call
+still can.
 
 `RECONCILER_GC_TUNING=off` (or 0, false, no) leaves the collector as Python sets it.
 """
@@ -85,6 +87,7 @@ _OFF: Final = frozenset({"off", "0", "false", "no"})
 
 _lock = threading.Lock()
 _frozen = False
+_sampling = False  # a batch run samples young collections (`sampled_young_collections`)
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -103,7 +106,9 @@ def tune_after_load(freeze: bool = False, environ: Mapping[str, str] | None = No
     gc.set_threshold(GEN0_THRESHOLD, GEN1_THRESHOLD, gen2)
     if freeze:
         with _lock:
-            if _frozen:
+            # While a batch run samples, its thaw at the end would thaw this freeze too: the
+            # freeze is left to a later call (the flag stays down).
+            if _frozen or _sampling:
                 return True
             _frozen = True
         gc.collect()
@@ -134,8 +139,6 @@ class _Sampler:
             tolerance = gc.get_threshold()[0] // 100
             self.skipping = int(info.get("collected", 0)) <= tolerance
 
-
-_sampling = False
 
 
 @contextmanager

@@ -170,3 +170,26 @@ def test_no_skipping_when_switched_off_or_something_is_frozen(switch: str | None
     found = _run(SAMPLED.replace('os.environ["MODE"]', repr(mode)), switch)
     assert found["during"] == [found["before"]] * 24
     assert found["after"] == found["before"]
+
+
+DAEMON_DURING_A_RUN = """
+import gc, json
+from reconciler.runtime import gctuning
+with gctuning.sampled_young_collections():
+    during = gctuning.tune_after_load(freeze=True)
+    frozen_during = gc.get_freeze_count()
+thawed = gc.get_freeze_count()
+later = gctuning.tune_after_load(freeze=True)
+print(json.dumps({"during": during, "frozen_during": frozen_during, "thawed": thawed,
+                  "later": later, "frozen_later": gc.get_freeze_count()}))
+"""
+
+
+def test_a_freeze_asked_for_while_a_batch_run_samples_is_left_to_a_later_call() -> None:
+    """The run's thaw at its end would thaw that freeze too, and the once-per-process flag
+    would then keep it from ever being made again."""
+    found = _run(DAEMON_DURING_A_RUN)
+    assert found["during"] is True and found["frozen_during"] == 0 and found["thawed"] == 0
+    assert found["later"] is True
+    frozen_later = found["frozen_later"]
+    assert isinstance(frozen_later, int) and frozen_later > 0
