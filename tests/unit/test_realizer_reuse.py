@@ -8,6 +8,8 @@ version read through `resource_versions` is not), never a mock."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +19,7 @@ from reconciler.backends.base import FIELD_MANAGER, Forwarding, Ref, resource_ve
 from reconciler.chains.blueprint import Blueprint
 from reconciler.chains.realizer import OwnerContext, Realized, Realizer
 from reconciler.engine.owner import WORKLOAD, OwnerController
+from reconciler.model.errors import Transient
 from reconciler.model.objects import Obj
 from simulator.clock import VirtualClock
 from simulator.cluster import InMemoryCluster
@@ -71,7 +74,7 @@ CHAIN: Obj = {
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, chain: Obj | None = None) -> None:
         self.env = SimulatedEnvironment()
         self.cluster = self.env.cluster
         self.cluster.apply(widget_crd(GROUP))
@@ -81,7 +84,7 @@ class World:
                                           fast_path=False)
         self.cluster.apply(_source_template())
         self.cluster.apply(APP_TEMPLATE)
-        self.cluster.apply(CHAIN)
+        self.cluster.apply(CHAIN if chain is None else chain)
         self.cluster.apply({"apiVersion": API, "kind": "Workload",
                             "metadata": {"name": "app", "namespace": "default",
                                          "labels": {"app": "x"}},
@@ -348,3 +351,55 @@ def test_a_cluster_scoped_object_is_stamped_without_a_namespace() -> None:
     assert again.stamped is not None and again.stamped["metadata"] == {
         k: first.stamped["metadata"][k] for k in ("name", "uid", "resourceVersion")}
     assert backend.gets.get("Namespace", 0) == 1  # the create's own read only
+
+
+def test_a_blueprint_change_that_leaves_the_render_alone_rebuilds_the_kept_entry() -> None:
+    """A kept `status.resources[]` entry also shows the blueprint's wiring (its `inputs`): a
+    resource switched to another source with the same outputs renders and stamps the same
+    object, but its entry must name the new input."""
+    chain = copy.deepcopy(CHAIN)
+    chain["spec"]["resources"].insert(1, {
+        "name": "mirror", "templateRef": {"kind": "ClusterSourceTemplate", "name": "mirror"}})
+    w = World(chain)
+    mirror = _source_template()
+    mirror["metadata"]["name"] = "mirror"
+    mirror["spec"]["template"]["metadata"]["name"] = "$(workload.metadata.name)$-mirror"
+    w.cluster.apply(mirror)
+    w.offer()
+    w.set_widget_status("https://example.com/a.tgz")
+    copied = w.cluster.get(WIDGET_API, "Widget", "default", "app-mirror")
+    assert copied is not None
+    w.cluster.update_status({**copied, "status": w.widget()["status"]})
+    for _ in range(3):
+        w.offer()
+    assert w.ready() == "True"
+    assert w.entry("app").get("inputs") == [{"name": "source"}]
+    config = w.app()
+    chain["spec"]["resources"][2]["sources"] = [{"resource": "mirror", "name": "source"}]
+    w.cluster.apply(chain)
+    w.offer()
+    assert w.ready() == "True"
+    assert w.app()["metadata"]["resourceVersion"] == config["metadata"]["resourceVersion"]
+    assert w.entry("app").get("inputs") == [{"name": "mirror"}]
+
+
+def test_entries_of_a_reconcile_that_failed_are_not_kept(world: World) -> None:
+    """A reconcile that fails after building its entries writes the previous ones back (the
+    last good status): the retry must build them again, not keep what the failed one built."""
+    world.set_widget_status("https://example.com/b.tgz")  # a new output: an Event to emit
+    real = world.backend.emit_event
+    refused: list[str] = []
+
+    def emit_event(involved: Obj, type_: str, reason: str, message: str,
+                   *rest: Any) -> None:
+        if reason == "ResourceOutputChanged" and not refused:
+            refused.append(reason)
+            raise Transient("ServiceUnavailable", "events: the server is busy")
+        real(involved, type_, reason, message, *rest)
+
+    world.backend.emit_event = emit_event  # type: ignore[method-assign, assignment]
+    with contextlib.suppress(Transient):  # the runner retries it
+        world.offer()
+    assert refused
+    world.offer()  # the Widget has not changed since: its derivation is reused
+    assert world.entry("source")["outputs"][0]["preview"].startswith("https://example.com/b.tgz")
