@@ -15,40 +15,15 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.apply.applier import Action, apply_object
 from reconciler.backends.base import Backend
-from reconciler.backends.kubernetes import connect
 from reconciler.model.conflicts import ApplyConflict, FieldConflict
 from reconciler.model.errors import NotFound, Rejected
-from reconciler.settings import KubernetesSettings
-from simulator.clock import VirtualClock
-from simulator.cluster import InMemoryCluster
 from simulator.kube_common import MANUAL_STATUS_ANNOTATION
-
-
-def _simulator() -> Backend:
-    return InMemoryCluster(VirtualClock())
-
-
-UNCACHED = KubernetesSettings(informers=False, list_page_size=2)
-
-
-@pytest.fixture(params=["kubernetes", "kubernetes-uncached", "simulator"])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    if request.param == "simulator":
-        yield _simulator()
-        return
-    kubeconfig: Path = request.getfixturevalue("served_kubeconfig")
-    kube = connect(kubeconfig, settings=UNCACHED if request.param.endswith("uncached") else None)
-    try:
-        yield kube
-    finally:
-        kube.close()  # its informers' watches
 
 
 @pytest.fixture

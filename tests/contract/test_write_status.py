@@ -13,35 +13,14 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.backends.base import Backend, StatusWritten, write_status
-from reconciler.backends.kubernetes import connect
 from reconciler.model.errors import NotFound
-from reconciler.settings import KubernetesSettings
-from simulator.clock import VirtualClock
-from simulator.cluster import InMemoryCluster
 
 GROUP = "writestatus.reconciler.dev"
-UNCACHED = KubernetesSettings(informers=False, list_page_size=2)
-
-
-@pytest.fixture(params=["kubernetes", "kubernetes-uncached", "simulator"])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    if request.param == "simulator":
-        yield InMemoryCluster(VirtualClock())
-        return
-    kubeconfig: Path = request.getfixturevalue("served_kubeconfig")
-    kube = connect(kubeconfig, settings=UNCACHED if request.param.endswith("uncached") else None)
-    try:
-        yield kube
-    finally:
-        kube.close()
-
-
 @pytest.fixture
 def kind(backend: Backend) -> Iterator[tuple[str, str, str]]:
     """(apiVersion, kind, namespace): a custom kind with a status subresource (so writes keep
