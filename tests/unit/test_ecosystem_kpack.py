@@ -303,19 +303,26 @@ def test_an_image_being_deleted_gets_no_new_build(tmp_path: Path) -> None:
     assert eco.names(KPACK, "Build") == ["web-build-1"]
 
 
-def test_one_source_built_for_many_images_is_unpacked_and_detected_once(tmp_path: Path) -> None:
-    eco = Ecosystem(tmp_path)
-    url = eco.artifact(APP)
-    bare = eco.artifact({"README.md": "nothing to build\n"})
+def _count_detections(eco: Ecosystem) -> list[str]:
+    """The URL of each archive the simulated kpack unpacks to detect its buildpacks, as it
+    does it."""
     unpacked: list[str] = []
-    detect_once = eco.kpack._detect
+    detect = eco.kpack._detect
 
     def counting(archive: Path, url: str,
                  sub_path: str) -> tuple[tuple[bool, str, str | None], bool]:
         unpacked.append(url)
-        return detect_once(archive, url, sub_path)
+        return detect(archive, url, sub_path)
 
     eco.kpack._detect = counting  # type: ignore[method-assign]
+    return unpacked
+
+
+def test_one_source_built_for_many_images_is_unpacked_and_detected_once(tmp_path: Path) -> None:
+    eco = Ecosystem(tmp_path)
+    url = eco.artifact(APP)
+    bare = eco.artifact({"README.md": "nothing to build\n"})
+    unpacked = _count_detections(eco)
     for i in range(5):
         eco.apply(image(f"web-{i}", url))
     eco.apply(image("bare-0", bare))
@@ -342,15 +349,7 @@ def test_the_same_archive_stored_for_many_sources_or_downloaded_is_detected_once
     remote = ArtifactStore(tmp_path / "remote", "http://elsewhere.invalid")
     urls = [eco.store.store_directory("GitRepository", NS, f"app-{i}", "main@sha1:1", tree,
                                       now="2026-01-01T00:00:00Z").url for i in range(2)]
-    unpacked: list[str] = []
-    detect_once = eco.kpack._detect
-
-    def counting(archive: Path, url: str,
-                 sub_path: str) -> tuple[tuple[bool, str, str | None], bool]:
-        unpacked.append(url)
-        return detect_once(archive, url, sub_path)
-
-    eco.kpack._detect = counting  # type: ignore[method-assign]
+    unpacked = _count_detections(eco)
     with ArtifactServer(remote) as server:
         for i in range(2):
             path = remote.store_directory("GitRepository", NS, f"app-{i}", "main@sha1:1", tree,
