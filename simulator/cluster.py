@@ -731,7 +731,8 @@ class InMemoryCluster:
     def _bump(self, obj: Obj, before: Obj | None, stored_at: Key | None = None) -> None:
         """A write of `obj` (`before`: its previous state, None when it is new). `stored_at`:
         its key, given only by a write that changed neither its labels nor its owners (a
-        status write), which then skips finding the key and re-indexing them."""
+        status write) or whose table insert indexed them (a create), which then skips
+        finding the key and re-indexing them."""
         self._revision += 1
         self._sequence += 1
         obj["metadata"]["resourceVersion"] = str(self._sequence)
@@ -856,8 +857,8 @@ class InMemoryCluster:
         size = marshal_size(desired)  # as `size_problems` finds it first: then no status yet
         if size is None or JSON_BYTES_PER_MARSHAL_BYTE * size > DEFAULT_LIMITS.object_bytes:
             _refuse(desired, size_problems(desired))
-        self._objects[key] = desired
-        self._bump(desired, None)
+        self._objects[key] = desired  # indexes its uid, labels and owners
+        self._bump(desired, None, stored_at=key)
         if size is not None:
             self._objects.note_rest_size(key, desired, size + _NEW_VERSION_BYTES)
         return desired
