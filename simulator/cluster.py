@@ -68,7 +68,6 @@ from reconciler.model.fieldsets import (
     FieldSet,
     covers,
     fields_of,
-    fields_tree,
     find_item,
     from_tree,
     get_path,
@@ -854,7 +853,7 @@ class InMemoryCluster:
             meta["generation"] = 1
         meta["creationTimestamp"] = rfc3339(self.clock.now())
         meta["managedFields"] = [self._managed_entry(manager, operation, api_version,
-                                                     frozenset(), tree=fields_tree(desired))]
+                                                     fields_of(desired))]
         size = marshal_size(desired)  # as `size_problems` finds it first: then no status yet
         if size is None or JSON_BYTES_PER_MARSHAL_BYTE * size > DEFAULT_LIMITS.object_bytes:
             _refuse(desired, size_problems(desired))
