@@ -45,9 +45,15 @@ def merge_key(items: list[Any]) -> str | None:
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 """`json.dumps(..., separators=(",", ":"))` without building an encoder on every call."""
+_json_string = json.encoder.encode_basestring_ascii
+"""How `_COMPACT` (ensure_ascii, the default) writes a string."""
 
 
 def item_step(key: str, value: Any) -> str:
+    if type(value) is str and type(key) is str:
+        # What the encoder writes for a map of one string to a string, without its Python
+        # layer (once per associative list item whenever an object's fields are listed).
+        return f"k:{{{_json_string(key)}:{_json_string(value)}}}"
     return "k:" + _COMPACT.encode({key: value})
 
 
