@@ -105,6 +105,12 @@ class Reads:
     """The last status this reconcile wrote, by (group, kind, namespace, name)."""
 
 
+def _group(api_version: str) -> str:
+    """The API group of an apiVersion ("" for the core group), as `GroupVersionKind.parse`
+    gives it, without building one (every tracked read and status write asks)."""
+    return api_version.rpartition("/")[0]
+
+
 class TrackingBackend(Forwarding):
     """A Backend that forwards everything and records what the current reconcile reads (and
     the statuses it writes), per thread."""
@@ -150,7 +156,7 @@ class TrackingBackend(Forwarding):
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         reads = self._current()
         if reads is not None:
-            group = api_version.rpartition("/")[0]  # GroupVersionKind.parse's group
+            group = _group(api_version)
             reads.dependencies.add(("key", group, kind,
                                     self._namespace(api_version, kind, namespace), name))
         return self.inner.get(api_version, kind, namespace, name)
@@ -164,7 +170,7 @@ class TrackingBackend(Forwarding):
     ) -> list[Obj]:
         reads = self._current()
         if reads is not None:
-            group = api_version.rpartition("/")[0]  # GroupVersionKind.parse's group
+            group = _group(api_version)
             scope = "*" if namespace is None else self._namespace(api_version, kind, namespace)
             reads.dependencies.add(list_dependency(group, kind, scope, labels))
         return self.inner.list(api_version, kind, namespace, labels)
@@ -187,7 +193,7 @@ class TrackingBackend(Forwarding):
         if reads is not None:
             meta = obj.get("metadata") or {}
             api_version, kind = str(obj.get("apiVersion")), str(obj.get("kind"))
-            group = api_version.rpartition("/")[0]  # GroupVersionKind.parse's group
+            group = _group(api_version)
             namespace = self._namespace(api_version, kind, str(meta.get("namespace") or ""))
             reads.statuses[(group, kind, namespace, str(meta.get("name")))] = (
                 obj.get("status") or {})
@@ -198,13 +204,13 @@ class TrackingBackend(Forwarding):
         reads = self._current()
         if reads is not None:
             for api_version, kind, namespace, name in refs:
-                reads.dependencies.add(("key", api_version.rpartition("/")[0], kind,
+                reads.dependencies.add(("key", _group(api_version), kind,
                                         self._namespace(api_version, kind, namespace), name))
         return resource_versions(self.inner, refs)
 
     def kind_version(self, api_version: str, kind: str) -> Hashable:
         if self._current() is not None:
-            self._record(("kind", api_version.rpartition("/")[0], kind, "*", ""))
+            self._record(("kind", _group(api_version), kind, "*", ""))
         return kind_versions(self.inner, api_version, kind)
 
 
